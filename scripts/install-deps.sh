@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything dynserve needs to build, run, test and benchmark, from Debian's packages
+# (and playwright-core from npm for the dashboard's browser tests). Used by the README commands,
+# .ci/run and the Dockerfile, so they can never drift apart.
+#   install-deps.sh build    what building and running the server needs (README's first command)
+#   install-deps.sh test     build + test + benchmark dependencies (README's second command, CI)
+#   install-deps.sh runtime  only what the built server needs to run (Docker runtime stage)
+set -euo pipefail
+runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3)
+build_pkgs=(build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev libssl-dev)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests clang libclang-rt-14-dev
+           prometheus chromium nodejs npm curl wrk nginx-light python3-fastapi python3-uvicorn
+           python3-numpy)
+sudo_=""
+[ "$(id -u)" -eq 0 ] || sudo_=sudo
+profile=${1:-test}
+want=("${runtime_pkgs[@]}")
+case $profile in
+runtime) ;;
+build) want+=("${build_pkgs[@]}") ;;
+test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+*) echo "install-deps: unknown profile '$profile' (runtime, build or test)" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# README command 2 (and .ci/run): install everything (Debian 12, as root), build, run every test.
+#   1. RelWithDebInfo build with -Werror: unit (cmocka), HTTP integration (pytest on the real
+#      binary), browser (Chromium + playwright-core)
+#   2. ASan+UBSan build: unit + integration
+#   3. TSan build: unit + the concurrency integration tests
+#   4. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
+# Each stage uses its own build directory. Stops at the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh test
+jobs=$(nproc)
+
+stage() { echo; echo "=== $* ==="; }
+build() { # dir, cmake args...
+    local dir=$1; shift
+    cmake -S . -B "$dir" -DDYNSERVE_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+}
+
+stage "build + unit + integration + browser tests"
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+(cd build && ctest --output-on-failure)
+
+stage "ASan + UBSan: unit + integration"
+build build-asan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_ASAN=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L 'unit|integration')
+
+stage "TSan: unit + concurrency"
+build build-tsan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_TSAN=ON
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../test/tsan.supp" \
+    ctest --output-on-failure -L 'unit|tsan')
+
+stage "fuzz: OIP request decoder"
+build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DDYNSERVE_FUZZ=ON
+(cd build-fuzz && FUZZ_SECONDS=${FUZZ_SECONDS:-60} ctest --output-on-failure -L fuzz)
+
+echo
+echo "all test stages passed"

@@ -1,0 +1,202 @@
+/*
+ * registry: the durable record of dynserve — model versions, deployments, traffic splits,
+ * events and lifetime stats — in one SQLite database. The only code that speaks SQL.
+ *
+ * Durability: WAL journal with synchronous=FULL (an acknowledged change survives power loss; the
+ * registry is not on the hot path), foreign keys on, a busy timeout, prepared statements only.
+ * Every change is one transaction, so a crash at any point leaves either the old or the new
+ * state.
+ * Migrations (migrations/NNNN_*.sql, embedded at build time) are applied in order by
+ * registry_open(), each in its own transaction, and recorded in schema_migrations.
+ *
+ * Thread-safety: a registry handle may be used from any thread; every function takes the
+ * handle's mutex for its whole duration (calls are serialized). Nothing here is on the
+ * inference hot path. A *_list callback must not call the registry it is listing: such a call
+ * returns REG_ERROR (it would otherwise deadlock).
+ *
+ * Errors: functions return a reg_status and, when it is not REG_OK, write a NUL-terminated
+ * message into the caller's `err` buffer (at most `errlen` bytes; err may be NULL).
+ * Strings returned inside structs are copies the caller owns; free them with the matching
+ * *_free function. Timestamps are ISO-8601 UTC text ("2026-11-23T03:20:08Z").
+ */
+#ifndef DS_REGISTRY_H
+#define DS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum reg_status {
+    REG_OK = 0,
+    REG_NOT_FOUND = 1, /* no such model, version or deployment */
+    REG_EXISTS = 2,    /* unique constraint: already registered / already deployed */
+    REG_CONFLICT = 3,  /* refused because of other state (e.g. delete while deployed) */
+    REG_INVALID = 4,   /* bad argument (invalid name, bad JSON text, ...) */
+    REG_TOO_NEW = 5,   /* database schema is newer than this binary knows */
+    REG_ERROR = 6      /* SQLite or I/O failure */
+} reg_status;
+
+#define REG_NAME_MAX 64
+#define REG_TIME_MAX 32
+#define REG_SHA256_HEX 65
+
+typedef struct registry registry;
+
+/* ---- names ---------------------------------------------------------------------------- */
+
+/* true when s is a valid model name / version / endpoint name: [A-Za-z0-9_.-]{1,64}, and not
+ * "." or "..". Thread-safe, pure. */
+bool registry_name_valid(const char *s);
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+/* Open (creating if needed) the database at `path`, enable WAL + foreign keys + busy timeout,
+ * and apply pending migrations. REG_TOO_NEW when the file's schema is newer than the binary
+ * (the file is left untouched). *out is owned by the caller; release with registry_close. */
+reg_status registry_open(const char *path, registry **out, char *err, size_t errlen);
+void registry_close(registry *r);
+/* Highest applied migration number (-1 when r is NULL). */
+int registry_schema_version(registry *r);
+/* Highest migration number embedded in this binary. */
+int registry_schema_version_known(void);
+
+/* ---- model versions -------------------------------------------------------------------- */
+
+typedef struct reg_version {
+    int64_t id;
+    char name[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1];
+    char *plugin_path;  /* owned */
+    char sha256[REG_SHA256_HEX];
+    char *config_json;  /* owned; "{}" when none */
+    char created_at[REG_TIME_MAX];
+} reg_version;
+
+void reg_version_free(reg_version *v); /* frees the owned strings, not v itself */
+
+/* Register a model version (creating the model row when it is the first version).
+ * plugin_path: required, 1-4095 bytes. sha256: 64 hex digits (stored lowercase), or NULL/""
+ * when unknown (then reg_version.sha256 is ""). config_json: a JSON object, NULL for "{}".
+ * REG_EXISTS if (name, version) is registered; REG_INVALID for bad names, path, sha256 or
+ * config. No event is recorded; callers that want one use registry_event_add. */
+reg_status registry_version_add(registry *r, const char *name, const char *version,
+                                const char *plugin_path, const char *sha256,
+                                const char *config_json, char *err, size_t errlen);
+/* Fill *out (caller frees with reg_version_free). REG_NOT_FOUND when absent. */
+reg_status registry_version_get(registry *r, const char *name, const char *version,
+                                reg_version *out, char *err, size_t errlen);
+/* Remove a version (and its model row when it was the last). REG_CONFLICT while an active
+ * deployment uses it; REG_NOT_FOUND when absent. A "failed" deployment of it is closed
+ * (status "undeployed") so a restart does not retry it. Past deployments and events of it are
+ * kept (deployments keep model name and version as text). */
+reg_status registry_version_delete(registry *r, const char *name, const char *version,
+                                   char *err, size_t errlen);
+/* Call fn for every registered version, ordered by model name then created order.
+ * `v` is valid only during the callback. Stops early when fn returns non-zero. */
+typedef int (*reg_version_fn)(void *ud, const reg_version *v);
+reg_status registry_version_list(registry *r, reg_version_fn fn, void *ud, char *err,
+                                 size_t errlen);
+
+/* ---- deployments ----------------------------------------------------------------------- */
+
+typedef struct reg_deployment {
+    int64_t id;
+    char model_name[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1];
+    char endpoint_name[REG_NAME_MAX + 1]; /* "" when none */
+    char status[16];                      /* "active", "failed" or "undeployed" */
+    char *status_reason;                  /* owned; NULL when none */
+    char deployed_at[REG_TIME_MAX];
+    char undeployed_at[REG_TIME_MAX];     /* "" while active */
+} reg_deployment;
+
+void reg_deployment_free(reg_deployment *d); /* frees owned strings, not d */
+
+/* Record a new active deployment of (name, version) with an optional endpoint name (NULL or ""
+ * for none) and record a "deploy" event, in one transaction. A "failed" deployment of the same
+ * version is closed (status "undeployed") in the same transaction.
+ * REG_NOT_FOUND if the version is not registered; REG_EXISTS if it is already active or the
+ * endpoint name is taken by an active deployment. On REG_OK *out (may be NULL) is filled. */
+reg_status registry_deployment_create(registry *r, const char *name, const char *version,
+                                      const char *endpoint_name, reg_deployment *out,
+                                      char *err, size_t errlen);
+/* End deployment `id`: status becomes `status` ("undeployed" or "failed"), reason (may be
+ * NULL) stored, undeployed_at set for "undeployed", and an event recorded (kind "undeploy" or
+ * "failed", detail {"deployment_id","endpoint_name","reason"}), in one transaction.
+ * REG_NOT_FOUND when there is no such active or failed deployment; REG_INVALID for any other
+ * status. */
+reg_status registry_deployment_end(registry *r, int64_t id, const char *status,
+                                   const char *reason, char *err, size_t errlen);
+/* Call fn for deployments whose status is active or failed (the ones GET /deployments shows,
+ * and the ones a restart restores), oldest first. `d` valid only during the callback. */
+typedef int (*reg_deployment_fn)(void *ud, const reg_deployment *d);
+reg_status registry_deployment_list(registry *r, reg_deployment_fn fn, void *ud, char *err,
+                                    size_t errlen);
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+typedef struct reg_event {
+    int64_t id;
+    char at[REG_TIME_MAX];
+    char kind[32];                 /* "deploy", "undeploy", "failed", "register", "traffic"... */
+    char model_name[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1]; /* "" when not about one version */
+    const char *detail;            /* JSON object text or "" */
+} reg_event;
+
+/* Append an event. kind: [A-Za-z0-9_.-]{1,31}. version: NULL or "" when not about one version.
+ * detail_json: a JSON object, or NULL/"" for none. REG_INVALID otherwise. */
+reg_status registry_event_add(registry *r, const char *kind, const char *model_name,
+                              const char *version, const char *detail_json, char *err,
+                              size_t errlen);
+/* Call fn for the newest `limit` (>= 1) events (newest first), optionally only of one model
+ * (model_name NULL = all). `e` valid only during the callback. */
+typedef int (*reg_event_fn)(void *ud, const reg_event *e);
+reg_status registry_event_list(registry *r, const char *model_name, int limit, reg_event_fn fn,
+                               void *ud, char *err, size_t errlen);
+
+/* ---- traffic splits (canary) ----------------------------------------------------------- */
+
+/* Append a new current split for a model: weights_json is an object {"<version>": int, ...},
+ * guard_json an object or NULL; the previous current split stays in the history. Records a
+ * "traffic" event with `reason` (may be NULL) in the same transaction. Only the JSON shape is
+ * checked here (REG_INVALID); sums and deployed versions are the caller's to check.
+ * REG_NOT_FOUND when the model is not registered. */
+reg_status registry_traffic_set(registry *r, const char *model_name, const char *weights_json,
+                                const char *guard_json, const char *reason, char *err,
+                                size_t errlen);
+/* Current split of a model: *weights_json and *guard_json are malloc'd copies the caller frees
+ * (*guard_json may be NULL; pass guard_json NULL when not wanted). REG_NOT_FOUND when the model
+ * has no split. */
+reg_status registry_traffic_get(registry *r, const char *model_name, char **weights_json,
+                                char **guard_json, char *err, size_t errlen);
+/* Make the split before the current one current again (the current one is kept in the history
+ * as rolled back), with a "rollback" event, in one transaction. REG_NOT_FOUND when there is no
+ * earlier split. On REG_OK the restored split is returned as with registry_traffic_get. */
+reg_status registry_traffic_rollback(registry *r, const char *model_name, char **weights_json,
+                                     char **guard_json, char *err, size_t errlen);
+/* Forget the current split of a model (e.g. its last version was undeployed); it stays in the
+ * history but is never rolled back to. REG_OK when there was none. */
+reg_status registry_traffic_clear(registry *r, const char *model_name, char *err, size_t errlen);
+
+/* ---- lifetime stats -------------------------------------------------------------------- */
+
+typedef struct reg_stats {
+    uint64_t request_count;
+    uint64_t error_4xx;
+    uint64_t error_5xx;
+    double latency_sum_ms;
+} reg_stats;
+
+/* Overwrite the lifetime totals of deployment `id` (upsert). REG_NOT_FOUND for an unknown
+ * deployment; REG_INVALID for id < 1, a counter above INT64_MAX or a negative/non-finite
+ * latency. */
+reg_status registry_stats_save(registry *r, int64_t deployment_id, const reg_stats *s, char *err,
+                               size_t errlen);
+/* Read them; zeros (and REG_OK) when none were saved. */
+reg_status registry_stats_load(registry *r, int64_t deployment_id, reg_stats *out, char *err,
+                               size_t errlen);
+
+const char *registry_status_str(reg_status s);
+
+#endif

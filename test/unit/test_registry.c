@@ -1,0 +1,1072 @@
+/*
+ * test_registry.c: unit tests of registry/ (registry.h) against real SQLite files, one fresh
+ * temporary directory per test. The tests speak only the public API plus one seam,
+ * registry_test_open_with_migration(), which opens a database the way a newer build would
+ * (no sqlite3.h here: only registry/ includes it).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "registry.h"
+
+/* Test seam defined in registry.c, deliberately not part of registry.h. */
+reg_status registry_test_open_with_migration(const char *path, int number, const char *name,
+                                             const char *sql, registry **out, char *err,
+                                             size_t errlen);
+
+#define SHA_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+struct fixture {
+    char dir[64];
+    char db[128];
+    registry *r;
+    char err[512];
+};
+
+/* ---- fixture and helpers --------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/test_registry.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db, sizeof f->db, "%s/registry.db", f->dir);
+    assert_int_equal(registry_open(f->db, &f->r, f->err, sizeof f->err), REG_OK);
+    *state = f;
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    registry_close(f->r);
+    nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+    registry_close(f->r);
+    f->r = NULL;
+    assert_int_equal(registry_open(f->db, &f->r, f->err, sizeof f->err), REG_OK);
+}
+
+/* Reads a whole file into a malloc'd buffer; *len gets its size. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void assert_file_equals(const char *path, const char *expected, size_t expected_len)
+{
+    size_t len = 0;
+    char *now = slurp(path, &len);
+    assert_int_equal(len, expected_len);
+    assert_memory_equal(now, expected, len);
+    free(now);
+}
+
+static void add_version(struct fixture *f, const char *model, const char *version)
+{
+    assert_int_equal(registry_version_add(f->r, model, version, "/plugins/x.so", SHA_A, NULL,
+                                          f->err, sizeof f->err),
+                     REG_OK);
+}
+
+static int64_t deploy(struct fixture *f, const char *model, const char *version,
+                      const char *endpoint)
+{
+    reg_deployment d;
+    assert_int_equal(
+        registry_deployment_create(f->r, model, version, endpoint, &d, f->err, sizeof f->err),
+        REG_OK);
+    reg_deployment_free(&d);
+    return d.id;
+}
+
+struct collected {
+    int count;
+    int stop_after; /* 0 = never stop */
+    char items[16][160];
+};
+
+static void collect(struct collected *c, const char *fmt, ...)
+{
+    if (c->count < 16) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->items[c->count], sizeof c->items[0], fmt, ap);
+        va_end(ap);
+    }
+    c->count++;
+}
+
+static int collect_version(void *ud, const reg_version *v)
+{
+    struct collected *c = ud;
+    collect(c, "%s/%s", v->name, v->version);
+    return c->stop_after && c->count >= c->stop_after;
+}
+
+static int collect_deployment(void *ud, const reg_deployment *d)
+{
+    struct collected *c = ud;
+    collect(c, "%s/%s %s %s%s%s", d->model_name, d->version, d->status,
+            d->endpoint_name[0] ? d->endpoint_name : "-", d->status_reason ? " reason=" : "",
+            d->status_reason ? d->status_reason : "");
+    return 0;
+}
+
+static int collect_event(void *ud, const reg_event *e)
+{
+    struct collected *c = ud;
+    collect(c, "%s %s %s %s", e->kind, e->model_name, e->version[0] ? e->version : "-",
+            e->detail[0] ? e->detail : "-");
+    return 0;
+}
+
+static struct collected list_deployments(struct fixture *f)
+{
+    struct collected c = {0};
+    assert_int_equal(registry_deployment_list(f->r, collect_deployment, &c, f->err, sizeof f->err),
+                     REG_OK);
+    return c;
+}
+
+static struct collected list_events(struct fixture *f, const char *model, int limit)
+{
+    struct collected c = {0};
+    assert_int_equal(
+        registry_event_list(f->r, model, limit, collect_event, &c, f->err, sizeof f->err), REG_OK);
+    return c;
+}
+
+static bool is_iso_utc_seconds(const char *s)
+{
+    int y, mo, d, h, mi, sec;
+    char z = 0;
+    return strlen(s) == 20 &&
+           sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z) == 7 && z == 'Z';
+}
+
+/* ---- lifecycle and migrations ---------------------------------------------------------- */
+
+static void test_fresh_open_applies_every_migration_and_records_it(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(registry_schema_version_known() >= 1);
+    assert_int_equal(registry_schema_version(f->r), registry_schema_version_known());
+    /* The schema exists: every table is usable. */
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", "ep");
+    assert_int_equal(
+        registry_traffic_set(f->r, "m", "{\"1\":100}", NULL, "init", f->err, sizeof f->err),
+        REG_OK);
+    reg_stats s = {1, 0, 0, 1.5};
+    assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
+}
+
+static void test_reopen_applies_nothing_and_leaves_the_file_unchanged(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    registry_close(f->r); /* checkpoints the WAL into the main file */
+    f->r = NULL;
+    size_t len = 0;
+    char *before = slurp(f->db, &len);
+    reopen(f);
+    assert_int_equal(registry_schema_version(f->r), registry_schema_version_known());
+    registry_close(f->r);
+    f->r = NULL;
+    assert_file_equals(f->db, before, len);
+    free(before);
+}
+
+static void test_open_refuses_a_newer_schema_and_leaves_the_file_byte_for_byte(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    registry_close(f->r);
+    f->r = NULL;
+    int future = registry_schema_version_known() + 1;
+    assert_int_equal(registry_test_open_with_migration(f->db, future, "9999_future.sql",
+                                                       "CREATE TABLE future (x INTEGER);", &f->r,
+                                                       f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_schema_version(f->r), future);
+    registry_close(f->r);
+    f->r = NULL;
+
+    size_t len = 0;
+    char *before = slurp(f->db, &len);
+    registry *r = (registry *)0x1;
+    assert_int_equal(registry_open(f->db, &r, f->err, sizeof f->err), REG_TOO_NEW);
+    assert_null(r);
+    assert_non_null(strstr(f->err, "newer"));
+    assert_file_equals(f->db, before, len);
+    free(before);
+}
+
+static void test_failed_migration_rolls_back_and_reports_the_sqlite_error(void **state)
+{
+    struct fixture *f = *state;
+    registry_close(f->r);
+    f->r = NULL;
+    int next = registry_schema_version_known() + 1;
+    /* The first statement succeeds, the second fails: the first must be undone too. */
+    assert_int_equal(registry_test_open_with_migration(f->db, next, "0099_broken.sql",
+                                                       "CREATE TABLE half (x INTEGER);"
+                                                       "INSERT INTO no_such_table VALUES (1);",
+                                                       &f->r, f->err, sizeof f->err),
+                     REG_ERROR);
+    assert_null(f->r);
+    assert_non_null(strstr(f->err, "0099_broken.sql"));
+    assert_non_null(strstr(f->err, "no_such_table"));
+    /* Were "half" left behind, creating it again would fail. */
+    assert_int_equal(registry_test_open_with_migration(f->db, next, "0099_fixed.sql",
+                                                       "CREATE TABLE half (x INTEGER);", &f->r,
+                                                       f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_schema_version(f->r), next);
+}
+
+static void test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it_alone(void **state)
+{
+    struct fixture *f = *state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/notes.txt", f->dir);
+    const char text[] = "these are not the tables you are looking for, padded to a page....\n";
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 64; i++)
+        fwrite(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    size_t len = 0;
+    char *before = slurp(path, &len);
+    registry *r = NULL;
+    assert_int_equal(registry_open(path, &r, f->err, sizeof f->err), REG_ERROR);
+    assert_null(r);
+    assert_non_null(strstr(f->err, "not a database"));
+    assert_file_equals(path, before, len);
+    free(before);
+}
+
+static void test_open_with_empty_or_null_path_is_invalid(void **state)
+{
+    struct fixture *f = *state;
+    registry *r = NULL;
+    assert_int_equal(registry_open("", &r, f->err, sizeof f->err), REG_INVALID);
+    assert_int_equal(registry_open(NULL, &r, f->err, sizeof f->err), REG_INVALID);
+    assert_int_equal(registry_open(f->db, NULL, f->err, sizeof f->err), REG_INVALID);
+    assert_null(r);
+}
+
+static void test_reopen_keeps_versions_deployments_events_splits_and_stats(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    add_version(f, "m", "2");
+    int64_t id = deploy(f, "m", "1", "front");
+    assert_int_equal(registry_traffic_set(f->r, "m", "{\"1\":100}", "{\"max_5xx\":1}", "start",
+                                          f->err, sizeof f->err),
+                     REG_OK);
+    reg_stats s = {10, 1, 2, 33.5};
+    assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
+    reopen(f);
+
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "2", &v, f->err, sizeof f->err), REG_OK);
+    reg_version_free(&v);
+    struct collected d = list_deployments(f);
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0], "m/1 active front");
+    assert_int_equal(list_events(f, "m", 10).count, 2); /* deploy + traffic */
+    char *w = NULL, *g = NULL;
+    assert_int_equal(registry_traffic_get(f->r, "m", &w, &g, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(w, "{\"1\":100}");
+    assert_string_equal(g, "{\"max_5xx\":1}");
+    free(w);
+    free(g);
+    reg_stats back;
+    assert_int_equal(registry_stats_load(f->r, id, &back, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(back.request_count, 10);
+}
+
+static void test_two_handles_on_one_file_see_each_others_writes(void **state)
+{
+    struct fixture *f = *state;
+    registry *other = NULL;
+    assert_int_equal(registry_open(f->db, &other, f->err, sizeof f->err), REG_OK);
+    add_version(f, "m", "1");
+    assert_int_equal(registry_version_add(other, "m", "2", "/p", NULL, NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_version_add(other, "m", "1", "/p", NULL, NULL, f->err, sizeof f->err),
+                     REG_EXISTS);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "2", &v, f->err, sizeof f->err), REG_OK);
+    reg_version_free(&v);
+    registry_close(other);
+}
+
+/* ---- names ----------------------------------------------------------------------------- */
+
+static void test_name_validation_accepts_and_rejects_the_documented_set(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool valid;
+    } cases[] = {
+        {"quadratic_predictor", true},
+        {"v1.2-rc_3", true},
+        {"1", true},
+        {"a", true},
+        {"...", true},
+        {".hidden", true},
+        {"0123456789012345678901234567890123456789012345678901234567890123", true},
+        {"01234567890123456789012345678901234567890123456789012345678901234", false},
+        {"", false},
+        {".", false},
+        {"..", false},
+        {"a/b", false},
+        {"../etc", false},
+        {"a b", false},
+        {"a\tb", false},
+        {"a\nb", false},
+        {"caf\xc3\xa9", false},
+        {"\xe6\xa8\xa1\xe5\x9e\x8b", false},
+        {"a:b", false},
+        {"a%2fb", false},
+        {"a\\b", false},
+        {NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (registry_name_valid(cases[i].name) != cases[i].valid)
+            fail_msg("registry_name_valid(\"%s\") should be %s",
+                     cases[i].name ? cases[i].name : "(null)", cases[i].valid ? "true" : "false");
+    }
+}
+
+/* Calls every function that takes a name with `bad` in each name position. */
+static void assert_every_function_refuses_name(registry *r, const char *bad)
+{
+    char err[256];
+    reg_version v;
+    reg_deployment d;
+    char *w = NULL;
+    struct collected c = {0};
+    const size_t n = sizeof err;
+    assert_int_equal(registry_version_add(r, bad, "1", "/p", NULL, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_version_add(r, "m", bad, "/p", NULL, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_version_get(r, bad, "1", &v, err, n), REG_INVALID);
+    assert_int_equal(registry_version_get(r, "m", bad, &v, err, n), REG_INVALID);
+    assert_int_equal(registry_version_delete(r, bad, "1", err, n), REG_INVALID);
+    assert_int_equal(registry_version_delete(r, "m", bad, err, n), REG_INVALID);
+    assert_int_equal(registry_deployment_create(r, bad, "1", NULL, &d, err, n), REG_INVALID);
+    assert_int_equal(registry_deployment_create(r, "m", bad, NULL, &d, err, n), REG_INVALID);
+    if (bad && *bad) /* "" means "no endpoint" there */
+        assert_int_equal(registry_deployment_create(r, "m", "1", bad, &d, err, n), REG_INVALID);
+    assert_int_equal(registry_event_add(r, "note", bad, NULL, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_event_add(r, bad, "m", NULL, NULL, err, n), REG_INVALID);
+    if (bad && *bad) /* "" means "not about one version" there */
+        assert_int_equal(registry_event_add(r, "note", "m", bad, NULL, err, n), REG_INVALID);
+    if (bad) /* NULL means "all models" there */
+        assert_int_equal(registry_event_list(r, bad, 10, collect_event, &c, err, n), REG_INVALID);
+    assert_int_equal(registry_traffic_set(r, bad, "{}", NULL, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_traffic_get(r, bad, &w, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_traffic_rollback(r, bad, &w, NULL, err, n), REG_INVALID);
+    assert_int_equal(registry_traffic_clear(r, bad, err, n), REG_INVALID);
+    assert_null(w);
+}
+
+static const char *const BAD_NAMES[] = {
+    "",
+    ".",
+    "..",
+    "a/b",
+    "a b",
+    "caf\xc3\xa9",
+    "01234567890123456789012345678901234567890123456789012345678901234",
+    NULL};
+
+static void test_every_function_refuses_invalid_names(void **state)
+{
+    struct fixture *f = *state;
+    for (size_t i = 0; i < sizeof BAD_NAMES / sizeof BAD_NAMES[0]; i++)
+        assert_every_function_refuses_name(f->r, BAD_NAMES[i]);
+    struct collected c = list_events(f, NULL, 100);
+    assert_int_equal(c.count, 0); /* nothing was written */
+}
+
+/* Inside a list callback the handle's mutex is held, so any call that reached the lock (let
+ * alone SQL) would return REG_ERROR; REG_INVALID proves validation comes first. */
+static int refuse_bad_names_from_callback(void *ud, const reg_version *v)
+{
+    (void)v;
+    registry *r = ud;
+    for (size_t i = 0; i < sizeof BAD_NAMES / sizeof BAD_NAMES[0]; i++)
+        assert_every_function_refuses_name(r, BAD_NAMES[i]);
+    return 0;
+}
+
+static void test_invalid_names_are_refused_before_the_lock_or_any_sql(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    assert_int_equal(
+        registry_version_list(f->r, refuse_bad_names_from_callback, f->r, f->err, sizeof f->err),
+        REG_OK);
+}
+
+static int call_registry_from_callback(void *ud, const reg_version *v)
+{
+    (void)v;
+    registry *r = ud;
+    char err[128];
+    reg_version inner;
+    assert_int_equal(registry_version_get(r, "m", "1", &inner, err, sizeof err), REG_ERROR);
+    assert_non_null(strstr(err, "callback"));
+    return 0;
+}
+
+static void
+test_calling_the_registry_from_its_own_callback_fails_instead_of_deadlocking(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    assert_int_equal(
+        registry_version_list(f->r, call_registry_from_callback, f->r, f->err, sizeof f->err),
+        REG_OK);
+    add_version(f, "m", "2"); /* the handle still works afterwards */
+}
+
+/* ---- model versions -------------------------------------------------------------------- */
+
+static void test_version_add_then_get_returns_what_was_stored(void **state)
+{
+    struct fixture *f = *state;
+    const char *upper = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
+    assert_int_equal(registry_version_add(f->r, "m", "1", "/srv/m1.so", upper,
+                                          "{\"threshold\":0.5}", f->err, sizeof f->err),
+                     REG_OK);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err), REG_OK);
+    assert_true(v.id > 0);
+    assert_string_equal(v.name, "m");
+    assert_string_equal(v.version, "1");
+    assert_string_equal(v.plugin_path, "/srv/m1.so");
+    assert_string_equal(v.sha256, SHA_A); /* stored lowercase */
+    assert_string_equal(v.config_json, "{\"threshold\":0.5}");
+    assert_true(is_iso_utc_seconds(v.created_at));
+    reg_version_free(&v);
+    assert_null(v.plugin_path);
+}
+
+static void test_version_without_config_or_sha_gets_empty_object_and_empty_sha(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(
+        registry_version_add(f->r, "m", "1", "/p.so", NULL, NULL, f->err, sizeof f->err), REG_OK);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(v.config_json, "{}");
+    assert_string_equal(v.sha256, "");
+    reg_version_free(&v);
+}
+
+static void test_duplicate_version_is_refused_with_exists(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    assert_int_equal(
+        registry_version_add(f->r, "m", "1", "/other.so", NULL, NULL, f->err, sizeof f->err),
+        REG_EXISTS);
+    assert_non_null(strstr(f->err, "already registered"));
+}
+
+static void test_version_add_refuses_config_that_is_not_a_json_object(void **state)
+{
+    struct fixture *f = *state;
+    const char *bad[] = {"", "[]", "1", "\"s\"", "null", "{", "{\"a\":}", "not json"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(
+            registry_version_add(f->r, "m", "1", "/p", NULL, bad[i], f->err, sizeof f->err),
+            REG_INVALID);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+}
+
+static void test_version_add_refuses_bad_sha256_and_plugin_path(void **state)
+{
+    struct fixture *f = *state;
+    const char *bad_sha[] = {"abc", SHA_A "0",
+                             "g123456789abcdef0123456789abcdef0123456789abcdef"
+                             "0123456789abcdef"};
+    for (size_t i = 0; i < sizeof bad_sha / sizeof bad_sha[0]; i++)
+        assert_int_equal(
+            registry_version_add(f->r, "m", "1", "/p", bad_sha[i], NULL, f->err, sizeof f->err),
+            REG_INVALID);
+    assert_int_equal(registry_version_add(f->r, "m", "1", "", NULL, NULL, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_version_add(f->r, "m", "1", NULL, NULL, NULL, f->err, sizeof f->err),
+                     REG_INVALID);
+}
+
+static void test_get_of_unknown_version_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    add_version(f, "m", "1");
+    assert_int_equal(registry_version_get(f->r, "m", "2", &v, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_non_null(strstr(f->err, "not registered"));
+}
+
+static void test_version_list_orders_by_model_then_creation_and_stops_early(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "zeta", "1");
+    add_version(f, "alpha", "2");
+    add_version(f, "alpha", "10");
+    add_version(f, "alpha", "1");
+    struct collected c = {0};
+    assert_int_equal(registry_version_list(f->r, collect_version, &c, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(c.count, 4);
+    assert_string_equal(c.items[0], "alpha/2");
+    assert_string_equal(c.items[1], "alpha/10");
+    assert_string_equal(c.items[2], "alpha/1");
+    assert_string_equal(c.items[3], "zeta/1");
+    struct collected two = {.stop_after = 2};
+    assert_int_equal(registry_version_list(f->r, collect_version, &two, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(two.count, 2);
+}
+
+static void test_delete_while_deployed_is_conflict(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    deploy(f, "m", "1", NULL);
+    assert_int_equal(registry_version_delete(f->r, "m", "1", f->err, sizeof f->err), REG_CONFLICT);
+    assert_non_null(strstr(f->err, "deployed"));
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err), REG_OK);
+    reg_version_free(&v);
+}
+
+static void test_delete_of_unknown_version_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(registry_version_delete(f->r, "m", "1", f->err, sizeof f->err), REG_NOT_FOUND);
+}
+
+static void test_delete_after_undeploy_keeps_history_and_frees_the_name(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", "done", f->err, sizeof f->err),
+                     REG_OK);
+    reg_stats s = {5, 0, 0, 2.0};
+    assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_version_delete(f->r, "m", "1", f->err, sizeof f->err), REG_OK);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(list_events(f, "m", 10).count, 2); /* deploy, undeploy */
+    reg_stats back;
+    assert_int_equal(registry_stats_load(f->r, id, &back, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(back.request_count, 5);
+    add_version(f, "m", "1"); /* the model row was removed and comes back */
+}
+
+static void test_delete_closes_a_failed_deployment_of_the_version(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    assert_int_equal(
+        registry_deployment_end(f->r, id, "failed", "dlopen failed", f->err, sizeof f->err),
+        REG_OK);
+    assert_int_equal(registry_version_delete(f->r, "m", "1", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(list_deployments(f).count, 0); /* nothing left to retry at startup */
+}
+
+/* ---- deployments ----------------------------------------------------------------------- */
+
+static void test_deploy_returns_an_active_deployment(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create(f->r, "m", "1", "", &d, f->err, sizeof f->err),
+                     REG_OK);
+    assert_true(d.id > 0);
+    assert_string_equal(d.model_name, "m");
+    assert_string_equal(d.version, "1");
+    assert_string_equal(d.endpoint_name, "");
+    assert_string_equal(d.status, "active");
+    assert_null(d.status_reason);
+    assert_true(is_iso_utc_seconds(d.deployed_at));
+    assert_string_equal(d.undeployed_at, "");
+    reg_deployment_free(&d);
+    /* out may be NULL */
+    add_version(f, "m", "2");
+    assert_int_equal(registry_deployment_create(f->r, "m", "2", "ep", NULL, f->err, sizeof f->err),
+                     REG_OK);
+}
+
+static void test_deploy_of_unknown_version_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create(f->r, "m", "1", NULL, &d, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    add_version(f, "m", "1");
+    assert_int_equal(registry_deployment_create(f->r, "m", "2", NULL, &d, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(list_deployments(f).count, 0);
+}
+
+static void test_double_deploy_is_exists(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    deploy(f, "m", "1", NULL);
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create(f->r, "m", "1", "other", &d, f->err, sizeof f->err),
+                     REG_EXISTS);
+    assert_non_null(strstr(f->err, "deployed"));
+    assert_int_equal(list_deployments(f).count, 1);
+}
+
+static void test_endpoint_name_taken_is_exists_until_released(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    add_version(f, "m", "2");
+    int64_t id = deploy(f, "m", "1", "front");
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create(f->r, "m", "2", "front", &d, f->err, sizeof f->err),
+                     REG_EXISTS);
+    assert_non_null(strstr(f->err, "front"));
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    deploy(f, "m", "2", "front");
+}
+
+static void test_ended_deployment_is_listed_no_more_unless_failed(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    add_version(f, "m", "2");
+    int64_t one = deploy(f, "m", "1", NULL);
+    int64_t two = deploy(f, "m", "2", "ep");
+    assert_int_equal(list_deployments(f).count, 2);
+    assert_int_equal(
+        registry_deployment_end(f->r, one, "undeployed", "user", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(
+        registry_deployment_end(f->r, two, "failed", "plugin crashed", f->err, sizeof f->err),
+        REG_OK);
+    struct collected c = list_deployments(f);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.items[0], "m/2 failed ep reason=plugin crashed");
+}
+
+static void test_failed_deployment_keeps_reason_and_can_be_redeployed(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t first = deploy(f, "m", "1", "ep");
+    assert_int_equal(
+        registry_deployment_end(f->r, first, "failed", "init failed", f->err, sizeof f->err),
+        REG_OK);
+    assert_string_equal(list_deployments(f).items[0], "m/1 failed ep reason=init failed");
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create(f->r, "m", "1", "ep", &d, f->err, sizeof f->err),
+                     REG_OK);
+    assert_true(d.id != first);
+    reg_deployment_free(&d);
+    struct collected c = list_deployments(f);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.items[0], "m/1 active ep");
+    /* the failed one was closed, so it can no longer be ended */
+    assert_int_equal(
+        registry_deployment_end(f->r, first, "undeployed", NULL, f->err, sizeof f->err),
+        REG_NOT_FOUND);
+}
+
+static void test_deployment_end_refuses_unknown_ended_or_bad_status(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    assert_int_equal(
+        registry_deployment_end(f->r, id + 100, "undeployed", NULL, f->err, sizeof f->err),
+        REG_NOT_FOUND);
+    assert_int_equal(registry_deployment_end(f->r, id, "active", NULL, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_deployment_end(f->r, id, NULL, NULL, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+static void test_events_list_newest_first_with_model_filter_and_limit(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "a", "1");
+    add_version(f, "b", "1");
+    int64_t id = deploy(f, "a", "1", NULL);
+    deploy(f, "b", "1", NULL);
+    assert_int_equal(
+        registry_event_add(f->r, "note", "a", NULL, "{\"x\":1}", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", "bye", f->err, sizeof f->err),
+                     REG_OK);
+
+    struct collected all = list_events(f, NULL, 100);
+    assert_int_equal(all.count, 4);
+    assert_non_null(strstr(all.items[0], "undeploy a 1 "));
+    assert_non_null(strstr(all.items[0], "\"reason\":\"bye\""));
+    assert_string_equal(all.items[1], "note a - {\"x\":1}");
+    assert_non_null(strstr(all.items[2], "deploy b 1 "));
+    assert_non_null(strstr(all.items[3], "deploy a 1 "));
+
+    struct collected of_a = list_events(f, "a", 100);
+    assert_int_equal(of_a.count, 3);
+    assert_non_null(strstr(of_a.items[2], "deploy a 1"));
+    struct collected newest = list_events(f, "a", 1);
+    assert_int_equal(newest.count, 1);
+    assert_non_null(strstr(newest.items[0], "undeploy a 1"));
+    assert_int_equal(list_events(f, "nobody", 10).count, 0);
+}
+
+static void test_event_add_refuses_bad_kind_detail_and_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct collected c = {0};
+    assert_int_equal(registry_event_add(f->r, "a-kind-that-is-way-too-long-for-32", "m", NULL, NULL,
+                                        f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_event_add(f->r, "note", "m", NULL, "[1]", f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_event_add(f->r, "note", "m", NULL, "{", f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_event_list(f->r, NULL, 0, collect_event, &c, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_event_list(f->r, NULL, 5, NULL, &c, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_event_add(f->r, "note", "m", "", "", f->err, sizeof f->err), REG_OK);
+    c = list_events(f, NULL, 5);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.items[0], "note m - -");
+}
+
+/* ---- traffic splits -------------------------------------------------------------------- */
+
+static void set_split(struct fixture *f, const char *weights, const char *reason)
+{
+    assert_int_equal(registry_traffic_set(f->r, "m", weights, NULL, reason, f->err, sizeof f->err),
+                     REG_OK);
+}
+
+static void assert_split(struct fixture *f, const char *weights)
+{
+    char *w = NULL, *g = (char *)"unset";
+    assert_int_equal(registry_traffic_get(f->r, "m", &w, &g, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(w, weights);
+    assert_null(g);
+    free(w);
+}
+
+static void test_traffic_set_get_and_rollback_walk_back_through_history(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    set_split(f, "{\"1\":100}", "first");
+    set_split(f, "{\"1\":90,\"2\":10}", "canary");
+    set_split(f, "{\"1\":50,\"2\":50}", "ramp");
+    assert_split(f, "{\"1\":50,\"2\":50}");
+
+    char *w = NULL, *g = NULL;
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, &g, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(w, "{\"1\":90,\"2\":10}");
+    assert_null(g);
+    free(w);
+    assert_split(f, "{\"1\":90,\"2\":10}");
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, NULL, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(w, "{\"1\":100}");
+    free(w);
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_null(w);
+    assert_split(f, "{\"1\":100}"); /* a refused rollback changes nothing */
+
+    struct collected c = list_events(f, "m", 1);
+    assert_non_null(strstr(c.items[0], "rollback m - "));
+}
+
+static void test_traffic_set_after_rollback_never_restores_the_rolled_back_split(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    set_split(f, "{\"1\":100}", NULL);
+    set_split(f, "{\"2\":100}", NULL); /* bad, rolled back */
+    char *w = NULL;
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, NULL, f->err, sizeof f->err), REG_OK);
+    free(w);
+    set_split(f, "{\"3\":100}", NULL);
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, NULL, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(w, "{\"1\":100}");
+    free(w);
+}
+
+static void test_traffic_rollback_or_get_without_history_is_not_found(void **state)
+{
+    struct fixture *f = *state;
+    char *w = NULL, *g = NULL;
+    add_version(f, "m", "1");
+    assert_int_equal(registry_traffic_get(f->r, "m", &w, &g, f->err, sizeof f->err), REG_NOT_FOUND);
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, &g, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    set_split(f, "{\"1\":100}", NULL);
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, &g, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_non_null(strstr(f->err, "earlier"));
+    assert_null(w);
+    assert_null(g);
+}
+
+static void test_traffic_set_refuses_non_objects_and_unknown_models(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    const char *bad[] = {"[]", "100", "{", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(registry_traffic_set(f->r, "m", bad[i], NULL, NULL, f->err, sizeof f->err),
+                         REG_INVALID);
+        assert_int_equal(registry_traffic_set(f->r, "m", "{}", bad[i], NULL, f->err, sizeof f->err),
+                         REG_INVALID);
+    }
+    assert_int_equal(registry_traffic_set(f->r, "m", NULL, NULL, NULL, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_traffic_set(f->r, "ghost", "{}", NULL, NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    char *w = NULL;
+    assert_int_equal(registry_traffic_get(f->r, "m", &w, NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+}
+
+static void test_traffic_clear_forgets_the_current_split(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    assert_int_equal(registry_traffic_clear(f->r, "m", f->err, sizeof f->err), REG_OK);
+    set_split(f, "{\"1\":100}", NULL);
+    set_split(f, "{\"1\":50}", NULL);
+    assert_int_equal(registry_traffic_clear(f->r, "m", f->err, sizeof f->err), REG_OK);
+    char *w = NULL;
+    assert_int_equal(registry_traffic_get(f->r, "m", &w, NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(registry_traffic_rollback(f->r, "m", &w, NULL, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    set_split(f, "{\"1\":100}", NULL);
+    assert_split(f, "{\"1\":100}");
+}
+
+/* ---- stats ----------------------------------------------------------------------------- */
+
+static void test_stats_save_then_load_returns_the_latest_totals(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    reg_stats s = {100, 3, 2, 1234.25};
+    assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
+    s.request_count = (uint64_t)INT64_MAX;
+    assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
+    reg_stats back;
+    assert_int_equal(registry_stats_load(f->r, id, &back, f->err, sizeof f->err), REG_OK);
+    assert_true(back.request_count == (uint64_t)INT64_MAX);
+    assert_int_equal(back.error_4xx, 3);
+    assert_int_equal(back.error_5xx, 2);
+    assert_true(back.latency_sum_ms == 1234.25);
+}
+
+static void test_stats_load_of_unsaved_deployment_is_zero(void **state)
+{
+    struct fixture *f = *state;
+    reg_stats back = {9, 9, 9, 9.0};
+    assert_int_equal(registry_stats_load(f->r, 42, &back, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(back.request_count, 0);
+    assert_int_equal(back.error_4xx + back.error_5xx, 0);
+    assert_true(back.latency_sum_ms == 0.0);
+}
+
+static void test_stats_save_refuses_unknown_deployment_and_unstorable_values(void **state)
+{
+    struct fixture *f = *state;
+    reg_stats s = {1, 0, 0, 1.0};
+    assert_int_equal(registry_stats_save(f->r, 42, &s, f->err, sizeof f->err), REG_NOT_FOUND);
+    assert_int_equal(registry_stats_save(f->r, 0, &s, f->err, sizeof f->err), REG_INVALID);
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    reg_stats too_big = {(uint64_t)INT64_MAX + 1, 0, 0, 0.0};
+    assert_int_equal(registry_stats_save(f->r, id, &too_big, f->err, sizeof f->err), REG_INVALID);
+    reg_stats negative = {1, 0, 0, -1.0};
+    assert_int_equal(registry_stats_save(f->r, id, &negative, f->err, sizeof f->err), REG_INVALID);
+    assert_int_equal(registry_stats_save(f->r, id, NULL, f->err, sizeof f->err), REG_INVALID);
+}
+
+/* ---- threads and errors ---------------------------------------------------------------- */
+
+struct writer {
+    registry *r;
+    int index;
+    int failures;
+};
+
+static void *write_versions(void *arg)
+{
+    struct writer *w = arg;
+    for (int i = 0; i < 25; i++) {
+        char version[32];
+        snprintf(version, sizeof version, "%d.%d", w->index, i);
+        if (registry_version_add(w->r, "shared", version, "/p", NULL, NULL, NULL, 0) != REG_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_writers_on_one_handle_are_serialized(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t threads[4];
+    struct writer writers[4];
+    for (int i = 0; i < 4; i++) {
+        writers[i] = (struct writer){f->r, i, 0};
+        assert_int_equal(pthread_create(&threads[i], NULL, write_versions, &writers[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(writers[i].failures, 0);
+    }
+    struct collected c = {0};
+    assert_int_equal(registry_version_list(f->r, collect_version, &c, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(c.count, 100);
+}
+
+static void test_error_messages_fit_any_buffer_and_null_is_allowed(void **state)
+{
+    struct fixture *f = *state;
+    char tiny[8];
+    memset(tiny, 'x', sizeof tiny);
+    assert_int_equal(registry_version_get(f->r, "m", "1", &(reg_version){0}, tiny, sizeof tiny),
+                     REG_NOT_FOUND);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+    assert_int_equal(registry_version_delete(f->r, "m", "1", NULL, 0), REG_NOT_FOUND);
+    assert_int_equal(registry_version_delete(NULL, "m", "1", NULL, 0), REG_INVALID);
+}
+
+static void test_status_str_names_every_status(void **state)
+{
+    (void)state;
+    for (int s = REG_OK; s <= REG_ERROR; s++) {
+        const char *text = registry_status_str((reg_status)s);
+        assert_non_null(text);
+        assert_true(strlen(text) > 0);
+    }
+    assert_string_equal(registry_status_str(REG_TOO_NEW), "database schema too new");
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_fresh_open_applies_every_migration_and_records_it),
+        T(test_reopen_applies_nothing_and_leaves_the_file_unchanged),
+        T(test_open_refuses_a_newer_schema_and_leaves_the_file_byte_for_byte),
+        T(test_failed_migration_rolls_back_and_reports_the_sqlite_error),
+        T(test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it_alone),
+        T(test_open_with_empty_or_null_path_is_invalid),
+        T(test_reopen_keeps_versions_deployments_events_splits_and_stats),
+        T(test_two_handles_on_one_file_see_each_others_writes),
+        T(test_name_validation_accepts_and_rejects_the_documented_set),
+        T(test_every_function_refuses_invalid_names),
+        T(test_invalid_names_are_refused_before_the_lock_or_any_sql),
+        T(test_calling_the_registry_from_its_own_callback_fails_instead_of_deadlocking),
+        T(test_version_add_then_get_returns_what_was_stored),
+        T(test_version_without_config_or_sha_gets_empty_object_and_empty_sha),
+        T(test_duplicate_version_is_refused_with_exists),
+        T(test_version_add_refuses_config_that_is_not_a_json_object),
+        T(test_version_add_refuses_bad_sha256_and_plugin_path),
+        T(test_get_of_unknown_version_is_not_found),
+        T(test_version_list_orders_by_model_then_creation_and_stops_early),
+        T(test_delete_while_deployed_is_conflict),
+        T(test_delete_of_unknown_version_is_not_found),
+        T(test_delete_after_undeploy_keeps_history_and_frees_the_name),
+        T(test_delete_closes_a_failed_deployment_of_the_version),
+        T(test_deploy_returns_an_active_deployment),
+        T(test_deploy_of_unknown_version_is_not_found),
+        T(test_double_deploy_is_exists),
+        T(test_endpoint_name_taken_is_exists_until_released),
+        T(test_ended_deployment_is_listed_no_more_unless_failed),
+        T(test_failed_deployment_keeps_reason_and_can_be_redeployed),
+        T(test_deployment_end_refuses_unknown_ended_or_bad_status),
+        T(test_events_list_newest_first_with_model_filter_and_limit),
+        T(test_event_add_refuses_bad_kind_detail_and_limit),
+        T(test_traffic_set_get_and_rollback_walk_back_through_history),
+        T(test_traffic_set_after_rollback_never_restores_the_rolled_back_split),
+        T(test_traffic_rollback_or_get_without_history_is_not_found),
+        T(test_traffic_set_refuses_non_objects_and_unknown_models),
+        T(test_traffic_clear_forgets_the_current_split),
+        T(test_stats_save_then_load_returns_the_latest_totals),
+        T(test_stats_load_of_unsaved_deployment_is_zero),
+        T(test_stats_save_refuses_unknown_deployment_and_unstorable_values),
+        T(test_concurrent_writers_on_one_handle_are_serialized),
+        T(test_error_messages_fit_any_buffer_and_null_is_allowed),
+        T(test_status_str_names_every_status),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,189 @@
+/* config: command line + environment parsing from one table. See config.h. */
+#include "config.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_type { OPT_STR, OPT_INT, OPT_I64 };
+
+typedef struct opt {
+    const char *flag; /* without "--" */
+    enum opt_type type;
+    size_t offset;
+    size_t size;      /* for OPT_STR: buffer size */
+    int64_t min, max; /* for numbers */
+    const char *help;
+} opt;
+
+#define STR(field) OPT_STR, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
+#define NUM(type, field, lo, hi) type, offsetof(ds_config, field), 0, lo, hi
+
+static const opt options[] = {
+    {"host", STR(host), "address to listen on (default 0.0.0.0)"},
+    {"port", NUM(OPT_INT, port, 0, 65535), "TCP port (default 8080; 0 picks a free one)"},
+    {"data-dir", STR(data_dir), "registry and plugin store directory (default ./data)"},
+    {"model-repository", STR(model_repository),
+     "register every DIR/<model>/<version>/ holding a plugin (default <bin dir>/models)"},
+    {"web-root", STR(web_root), "dashboard files (default <bin dir>/web)"},
+    {"threads", NUM(OPT_INT, threads, 2, 4096),
+     "worker threads = keep-alive connections served at once (default 64)"},
+    {"max-body-bytes", NUM(OPT_I64, max_body_bytes, 64, INT64_MAX / 2),
+     "largest request body; larger gets 413 (default 67108864)"},
+    {"max-upload-bytes", NUM(OPT_I64, max_upload_bytes, 1, INT64_MAX / 2),
+     "largest uploaded plugin; larger gets 413 (default 268435456)"},
+    {"request-timeout-ms", NUM(OPT_INT, request_timeout_ms, 100, 3600000),
+     "drop a request that has not arrived whole after this (default 30000)"},
+    {"keep-alive-ms", NUM(OPT_INT, keep_alive_ms, 0, 3600000),
+     "close idle keep-alive connections after this (default 2000)"},
+    {"max-elements", NUM(OPT_I64, max_elements, 1, INT64_MAX / 2),
+     "most tensor elements in one request (default 67108864)"},
+    {"max-depth", NUM(OPT_INT, max_depth, 2, 1024), "deepest JSON nesting (default 32)"},
+    {"stats-flush-s", NUM(OPT_INT, stats_flush_s, 1, 86400),
+     "how often lifetime stats are saved to the registry (default 10)"},
+    {"log-level", STR(log_level), "error, warn, info or debug (default info)"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* Directory of the running binary, for defaults that travel with it. */
+static void config_binary_dir(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        snprintf(out, n, ".");
+        return;
+    }
+    exe[len] = '\0';
+    snprintf(out, n, "%s", dirname(exe));
+}
+
+static void config_defaults(ds_config *cfg)
+{
+    char bin[PATH_MAX];
+    config_binary_dir(bin, sizeof bin);
+    *cfg = (ds_config){.port = 8080,
+                       .threads = 64,
+                       .max_body_bytes = 64LL << 20,
+                       .max_upload_bytes = 256LL << 20,
+                       .request_timeout_ms = 30000,
+                       .keep_alive_ms = 2000,
+                       .max_elements = 64LL << 20,
+                       .max_depth = 32,
+                       .stats_flush_s = 10};
+    snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
+    snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8,
+             bin);
+    snprintf(cfg->web_root, sizeof cfg->web_root, "%.*s/web", PATH_MAX - 8, bin);
+    snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+}
+
+static int config_set(ds_config *cfg, const opt *o, const char *value, const char *origin,
+                      char *err, size_t errlen)
+{
+    char *field = (char *)cfg + o->offset;
+    if (o->type == OPT_STR) {
+        if (strlen(value) >= o->size || value[0] == '\0') {
+            snprintf(err, errlen, "%s: %s must be 1 to %zu characters", origin, o->flag,
+                     o->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < o->min || v > o->max) {
+        snprintf(err, errlen, "%s: %s must be a whole number from %lld to %lld, not '%s'", origin,
+                 o->flag, (long long)o->min, (long long)o->max, value);
+        return -1;
+    }
+    if (o->type == OPT_INT)
+        *(int *)(void *)field = (int)v;
+    else
+        *(int64_t *)(void *)field = (int64_t)v;
+    return 0;
+}
+
+static int config_from_env(ds_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char name[64] = "DYNSERVE_";
+        size_t n = strlen(name);
+        for (const char *f = options[i].flag; *f && n < sizeof name - 1; f++)
+            name[n++] = *f == '-' ? '_' : (char)toupper((unsigned char)*f);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v != NULL && config_set(cfg, &options[i], v, name, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const opt *config_find(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && strncmp(options[i].flag, flag, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+void config_usage(FILE *out)
+{
+    fprintf(out, "usage: dynserve [options]\n\n");
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        fprintf(out, "  --%-20s %s\n", options[i].flag, options[i].help);
+    fprintf(out, "  --%-20s %s\n  --%-20s %s\n\n", "help", "show this text", "version",
+            "print the version");
+    fprintf(out, "Every option can also be set as DYNSERVE_<NAME> (e.g. DYNSERVE_DATA_DIR).\n");
+}
+
+enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err, size_t errlen)
+{
+    config_defaults(cfg);
+    if (config_from_env(cfg, err, errlen) != 0)
+        return CONFIG_ERROR;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            config_usage(stdout);
+            return CONFIG_EXIT;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("dynserve %s\n", DYNSERVE_VERSION);
+            return CONFIG_EXIT;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *eq = strchr(arg + 2, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        const opt *o = config_find(arg + 2, len);
+        if (o == NULL) {
+            snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
+            return CONFIG_ERROR;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value == NULL) {
+            snprintf(err, errlen, "option --%s needs a value", o->flag);
+            return CONFIG_ERROR;
+        }
+        if (config_set(cfg, o, value, "command line", err, errlen) != 0)
+            return CONFIG_ERROR;
+    }
+    if (log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errlen, "log level must be error, warn, info or debug, not '%s'",
+                 cfg->log_level);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}

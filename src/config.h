@@ -1,0 +1,39 @@
+/*
+ * config: the server's settings from the command line and DYNSERVE_* environment variables.
+ *
+ * Every flag --some-name has an environment twin DYNSERVE_SOME_NAME; the flag wins. One table in
+ * config.c lists flags, defaults and help, so usage text and parsing cannot drift apart.
+ * Not thread-safe; parse once at startup, then treat the struct as read-only.
+ */
+#ifndef DS_CONFIG_H
+#define DS_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct ds_config {
+    char host[64];
+    int port;
+    char data_dir[PATH_MAX];
+    char model_repository[PATH_MAX]; /* default: <directory of the binary>/models */
+    char web_root[PATH_MAX];         /* default: <directory of the binary>/web */
+    int threads;
+    int64_t max_body_bytes;
+    int64_t max_upload_bytes;
+    int request_timeout_ms;
+    int keep_alive_ms;
+    int64_t max_elements;
+    int max_depth;
+    int stats_flush_s;
+    char log_level[16];
+} ds_config;
+
+enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
+
+/* Fill *cfg from defaults, then the environment, then argv. CONFIG_EXIT after --help or
+ * --version (already printed); CONFIG_ERROR with a one-line message in err. */
+enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err, size_t errlen);
+void config_usage(FILE *out);
+
+#endif

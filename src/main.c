@@ -1,0 +1,277 @@
+/*
+ * main: process startup and shutdown.
+ *
+ *   config -> data dir -> registry (migrations) -> plugin store -> model repository registered
+ *   -> HTTP server + routes -> deployments restored -> ready -> wait for SIGINT/SIGTERM
+ *   -> stop HTTP (in-flight requests finish) -> unload deployments (stats flushed) -> registry
+ *
+ * Exit codes: 0 clean stop, 1 startup failure (one line on stderr), 2 bad command line.
+ */
+#include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "dataplane.h"
+#include "deploy.h"
+#include "infer.h"
+#include "loader.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+
+/* ---- model repository ------------------------------------------------------------------------ */
+
+/* snprintf that reports truncation: a path that does not fit is skipped, never cut short. */
+static bool main_path(char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool main_path(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < len;
+}
+
+/* The plugin file of a repository version directory: model.so, else the only *.so. */
+static bool main_find_plugin(const char *dir, char *out, size_t len)
+{
+    if (main_path(out, len, "%s/model.so", dir) && access(out, R_OK) == 0)
+        return true;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 3 && strcmp(e->d_name + n - 3, ".so") == 0 && found++ == 0 &&
+            !main_path(out, len, "%s/%s", dir, e->d_name))
+            found = 2; /* too long: treat as ambiguous */
+    }
+    closedir(d);
+    return found == 1;
+}
+
+/* Optional DIR/<model>/<version>/config.json; malloc'd text or NULL. */
+static char *main_read_config(const char *dir)
+{
+    char path[PATH_MAX];
+    FILE *f = main_path(path, sizeof path, "%s/config.json", dir) ? fopen(path, "rb") : NULL;
+    if (f == NULL)
+        return NULL;
+    char *text = calloc(1, 65537);
+    size_t n = text ? fread(text, 1, 65536, f) : 0;
+    fclose(f);
+    if (text != NULL)
+        text[n] = '\0';
+    return text;
+}
+
+/* Register one repository version; idempotent: same name, version and bytes is a no-op. */
+static void main_register_version(ds_server *s, const char *model, const char *version,
+                                  const char *dir)
+{
+    char plugin[PATH_MAX], sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
+    if (!registry_name_valid(model) || !registry_name_valid(version) ||
+        !main_find_plugin(dir, plugin, sizeof plugin))
+        return;
+    if (store_sha256_file(plugin, sha, err, sizeof err) != 0) {
+        log_warn("model repository: %s", err);
+        return;
+    }
+    reg_version existing = {0};
+    if (registry_version_get(s->reg, model, version, &existing, err, sizeof err) == REG_OK) {
+        if (strcmp(existing.sha256, sha) != 0)
+            log_warn("model repository: %s version %s changed on disk; the registered plugin "
+                     "is kept (versions are immutable: register a new version)",
+                     model, version);
+        reg_version_free(&existing);
+        return;
+    }
+    char *config = main_read_config(dir);
+    if (store_import_file(s->cfg.data_dir, plugin, sha, stored, sizeof stored, err, sizeof err) ||
+        loader_probe(stored, infer_host_api(), config, err, sizeof err) ||
+        registry_version_add(s->reg, model, version, stored, sha, config ? config : "{}", err,
+                             sizeof err) != REG_OK) {
+        log_warn("model repository: skipping %s version %s: %s", model, version, err);
+    } else {
+        log_info("registered %s version %s from %s", model, version, plugin);
+        registry_event_add(s->reg, "register", model, version, NULL, err, sizeof err);
+    }
+    free(config);
+}
+
+static void main_register_repository(ds_server *s)
+{
+    const char *root = s->cfg.model_repository;
+    DIR *models = opendir(root);
+    if (models == NULL) {
+        log_warn("model repository %s: %s", root, strerror(errno));
+        return;
+    }
+    struct dirent *m;
+    while ((m = readdir(models)) != NULL) {
+        if (m->d_name[0] == '.')
+            continue;
+        char mdir[PATH_MAX];
+        DIR *versions = main_path(mdir, sizeof mdir, "%s/%s", root, m->d_name) ? opendir(mdir)
+                                                                                : NULL;
+        struct dirent *v;
+        while (versions != NULL && (v = readdir(versions)) != NULL) {
+            char vdir[PATH_MAX];
+            if (v->d_name[0] != '.' && main_path(vdir, sizeof vdir, "%s/%s", mdir, v->d_name))
+                main_register_version(s, m->d_name, v->d_name, vdir);
+        }
+        if (versions != NULL)
+            closedir(versions);
+    }
+    closedir(models);
+}
+
+/* ---- startup -------------------------------------------------------------------------------- */
+
+static int main_open_data_dir(ds_server *s)
+{
+    const char *dir = s->cfg.data_dir;
+    struct stat st;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dynserve: cannot create data dir %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "dynserve: data dir %s is not a writable directory\n", dir);
+        return -1;
+    }
+    char err[512], path[PATH_MAX];
+    if (store_init(dir, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: %s\n", err);
+        return -1;
+    }
+    if (!main_path(path, sizeof path, "%s/registry.db", dir)) {
+        fprintf(stderr, "dynserve: data dir path too long\n");
+        return -1;
+    }
+    if (registry_open(path, &s->reg, err, sizeof err) != REG_OK) {
+        fprintf(stderr, "dynserve: registry %s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int main_start_http(ds_server *s)
+{
+    char listen[128], err[512] = "";
+    const char *host = s->cfg.host;
+    if (strchr(host, ':') != NULL)
+        snprintf(listen, sizeof listen, "[%s]:%d", host, s->cfg.port);
+    else
+        snprintf(listen, sizeof listen, "%s:%d", host, s->cfg.port);
+    http_config hc = {.listen = listen,
+                      .threads = s->cfg.threads,
+                      .max_body_bytes = (size_t)s->cfg.max_body_bytes,
+                      .request_timeout_ms = s->cfg.request_timeout_ms,
+                      .keep_alive_ms = s->cfg.keep_alive_ms,
+                      .web_root = s->cfg.web_root};
+    if (http_start(&hc, &s->http, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: cannot listen on %s: %s\n", listen, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int main_start_deployments(ds_server *s)
+{
+    deploy_env env = {.reg = s->reg,
+                      .http = s->http,
+                      .host = infer_host_api(),
+                      .version_infer_handler = dataplane_version_infer,
+                      .model_infer_handler = dataplane_model_infer};
+    snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);
+    if (deploy_manager_new(&env, &s->deploy) != 0 || dataplane_register(s) != 0 ||
+        api_register_routes(s) != 0) {
+        fprintf(stderr, "dynserve: out of memory at startup\n");
+        return -1;
+    }
+    int restored = deploy_restore(s->deploy);
+    log_info("restored %d deployment%s", restored, restored == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- running -------------------------------------------------------------------------------- */
+
+/* Waits for SIGINT/SIGTERM with sigtimedwait (the signals are blocked in every thread, so no
+ * async handler runs). Meanwhile, once a second: canary guards; every stats_flush_s: stats. */
+static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
+{
+    const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
+    int since_flush = 0;
+    for (;;) {
+        int sig = sigtimedwait(stop, NULL, &second);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+        api_tick(s);
+        if (++since_flush >= s->cfg.stats_flush_s) {
+            deploy_flush_stats(s->deploy);
+            since_flush = 0;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static ds_server server; /* the process's one server; see server.h */
+    ds_server *s = &server;
+    char err[512];
+    switch (config_parse(argc, argv, &s->cfg, err, sizeof err)) {
+    case CONFIG_EXIT: return 0;
+    case CONFIG_ERROR: fprintf(stderr, "dynserve: %s\n", err); return 2;
+    case CONFIG_OK: break;
+    }
+    log_set_level((enum log_level)log_level_parse(s->cfg.log_level));
+    s->started_at = time(NULL);
+    oip_limits limits = oip_default_limits;
+    limits.max_elements = (uint64_t)s->cfg.max_elements;
+    limits.max_depth = (uint32_t)s->cfg.max_depth;
+    infer_set_limits(&limits);
+
+    /* Block the stop signals before any thread starts so that they all inherit the mask. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    http_global_init();
+    int rc = 1;
+    if (main_open_data_dir(s) == 0) {
+        main_register_repository(s);
+        if (main_start_http(s) == 0) {
+            if (main_start_deployments(s) == 0) {
+                atomic_store(&s->ready, true);
+                log_info("dynserve %s listening on %s:%d, data in %s", DYNSERVE_VERSION,
+                         s->cfg.host, http_port(s->http), s->cfg.data_dir);
+                main_wait_for_stop(s, &stop);
+                rc = 0;
+            }
+            http_stop(s->http); /* in-flight requests finish; no handler runs after this */
+        }
+        deploy_manager_free(s->deploy); /* flushes stats, destroys instances, dlcloses */
+        registry_close(s->reg);
+    }
+    http_global_cleanup();
+    return rc;
+}

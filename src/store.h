@@ -1,0 +1,34 @@
+/*
+ * store: the content-addressed plugin store, <data-dir>/plugins/<sha256>.so.
+ *
+ * Every registered or uploaded plugin is copied here under the SHA-256 of its bytes, so a
+ * version's code never changes behind the registry's back, and two different files never share
+ * a path (and so never a dlopen handle), whatever names they were uploaded under. Files appear
+ * atomically: written to a temporary name in the same directory, fsynced, then renamed.
+ *
+ * Thread-safety: reentrant; concurrent imports of the same content are safe (same final bytes,
+ * rename is atomic).
+ */
+#ifndef DS_STORE_H
+#define DS_STORE_H
+
+#include <stddef.h>
+
+#define STORE_SHA256_HEX 65
+
+/* Create <data_dir>/plugins if needed. 0, or -1 with a reason. */
+int store_init(const char *data_dir, char *err, size_t errlen);
+
+/* SHA-256 of a file / of bytes as lowercase hex (65 bytes with NUL). 0, or -1 with a reason. */
+int store_sha256_file(const char *path, char hex[STORE_SHA256_HEX], char *err, size_t errlen);
+void store_sha256_bytes(const void *data, size_t len, char hex[STORE_SHA256_HEX]);
+
+/* Copy the file at `src` / the bytes into the store. On success writes the digest and the stored
+ * path (<data_dir>/plugins/<sha256>.so, at most out_len bytes) and returns 0; -1 with a reason. */
+int store_import_file(const char *data_dir, const char *src, char hex[STORE_SHA256_HEX],
+                      char *out_path, size_t out_len, char *err, size_t errlen);
+int store_import_bytes(const char *data_dir, const void *data, size_t len,
+                       char hex[STORE_SHA256_HEX], char *out_path, size_t out_len, char *err,
+                       size_t errlen);
+
+#endif

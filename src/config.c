@@ -41,7 +41,7 @@ static const opt options[] = {
     {"request-timeout-ms", NUM(OPT_INT, request_timeout_ms, 100, 3600000),
      "drop a request that has not arrived whole after this (default 30000)"},
     {"keep-alive-ms", NUM(OPT_INT, keep_alive_ms, 0, 3600000),
-     "close idle keep-alive connections after this (default 2000)"},
+     "close idle keep-alive connections after this (default 500)"},
     {"max-elements", NUM(OPT_I64, max_elements, 1, INT64_MAX / 2),
      "most tensor elements in one request (default 67108864)"},
     {"max-depth", NUM(OPT_INT, max_depth, 2, 1024), "deepest JSON nesting (default 32)"},
@@ -73,7 +73,7 @@ static void config_defaults(ds_config *cfg)
                        .max_body_bytes = 64LL << 20,
                        .max_upload_bytes = 256LL << 20,
                        .request_timeout_ms = 30000,
-                       .keep_alive_ms = 2000,
+                       .keep_alive_ms = 500,
                        .max_elements = 64LL << 20,
                        .max_depth = 32,
                        .stats_flush_s = 10};

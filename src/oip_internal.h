@@ -42,7 +42,8 @@ int oip_errorf(oip_error *err, int status, const char *fmt, ...)
 /* "[2,3]" into buf (truncated with "..." when it does not fit); returns buf. */
 const char *oip_shape_str(char *buf, size_t cap, const int64_t *shape, uint32_t rank);
 
-/* Product of the dims into *count; false when a dim is negative or the product overflows. */
+/* Product of the dims into *count; false when a dim is negative or the product overflows (a zero
+ * dim makes the product 0 whatever the other dims are). */
 bool oip_element_count(const int64_t *shape, uint32_t rank, uint64_t *count);
 
 /* Check a BYTES buffer: exactly `count` elements (4-byte little-endian length + bytes) filling

@@ -246,6 +246,16 @@ static int http_on_civet_error(struct mg_connection *conn, int status, const cha
     return 0;
 }
 
+/* A worker thread ends (server stop): release its reused buffers. */
+static void http_on_thread_exit(const struct mg_context *ctx, int thread_type, void *user)
+{
+    (void)ctx;
+    (void)thread_type;
+    (void)user;
+    buf_free(&tl_request_body);
+    buf_free(&tl_response);
+}
+
 static int http_on_log(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
@@ -287,6 +297,7 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = http_on_civet_error;
     callbacks.log_message = http_on_log;
+    callbacks.exit_thread = http_on_thread_exit;
     struct mg_init_data init = {.callbacks = &callbacks, .user_data = srv,
                                 .configuration_options = options};
     struct mg_error_data error = {.text = err, .text_buffer_size = errlen};

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,21 @@
 static oip_limits infer_limits;
 static bool infer_limits_set;
 
-/* Per-thread decode arena: no lock, reused across requests. Leaks one arena per exited thread
- * (worker threads live as long as the server). */
+/* Per-thread decode arena: no lock, reused across requests. The pthread key's destructor frees
+ * it when a worker thread ends. */
 static _Thread_local oip_arena *tl_arena;
+static pthread_key_t infer_arena_key;
+static pthread_once_t infer_arena_once = PTHREAD_ONCE_INIT;
+
+static void infer_arena_destroy(void *arena)
+{
+    oip_arena_free(arena);
+}
+
+static void infer_arena_key_init(void)
+{
+    pthread_key_create(&infer_arena_key, infer_arena_destroy);
+}
 
 void infer_set_limits(const oip_limits *limits)
 {
@@ -57,9 +70,11 @@ static uint64_t infer_now_ns(void)
 
 static oip_arena *infer_arena(void)
 {
-    if (tl_arena == NULL)
+    if (tl_arena == NULL) {
+        pthread_once(&infer_arena_once, infer_arena_key_init);
         tl_arena = oip_arena_new();
-    else
+        pthread_setspecific(infer_arena_key, tl_arena);
+    } else
         oip_arena_reset(tl_arena);
     return tl_arena;
 }

@@ -141,11 +141,30 @@ static void main_register_repository(ds_server *s)
 
 /* ---- startup -------------------------------------------------------------------------------- */
 
+/* mkdir -p: create dir and any missing parents. 0, or -1 with errno set. */
+static int main_mkdirs(const char *dir)
+{
+    char path[PATH_MAX];
+    if (!main_path(path, sizeof path, "%s", dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int main_open_data_dir(ds_server *s)
 {
     const char *dir = s->cfg.data_dir;
     struct stat st;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (main_mkdirs(dir) != 0) {
         fprintf(stderr, "dynserve: cannot create data dir %s: %s\n", dir, strerror(errno));
         return -1;
     }

@@ -388,3 +388,35 @@ def server(server_factory):
     """A started server with the default model repository and a fresh data dir."""
     return server_factory()
 
+
+
+@pytest.fixture(scope="module")
+def _module_server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("shared"))
+    srv.start()
+    baseline = srv.models()
+    yield srv, baseline
+    try:
+        if srv.alive():
+            srv.stop()
+        else:
+            pytest.fail(f"shared server died (exit {srv.proc.returncode}); stderr:\n{srv.stderr()}")
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def shared(_module_server):
+    """One server per test module for tests that leave no state behind. After each test every
+    deployment is undeployed and every version registered by the test is deleted, so that a
+    server bug in one test does not cascade into the next."""
+    srv, baseline = _module_server
+    assert srv.alive(), f"shared server is not running; stderr:\n{srv.stderr()}"
+    yield srv
+    assert srv.alive(), f"shared server died during the test; stderr:\n{srv.stderr()}"
+    for d in srv.deployments():
+        srv.undeploy(d["model_name"], d["version"])
+    for name, versions in srv.models().items():
+        for v in versions - baseline.get(name, set()):
+            r = srv.delete(f"/models/{name}/versions/{v}")
+            assert r.status_code in (200, 204), f"cleanup: {describe(r)}"

@@ -29,44 +29,44 @@ def error_lines(stderr):
 # -- OIP server routes ---------------------------------------------------------------------------
 
 
-def test_server_metadata_has_name_version_and_extensions(server):
-    body = expect_status(server.get("/v2"), 200)
+def test_server_metadata_has_name_version_and_extensions(shared):
+    body = expect_status(shared.get("/v2"), 200)
     assert isinstance(body, dict), f"GET /v2 is not a JSON object: {body!r}"
-    assert isinstance(body.get("name"), str) and body["name"], f"no server name: {body!r}"
+    assert isinstance(body.get("name"), str) and body["name"], f"no shared name: {body!r}"
     assert isinstance(body.get("version"), str) and body["version"], f"no version: {body!r}"
     ext = body.get("extensions")
     assert isinstance(ext, list) and all(isinstance(e, str) for e in ext), \
         f"extensions must be a list of strings: {body!r}"
 
 
-def test_health_live_is_200(server):
-    r = server.get("/v2/health/live")
+def test_health_live_is_200(shared):
+    r = shared.get("/v2/health/live")
     assert r.status_code == 200, describe(r)
 
 
-def test_health_ready_is_200_once_started(server):
+def test_health_ready_is_200_once_started(shared):
     # contract: ready may be 503 while deployments are restored, then 200 (OIP: 200 = true)
-    server.wait_ready()
-    r = server.get("/v2/health/ready")
+    shared.wait_ready()
+    r = shared.get("/v2/health/ready")
     assert r.status_code == 200, describe(r)
 
 
-def test_unknown_routes_get_404_json_error(server):
+def test_unknown_routes_get_404_json_error(shared):
     for path in ("/nope", "/v2/nope", "/v2/health/nope", "/v2/models/no_such_model",
                  "/v2/models/no_such_model/versions/1", "/models/no_such_model/nope/x"):
-        expect_error(server.get(path), 404)
-    expect_error(server.post("/v2/models/no_such_model/versions/1/infer",
+        expect_error(shared.get(path), 404)
+    expect_error(shared.post("/v2/models/no_such_model/versions/1/infer",
                              {"inputs": quad_inputs([1.0])}), 404)
-    expect_error(server.post("/v2/models/no_such_model/infer", {"inputs": quad_inputs([1.0])}),
+    expect_error(shared.post("/v2/models/no_such_model/infer", {"inputs": quad_inputs([1.0])}),
                  404)
-    assert server.get("/v2/health/live").status_code == 200, "server stopped serving after 404s"
+    assert shared.get("/v2/health/live").status_code == 200, "shared stopped serving after 404s"
 
 
-def test_wrong_method_on_known_route_gets_405_json_error(server):
+def test_wrong_method_on_known_route_gets_405_json_error(shared):
     # contract: a known path with a method it does not serve is 405 (design.md lists 405)
-    expect_error(server.delete("/v2"), 405)
-    expect_error(server.post("/v2/health/live", {}), 405)
-    expect_error(server.delete("/deployments"), 405)
+    expect_error(shared.delete("/v2"), 405)
+    expect_error(shared.post("/v2/health/live", {}), 405)
+    expect_error(shared.delete("/deployments"), 405)
 
 
 # -- data dir and registry -----------------------------------------------------------------------
@@ -82,8 +82,8 @@ def test_data_dir_and_registry_db_are_created(server_factory, tmp_path):
         f"{data}/registry.db not created; data dir holds {sorted(p.name for p in data.iterdir())}"
 
 
-def test_example_models_are_registered_at_first_start(server):
-    models = server.models()
+def test_example_models_are_registered_at_first_start(shared):
+    models = shared.models()
     for name, versions in EXAMPLE_MODELS.items():
         assert name in models, f"example model {name} not registered: {models!r}"
         assert versions <= models[name], f"{name}: want versions {versions}, got {models[name]}"

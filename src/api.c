@@ -19,8 +19,7 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* Reply with a cJSON value (deleted here). */
-static void api_reply(http_response *resp, int status, cJSON *body)
+void api_reply(http_response *resp, int status, cJSON *body)
 {
     char *text = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
@@ -301,22 +300,34 @@ static void api_models(void *cbdata, const http_request *req, http_response *res
 
 /* ---- /deployments ------------------------------------------------------------------------- */
 
-static void api_deploy(ds_server *s, const http_request *req, http_response *resp)
+/* The body of deploy and undeploy: {"model_name","version","endpoint_name"}, each optional here.
+ * Pointers are into `names` (NULL when absent). false after writing a 400. */
+typedef struct deploy_names {
+    char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1], endpoint[REG_NAME_MAX + 1];
+    const char *m, *v, *e;
+} deploy_names;
+
+static bool api_deploy_body(const http_request *req, http_response *resp, deploy_names *n)
 {
     static const char *const fields[] = {"model_name", "version", "endpoint_name", NULL};
     cJSON *body = api_body(req, resp, fields);
     if (body == NULL)
-        return;
-    char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1], endpoint[REG_NAME_MAX + 1];
+        return false;
     bool bad = false;
-    const char *m = api_name_field(body, "model_name", model, sizeof model, &bad, resp);
-    const char *v = bad ? NULL : api_name_field(body, "version", version, sizeof version, &bad,
-                                                resp);
-    const char *e = bad ? NULL : api_name_field(body, "endpoint_name", endpoint, sizeof endpoint,
-                                                &bad, resp);
+    n->m = api_name_field(body, "model_name", n->model, sizeof n->model, &bad, resp);
+    n->v = bad ? NULL : api_name_field(body, "version", n->version, sizeof n->version, &bad, resp);
+    n->e = bad ? NULL : api_name_field(body, "endpoint_name", n->endpoint, sizeof n->endpoint,
+                                       &bad, resp);
     cJSON_Delete(body);
-    if (bad)
+    return !bad;
+}
+
+static void api_deploy(ds_server *s, const http_request *req, http_response *resp)
+{
+    deploy_names n;
+    if (!api_deploy_body(req, resp, &n))
         return;
+    const char *m = n.m, *v = n.v, *e = n.e;
     if (!m || !v) {
         http_error(resp, 400, "\"model_name\" and \"version\" are required");
         return;
@@ -333,20 +344,10 @@ static void api_deploy(ds_server *s, const http_request *req, http_response *res
 
 static void api_undeploy(ds_server *s, const http_request *req, http_response *resp)
 {
-    static const char *const fields[] = {"model_name", "version", "endpoint_name", NULL};
-    cJSON *body = api_body(req, resp, fields);
-    if (body == NULL)
+    deploy_names n;
+    if (!api_deploy_body(req, resp, &n))
         return;
-    char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1], endpoint[REG_NAME_MAX + 1];
-    bool bad = false;
-    const char *m = api_name_field(body, "model_name", model, sizeof model, &bad, resp);
-    const char *v = bad ? NULL : api_name_field(body, "version", version, sizeof version, &bad,
-                                                resp);
-    const char *e = bad ? NULL : api_name_field(body, "endpoint_name", endpoint, sizeof endpoint,
-                                                &bad, resp);
-    cJSON_Delete(body);
-    if (bad)
-        return;
+    const char *m = n.m, *v = n.v, *e = n.e;
     if (!((m && v && !e) || (!m && !v && e))) {
         http_error(resp, 400, "give {\"model_name\", \"version\"} or {\"endpoint_name\"}");
         return;

@@ -15,6 +15,10 @@ int api_register_routes(ds_server *s);
 /* Once a second from the main thread: canary guards. */
 void api_tick(ds_server *s);
 
+/* Reply with a cJSON value (struct cJSON *; deleted here); 500 when it cannot be printed. */
+struct cJSON;
+void api_reply(http_response *resp, int status, struct cJSON *body);
+
 /* Implemented in api_stats.c / canary.c; used by api.c's routers. */
 void api_stats_all(ds_server *s, http_response *resp);
 void api_stats_one(ds_server *s, const char *model, const char *version, http_response *resp);

@@ -100,19 +100,6 @@ static int api_add_stats_row(void *ud, const reg_deployment *d)
     return 0;
 }
 
-static void api_reply_json(http_response *resp, int status, cJSON *body)
-{
-    char *text = cJSON_PrintUnformatted(body);
-    cJSON_Delete(body);
-    if (text == NULL) {
-        http_error(resp, 500, "out of memory");
-        return;
-    }
-    buf_append_str(resp->body, text);
-    free(text);
-    resp->status = status;
-}
-
 void api_stats_all(ds_server *s, http_response *resp)
 {
     stats_page page = {0};
@@ -129,7 +116,7 @@ void api_stats_all(ds_server *s, http_response *resp)
         http_error(resp, 500, "registry: %s", err);
         return;
     }
-    api_reply_json(resp, 200, root);
+    api_reply(resp, 200, root);
 }
 
 typedef struct find_row {
@@ -186,7 +173,7 @@ void api_stats_one(ds_server *s, const char *model, const char *version, http_re
     cJSON_AddItemToObject(o, "histogram",
                           d ? api_histogram_json(deploy_target_of(d)->stats) : cJSON_CreateArray());
     deploy_release(d);
-    api_reply_json(resp, 200, o);
+    api_reply(resp, 200, o);
 }
 
 static void api_metrics_add_live(void *ud, const deploy_target *t, int weight)

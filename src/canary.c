@@ -10,18 +10,6 @@
 #include "deploy_internal.h"
 #include "log.h"
 
-static deploy_result canary_fail(int status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static deploy_result canary_fail(int status, const char *fmt, ...)
-{
-    deploy_result r = {.status = status};
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r.message, sizeof r.message, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
 /* ---- JSON forms of a split and a guard -------------------------------------------------- */
 
 /* {"<version>": weight, ...} of the live versions (caller holds lifecycle). */
@@ -144,14 +132,14 @@ static deploy_result canary_align(const deploy_model *dm, const char *const *ver
     for (size_t i = 0; i < n; i++) {
         ssize_t at = deploy_model_index(dm, versions[i]);
         if (at < 0)
-            return canary_fail(409, "%s version %s is not deployed", dm->name, versions[i]);
+            return deploy_fail(409, "%s version %s is not deployed", dm->name, versions[i]);
         if (weights[i] < 0 || weights[i] > 100)
-            return canary_fail(400, "weight of version %s must be 0..100", versions[i]);
+            return deploy_fail(400, "weight of version %s must be 0..100", versions[i]);
         aligned[at] = weights[i];
         sum += weights[i];
     }
     if (sum != 100)
-        return canary_fail(400, "weights must sum to 100, not %d", sum);
+        return deploy_fail(400, "weights must sum to 100, not %d", sum);
     return (deploy_result){.status = 200};
 }
 
@@ -161,12 +149,12 @@ deploy_result canary_set(deploy_manager *m, const char *model, const char *const
 {
     deploy_model *dm = deploy_model_find(m, model);
     if (dm == NULL || n == 0)
-        return canary_fail(dm ? 400 : 404, dm ? "give at least one version"
+        return deploy_fail(dm ? 400 : 404, dm ? "give at least one version"
                                               : "model %s has no deployed version", model);
     pthread_mutex_lock(&dm->lifecycle);
     int *aligned = calloc(dm->count + 1, sizeof *aligned);
     deploy_result r = aligned ? canary_align(dm, versions, weights, n, aligned)
-                              : canary_fail(500, "out of memory");
+                              : deploy_fail(500, "out of memory");
     if (r.status == 200) {
         canary_apply(dm, aligned, true);
         dm->guard = guard ? *guard : (canary_guard){0};
@@ -222,13 +210,13 @@ deploy_result canary_rollback(deploy_manager *m, const char *model)
 {
     deploy_model *dm = deploy_model_find(m, model);
     if (dm == NULL)
-        return canary_fail(404, "model %s has no deployed version", model);
+        return deploy_fail(404, "model %s has no deployed version", model);
     pthread_mutex_lock(&dm->lifecycle);
     char *weights = NULL, *guard = NULL, err[256];
     reg_status rs = registry_traffic_rollback(m->env.reg, model, &weights, &guard, err, sizeof err);
     deploy_result r = {.status = 200};
     if (rs != REG_OK) {
-        r = canary_fail(rs == REG_NOT_FOUND ? 404 : 500, "no earlier traffic split of %s: %s",
+        r = deploy_fail(rs == REG_NOT_FOUND ? 404 : 500, "no earlier traffic split of %s: %s",
                         model, err);
     } else {
         if (!canary_apply_stored(dm, weights))

@@ -57,9 +57,7 @@ static deploy_result deploy_ok(int status)
     return r;
 }
 
-static deploy_result deploy_fail(int status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static deploy_result deploy_fail(int status, const char *fmt, ...)
+deploy_result deploy_fail(int status, const char *fmt, ...)
 {
     deploy_result r = {.status = status};
     va_list ap;

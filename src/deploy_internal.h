@@ -65,6 +65,8 @@ uint64_t deploy_hash(const char *s);
 deploy_model *deploy_model_find(deploy_manager *m, const char *name);
 /* Index of a live version in dm->versions, or -1. Caller holds dm->lock or dm->lifecycle. */
 ssize_t deploy_model_index(const deploy_model *dm, const char *version);
+/* A failed result with a formatted message. */
+deploy_result deploy_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Record an event {"reason": reason}; failures are logged, not returned. */
 void deploy_event(deploy_manager *m, const char *kind, const char *model, const char *version,
                   const char *reason);

@@ -570,24 +570,25 @@ static size_t fmt_bool(char *d, const unsigned char *s)
     return *s ? 4 : 5;
 }
 
-#define OIP_INT_FMT(fn, T, printer, W)                                                             \
+/* fn: read one element of type T and print it through printer(dst, (W)value). */
+#define OIP_ELEM_FMT(fn, T, printer, W)                                                            \
     static size_t fn(char *d, const unsigned char *s)                                              \
     {                                                                                              \
         T v;                                                                                       \
         memcpy(&v, s, sizeof v);                                                                   \
         return printer(d, (W)v);                                                                   \
     }
-OIP_INT_FMT(fmt_u8, uint8_t, oip_fmt_u64, uint64_t)
-OIP_INT_FMT(fmt_u16, uint16_t, oip_fmt_u64, uint64_t)
-OIP_INT_FMT(fmt_u32, uint32_t, oip_fmt_u64, uint64_t)
-OIP_INT_FMT(fmt_u64, uint64_t, oip_fmt_u64, uint64_t)
-OIP_INT_FMT(fmt_i8, int8_t, oip_fmt_i64, int64_t)
-OIP_INT_FMT(fmt_i16, int16_t, oip_fmt_i64, int64_t)
-OIP_INT_FMT(fmt_i32, int32_t, oip_fmt_i64, int64_t)
-OIP_INT_FMT(fmt_i64, int64_t, oip_fmt_i64, int64_t)
-OIP_INT_FMT(fmt_f16, uint16_t, oip_fmt_f16, uint16_t)
-OIP_INT_FMT(fmt_f32, float, oip_fmt_f32, float)
-OIP_INT_FMT(fmt_f64, double, oip_fmt_f64, double)
+OIP_ELEM_FMT(fmt_u8, uint8_t, oip_fmt_u64, uint64_t)
+OIP_ELEM_FMT(fmt_u16, uint16_t, oip_fmt_u64, uint64_t)
+OIP_ELEM_FMT(fmt_u32, uint32_t, oip_fmt_u64, uint64_t)
+OIP_ELEM_FMT(fmt_u64, uint64_t, oip_fmt_u64, uint64_t)
+OIP_ELEM_FMT(fmt_i8, int8_t, oip_fmt_i64, int64_t)
+OIP_ELEM_FMT(fmt_i16, int16_t, oip_fmt_i64, int64_t)
+OIP_ELEM_FMT(fmt_i32, int32_t, oip_fmt_i64, int64_t)
+OIP_ELEM_FMT(fmt_i64, int64_t, oip_fmt_i64, int64_t)
+OIP_ELEM_FMT(fmt_f16, uint16_t, oip_fmt_f16, uint16_t)
+OIP_ELEM_FMT(fmt_f32, float, oip_fmt_f32, float)
+OIP_ELEM_FMT(fmt_f64, double, oip_fmt_f64, double)
 
 static elem_fmt elem_formatter(ds_datatype t)
 {

@@ -206,7 +206,7 @@ static int dec_to_bin(uint64_t w, int64_t q, num_format f, uint64_t *bits)
     return DEC_OK;
 }
 
-/* Steps 2 for a scanned number: with more than 19 digits the true value lies strictly between
+/* Step 2 for a scanned number: with more than 19 digits the true value lies strictly between
  * w and w + 1 (times 10^q); when both round to the same value, that is the answer. */
 static int dec_to_bin_num(const oip_num *n, num_format f, uint64_t *bits)
 {
@@ -603,7 +603,7 @@ static size_t num_fmt_decimal(char *dst, bool neg, uint64_t d, int32_t e)
     char *o = dst, tmp[24];
     if (neg)
         *o++ = '-';
-    while (d % 10 == 0) {
+    while (d != 0 && d % 10 == 0) { /* d is never 0 here; the test keeps the loop finite */
         d /= 10;
         e++;
     }

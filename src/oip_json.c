@@ -881,7 +881,7 @@ static int parse_shape(oip_dec *d, oip_in *in)
         return in_fail(d, in, NULL, 400, "shape %s has too many elements",
                        oip_shape_str(s, sizeof s, dims, rank));
     if (in->t.element_count > d->max_elements - d->elements)
-        return in_fail(d, in, NULL, 413, "shape %s makes the request exceed %llu elements",
+        return in_fail(d, in, NULL, 400, "shape %s makes the request exceed %llu elements",
                        oip_shape_str(s, sizeof s, dims, rank), (unsigned long long)d->max_elements);
     d->elements += in->t.element_count;
     return 0;
@@ -997,7 +997,7 @@ static int parse_inputs(oip_dec *d)
     int rc = arr_open(d, 2, "'inputs'");
     while (rc == 0 && (rc = arr_next(d, &first, &more)) == 0 && more) {
         if (d->n_in >= d->max_tensors)
-            return oip_errorf(d->err, 413, "more than %u inputs", d->max_tensors);
+            return oip_errorf(d->err, 400, "more than %u inputs", d->max_tensors);
         oip_in *grown = grow(d, d->in, d->n_in, &d->cap_in, sizeof *d->in);
         if (grown == NULL)
             return oom(d);
@@ -1049,7 +1049,7 @@ static int parse_outputs(oip_dec *d)
     int rc = arr_open(d, 2, "'outputs'");
     while (rc == 0 && (rc = arr_next(d, &first, &more)) == 0 && more) {
         if (d->n_out >= d->max_tensors)
-            return oip_errorf(d->err, 413, "more than %u requested outputs", d->max_tensors);
+            return oip_errorf(d->err, 400, "more than %u requested outputs", d->max_tensors);
         oip_out *grown = grow(d, d->out, d->n_out, &d->cap_out, sizeof *d->out);
         if (grown == NULL)
             return oom(d);

@@ -652,7 +652,7 @@ static void test_huge_dims_overflow_and_limit(void **state)
     assert_int_equal(decode_one(f, "FP32", "[4294967296,4294967296]", "[]"), 400);
     assert_msg(f, "input 'x': shape [4294967296,4294967296] has too many elements");
     assert_int_equal(decode_one(f, "FP32", "[9223372036854775808]", "[]"), 400);
-    assert_int_equal(decode_one(f, "FP32", "[1000000000000]", "[1]"), 413);
+    assert_int_equal(decode_one(f, "FP32", "[1000000000000]", "[1]"), 400);
     assert_msg(f, "exceed");
     assert_int_equal(decode_one(f, "FP32", "[0,9223372036854775807,9223372036854775807]", "[]"), 0);
 }
@@ -1133,19 +1133,19 @@ static void test_very_deep_nesting_is_refused_without_recursion(void **state)
     free(obj);
 }
 
-static void test_tensor_and_element_limits_are_413(void **state)
+static void test_tensor_and_element_limits_are_400(void **state)
 {
     fx *f = *state;
     oip_limits lim = {.max_elements = 5, .max_depth = 32, .max_tensors = 2};
     char json[1024];
     snprintf(json, sizeof json, "%s}", three_inputs);
-    assert_int_equal(decode_lim(f, json, &lim), 413);
+    assert_int_equal(decode_lim(f, json, &lim), 400);
     assert_msg(f, "more than 2 inputs");
     assert_int_equal(decode_lim(f,
                                 "{\"inputs\":[],\"outputs\":[{\"name\":\"a\"},{\"name\":\"b\"},"
                                 "{\"name\":\"c\"}]}",
                                 &lim),
-                     413);
+                     400);
     assert_msg(f, "more than 2 requested outputs");
     assert_int_equal(
         decode_lim(
@@ -1153,7 +1153,7 @@ static void test_tensor_and_element_limits_are_413(void **state)
             "{\"inputs\":[{\"name\":\"a\",\"shape\":[3],\"datatype\":\"INT8\",\"data\":"
             "[1,2,3]},{\"name\":\"b\",\"shape\":[3],\"datatype\":\"INT8\",\"data\":[1,2,3]}]}",
             &lim),
-        413);
+        400);
     assert_msg(f, "input 'b': shape [3] makes the request exceed 5 elements");
 }
 
@@ -1519,7 +1519,7 @@ int main(void)
         T(test_escaped_keys_and_whitespace_are_understood),
         T(test_depth_limit_applies_to_parameters_and_data),
         T(test_very_deep_nesting_is_refused_without_recursion),
-        T(test_tensor_and_element_limits_are_413),
+        T(test_tensor_and_element_limits_are_400),
         T(test_check_request_accepts_variable_dims_and_any),
         T(test_check_request_rejects_wrong_datatype_rank_and_dims),
         T(test_check_request_missing_unexpected_and_duplicate_inputs),

@@ -531,9 +531,10 @@ static void test_version_add_refuses_config_that_is_not_a_json_object(void **sta
 static void test_version_add_refuses_bad_sha256_and_plugin_path(void **state)
 {
     struct fixture *f = *state;
-    const char *bad_sha[] = {"abc", SHA_A "0",
-                             "g123456789abcdef0123456789abcdef0123456789abcdef"
-                             "0123456789abcdef"};
+    /* 64 characters, but 'g' is not a hex digit */
+    static const char non_hex[] = "g123456789abcdef0123456789abcdef0123456789abcdef"
+                                   "0123456789abcdef";
+    const char *bad_sha[] = {"abc", SHA_A "0", non_hex};
     for (size_t i = 0; i < sizeof bad_sha / sizeof bad_sha[0]; i++)
         assert_int_equal(
             registry_version_add(f->r, "m", "1", "/p", bad_sha[i], NULL, f->err, sizeof f->err),

@@ -205,15 +205,11 @@ static reg_status status_of(int rc)
 {
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY:
-        return REG_EXISTS;
+    case SQLITE_CONSTRAINT_PRIMARYKEY: return REG_EXISTS;
     case SQLITE_CONSTRAINT_CHECK:
-    case SQLITE_CONSTRAINT_NOTNULL:
-        return REG_INVALID;
-    case SQLITE_CONSTRAINT_FOREIGNKEY:
-        return REG_CONFLICT;
-    default:
-        return REG_ERROR;
+    case SQLITE_CONSTRAINT_NOTNULL: return REG_INVALID;
+    case SQLITE_CONSTRAINT_FOREIGNKEY: return REG_CONFLICT;
+    default: return REG_ERROR;
     }
 }
 
@@ -231,20 +227,13 @@ static reg_status no_memory(char *err, size_t errlen)
 const char *registry_status_str(reg_status s)
 {
     switch (s) {
-    case REG_OK:
-        return "ok";
-    case REG_NOT_FOUND:
-        return "not found";
-    case REG_EXISTS:
-        return "already exists";
-    case REG_CONFLICT:
-        return "conflict";
-    case REG_INVALID:
-        return "invalid argument";
-    case REG_TOO_NEW:
-        return "database schema too new";
-    case REG_ERROR:
-        return "registry error";
+    case REG_OK: return "ok";
+    case REG_NOT_FOUND: return "not found";
+    case REG_EXISTS: return "already exists";
+    case REG_CONFLICT: return "conflict";
+    case REG_INVALID: return "invalid argument";
+    case REG_TOO_NEW: return "database schema too new";
+    case REG_ERROR: return "registry error";
     }
     return "unknown registry status";
 }

@@ -36,8 +36,8 @@ typedef enum reg_status {
     REG_ERROR = 6      /* SQLite or I/O failure */
 } reg_status;
 
-#define REG_NAME_MAX 64
-#define REG_TIME_MAX 32
+#define REG_NAME_MAX   64
+#define REG_TIME_MAX   32
 #define REG_SHA256_HEX 65
 
 typedef struct registry registry;
@@ -66,9 +66,9 @@ typedef struct reg_version {
     int64_t id;
     char name[REG_NAME_MAX + 1];
     char version[REG_NAME_MAX + 1];
-    char *plugin_path;  /* owned */
+    char *plugin_path; /* owned */
     char sha256[REG_SHA256_HEX];
-    char *config_json;  /* owned; "{}" when none */
+    char *config_json; /* owned; "{}" when none */
     char created_at[REG_TIME_MAX];
 } reg_version;
 
@@ -89,8 +89,8 @@ reg_status registry_version_get(registry *r, const char *name, const char *versi
  * deployment uses it; REG_NOT_FOUND when absent. A "failed" deployment of it is closed
  * (status "undeployed") so a restart does not retry it. Past deployments and events of it are
  * kept (deployments keep model name and version as text). */
-reg_status registry_version_delete(registry *r, const char *name, const char *version,
-                                   char *err, size_t errlen);
+reg_status registry_version_delete(registry *r, const char *name, const char *version, char *err,
+                                   size_t errlen);
 /* Call fn for every registered version, ordered by model name then created order.
  * `v` is valid only during the callback. Stops early when fn returns non-zero. */
 typedef int (*reg_version_fn)(void *ud, const reg_version *v);
@@ -107,7 +107,7 @@ typedef struct reg_deployment {
     char status[16];                      /* "active", "failed" or "undeployed" */
     char *status_reason;                  /* owned; NULL when none */
     char deployed_at[REG_TIME_MAX];
-    char undeployed_at[REG_TIME_MAX];     /* "" while active */
+    char undeployed_at[REG_TIME_MAX]; /* "" while active */
 } reg_deployment;
 
 void reg_deployment_free(reg_deployment *d); /* frees owned strings, not d */
@@ -118,15 +118,15 @@ void reg_deployment_free(reg_deployment *d); /* frees owned strings, not d */
  * REG_NOT_FOUND if the version is not registered; REG_EXISTS if it is already active or the
  * endpoint name is taken by an active deployment. On REG_OK *out (may be NULL) is filled. */
 reg_status registry_deployment_create(registry *r, const char *name, const char *version,
-                                      const char *endpoint_name, reg_deployment *out,
-                                      char *err, size_t errlen);
+                                      const char *endpoint_name, reg_deployment *out, char *err,
+                                      size_t errlen);
 /* End deployment `id`: status becomes `status` ("undeployed" or "failed"), reason (may be
  * NULL) stored, undeployed_at set for "undeployed", and an event recorded (kind "undeploy" or
  * "failed", detail {"deployment_id","endpoint_name","reason"}), in one transaction.
  * REG_NOT_FOUND when there is no such active or failed deployment; REG_INVALID for any other
  * status. */
-reg_status registry_deployment_end(registry *r, int64_t id, const char *status,
-                                   const char *reason, char *err, size_t errlen);
+reg_status registry_deployment_end(registry *r, int64_t id, const char *status, const char *reason,
+                                   char *err, size_t errlen);
 /* Call fn for deployments whose status is active or failed (the ones GET /deployments shows,
  * and the ones a restart restores), oldest first. `d` valid only during the callback. */
 typedef int (*reg_deployment_fn)(void *ud, const reg_deployment *d);
@@ -138,10 +138,10 @@ reg_status registry_deployment_list(registry *r, reg_deployment_fn fn, void *ud,
 typedef struct reg_event {
     int64_t id;
     char at[REG_TIME_MAX];
-    char kind[32];                 /* "deploy", "undeploy", "failed", "register", "traffic"... */
+    char kind[32]; /* "deploy", "undeploy", "failed", "register", "traffic"... */
     char model_name[REG_NAME_MAX + 1];
     char version[REG_NAME_MAX + 1]; /* "" when not about one version */
-    const char *detail;            /* JSON object text or "" */
+    const char *detail;             /* JSON object text or "" */
 } reg_event;
 
 /* Append an event. kind: [A-Za-z0-9_.-]{1,31}. version: NULL or "" when not about one version.

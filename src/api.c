@@ -178,8 +178,8 @@ static void api_register(ds_server *s, const char *name, const char *version, co
         http_error(resp, 400, "not a loadable plugin: %s", err);
         return;
     }
-    reg_status rs = registry_version_add(s->reg, name, version, path, sha, config_json, err,
-                                         sizeof err);
+    reg_status rs =
+        registry_version_add(s->reg, name, version, path, sha, config_json, err, sizeof err);
     if (rs != REG_OK) {
         http_error(resp, api_status_of(rs), "%s", err);
         return;
@@ -205,8 +205,8 @@ static void api_models_register(ds_server *s, const http_request *req, http_resp
     char name[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
     bool bad = false;
     const char *n = api_name_field(body, "name", name, sizeof name, &bad, resp);
-    const char *v = bad ? NULL : api_name_field(body, "version", version, sizeof version, &bad,
-                                                resp);
+    const char *v =
+        bad ? NULL : api_name_field(body, "version", version, sizeof version, &bad, resp);
     const cJSON *plugin = cJSON_GetObjectItemCaseSensitive(body, "plugin");
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(body, "config");
     char *config_text = NULL;
@@ -218,8 +218,8 @@ static void api_models_register(ds_server *s, const http_request *req, http_resp
     } else {
         config_text = config ? cJSON_PrintUnformatted(config) : NULL;
         char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
-        if (store_import_file(s->cfg.data_dir, plugin->valuestring, sha, stored, sizeof stored,
-                              err, sizeof err) != 0)
+        if (store_import_file(s->cfg.data_dir, plugin->valuestring, sha, stored, sizeof stored, err,
+                              sizeof err) != 0)
             http_error(resp, 400, "not a loadable plugin: %s", err);
         else
             api_register(s, n, v, stored, sha, config_text ? config_text : "{}", resp);
@@ -316,8 +316,8 @@ static bool api_deploy_body(const http_request *req, http_response *resp, deploy
     bool bad = false;
     n->m = api_name_field(body, "model_name", n->model, sizeof n->model, &bad, resp);
     n->v = bad ? NULL : api_name_field(body, "version", n->version, sizeof n->version, &bad, resp);
-    n->e = bad ? NULL : api_name_field(body, "endpoint_name", n->endpoint, sizeof n->endpoint,
-                                       &bad, resp);
+    n->e = bad ? NULL
+               : api_name_field(body, "endpoint_name", n->endpoint, sizeof n->endpoint, &bad, resp);
     cJSON_Delete(body);
     return !bad;
 }
@@ -379,8 +379,7 @@ static void api_deployments_list(ds_server *s, http_response *resp)
     cJSON *root = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(root, "deployments");
     char err[256];
-    if (registry_deployment_list(s->reg, api_collect_deployment, list, err, sizeof err) !=
-        REG_OK) {
+    if (registry_deployment_list(s->reg, api_collect_deployment, list, err, sizeof err) != REG_OK) {
         cJSON_Delete(root);
         http_error(resp, 500, "registry: %s", err);
         return;
@@ -514,11 +513,11 @@ static void api_predict(void *cbdata, const http_request *req, http_response *re
     cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
     char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1], what[160];
     bool bad = false;
-    const char *m = n == 1 ? api_name_field(body, "model_name", model, sizeof model, &bad, resp)
-                           : NULL;
-    const char *v = n == 1 && !bad ? api_name_field(body, "version", version, sizeof version,
-                                                    &bad, resp)
-                                   : NULL;
+    const char *m =
+        n == 1 ? api_name_field(body, "model_name", model, sizeof model, &bad, resp) : NULL;
+    const char *v = n == 1 && !bad
+                        ? api_name_field(body, "version", version, sizeof version, &bad, resp)
+                        : NULL;
     if (bad) {
     } else if (input == NULL) {
         http_error(resp, 400, "\"input\" is required");
@@ -531,8 +530,8 @@ static void api_predict(void *cbdata, const http_request *req, http_response *re
         http_error(resp, 400, "\"model_name\" is required");
     } else {
         snprintf(what, sizeof what, "model %s%s%s", m, v ? " version " : "", v ? v : "");
-        api_predict_with(deploy_acquire(s->deploy, m, v, http_header(req, "X-Routing-Key")),
-                         what, input, resp);
+        api_predict_with(deploy_acquire(s->deploy, m, v, http_header(req, "X-Routing-Key")), what,
+                         input, resp);
     }
     cJSON_Delete(body);
 }
@@ -547,9 +546,9 @@ static void api_static(void *cbdata, const http_request *req, http_response *res
 
 int api_register_routes(ds_server *s)
 {
-    size_t upload = (size_t)(s->cfg.max_upload_bytes > s->cfg.max_body_bytes
-                                 ? s->cfg.max_upload_bytes
-                                 : s->cfg.max_body_bytes);
+    size_t upload =
+        (size_t)(s->cfg.max_upload_bytes > s->cfg.max_body_bytes ? s->cfg.max_upload_bytes
+                                                                 : s->cfg.max_body_bytes);
     /* Accept a little more than the upload limit so the handler can answer a clean 413. */
     int rc = http_route_add_sized(s->http, "/models", api_models, s, upload + 1);
     rc |= http_route_add(s->http, "/deployments", api_deployments, s);

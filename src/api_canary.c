@@ -64,8 +64,10 @@ static int api_read_weights(const cJSON *obj, const char **versions, int *weight
     for (const cJSON *f = obj->child; f; f = f->next) {
         if (*n == API_MAX_SPLIT || !registry_name_valid(f->string) || !cJSON_IsNumber(f) ||
             f->valuedouble != (double)f->valueint) {
-            http_error(resp, 400, "weight of \"%s\" must be a whole number and the version a "
-                                  "valid name", f->string);
+            http_error(resp, 400,
+                       "weight of \"%s\" must be a whole number and the version a "
+                       "valid name",
+                       f->string);
             return -1;
         }
         versions[*n] = f->string;

@@ -92,8 +92,7 @@ static int api_add_stats_row(void *ud, const reg_deployment *d)
     stats_page *p = ud;
     for (size_t i = 0; i < p->live.count; i++)
         if (p->live.ids[i] == d->id) {
-            cJSON_AddItemToArray(p->list,
-                                 api_stats_json(d, &p->live.snaps[i], p->live.weights[i]));
+            cJSON_AddItemToArray(p->list, api_stats_json(d, &p->live.snaps[i], p->live.weights[i]));
             return 0;
         }
     cJSON_AddItemToArray(p->list, api_stats_json(d, NULL, -1));
@@ -178,8 +177,11 @@ void api_stats_one(ds_server *s, const char *model, const char *version, http_re
 
 static void api_metrics_add_live(void *ud, const deploy_target *t, int weight)
 {
-    metrics_deployment d = {.model = t->model_name, .version = t->version, .status = "active",
-                            .stats = t->stats, .traffic_weight = weight};
+    metrics_deployment d = {.model = t->model_name,
+                            .version = t->version,
+                            .status = "active",
+                            .stats = t->stats,
+                            .traffic_weight = weight};
     metrics_writer_add(ud, &d);
 }
 
@@ -187,8 +189,11 @@ static int api_metrics_add_failed(void *ud, const reg_deployment *row)
 {
     if (strcmp(row->status, "active") == 0)
         return 0; /* live ones were added with their stats */
-    metrics_deployment d = {.model = row->model_name, .version = row->version,
-                            .status = row->status, .stats = NULL, .traffic_weight = -1};
+    metrics_deployment d = {.model = row->model_name,
+                            .version = row->version,
+                            .status = row->status,
+                            .stats = NULL,
+                            .traffic_weight = -1};
     metrics_writer_add(ud, &d);
     return 0;
 }

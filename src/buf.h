@@ -26,7 +26,10 @@ typedef struct ds_buf {
 } ds_buf;
 
 /* Zero-initialised ds_buf is valid and empty. */
-#define DS_BUF_INIT {0}
+#define DS_BUF_INIT                                                                                \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 /* Make sure `extra` more bytes fit; false (and failed set) when memory runs out. */
 bool buf_reserve(ds_buf *b, size_t extra);

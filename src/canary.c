@@ -43,11 +43,11 @@ static void canary_guard_json(const canary_guard *g, ds_buf *out)
 int canary_guard_parse(const char *json, canary_guard *out, char *err, size_t errlen)
 {
     cJSON *g = cJSON_Parse(json);
-    *out = (canary_guard){.enabled = true, .max_error_rate = 1.0, .min_requests = 100,
-                          .window_s = 30};
+    *out =
+        (canary_guard){.enabled = true, .max_error_rate = 1.0, .min_requests = 100, .window_s = 30};
     int rc = -1;
-    static const char *const known[] = {"max_error_rate", "max_p99_ratio", "min_requests",
-                                        "window_s", "state", "reason", NULL};
+    static const char *const known[] = {
+        "max_error_rate", "max_p99_ratio", "min_requests", "window_s", "state", "reason", NULL};
     if (!cJSON_IsObject(g)) {
         snprintf(err, errlen, "\"guard\" must be an object");
         goto done;
@@ -71,8 +71,9 @@ int canary_guard_parse(const char *json, canary_guard *out, char *err, size_t er
         (ratio && (!cJSON_IsNumber(ratio) || ratio->valuedouble < 0)) ||
         (min && (!cJSON_IsNumber(min) || min->valuedouble < 1 || min->valuedouble > 1e9)) ||
         (window && (!cJSON_IsNumber(window) || window->valueint < 1 || window->valueint > 60))) {
-        snprintf(err, errlen, "guard: max_error_rate 0..1, max_p99_ratio >= 0, min_requests "
-                              ">= 1 and window_s 1..60");
+        snprintf(err, errlen,
+                 "guard: max_error_rate 0..1, max_p99_ratio >= 0, min_requests "
+                 ">= 1 and window_s 1..60");
         goto done;
     }
     if (rate)
@@ -92,7 +93,8 @@ done:
     return rc;
 }
 
-/* ---- applying a split ------------------------------------------------------------------------- */
+/* ---- applying a split -------------------------------------------------------------------------
+ */
 
 void canary_persist(deploy_manager *m, deploy_model *dm, const char *reason)
 {
@@ -149,8 +151,9 @@ deploy_result canary_set(deploy_manager *m, const char *model, const char *const
 {
     deploy_model *dm = deploy_model_find(m, model);
     if (dm == NULL || n == 0)
-        return deploy_fail(dm ? 400 : 404, dm ? "give at least one version"
-                                              : "model %s has no deployed version", model);
+        return deploy_fail(dm ? 400 : 404,
+                           dm ? "give at least one version" : "model %s has no deployed version",
+                           model);
     pthread_mutex_lock(&dm->lifecycle);
     int *aligned = calloc(dm->count + 1, sizeof *aligned);
     deploy_result r = aligned ? canary_align(dm, versions, weights, n, aligned)
@@ -232,7 +235,8 @@ deploy_result canary_rollback(deploy_manager *m, const char *model)
     return r;
 }
 
-/* ---- deployment manager hooks ----------------------------------------------------------------- */
+/* ---- deployment manager hooks -----------------------------------------------------------------
+ */
 
 void canary_on_removed_locked(deploy_model *dm, int removed_weight)
 {
@@ -299,7 +303,8 @@ void canary_restore(deploy_manager *m)
     free(l.items);
 }
 
-/* ---- the guard -------------------------------------------------------------------------------- */
+/* ---- the guard --------------------------------------------------------------------------------
+ */
 
 /* Check one canary against the baseline; true (and reason written) when it must lose traffic. */
 static bool canary_breached(const canary_guard *g, const deployment *canary,
@@ -322,8 +327,8 @@ static bool canary_breached(const canary_guard *g, const deployment *canary,
     if (g->max_p99_ratio > 0 && ratio > g->max_p99_ratio) {
         snprintf(reason, len,
                  "version %s p99 %.3f ms is %.2fx baseline %s p99 %.3f ms > %.2fx over %d s",
-                 canary->version, c.p99_ms, ratio, baseline->version, b.p99_ms,
-                 g->max_p99_ratio, g->window_s);
+                 canary->version, c.p99_ms, ratio, baseline->version, b.p99_ms, g->max_p99_ratio,
+                 g->window_s);
         return true;
     }
     return false;

@@ -22,7 +22,7 @@ typedef struct opt {
     const char *help;
 } opt;
 
-#define STR(field) OPT_STR, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
+#define STR(field)               OPT_STR, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
 #define NUM(type, field, lo, hi) type, offsetof(ds_config, field), 0, lo, hi
 
 static const opt options[] = {
@@ -79,8 +79,7 @@ static void config_defaults(ds_config *cfg)
                        .stats_flush_s = 10};
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
-    snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8,
-             bin);
+    snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8, bin);
     snprintf(cfg->web_root, sizeof cfg->web_root, "%.*s/web", PATH_MAX - 8, bin);
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
 }

@@ -310,9 +310,8 @@ void deploy_event(deploy_manager *m, const char *kind, const char *model, const 
 }
 
 /* Load, record and publish under the model's lifecycle lock. */
-static deploy_result deploy_start_locked(deploy_manager *m, deploy_model *dm,
-                                         const char *version, const char *endpoint_name,
-                                         reg_deployment *out)
+static deploy_result deploy_start_locked(deploy_manager *m, deploy_model *dm, const char *version,
+                                         const char *endpoint_name, reg_deployment *out)
 {
     if (deploy_model_index(dm, version) >= 0)
         return deploy_fail(409, "%s version %s is already deployed", dm->name, version);
@@ -409,8 +408,10 @@ static deploy_result deploy_stop_failed(deploy_manager *m, const char *model, co
     registry_deployment_list(m->env.reg, deploy_find_failed, &f, err, sizeof err);
     if (f.id == 0)
         return deploy_fail(404, "%s version %s is not deployed", model, version);
-    reg_status rs = registry_deployment_end(m->env.reg, f.id, "undeployed", "failed deployment "
-                                            "removed", err, sizeof err);
+    reg_status rs = registry_deployment_end(m->env.reg, f.id, "undeployed",
+                                            "failed deployment "
+                                            "removed",
+                                            err, sizeof err);
     return rs == REG_OK ? deploy_ok(200) : deploy_status_from_registry(rs, err);
 }
 

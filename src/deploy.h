@@ -34,18 +34,18 @@
 #include "stats.h"
 
 typedef struct deploy_manager deploy_manager;
-typedef struct deployment deployment; /* one live (model, version) */
+typedef struct deployment deployment;     /* one live (model, version) */
 typedef struct deploy_model deploy_model; /* one model name and its live versions */
 
 /* What a request needs from a deployment. Valid while the caller holds a reference. */
 typedef struct deploy_target {
     const char *model_name;
     const char *version;
-    const char *endpoint_name;    /* "" when none */
+    const char *endpoint_name; /* "" when none */
     const ds_plugin_api *api;
     const ds_model_desc *model;
     void *instance;
-    pthread_mutex_t *exec_lock;   /* non-NULL when the plugin is not thread-safe */
+    pthread_mutex_t *exec_lock; /* non-NULL when the plugin is not thread-safe */
     ds_stats *stats;
     int64_t deployment_id;
 } deploy_target;

@@ -22,7 +22,7 @@ typedef struct canary_guard {
     char reason[256];
 } canary_guard;
 
-#define DEPLOY_BUCKETS 1024
+#define DEPLOY_BUCKETS  1024
 #define DEPLOY_PATH_MAX (2 * REG_NAME_MAX + 48)
 
 struct deployment {
@@ -47,10 +47,10 @@ struct deploy_model {
     pthread_rwlock_t lock;     /* guards versions/count/cap/has_split; held only for swaps */
     deployment **versions;     /* newest first */
     size_t count, cap;
-    bool has_split;            /* weights are in effect (else: newest version gets all) */
-    bool route_added;          /* unversioned route registered; guarded by lifecycle */
-    canary_guard guard;        /* automatic rollback rule; guarded by lifecycle */
-    deploy_model *next;        /* hash chain; guarded by the manager's index lock */
+    bool has_split;     /* weights are in effect (else: newest version gets all) */
+    bool route_added;   /* unversioned route registered; guarded by lifecycle */
+    canary_guard guard; /* automatic rollback rule; guarded by lifecycle */
+    deploy_model *next; /* hash chain; guarded by the manager's index lock */
 };
 
 struct deploy_manager {

@@ -45,8 +45,8 @@ struct http_server {
     int port;
     pthread_mutex_t routes_lock; /* guards `routes` (the wrapper list), not the hot path */
     http_route *routes;
-    atomic_int in_flight;  /* requests inside http_dispatch; drained by http_stop */
-    atomic_bool draining;  /* set by http_stop: new requests get 503 */
+    atomic_int in_flight; /* requests inside http_dispatch; drained by http_stop */
+    atomic_bool draining; /* set by http_stop: new requests get 503 */
 };
 
 /* Worker-thread buffers. Thread-local, so no lock: each CivetWeb worker owns its pair. */
@@ -290,16 +290,27 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     snprintf(req_timeout, sizeof req_timeout, "%d", cfg->request_timeout_ms);
     snprintf(keep_alive, sizeof keep_alive, "%d", cfg->keep_alive_ms);
-    const char *options[] = {"listening_ports", cfg->listen,   "num_threads", threads,
-                             "enable_keep_alive", "yes",        "tcp_nodelay", "1",
-                             "request_timeout_ms", req_timeout, "keep_alive_timeout_ms",
-                             keep_alive,          "decode_url", "yes",        NULL};
+    const char *options[] = {"listening_ports",
+                             cfg->listen,
+                             "num_threads",
+                             threads,
+                             "enable_keep_alive",
+                             "yes",
+                             "tcp_nodelay",
+                             "1",
+                             "request_timeout_ms",
+                             req_timeout,
+                             "keep_alive_timeout_ms",
+                             keep_alive,
+                             "decode_url",
+                             "yes",
+                             NULL};
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = http_on_civet_error;
     callbacks.log_message = http_on_log;
     callbacks.exit_thread = http_on_thread_exit;
-    struct mg_init_data init = {.callbacks = &callbacks, .user_data = srv,
-                                .configuration_options = options};
+    struct mg_init_data init = {
+        .callbacks = &callbacks, .user_data = srv, .configuration_options = options};
     struct mg_error_data error = {.text = err, .text_buffer_size = errlen};
     srv->ctx = mg_start2(&init, &error);
     if (srv->ctx == NULL) {

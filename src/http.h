@@ -31,7 +31,7 @@ typedef struct http_request {
     const char *query; /* raw query string or NULL */
     const char *body;  /* whole body (NUL-terminated for convenience), owned by the server */
     size_t body_len;
-    const void *conn;  /* private to http.c */
+    const void *conn; /* private to http.c */
 } http_request;
 
 /* Response filled by a handler. `body` is a per-worker buffer owned by the server: append to it,
@@ -40,18 +40,18 @@ typedef struct http_response {
     int status;
     const char *content_type; /* static string; default "application/json" */
     ds_buf *body;
-    char extra_headers[192];  /* "Name: value\r\n" lines, set with http_response_header() */
+    char extra_headers[192]; /* "Name: value\r\n" lines, set with http_response_header() */
 } http_response;
 
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
 
 typedef struct http_config {
-    const char *listen;       /* "127.0.0.1:8080", "8080" or "[::]:8080" */
-    int threads;              /* worker threads = keep-alive connections served at once */
-    size_t max_body_bytes;    /* larger bodies get 413 */
-    int request_timeout_ms;   /* a slow or partial request is dropped after this */
-    int keep_alive_ms;        /* idle keep-alive connections are closed after this */
-    const char *web_root;     /* static files for "/" (dashboard), or NULL */
+    const char *listen;     /* "127.0.0.1:8080", "8080" or "[::]:8080" */
+    int threads;            /* worker threads = keep-alive connections served at once */
+    size_t max_body_bytes;  /* larger bodies get 413 */
+    int request_timeout_ms; /* a slow or partial request is dropped after this */
+    int keep_alive_ms;      /* idle keep-alive connections are closed after this */
+    const char *web_root;   /* static files for "/" (dashboard), or NULL */
 } http_config;
 
 /* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after

@@ -44,7 +44,9 @@ void infer_set_limits(const oip_limits *limits)
 
 static void infer_host_log(int level, const char *msg)
 {
-    log_write(level < LOG_ERROR ? LOG_ERROR : level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level,
+    log_write(level < LOG_ERROR   ? LOG_ERROR
+              : level > LOG_DEBUG ? LOG_DEBUG
+                                  : (enum log_level)level,
               "plugin: %s", msg);
 }
 
@@ -149,8 +151,8 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, http_resp
     }
     size_t json_len = 0;
     if (oip_check_response(&out, oreq, t->model, &err) != 0 ||
-        oip_encode_response(resp->body, t->model_name, t->version, oreq, &out, &json_len,
-                            &err) != 0) {
+        oip_encode_response(resp->body, t->model_name, t->version, oreq, &out, &json_len, &err) !=
+            0) {
         http_error(resp, err.status ? err.status : 500, "model %s version %s: %s", t->model_name,
                    t->version, err.message);
         return;
@@ -265,8 +267,9 @@ static int infer_predict_request(const deploy_target *t, const char *input_json,
         rank = infer_fit_flat(in, rank == 0 ? 1 : shape[0], shape);
     if (rank < 0) {
         cJSON_Delete(input);
-        http_error(resp, 400, "\"input\" must be a number or a rectangular array fitting "
-                              "the model's input");
+        http_error(resp, 400,
+                   "\"input\" must be a number or a rectangular array fitting "
+                   "the model's input");
         return -1;
     }
     ds_datatype dt = in && in->datatype != DS_TYPE_ANY ? in->datatype : DS_TYPE_FP32;
@@ -307,7 +310,8 @@ static void infer_predict_reply(const deploy_target *t, bool scalar, http_respon
         if (first == NULL)
             first = data;
     }
-    cJSON_AddItemToObject(reply, "prediction", first ? cJSON_Duplicate(first, 1) : cJSON_CreateNull());
+    cJSON_AddItemToObject(reply, "prediction",
+                          first ? cJSON_Duplicate(first, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(reply, "outputs", named);
     char *text = cJSON_PrintUnformatted(reply);
     buf_reset(resp->body);

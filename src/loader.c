@@ -109,18 +109,12 @@ static const char *dl_message(void)
 static const char *status_name(ds_status s)
 {
     switch (s) {
-    case DS_OK:
-        return "OK";
-    case DS_ERR_INVALID_ARGUMENT:
-        return "INVALID_ARGUMENT";
-    case DS_ERR_INTERNAL:
-        return "INTERNAL";
-    case DS_ERR_UNAVAILABLE:
-        return "UNAVAILABLE";
-    case DS_ERR_NO_MEMORY:
-        return "NO_MEMORY";
-    case DS_ERR_UNSUPPORTED:
-        return "UNSUPPORTED";
+    case DS_OK: return "OK";
+    case DS_ERR_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case DS_ERR_INTERNAL: return "INTERNAL";
+    case DS_ERR_UNAVAILABLE: return "UNAVAILABLE";
+    case DS_ERR_NO_MEMORY: return "NO_MEMORY";
+    case DS_ERR_UNSUPPORTED: return "UNSUPPORTED";
     }
     return "UNKNOWN";
 }

@@ -125,8 +125,8 @@ static void main_register_repository(ds_server *s)
         if (m->d_name[0] == '.')
             continue;
         char mdir[PATH_MAX];
-        DIR *versions = main_path(mdir, sizeof mdir, "%s/%s", root, m->d_name) ? opendir(mdir)
-                                                                                : NULL;
+        DIR *versions =
+            main_path(mdir, sizeof mdir, "%s/%s", root, m->d_name) ? opendir(mdir) : NULL;
         struct dirent *v;
         while (versions != NULL && (v = readdir(versions)) != NULL) {
             char vdir[PATH_MAX];

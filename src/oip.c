@@ -269,22 +269,17 @@ size_t oip_datatype_size(ds_datatype t)
     switch (t) {
     case DS_TYPE_BOOL:
     case DS_TYPE_UINT8:
-    case DS_TYPE_INT8:
-        return 1;
+    case DS_TYPE_INT8: return 1;
     case DS_TYPE_UINT16:
     case DS_TYPE_INT16:
-    case DS_TYPE_FP16:
-        return 2;
+    case DS_TYPE_FP16: return 2;
     case DS_TYPE_UINT32:
     case DS_TYPE_INT32:
-    case DS_TYPE_FP32:
-        return 4;
+    case DS_TYPE_FP32: return 4;
     case DS_TYPE_UINT64:
     case DS_TYPE_INT64:
-    case DS_TYPE_FP64:
-        return 8;
-    default:
-        return 0;
+    case DS_TYPE_FP64: return 8;
+    default: return 0;
     }
 }
 
@@ -593,32 +588,19 @@ OIP_ELEM_FMT(fmt_f64, double, oip_fmt_f64, double)
 static elem_fmt elem_formatter(ds_datatype t)
 {
     switch (t) {
-    case DS_TYPE_BOOL:
-        return fmt_bool;
-    case DS_TYPE_UINT8:
-        return fmt_u8;
-    case DS_TYPE_UINT16:
-        return fmt_u16;
-    case DS_TYPE_UINT32:
-        return fmt_u32;
-    case DS_TYPE_UINT64:
-        return fmt_u64;
-    case DS_TYPE_INT8:
-        return fmt_i8;
-    case DS_TYPE_INT16:
-        return fmt_i16;
-    case DS_TYPE_INT32:
-        return fmt_i32;
-    case DS_TYPE_INT64:
-        return fmt_i64;
-    case DS_TYPE_FP16:
-        return fmt_f16;
-    case DS_TYPE_FP32:
-        return fmt_f32;
-    case DS_TYPE_FP64:
-        return fmt_f64;
-    default:
-        return NULL;
+    case DS_TYPE_BOOL: return fmt_bool;
+    case DS_TYPE_UINT8: return fmt_u8;
+    case DS_TYPE_UINT16: return fmt_u16;
+    case DS_TYPE_UINT32: return fmt_u32;
+    case DS_TYPE_UINT64: return fmt_u64;
+    case DS_TYPE_INT8: return fmt_i8;
+    case DS_TYPE_INT16: return fmt_i16;
+    case DS_TYPE_INT32: return fmt_i32;
+    case DS_TYPE_INT64: return fmt_i64;
+    case DS_TYPE_FP16: return fmt_f16;
+    case DS_TYPE_FP32: return fmt_f32;
+    case DS_TYPE_FP64: return fmt_f64;
+    default: return NULL;
     }
 }
 

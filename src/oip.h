@@ -55,9 +55,9 @@ extern const oip_limits oip_default_limits;
 
 /* ---- datatypes ----------------------------------------------------------------------------- */
 
-const char *oip_datatype_name(ds_datatype t);          /* "FP32"...; "INVALID" for others */
+const char *oip_datatype_name(ds_datatype t);            /* "FP32"...; "INVALID" for others */
 ds_datatype oip_datatype_parse(const char *s, size_t n); /* DS_TYPE_INVALID when unknown */
-size_t oip_datatype_size(ds_datatype t);               /* bytes per element; 0 for BYTES */
+size_t oip_datatype_size(ds_datatype t);                 /* bytes per element; 0 for BYTES */
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
@@ -68,12 +68,12 @@ typedef struct oip_requested_output {
 } oip_requested_output;
 
 typedef struct oip_request {
-    ds_infer_request plugin;  /* what the plugin sees; its arrays point into the arena */
-    ds_tensor *inputs;        /* == plugin.inputs, writable */
+    ds_infer_request plugin; /* what the plugin sees; its arrays point into the arena */
+    ds_tensor *inputs;       /* == plugin.inputs, writable */
     oip_requested_output *outputs;
     uint32_t output_count;
-    bool binary_data_output;  /* request parameter: every output in binary */
-    const char *routing_key;  /* request parameter "routing_key" (string), or NULL */
+    bool binary_data_output; /* request parameter: every output in binary */
+    const char *routing_key; /* request parameter "routing_key" (string), or NULL */
 } oip_request;
 
 /* Decode one infer request. `header_len` is the Inference-Header-Content-Length value when the
@@ -120,8 +120,8 @@ void *oip_output_alloc(ds_infer_response *resp, const char *name, ds_datatype da
 /* Check what the plugin produced against its declared outputs and internal consistency (BYTES
  * length prefixes inside the buffer, BOOL bytes 0/1, every requested output present).
  * Returns 0 or 500 with a message naming the output (a plugin bug, not the client's). */
-int oip_check_response(const oip_response *resp, const oip_request *req,
-                       const ds_model_desc *model, oip_error *err);
+int oip_check_response(const oip_response *resp, const oip_request *req, const ds_model_desc *model,
+                       oip_error *err);
 
 /* Append the OIP response to `out`: {"model_name","model_version","id"?,"parameters"?,
  * "outputs":[...]} limited to and ordered by the requested outputs (all, in plugin order, when

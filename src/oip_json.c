@@ -157,12 +157,9 @@ static size_t escape_len(const char *p, const char *end)
     case 'f':
     case 'n':
     case 'r':
-    case 't':
-        return 2;
-    case 'u':
-        return end - p < 6 ? 0 : unicode_escape_len(p, end, &cp);
-    default:
-        return 0;
+    case 't': return 2;
+    case 'u': return end - p < 6 ? 0 : unicode_escape_len(p, end, &cp);
+    default: return 0;
     }
 }
 
@@ -651,30 +648,14 @@ static int elem_float(oip_dec *d, oip_walk *w, unsigned char *dst)
 static void int_range(ds_datatype t, int64_t *min, uint64_t *max)
 {
     switch (t) {
-    case DS_TYPE_UINT8:
-        *min = 0, *max = UINT8_MAX;
-        break;
-    case DS_TYPE_UINT16:
-        *min = 0, *max = UINT16_MAX;
-        break;
-    case DS_TYPE_UINT32:
-        *min = 0, *max = UINT32_MAX;
-        break;
-    case DS_TYPE_UINT64:
-        *min = 0, *max = UINT64_MAX;
-        break;
-    case DS_TYPE_INT8:
-        *min = INT8_MIN, *max = INT8_MAX;
-        break;
-    case DS_TYPE_INT16:
-        *min = INT16_MIN, *max = INT16_MAX;
-        break;
-    case DS_TYPE_INT32:
-        *min = INT32_MIN, *max = INT32_MAX;
-        break;
-    default:
-        *min = INT64_MIN, *max = INT64_MAX;
-        break;
+    case DS_TYPE_UINT8: *min = 0, *max = UINT8_MAX; break;
+    case DS_TYPE_UINT16: *min = 0, *max = UINT16_MAX; break;
+    case DS_TYPE_UINT32: *min = 0, *max = UINT32_MAX; break;
+    case DS_TYPE_UINT64: *min = 0, *max = UINT64_MAX; break;
+    case DS_TYPE_INT8: *min = INT8_MIN, *max = INT8_MAX; break;
+    case DS_TYPE_INT16: *min = INT16_MIN, *max = INT16_MAX; break;
+    case DS_TYPE_INT32: *min = INT32_MIN, *max = INT32_MAX; break;
+    default: *min = INT64_MIN, *max = INT64_MAX; break;
     }
 }
 
@@ -925,19 +906,15 @@ static int input_member(oip_dec *d, oip_in *in, const oip_str *key, unsigned *se
         params_out po = {.binary_data_size = -1};
         int rc;
         switch (1u << i) {
-        case IN_NAME:
-            return string_value(d, &in->t.name, "input 'name'");
-        case IN_SHAPE:
-            return parse_shape(d, in);
-        case IN_TYPE:
-            return parse_datatype(d, in);
+        case IN_NAME: return string_value(d, &in->t.name, "input 'name'");
+        case IN_SHAPE: return parse_shape(d, in);
+        case IN_TYPE: return parse_datatype(d, in);
         case IN_PARAMS:
             rc = parse_params(d, PARAMS_INPUT, 4, &po, in, NULL);
             in->t.parameters = po.text;
             in->binary_size = po.binary_data_size;
             return rc;
-        default:
-            return input_data_member(d, in);
+        default: return input_data_member(d, in);
         }
     }
     return in_fail(d, in, NULL, 400, "unknown field '%.*s'", key->n > 64 ? 64 : (int)key->n,
@@ -1085,20 +1062,16 @@ static int request_member(oip_dec *d, oip_request *r, const oip_str *key, unsign
         if ((1u << i) != RQ_INPUTS && literal(d, "null", 4))
             return 0; /* an optional member that is null is absent */
         switch (1u << i) {
-        case RQ_ID:
-            return string_value(d, &r->plugin.id, "'id'");
+        case RQ_ID: return string_value(d, &r->plugin.id, "'id'");
         case RQ_PARAMS:
             rc = parse_params(d, PARAMS_REQUEST, 2, &po, NULL, "request");
             r->plugin.parameters = po.text;
             r->binary_data_output = po.binary_data_output == 1;
             r->routing_key = po.routing_key;
             return rc;
-        case RQ_INPUTS:
-            return parse_inputs(d);
-        case RQ_OUTPUTS:
-            return parse_outputs(d);
-        default:
-            return string_value(d, &ignored, names[i]);
+        case RQ_INPUTS: return parse_inputs(d);
+        case RQ_OUTPUTS: return parse_outputs(d);
+        default: return string_value(d, &ignored, names[i]);
         }
     }
     return oip_errorf(d->err, 400, "unknown field '%.*s' in the request",

@@ -23,7 +23,7 @@ typedef struct ds_server {
     registry *reg;
     http_server *http;
     deploy_manager *deploy;
-    atomic_bool ready;    /* deployments restored: /v2/health/ready answers 200 */
+    atomic_bool ready; /* deployments restored: /v2/health/ready answers 200 */
     time_t started_at;
 } ds_server;
 

@@ -222,26 +222,16 @@ static stats_stripe *stats_stripe_of(ds_stats *s)
 static int stats_code_slot(int status)
 {
     switch (status) {
-    case 200:
-        return 0;
-    case 400:
-        return 1;
-    case 404:
-        return 2;
-    case 405:
-        return 3;
-    case 409:
-        return 4;
-    case 413:
-        return 5;
-    case 429:
-        return 6;
-    case 500:
-        return 7;
-    case 503:
-        return 8;
-    default:
-        break;
+    case 200: return 0;
+    case 400: return 1;
+    case 404: return 2;
+    case 405: return 3;
+    case 409: return 4;
+    case 413: return 5;
+    case 429: return 6;
+    case 500: return 7;
+    case 503: return 8;
+    default: break;
     }
     if (status >= 200 && status <= 299)
         return SLOT_2XX;

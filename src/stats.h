@@ -31,9 +31,9 @@ typedef struct stats_snapshot {
     uint64_t error_5xx;
     int64_t in_flight;
     double latency_sum_ms;
-    double avg_latency_ms; /* over request_count; 0 when none */
+    double avg_latency_ms;         /* over request_count; 0 when none */
     double p50_ms, p95_ms, p99_ms; /* since this process started; 0 when no requests */
-    int64_t last_request_unix_ms; /* 0 when none */
+    int64_t last_request_unix_ms;  /* 0 when none */
     /* per-code counts: code_label[i] is "200", "400", ..., or "2xx"/"4xx"/"5xx" */
     const char *code_label[STATS_CODE_SLOTS];
     uint64_t code_count[STATS_CODE_SLOTS];

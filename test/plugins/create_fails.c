@@ -31,7 +31,6 @@ static const ds_plugin_api api = {
     .destroy = ex_destroy_stateless,
 };
 
-
 const ds_plugin_api *dynserve_plugin_entry(const ds_host_api *host)
 {
     return ex_accept_host(host) ? &api : NULL;

@@ -4,7 +4,6 @@
  */
 #include <dynserve/plugin.h>
 
-
 const ds_plugin_api *dynserve_plugin_entry(const ds_host_api *host)
 {
     (void)host;

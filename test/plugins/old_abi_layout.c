@@ -39,7 +39,6 @@ static const ds_plugin_api_1_0 api = {
     .destroy = ex_destroy_stateless,
 };
 
-
 /* The loader reads only struct_size bytes of what this returns, so handing it the smaller 1.0
  * struct is exactly what an old binary does. */
 const ds_plugin_api *dynserve_plugin_entry(const ds_host_api *host)

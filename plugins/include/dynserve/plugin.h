@@ -115,8 +115,9 @@ typedef struct ds_io_desc {
 } ds_io_desc;
 
 /* ds_model_desc.flags */
-#define DS_MODEL_DYNAMIC_IO 0x1u /* inputs are not declared: any names, types and shapes are
-                                    accepted, and outputs are whatever the plugin produces */
+#define DS_MODEL_DYNAMIC_IO                                                                        \
+    0x1u /* inputs are not declared: any names, types and shapes are                               \
+            accepted, and outputs are whatever the plugin produces */
 
 /* Static description of the model. Owned by the plugin; valid until dlclose. */
 typedef struct ds_model_desc {
@@ -137,18 +138,18 @@ typedef struct ds_tensor {
     const char *name;
     ds_datatype datatype;
     uint32_t rank;
-    const int64_t *shape;    /* rank entries */
-    const void *data;        /* byte_size bytes */
+    const int64_t *shape; /* rank entries */
+    const void *data;     /* byte_size bytes */
     size_t byte_size;
-    uint64_t element_count;  /* product of shape */
-    const char *parameters;  /* the tensor's "parameters" object as JSON text, or NULL */
+    uint64_t element_count; /* product of shape */
+    const char *parameters; /* the tensor's "parameters" object as JSON text, or NULL */
 } ds_tensor;
 
 /* One inference request. Owned by the server; valid only during execute(). */
 typedef struct ds_infer_request {
-    uint32_t struct_size;           /* sizeof(ds_infer_request) as the server was built */
-    const char *id;                 /* request "id", or NULL */
-    const char *parameters;         /* request "parameters" as JSON text, or NULL */
+    uint32_t struct_size;   /* sizeof(ds_infer_request) as the server was built */
+    const char *id;         /* request "id", or NULL */
+    const char *parameters; /* request "parameters" as JSON text, or NULL */
     uint32_t input_count;
     const ds_tensor *inputs;
     uint32_t requested_output_count; /* 0 = the client wants every output */
@@ -180,19 +181,20 @@ typedef struct ds_host_api {
 } ds_host_api;
 
 /* ds_plugin_api.flags */
-#define DS_PLUGIN_THREAD_SAFE 0x1u /* execute() may run concurrently on one instance; without it
-                                      the server never runs execute() twice at once on one
-                                      instance (different instances may run in parallel) */
+#define DS_PLUGIN_THREAD_SAFE                                                                      \
+    0x1u /* execute() may run concurrently on one instance; without it                             \
+            the server never runs execute() twice at once on one                                   \
+            instance (different instances may run in parallel) */
 
 /* The plugin's table. Returned by the entry point; owned by the plugin and valid until dlclose.
  * Lifecycle per deployment: create -> execute* -> destroy. The server calls destroy exactly once
  * for every instance create() returned, on every path, before dlclose. */
 typedef struct ds_plugin_api {
-    uint32_t struct_size; /* sizeof(ds_plugin_api) as the plugin was built */
-    uint16_t abi_major;   /* DS_PLUGIN_ABI_MAJOR the plugin was built with */
-    uint16_t abi_minor;   /* DS_PLUGIN_ABI_MINOR the plugin was built with */
-    uint32_t flags;       /* DS_PLUGIN_* */
-    const char *name;     /* informational, e.g. "quadratic_predictor v1" */
+    uint32_t struct_size;       /* sizeof(ds_plugin_api) as the plugin was built */
+    uint16_t abi_major;         /* DS_PLUGIN_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;         /* DS_PLUGIN_ABI_MINOR the plugin was built with */
+    uint32_t flags;             /* DS_PLUGIN_* */
+    const char *name;           /* informational, e.g. "quadratic_predictor v1" */
     const ds_model_desc *model; /* inputs/outputs; owned by the plugin, valid until dlclose */
 
     /* Create an instance from `config_json` (a JSON object as text, "{}" when none; owned by

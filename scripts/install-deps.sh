@@ -9,8 +9,7 @@ set -euo pipefail
 runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3)
 build_pkgs=(build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev libssl-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests clang libclang-rt-14-dev
-           prometheus chromium nodejs npm curl wrk nginx-light python3-fastapi python3-uvicorn
-           python3-numpy)
+           prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy)
 sudo_=""
 [ "$(id -u)" -eq 0 ] || sudo_=sudo
 profile=${1:-test}
@@ -18,7 +17,13 @@ want=("${runtime_pkgs[@]}")
 case $profile in
 runtime) ;;
 build) want+=("${build_pkgs[@]}") ;;
-test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+test)
+    want+=("${build_pkgs[@]}" "${test_pkgs[@]}")
+    # A machine may already have Node.js from elsewhere (with its own npm); Debian's npm would
+    # conflict with it, so only install node and npm when the commands are missing.
+    command -v node >/dev/null || want+=(nodejs)
+    command -v npm >/dev/null || want+=(npm)
+    ;;
 *) echo "install-deps: unknown profile '$profile' (runtime, build or test)" >&2; exit 2 ;;
 esac
 missing=()

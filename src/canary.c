@@ -339,9 +339,11 @@ static void canary_guard_check(deploy_manager *m, deploy_model *dm)
 {
     if (!dm->guard.enabled || dm->guard.tripped || !dm->has_split || dm->count < 2)
         return;
+    /* Baseline: the largest weight; on a tie the older version (versions are newest first),
+     * because that is the one that served before the canary arrived. */
     size_t base = 0;
     for (size_t i = 1; i < dm->count; i++)
-        if (dm->versions[i]->weight > dm->versions[base]->weight)
+        if (dm->versions[i]->weight >= dm->versions[base]->weight)
             base = i;
     for (size_t i = 0; i < dm->count; i++) {
         deployment *c = dm->versions[i];

@@ -10,10 +10,10 @@
  * registry (history kept for rollback) with an event.
  *
  * The guard compares each canary (every version but the baseline, the one with the largest
- * weight) with the baseline over a recent window, once a second: when the canary has at least
- * min_requests and its 5xx rate exceeds max_error_rate, or its p99 exceeds max_p99_ratio times
- * the baseline's, its weight moves to the baseline, the guard is marked tripped with the
- * figures, and an event records why.
+ * weight, the older version on a tie) with the baseline over a recent window, once a second: when
+ * the canary has at least min_requests and its 5xx rate exceeds max_error_rate, or its p99 exceeds
+ * max_p99_ratio times the baseline's, its weight moves to the baseline, the guard is marked tripped
+ * with the figures, and an event records why.
  *
  * Thread-safety: every function takes the model's lifecycle mutex (except where noted), so they
  * are serialized with deploy/undeploy of the same model and may be called from any thread.

@@ -1483,6 +1483,38 @@ reg_status registry_stats_save(registry *r, int64_t deployment_id, const reg_sta
     return st == REG_OK ? locked_tx(r, stats_save_tx, &a, err, errlen) : st;
 }
 
+struct stats_batch_args {
+    const int64_t *ids;
+    const reg_stats *stats;
+    size_t count;
+};
+
+static reg_status stats_save_many_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct stats_batch_args *b = arg;
+    for (size_t i = 0; i < b->count; i++) {
+        struct stats_args a = {b->ids[i], &b->stats[i], NULL};
+        reg_status st = stats_save_tx(r, &a, err, errlen);
+        if (st != REG_OK)
+            return st;
+    }
+    return REG_OK;
+}
+
+reg_status registry_stats_save_many(registry *r, const int64_t *deployment_ids,
+                                    const reg_stats *stats, size_t count, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < count; i++) {
+        reg_status st = check_deployment_id(r, deployment_ids[i], err, errlen);
+        if (st == REG_OK)
+            st = check_stats(&stats[i], err, errlen);
+        if (st != REG_OK)
+            return st;
+    }
+    struct stats_batch_args b = {deployment_ids, stats, count};
+    return count == 0 ? REG_OK : locked_tx(r, stats_save_many_tx, &b, err, errlen);
+}
+
 static reg_status stats_load_read(registry *r, void *arg, char *err, size_t errlen)
 {
     struct stats_args *a = arg;

@@ -193,6 +193,10 @@ typedef struct reg_stats {
  * latency. */
 reg_status registry_stats_save(registry *r, int64_t deployment_id, const reg_stats *s, char *err,
                                size_t errlen);
+/* The same for many deployments in one transaction (one fsync for a periodic flush); all or
+ * nothing. */
+reg_status registry_stats_save_many(registry *r, const int64_t *deployment_ids,
+                                    const reg_stats *stats, size_t count, char *err, size_t errlen);
 /* Read them; zeros (and REG_OK) when none were saved. */
 reg_status registry_stats_load(registry *r, int64_t deployment_id, reg_stats *out, char *err,
                                size_t errlen);

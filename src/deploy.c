@@ -731,9 +731,8 @@ void deploy_flush_stats(deploy_manager *m)
     stats_batch b = {0};
     deploy_foreach(m, deploy_collect_stats, &b);
     char err[256];
-    for (size_t i = 0; i < b.count; i++)
-        if (registry_stats_save(m->env.reg, b.ids[i], &b.totals[i], err, sizeof err) != REG_OK)
-            log_warn("saving stats of deployment %lld: %s", (long long)b.ids[i], err);
+    if (registry_stats_save_many(m->env.reg, b.ids, b.totals, b.count, err, sizeof err) != REG_OK)
+        log_warn("saving stats of %zu deployments: %s", b.count, err);
     free(b.ids);
     free(b.totals);
 }

@@ -533,7 +533,7 @@ static void test_version_add_refuses_bad_sha256_and_plugin_path(void **state)
     struct fixture *f = *state;
     /* 64 characters, but 'g' is not a hex digit */
     static const char non_hex[] = "g123456789abcdef0123456789abcdef0123456789abcdef"
-                                   "0123456789abcdef";
+                                  "0123456789abcdef";
     const char *bad_sha[] = {"abc", SHA_A "0", non_hex};
     for (size_t i = 0; i < sizeof bad_sha / sizeof bad_sha[0]; i++)
         assert_int_equal(
@@ -933,6 +933,25 @@ static void test_stats_save_then_load_returns_the_latest_totals(void **state)
     assert_true(back.latency_sum_ms == 1234.25);
 }
 
+static void test_stats_save_many_is_all_or_nothing(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    add_version(f, "m", "2");
+    int64_t ids[3] = {deploy(f, "m", "1", NULL), deploy(f, "m", "2", NULL), 4242};
+    reg_stats s[3] = {{10, 1, 0, 5.0}, {20, 0, 2, 7.5}, {1, 0, 0, 1.0}};
+    assert_int_equal(registry_stats_save_many(f->r, ids, s, 2, f->err, sizeof f->err), REG_OK);
+    reg_stats back;
+    assert_int_equal(registry_stats_load(f->r, ids[1], &back, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(back.request_count, 20);
+    s[0].request_count = 99;
+    /* the third id does not exist: nothing of the batch is kept */
+    assert_int_equal(registry_stats_save_many(f->r, ids, s, 3, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(registry_stats_load(f->r, ids[0], &back, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(back.request_count, 10);
+}
+
 static void test_stats_load_of_unsaved_deployment_is_zero(void **state)
 {
     struct fixture *f = *state;
@@ -1063,6 +1082,7 @@ int main(void)
         T(test_traffic_set_refuses_non_objects_and_unknown_models),
         T(test_traffic_clear_forgets_the_current_split),
         T(test_stats_save_then_load_returns_the_latest_totals),
+        T(test_stats_save_many_is_all_or_nothing),
         T(test_stats_load_of_unsaved_deployment_is_zero),
         T(test_stats_save_refuses_unknown_deployment_and_unstorable_values),
         T(test_concurrent_writers_on_one_handle_are_serialized),

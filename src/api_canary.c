@@ -22,6 +22,11 @@ static bool api_is_method(const http_request *req, const char *m)
 /* Reply {"model_name","weights","guard"} of one model, or no split. */
 static void api_traffic_reply(ds_server *s, const char *model, http_response *resp)
 {
+    char versions[1][REG_NAME_MAX + 1];
+    if (deploy_versions(s->deploy, model, versions, 1, NULL) == 0) {
+        http_error(resp, 404, "model %s has no deployed version", model);
+        return;
+    }
     ds_buf all = DS_BUF_INIT;
     canary_describe(s->deploy, &all);
     cJSON *list = cJSON_ParseWithLength(all.data ? all.data : "[]", all.len);

@@ -1133,6 +1133,20 @@ static void test_very_deep_nesting_is_refused_without_recursion(void **state)
     free(obj);
 }
 
+static void test_strings_must_be_valid_utf8(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(decode_one(f, "BYTES", "[1]", "[\"caf\xc3\xa9 \xf0\x9f\x98\x80\"]"), 0);
+    static const char *const bad[] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80",
+                                      "\xf4\x90\x80\x80", "abc\xe2\x82"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char data[64];
+        snprintf(data, sizeof data, "[\"%s\"]", bad[i]);
+        assert_int_equal(decode_one(f, "BYTES", "[1]", data), 400);
+        assert_msg(f, "UTF-8");
+    }
+}
+
 static void test_tensor_and_element_limits_are_400(void **state)
 {
     fx *f = *state;
@@ -1519,6 +1533,7 @@ int main(void)
         T(test_escaped_keys_and_whitespace_are_understood),
         T(test_depth_limit_applies_to_parameters_and_data),
         T(test_very_deep_nesting_is_refused_without_recursion),
+        T(test_strings_must_be_valid_utf8),
         T(test_tensor_and_element_limits_are_400),
         T(test_check_request_accepts_variable_dims_and_any),
         T(test_check_request_rejects_wrong_datatype_rank_and_dims),

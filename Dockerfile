@@ -5,6 +5,7 @@ COPY scripts/install-deps.sh /src/scripts/install-deps.sh
 RUN /src/scripts/install-deps.sh build
 COPY . /src
 RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/opt/dynserve \
+    -DDYNSERVE_TESTS=OFF \
  && cmake --build /src/build -j"$(nproc)" --target dynserve \
  && cmake --install /src/build
 

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh build
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDYNSERVE_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)"
 exec ./build/dynserve --port "${PORT:-8080}" --data-dir "${DATA_DIR:-./data}" "$@"

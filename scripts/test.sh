@@ -14,7 +14,7 @@ jobs=$(nproc)
 stage() { echo; echo "=== $* ==="; }
 build() { # dir, cmake args...
     local dir=$1; shift
-    cmake -S . -B "$dir" -DDYNSERVE_WERROR=ON "$@" >/dev/null
+    cmake -S . -B "$dir" -DDYNSERVE_WERROR=ON -DDYNSERVE_TESTS=ON "$@" >/dev/null
     cmake --build "$dir" -j"$jobs"
 }
 

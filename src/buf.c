@@ -161,6 +161,7 @@ char *buf_detach(ds_buf *b)
 {
     char *out = NULL;
     if (buf_reserve(b, 0)) {
+        b->data[b->len] = '\0'; /* an empty or reset buffer has no terminator yet */
         if (b->data == b->base) {
             out = b->base;
             b->base = NULL;

@@ -69,9 +69,10 @@ typedef struct deploy_result {
 
 /* *out owned by the caller; release with deploy_manager_free. 0 or -1 (out of memory). */
 int deploy_manager_new(const deploy_env *env, deploy_manager **out);
-/* Unload everything (routes removed, instances destroyed, dlclose) without touching the registry:
- * deployments stay active there and come back on the next start. Call after the HTTP server
- * stopped or while it still runs. */
+/* Unload everything (instances destroyed, dlclose) without touching the registry: deployments
+ * stay active there and come back on the next start. Lifetime stats are flushed first.
+ * Call only after http_stop(): the routes die with the HTTP server and no request may still be
+ * running (this function does not remove routes or wait for requests). */
 void deploy_manager_free(deploy_manager *m);
 
 /* Bring back every deployment the registry says is active; a version that cannot load is marked

@@ -112,31 +112,44 @@ static void main_register_version(ds_server *s, const char *model, const char *v
     free(config);
 }
 
+/* Sorted directory entries that do not start with '.'; *out freed with main_free_names. */
+static int main_visible(const struct dirent *e)
+{
+    return e->d_name[0] != '.';
+}
+
+static void main_free_names(struct dirent **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Registers in sorted order (models, then versions) so listings read in a stable order. */
 static void main_register_repository(ds_server *s)
 {
     const char *root = s->cfg.model_repository;
-    DIR *models = opendir(root);
-    if (models == NULL) {
+    struct dirent **models;
+    int nm = scandir(root, &models, main_visible, alphasort);
+    if (nm < 0) {
         log_warn("model repository %s: %s", root, strerror(errno));
         return;
     }
-    struct dirent *m;
-    while ((m = readdir(models)) != NULL) {
-        if (m->d_name[0] == '.')
-            continue;
+    for (int i = 0; i < nm; i++) {
         char mdir[PATH_MAX];
-        DIR *versions =
-            main_path(mdir, sizeof mdir, "%s/%s", root, m->d_name) ? opendir(mdir) : NULL;
-        struct dirent *v;
-        while (versions != NULL && (v = readdir(versions)) != NULL) {
+        struct dirent **versions = NULL;
+        int nv = main_path(mdir, sizeof mdir, "%s/%s", root, models[i]->d_name)
+                     ? scandir(mdir, &versions, main_visible, versionsort)
+                     : -1;
+        for (int j = 0; j < nv; j++) {
             char vdir[PATH_MAX];
-            if (v->d_name[0] != '.' && main_path(vdir, sizeof vdir, "%s/%s", mdir, v->d_name))
-                main_register_version(s, m->d_name, v->d_name, vdir);
+            if (main_path(vdir, sizeof vdir, "%s/%s", mdir, versions[j]->d_name))
+                main_register_version(s, models[i]->d_name, versions[j]->d_name, vdir);
         }
-        if (versions != NULL)
-            closedir(versions);
+        if (nv >= 0)
+            main_free_names(versions, nv);
     }
-    closedir(models);
+    main_free_names(models, nm);
 }
 
 /* ---- startup -------------------------------------------------------------------------------- */

@@ -543,6 +543,11 @@ int deploy_restore(deploy_manager *m)
     return restored;
 }
 
+void deploy_manager_http_stopped(deploy_manager *m)
+{
+    m->env.http = NULL;
+}
+
 void deploy_manager_free(deploy_manager *m)
 {
     if (m == NULL)
@@ -552,6 +557,11 @@ void deploy_manager_free(deploy_manager *m)
         deploy_model *dm = m->models[b];
         while (dm != NULL) {
             deploy_model *next = dm->next;
+            while (m->env.http != NULL && dm->count > 0) { /* routes out, requests drained */
+                deployment *d = dm->versions[dm->count - 1];
+                deployment_unpublish(m, dm, d);
+                deployment_free(d);
+            }
             for (size_t i = 0; i < dm->count; i++)
                 deployment_free(dm->versions[i]);
             free(dm->versions);

@@ -71,9 +71,12 @@ typedef struct deploy_result {
 int deploy_manager_new(const deploy_env *env, deploy_manager **out);
 /* Unload everything (instances destroyed, dlclose) without touching the registry: deployments
  * stay active there and come back on the next start. Lifetime stats are flushed first.
- * Call only after http_stop(): the routes die with the HTTP server and no request may still be
- * running (this function does not remove routes or wait for requests). */
+ * While the HTTP server runs, routes are removed and requests drained first. After http_stop,
+ * call deploy_manager_http_stopped() before this, so no stopped server is touched. No
+ * management call may run concurrently. */
 void deploy_manager_free(deploy_manager *m);
+/* The HTTP server given in deploy_env has been stopped and freed (its routes went with it). */
+void deploy_manager_http_stopped(deploy_manager *m);
 
 /* Bring back every deployment the registry says is active; a version that cannot load is marked
  * failed with the reason. Returns how many came back. */

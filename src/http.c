@@ -91,6 +91,13 @@ void http_response_header(http_response *resp, const char *name, const char *val
         resp->extra_headers[used] = '\0'; /* did not fit: drop it whole, never half */
 }
 
+void http_close_after(http_response *resp)
+{
+    if (!resp->close)
+        http_response_header(resp, "Connection", "close");
+    resp->close = true;
+}
+
 void http_error(http_response *resp, int status, const char *fmt, ...)
 {
     char msg[512];
@@ -114,7 +121,7 @@ static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, ht
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max) {
         http_error(resp, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
                    ri->content_length, max);
-        http_response_header(resp, "Connection", "close");
+        http_close_after(resp);
         return 413;
     }
     size_t expect = ri->content_length > 0 ? (size_t)ri->content_length : 0;
@@ -139,7 +146,7 @@ static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, ht
     in->data[in->len] = '\0';
     if (in->len > max) {
         http_error(resp, 413, "request body exceeds the limit of %zu bytes", max);
-        http_response_header(resp, "Connection", "close");
+        http_close_after(resp);
         return 413;
     }
     if (expect && in->len < expect) {
@@ -168,7 +175,9 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
                      resp->content_type ? resp->content_type : "application/json", body_len,
                      resp->extra_headers);
     if (n < 0 || (size_t)n >= sizeof head)
-        return; /* cannot happen with the bounded header fields above */
+        return;      /* cannot happen with the bounded header fields above */
+    if (resp->close) /* CivetWeb would otherwise wait for a body we never read */
+        mg_disable_keep_alive(conn);
     if (head_only) {
         mg_write(conn, head, (size_t)n);
         return;
@@ -218,10 +227,10 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
                         .conn = conn};
     if (atomic_load(&srv->draining)) {
         http_error(&resp, 503, "server is shutting down");
-        http_response_header(&resp, "Connection", "close");
+        http_close_after(&resp);
     } else if (!http_route_owns(rt, req.path)) {
         http_error(&resp, 404, "no route for %s", req.path);
-        http_response_header(&resp, "Connection", "close"); /* the body was not read */
+        http_close_after(&resp); /* the body was not read */
     } else if (http_read_body(conn, rt->max_body, &tl_request_body, &resp) == 0) {
         req.body = tl_request_body.data;
         req.body_len = tl_request_body.len;

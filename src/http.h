@@ -41,6 +41,7 @@ typedef struct http_response {
     const char *content_type; /* static string; default "application/json" */
     ds_buf *body;
     char extra_headers[192]; /* "Name: value\r\n" lines, set with http_response_header() */
+    bool close;              /* close the connection after this response (http_close_after) */
 } http_response;
 
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
@@ -84,6 +85,9 @@ void http_error(http_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Add a response header line; silently dropped if it does not fit (only short headers used). */
 void http_response_header(http_response *resp, const char *name, const char *value);
+
+/* Answer with "Connection: close" and really close: used when the request body was not read. */
+void http_close_after(http_response *resp);
 
 /* Serve a file from the web root with a content type chosen by its extension, or 404. */
 void http_serve_static(http_server *srv, const http_request *req, http_response *resp);

@@ -300,6 +300,8 @@ int main(int argc, char **argv)
                 rc = 0;
             }
             http_stop(s->http); /* in-flight requests finish; no handler runs after this */
+            if (s->deploy != NULL)
+                deploy_manager_http_stopped(s->deploy);
         }
         deploy_manager_free(s->deploy); /* flushes stats, destroys instances, dlcloses */
         registry_close(s->reg);

@@ -47,6 +47,7 @@
 #include "http.h"
 #include "infer.h"
 #include "registry.h"
+#include "support/http_client.h"
 
 #ifndef DS_TEST_MODELS_DIR
 #error "DS_TEST_MODELS_DIR must name the built model repository (build/models)"
@@ -59,120 +60,6 @@
 #define QUAD   "quadratic_predictor"
 
 /* ---- a tiny blocking HTTP/1.1 client ------------------------------------------------------ */
-
-typedef struct reply {
-    int status;
-    char head[8192];
-    char *body; /* malloc'd, NUL-terminated */
-    size_t body_len;
-} reply;
-
-static void reply_free(reply *r)
-{
-    free(r->body);
-    r->body = NULL;
-}
-
-static int client_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static const char *reply_header(const reply *r, const char *name, char *out, size_t n)
-{
-    size_t name_len = strlen(name);
-    const char *line = strstr(r->head, "\r\n");
-    while (line != NULL && line[2] != '\r' && line[2] != '\0') {
-        line += 2;
-        const char *eol = strstr(line, "\r\n");
-        if (eol == NULL)
-            return NULL;
-        if (strncasecmp(line, name, name_len) == 0 && line[name_len] == ':') {
-            const char *v = line + name_len + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(out, n, "%.*s", (int)(eol - v), v);
-            return out;
-        }
-        line = eol;
-    }
-    return NULL;
-}
-
-/* Read one reply (head, then Content-Length bytes). 0, or -1 when it did not come whole. */
-static int read_reply(int fd, reply *r)
-{
-    char buf[8192];
-    size_t used = 0;
-    char *end = NULL;
-    memset(r, 0, sizeof *r);
-    while ((end = memmem(buf, used, "\r\n\r\n", 4)) == NULL) {
-        if (used == sizeof buf)
-            return -1;
-        ssize_t n = recv(fd, buf + used, sizeof buf - used, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        used += (size_t)n;
-    }
-    size_t head_len = (size_t)(end - buf) + 4;
-    if (head_len >= sizeof r->head)
-        return -1;
-    memcpy(r->head, buf, head_len);
-    r->head[head_len] = '\0';
-    if (sscanf(r->head, "HTTP/1.%*d %d", &r->status) != 1)
-        return -1;
-    char value[64];
-    size_t length = 0;
-    if (reply_header(r, "Content-Length", value, sizeof value) != NULL)
-        length = (size_t)strtoull(value, NULL, 10);
-    r->body = malloc(length + 1);
-    if (r->body == NULL)
-        return -1;
-    size_t have = used - head_len < length ? used - head_len : length;
-    memcpy(r->body, buf + head_len, have);
-    while (have < length) {
-        ssize_t n = recv(fd, r->body + have, length - have, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            reply_free(r);
-            return -1;
-        }
-        have += (size_t)n;
-    }
-    r->body[length] = '\0';
-    r->body_len = length;
-    return 0;
-}
 
 static int send_post(int fd, const char *path, const char *body)
 {
@@ -194,7 +81,7 @@ static int post(int port, const char *path, const char *body, reply *r)
     int fd = client_connect(port);
     if (fd < 0)
         return -1;
-    int rc = send_post(fd, path, body) == 0 ? read_reply(fd, out) : -1;
+    int rc = send_post(fd, path, body) == 0 ? read_reply(fd, out, false) : -1;
     close(fd);
     if (rc != 0)
         return -1;
@@ -782,7 +669,7 @@ static void check_undeploy_drains(fixture *f, const char *path)
     if (ready != 1)
         fail_msg("deploy_stop returned before the in-flight request on %s was answered", path);
     reply rep;
-    assert_int_equal(read_reply(fd, &rep), 0);
+    assert_int_equal(read_reply(fd, &rep, false), 0);
     close(fd);
     assert_int_equal(rep.status, 200);
     assert_non_null(strstr(rep.body, "15")); /* 2*4 + 3*2 + 1 */

@@ -11,8 +11,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -434,20 +436,47 @@ static void test_window_slots_are_recycled(void **state)
 
 /* Writers that move through seconds quickly, so that slots are claimed and zeroed while other
  * writers add and a reader copies: exact lifetime counts, no lost window request beyond the
- * documented race, and (under TSan) no data race in the recycling protocol. */
-enum { FAST_WRITERS = 4, FAST_PER_WRITER = 40000, FAST_PER_SECOND = 200, FAST_T0 = 10000 };
+ * documented race, and (under TSan) no data race in the recycling protocol. The writers stay
+ * within FAST_MAX_SKEW seconds of each other, as threads reading one clock do: a writer stalled
+ * for longer than the ring could add to a recycled slot (stats.c documents that case), and
+ * unsynchronized fake clocks under a slow sanitizer build would produce exactly that. */
+enum {
+    FAST_WRITERS = 4,
+    FAST_PER_WRITER = 40000,
+    FAST_PER_SECOND = 200,
+    FAST_T0 = 10000,
+    FAST_MAX_SKEW = 30
+};
 
 typedef struct fast_race {
     ds_stats *s;
     atomic_bool done;
     atomic_int bad_window;
+    atomic_int second[FAST_WRITERS]; /* each writer's current fake second; INT_MAX when done */
+    atomic_int next_writer;
 } fast_race;
+
+/* Wait until no writer is more than FAST_MAX_SKEW seconds behind `second`. */
+static void fast_keep_pace(fast_race *r, int second)
+{
+    for (int i = 0; i < FAST_WRITERS; i++)
+        while (atomic_load(&r->second[i]) < second - FAST_MAX_SKEW)
+            sched_yield();
+}
 
 static void *fast_writer_main(void *arg)
 {
     fast_race *r = arg;
-    for (int i = 0; i < FAST_PER_WRITER; i++)
-        stats_end_at(r->s, 1000000, i % 4 == 0 ? 500 : 200, FAST_T0 + i / FAST_PER_SECOND);
+    int me = atomic_fetch_add(&r->next_writer, 1);
+    for (int i = 0; i < FAST_PER_WRITER; i++) {
+        int second = FAST_T0 + i / FAST_PER_SECOND;
+        if (i % FAST_PER_SECOND == 0) {
+            atomic_store(&r->second[me], second);
+            fast_keep_pace(r, second);
+        }
+        stats_end_at(r->s, 1000000, i % 4 == 0 ? 500 : 200, second);
+    }
+    atomic_store(&r->second[me], INT_MAX);
     return NULL;
 }
 
@@ -468,6 +497,8 @@ static void test_window_recycling_under_concurrency(void **state)
 {
     (void)state;
     fast_race r = {.s = stats_new()};
+    for (int i = 0; i < FAST_WRITERS; i++)
+        atomic_init(&r.second[i], FAST_T0);
     pthread_t writers[FAST_WRITERS], reader;
     assert_int_equal(pthread_create(&reader, NULL, fast_reader_main, &r), 0);
     for (int i = 0; i < FAST_WRITERS; i++)

@@ -626,6 +626,22 @@ static void put_numbers(ds_buf *b, const oip_output *o)
     b->data[b->len] = '\0';
 }
 
+/* Whether every BYTES element is UTF-8 text, so it can be a JSON string (the layout was
+ * validated by oip_bytes_valid). */
+static bool bytes_elems_are_text(const oip_output *o)
+{
+    const unsigned char *p = o->data;
+    size_t off = 0;
+    for (uint64_t i = 0; i < o->element_count; i++) {
+        uint32_t n = (uint32_t)p[off] | (uint32_t)p[off + 1] << 8 | (uint32_t)p[off + 2] << 16 |
+                     (uint32_t)p[off + 3] << 24;
+        if (!oip_utf8_valid(p + off + 4, n))
+            return false;
+        off += 4 + (size_t)n;
+    }
+    return true;
+}
+
 /* BYTES elements as JSON strings; the layout was validated by oip_bytes_valid. */
 static void put_bytes_elems(ds_buf *b, const oip_output *o)
 {
@@ -651,6 +667,12 @@ static int put_output(ds_buf *b, const oip_output *o, bool binary, oip_error *er
         return oip_errorf(err, 500, "output '%.64s': malformed BYTES buffer", o->name);
     if (elem_formatter(o->datatype) == NULL && o->datatype != DS_TYPE_BYTES)
         return oip_errorf(err, 500, "output '%.64s': invalid datatype", o->name);
+    /* JSON text is UTF-8: arbitrary bytes can only travel in the binary extension. */
+    if (o->datatype == DS_TYPE_BYTES && !binary && !bytes_elems_are_text(o))
+        return oip_errorf(err, 400,
+                          "output '%.64s' holds bytes that are not UTF-8 text: request it with "
+                          "\"parameters\":{\"binary_data\":true}",
+                          o->name);
     char num[OIP_FMT_MAX];
     PUT_LIT(b, "{\"name\":");
     put_str(b, o->name);

@@ -93,4 +93,7 @@ size_t oip_fmt_f16(char *dst, uint16_t h);
 size_t oip_fmt_u64(char *dst, uint64_t v);
 size_t oip_fmt_i64(char *dst, int64_t v);
 
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). Pure. */
+bool oip_utf8_valid(const unsigned char *p, size_t n);
+
 #endif

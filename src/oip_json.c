@@ -166,7 +166,7 @@ static size_t escape_len(const char *p, const char *end)
 /* Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF). JSON text must be
  * UTF-8, and a response echoing invalid bytes would not be JSON. ASCII runs are skipped eight
  * bytes at a time. */
-static bool utf8_valid(const unsigned char *p, size_t n)
+bool oip_utf8_valid(const unsigned char *p, size_t n)
 {
     const unsigned char *end = p + n;
     while (p < end) {
@@ -222,7 +222,7 @@ static int str_scan(oip_dec *d, oip_str *s)
         p += n;
     }
     s->n = (size_t)(p - s->p);
-    if (!utf8_valid((const unsigned char *)s->p, s->n)) {
+    if (!oip_utf8_valid((const unsigned char *)s->p, s->n)) {
         d->p = s->p;
         return json_fail(d, "string is not valid UTF-8");
     }

@@ -1,19 +1,48 @@
-# dynserve container: build stage compiles with the same install script the README and CI use;
-# the runtime stage carries only the server, the example models, the dashboard and the libraries.
+# dynserve container image (Docker or podman; README "Container").
+# The build stage compiles with the same install script the README and CI use; the runtime stage
+# carries only the server, the example models, the dashboard and the libraries that script's
+# `runtime` profile names. Every apt step cleans up after itself in its own layer, so the layers
+# stay small whatever the base image's apt configuration (Debian's official image cleans the
+# package cache; a base built with mmdebstrap does not).
+# Where no registry is reachable, scripts/container-test.sh builds `debian:12` from Debian's
+# packages (mmdebstrap) and imports it locally.
 FROM debian:12 AS build
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN /src/scripts/install-deps.sh build
+RUN /src/scripts/install-deps.sh build \
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY . /src
-RUN cmake -S /src -B /src/build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/opt/dynserve \
-    -DDYNSERVE_TESTS=OFF \
- && cmake --build /src/build -j"$(nproc)" --target dynserve \
- && cmake --install /src/build
+# The build directory lives outside the copied tree, so a stray local build can never collide.
+RUN cmake -S /src -B /tmp/build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/opt/dynserve \
+        -DDYNSERVE_TESTS=OFF \
+ && cmake --build /tmp/build -j"$(nproc)" --target dynserve \
+ && cmake --install /tmp/build
 
 FROM debian:12
 COPY scripts/install-deps.sh /tmp/install-deps.sh
-RUN /tmp/install-deps.sh runtime && rm -rf /tmp/install-deps.sh /var/lib/apt/lists/*
+RUN /tmp/install-deps.sh runtime \
+ && apt-get clean \
+ && rm -rf /tmp/install-deps.sh /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* \
+        /var/log/dpkg.log
+# The server runs as an unprivileged user that owns /data. /data exists with that owner before
+# the VOLUME line, so a new named volume starts out owned by it too (a bind-mounted host
+# directory keeps its own owner: chown it to 10001).
+RUN groupadd --gid 10001 dynserve \
+ && useradd --uid 10001 --gid dynserve --home-dir /data --no-create-home \
+        --shell /usr/sbin/nologin dynserve \
+ && mkdir -p /data && chown dynserve:dynserve /data && chmod 0750 /data
 COPY --from=build /opt/dynserve /opt/dynserve
+COPY scripts/container-healthcheck.sh /opt/dynserve/healthcheck
+# Inside its own network namespace the server must listen on all addresses; the server refuses
+# a non-loopback --host unless a token or JWT key is configured (or --insecure is given), so the
+# image does not start open to the network by default: pass DYNSERVE_ADMIN_TOKEN_FILE (or a JWT
+# key) pointing at a mounted secret. Change the port with DYNSERVE_PORT (the healthcheck reads it).
+ENV DYNSERVE_HOST=0.0.0.0 \
+    DYNSERVE_PORT=8080 \
+    DYNSERVE_DATA_DIR=/data
+USER 10001:10001
+WORKDIR /data
 VOLUME /data
 EXPOSE 8080
-ENTRYPOINT ["/opt/dynserve/dynserve", "--data-dir", "/data"]
-CMD ["--port", "8080"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["/opt/dynserve/healthcheck"]
+ENTRYPOINT ["/opt/dynserve/dynserve"]

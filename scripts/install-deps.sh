@@ -3,13 +3,15 @@
 # (and playwright-core from npm for the dashboard's browser tests). Used by the README commands,
 # .ci/run and the Dockerfile, so they can never drift apart.
 #   install-deps.sh build    what building and running the server needs (README's first command)
-#   install-deps.sh test     build + test + benchmark dependencies (README's second command, CI)
+#   install-deps.sh test     build + test + benchmark dependencies (README's second command, CI),
+#                            including podman, runc and mmdebstrap for the container image test
 #   install-deps.sh runtime  only what the built server needs to run (Docker runtime stage)
 set -euo pipefail
 runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3)
 build_pkgs=(build-essential cmake pkg-config libcivetweb-dev libsqlite3-dev libcjson-dev libssl-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests clang libclang-rt-14-dev
-           prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy)
+           prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy
+           podman runc mmdebstrap iptables)
 sudo_=""
 [ "$(id -u)" -eq 0 ] || sudo_=sudo
 profile=${1:-test}

@@ -5,6 +5,8 @@
 #   2. ASan+UBSan build: unit + integration
 #   3. TSan build: unit + the concurrency integration tests
 #   4. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
+#   5. container image: build the Dockerfile, run it, restart it on its volume
+#      (scripts/container-test.sh; CONTAINER_TEST=0 skips it)
 # Each stage uses its own build directory. Stops at the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,11 @@ build build-tsan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_TSAN=ON
 stage "fuzz: OIP request decoder"
 build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DDYNSERVE_FUZZ=ON
 (cd build-fuzz && FUZZ_SECONDS=${FUZZ_SECONDS:-60} ctest --output-on-failure -L fuzz)
+
+if [ "${CONTAINER_TEST:-1}" != 0 ]; then
+    stage "container image: build, run, restart on the same volume"
+    timeout 300 ./scripts/container-test.sh
+fi
 
 echo
 echo "all test stages passed"

@@ -32,12 +32,12 @@ function niceMax(max) {
   return 40 * p;
 }
 
-// Marks closer than 2% of the span share one line: "D S" for a deploy and a split together.
+// Marks closer than 4% of the span share one line: "D S" for a deploy and a split together.
 function groupMarks(marks, t0, span) {
   const out = [];
   for (const m of [...marks].filter((x) => x.t >= t0 && x.t <= t0 + span).sort((a, b) => a.t - b.t)) {
     const g = out[out.length - 1];
-    if (g && m.t - g.t < span * 0.02) {
+    if (g && m.t - g.t < span * 0.04) {
       g.letter += m.letter;
       g.text += `\n${m.text}`;
       if (m.kind === 'guard_rollback' || m.kind === 'rollback') g.kind = m.kind;

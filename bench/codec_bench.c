@@ -69,7 +69,7 @@ static int quadratic(const oip_request *req, oip_response *resp)
     return 0;
 }
 
-/* One request through decode, compute, encode; 0 or an HTTP status. */
+/* One request through decode, compute, encode; 0 or an oip_code. */
 static int round_trip(oip_arena *a, ds_buf *out, const char *body, size_t len, size_t header_len)
 {
     oip_request req;
@@ -81,7 +81,7 @@ static int round_trip(oip_arena *a, ds_buf *out, const char *body, size_t len, s
     int rc = oip_decode_request(a, body, len, header_len, NULL, &req, &err);
     if (rc == 0) {
         oip_response_init(&resp, a);
-        rc = quadratic(&req, &resp) ? 500 : 0;
+        rc = quadratic(&req, &resp) ? OIP_INTERNAL : 0;
     }
     if (rc == 0)
         rc = oip_encode_response(out, "quadratic_predictor", "1", &req, &resp, &json_len, &err);

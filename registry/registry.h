@@ -26,27 +26,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum reg_status {
-    REG_OK = 0,
-    REG_NOT_FOUND = 1, /* no such model, version or deployment */
-    REG_EXISTS = 2,    /* unique constraint: already registered / already deployed */
-    REG_CONFLICT = 3,  /* refused because of other state (e.g. delete while deployed) */
-    REG_INVALID = 4,   /* bad argument (invalid name, bad JSON text, ...) */
-    REG_TOO_NEW = 5,   /* database schema is newer than this binary knows */
-    REG_ERROR = 6      /* SQLite or I/O failure */
-} reg_status;
+#include "errors.h"
 
-#define REG_NAME_MAX   64
+/* reg_status (REG_OK, REG_NOT_FOUND, ...) is declared in base/errors.h. */
+
+#define REG_NAME_MAX   64 /* == NAME_MAX_LEN (base/names.h): names follow its rule */
 #define REG_TIME_MAX   32
 #define REG_SHA256_HEX 65
 
 typedef struct registry registry;
-
-/* ---- names ---------------------------------------------------------------------------- */
-
-/* true when s is a valid model name / version / endpoint name: [A-Za-z0-9_.-]{1,64}, and not
- * "." or "..". Thread-safe, pure. */
-bool registry_name_valid(const char *s);
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 

@@ -19,15 +19,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "api.h"
 #include "config.h"
-#include "dataplane.h"
 #include "deploy.h"
-#include "infer.h"
+#include "host.h"
+#include "http.h"
 #include "loader.h"
 #include "log.h"
-#include "server.h"
+#include "manage.h"
+#include "names.h"
+#include "oip.h"
+#include "registry.h"
+#include "serve.h"
 #include "store.h"
+
+/* The long-lived state of the process, in one struct (redis's `server`); main builds it and
+ * hands each module only the part it needs (serve_ctx, manage_ctx, deploy_env).
+ * Thread-safety: the pointers are set before the HTTP server starts and never change while it
+ * runs; serve.ready is atomic. */
+typedef struct ds_server {
+    ds_config cfg;
+    registry *reg;
+    http_server *http;
+    deploy_manager *deploy;
+    serve_ctx serve;   /* the data path's view: deploy + ready */
+    manage_ctx manage; /* the management API's view */
+} ds_server;
 
 /* ---- model repository ------------------------------------------------------------------------ */
 
@@ -83,8 +99,7 @@ static void main_register_version(ds_server *s, const char *model, const char *v
                                   const char *dir)
 {
     char plugin[PATH_MAX], sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
-    if (!registry_name_valid(model) || !registry_name_valid(version) ||
-        !main_find_plugin(dir, plugin, sizeof plugin))
+    if (!name_valid(model) || !name_valid(version) || !main_find_plugin(dir, plugin, sizeof plugin))
         return;
     if (store_sha256_file(plugin, sha, err, sizeof err) != 0) {
         log_warn("model repository: %s", err);
@@ -101,7 +116,7 @@ static void main_register_version(ds_server *s, const char *model, const char *v
     }
     char *config = main_read_config(dir);
     if (store_import_file(s->cfg.data_dir, plugin, sha, stored, sizeof stored, err, sizeof err) ||
-        loader_probe(stored, infer_host_api(), config, err, sizeof err) ||
+        loader_probe(stored, plugin_host_api(), config, err, sizeof err) ||
         registry_version_add(s->reg, model, version, stored, sha, config ? config : "{}", err,
                              sizeof err) != REG_OK) {
         log_warn("model repository: skipping %s version %s: %s", model, version, err);
@@ -224,14 +239,19 @@ static int main_start_http(ds_server *s)
 
 static int main_start_deployments(ds_server *s)
 {
-    deploy_env env = {.reg = s->reg,
-                      .http = s->http,
-                      .host = infer_host_api(),
-                      .version_infer_handler = dataplane_version_infer,
-                      .model_infer_handler = dataplane_model_infer};
+    deploy_env env = {.reg = s->reg, .router = serve_router(s->http), .host = plugin_host_api()};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);
-    if (deploy_manager_new(&env, &s->deploy) != 0 || dataplane_register(s) != 0 ||
-        api_register_routes(s) != 0) {
+    if (deploy_manager_new(&env, &s->deploy) != 0) {
+        fprintf(stderr, "dynserve: out of memory at startup\n");
+        return -1;
+    }
+    s->serve.deploy = s->deploy;
+    s->manage = (manage_ctx){.cfg = &s->cfg,
+                             .reg = s->reg,
+                             .deploy = s->deploy,
+                             .http = s->http,
+                             .host = plugin_host_api()};
+    if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {
         fprintf(stderr, "dynserve: out of memory at startup\n");
         return -1;
     }
@@ -254,7 +274,7 @@ static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
             log_info("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
             return;
         }
-        api_tick(s);
+        deploy_tick(s->deploy);
         if (++since_flush >= s->cfg.stats_flush_s) {
             deploy_flush_stats(s->deploy);
             since_flush = 0;
@@ -264,7 +284,7 @@ static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
 
 int main(int argc, char **argv)
 {
-    static ds_server server; /* the process's one server; see server.h */
+    static ds_server server; /* the process's one server; see ds_server above */
     ds_server *s = &server;
     char err[512];
     switch (config_parse(argc, argv, &s->cfg, err, sizeof err)) {
@@ -273,7 +293,6 @@ int main(int argc, char **argv)
     case CONFIG_OK: break;
     }
     log_set_level((enum log_level)log_level_parse(s->cfg.log_level));
-    s->started_at = time(NULL);
     oip_limits limits = oip_default_limits;
     limits.max_elements = (uint64_t)s->cfg.max_elements;
     limits.max_depth = (uint32_t)s->cfg.max_depth;
@@ -293,7 +312,7 @@ int main(int argc, char **argv)
         main_register_repository(s);
         if (main_start_http(s) == 0) {
             if (main_start_deployments(s) == 0) {
-                atomic_store(&s->ready, true);
+                atomic_store(&s->serve.ready, true);
                 log_info("dynserve %s listening on %s:%d, data in %s", DYNSERVE_VERSION,
                          s->cfg.host, http_port(s->http), s->cfg.data_dir);
                 main_wait_for_stop(s, &stop);
@@ -301,7 +320,7 @@ int main(int argc, char **argv)
             }
             http_stop(s->http); /* in-flight requests finish; no handler runs after this */
             if (s->deploy != NULL)
-                deploy_manager_http_stopped(s->deploy);
+                deploy_manager_router_stopped(s->deploy);
         }
         deploy_manager_free(s->deploy); /* flushes stats, destroys instances, dlcloses */
         registry_close(s->reg);

@@ -40,13 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "canary.h"
-#include "dataplane.h"
 #include "deploy.h"
-#include "deploy_internal.h" /* struct canary_guard, to hold one */
+#include "guard.h" /* struct deploy_guard, to hold one */
+#include "host.h"
 #include "http.h"
 #include "infer.h"
 #include "registry.h"
+#include "serve.h"
 #include "support/http_client.h"
 
 #ifndef DS_TEST_MODELS_DIR
@@ -253,11 +253,7 @@ static void use_server(fixture *f, http_server *srv)
 {
     f->http = srv;
     f->port = http_port(srv);
-    f->env = (deploy_env){.reg = f->reg,
-                          .http = srv,
-                          .host = infer_host_api(),
-                          .version_infer_handler = dataplane_version_infer,
-                          .model_infer_handler = dataplane_model_infer};
+    f->env = (deploy_env){.reg = f->reg, .router = serve_router(srv), .host = plugin_host_api()};
     snprintf(f->env.data_dir, sizeof f->env.data_dir, "%s", f->dir);
 }
 
@@ -347,15 +343,15 @@ static int group_teardown(void **state)
 static void deploy_ok(fixture *f, const char *model, const char *version, const char *endpoint)
 {
     deploy_result r = deploy_start(f->m, model, version, endpoint, NULL);
-    if (r.status != 201)
-        fail_msg("deploy %s %s: %d %s", model, version, r.status, r.message);
+    if (r.code != DEPLOY_OK)
+        fail_msg("deploy %s %s: %d %s", model, version, r.code, r.message);
 }
 
 static void undeploy_ok(fixture *f, const char *model, const char *version)
 {
     deploy_result r = deploy_stop(f->m, model, version, NULL);
-    if (r.status != 200)
-        fail_msg("undeploy %s %s: %d %s", model, version, r.status, r.message);
+    if (r.code != DEPLOY_OK)
+        fail_msg("undeploy %s %s: %d %s", model, version, r.code, r.message);
 }
 
 /* The registry's row for (model, version) among active/failed deployments. */
@@ -405,7 +401,7 @@ static void test_deploy_returns_201_and_the_route_answers_at_once(void **state)
     fixture *f = *state;
     reg_deployment row = {0};
     deploy_result r = deploy_start(f->m, QUAD, "1", NULL, &row);
-    assert_int_equal(r.status, 201);
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_string_equal(row.model_name, QUAD);
     assert_string_equal(row.version, "1");
     assert_string_equal(row.status, "active");
@@ -442,7 +438,7 @@ static void test_deploying_twice_is_409(void **state)
     fixture *f = *state;
     deploy_ok(f, QUAD, "1", NULL);
     deploy_result r = deploy_start(f->m, QUAD, "1", NULL, NULL);
-    assert_int_equal(r.status, 409);
+    assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_true(strlen(r.message) > 0);
     assert_infers(f->port, QUAD, "1", quad_v1); /* the first one is unharmed */
     assert_int_equal(registry_row(f, QUAD, "1").active, 1);
@@ -452,10 +448,10 @@ static void test_deploying_an_unknown_version_or_model_is_404(void **state)
 {
     fixture *f = *state;
     deploy_result r = deploy_start(f->m, QUAD, "9", NULL, NULL);
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_true(strlen(r.message) > 0);
     r = deploy_start(f->m, "no_such_model", "1", NULL, NULL);
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_route_gone(f->port, QUAD, "9");
     assert_int_equal(registry_row(f, QUAD, "9").active, 0);
 }
@@ -471,9 +467,9 @@ static void test_deploying_with_invalid_names_is_400(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         deploy_result r = deploy_start(f->m, bad[i].model, bad[i].version, bad[i].endpoint, NULL);
-        if (r.status != 400)
+        if (r.code != DEPLOY_INVALID)
             fail_msg("deploy '%s' '%s' endpoint '%s': %d, want 400", bad[i].model, bad[i].version,
-                     bad[i].endpoint ? bad[i].endpoint : "(none)", r.status);
+                     bad[i].endpoint ? bad[i].endpoint : "(none)", r.code);
         assert_true(strlen(r.message) > 0);
     }
     assert_int_equal(registry_row(f, QUAD, "1").active, 0);
@@ -485,10 +481,10 @@ static void test_a_plugin_that_cannot_load_or_create_is_500_and_leaves_nothing(v
     register_fixture(f, "broken", "1", "not_a_plugin", NULL);
     register_fixture(f, "broken", "2", "create_fails", NULL);
     deploy_result r = deploy_start(f->m, "broken", "1", NULL, NULL);
-    assert_int_equal(r.status, 500);
+    assert_int_equal(r.code, DEPLOY_INTERNAL);
     assert_true(strlen(r.message) > 0);
     r = deploy_start(f->m, "broken", "2", NULL, NULL);
-    assert_int_equal(r.status, 500);
+    assert_int_equal(r.code, DEPLOY_INTERNAL);
     assert_non_null(strstr(r.message, "create_fails fixture")); /* the plugin's own words */
     assert_route_gone(f->port, "broken", "1");
     assert_route_gone(f->port, "broken", "2");
@@ -569,16 +565,16 @@ static void test_undeploying_what_is_not_deployed_is_404(void **state)
 {
     fixture *f = *state;
     deploy_result r = deploy_stop(f->m, QUAD, "1", NULL); /* registered, never deployed */
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_true(strlen(r.message) > 0);
     r = deploy_stop(f->m, "no_such_model", "1", NULL);
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     r = deploy_stop(f->m, NULL, NULL, "no_such_endpoint");
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     deploy_ok(f, QUAD, "1", NULL);
     undeploy_ok(f, QUAD, "1");
     r = deploy_stop(f->m, QUAD, "1", NULL); /* twice */
-    assert_int_equal(r.status, 404);
+    assert_int_equal(r.code, DEPLOY_NOT_FOUND);
 }
 
 /* ---- endpoint names ----------------------------------------------------------------------- */
@@ -588,7 +584,7 @@ static void test_an_endpoint_name_finds_and_stops_its_deployment(void **state)
     fixture *f = *state;
     reg_deployment row = {0};
     deploy_result r = deploy_start(f->m, QUAD, "1", "quad", &row);
-    assert_int_equal(r.status, 201);
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_string_equal(row.endpoint_name, "quad");
     reg_deployment_free(&row);
     deploy_ok(f, QUAD, "2", NULL);
@@ -602,7 +598,7 @@ static void test_an_endpoint_name_finds_and_stops_its_deployment(void **state)
     assert_string_equal(registry_row(f, QUAD, "1").endpoint, "quad");
 
     r = deploy_stop(f->m, NULL, NULL, "quad");
-    assert_int_equal(r.status, 200);
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_null(deploy_acquire_endpoint(f->m, "quad"));
     assert_route_gone(f->port, QUAD, "1");
     assert_infers(f->port, QUAD, "2", quad_v2);
@@ -613,7 +609,7 @@ static void test_an_endpoint_name_in_use_is_409(void **state)
     fixture *f = *state;
     deploy_ok(f, QUAD, "1", "quad");
     deploy_result r = deploy_start(f->m, QUAD, "2", "quad", NULL);
-    assert_int_equal(r.status, 409);
+    assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_route_gone(f->port, QUAD, "2");
     deployment *d = deploy_acquire_endpoint(f->m, "quad");
     assert_non_null(d);
@@ -663,7 +659,7 @@ static void check_undeploy_drains(fixture *f, const char *path)
     assert_int_equal(send_post(fd, path, body), 0);
     wait_in_flight(f, "slow", "1");
     deploy_result r = deploy_stop(f->m, "slow", "1", NULL);
-    assert_int_equal(r.status, 200);
+    assert_int_equal(r.code, DEPLOY_OK);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int ready = poll(&p, 1, 50);
     if (ready != 1)
@@ -728,7 +724,7 @@ static void test_undeploy_waits_for_held_references(void **state)
     deploy_release(held);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&s.done), 1);
-    assert_int_equal(s.result.status, 200);
+    assert_int_equal(s.result.code, DEPLOY_OK);
     assert_route_gone(f->port, QUAD, "1");
 }
 
@@ -821,7 +817,7 @@ static void test_restore_marks_a_version_whose_plugin_is_gone_failed(void **stat
     assert_string_equal(registry_row(f, "doomed", "1").status, "failed");
     /* ...and undeploying it clears it. */
     deploy_result r = deploy_stop(f->m, "doomed", "1", NULL);
-    assert_int_equal(r.status, 200);
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_false(registry_row(f, "doomed", "1").found);
 }
 
@@ -896,7 +892,8 @@ static void test_foreach_visits_every_live_deployment(void **state)
     undeploy_ok(f, QUAD, "1");
     const char *versions[] = {"2"};
     const int weights[] = {100};
-    assert_int_equal(canary_set(f->m, QUAD, versions, weights, 1, NULL, "test").status, 200);
+    assert_int_equal(deploy_traffic_set(f->m, QUAD, versions, weights, 1, NULL, "test").code,
+                     DEPLOY_OK);
     s = (seen){0};
     deploy_foreach(f->m, visit, &s);
     assert_int_equal(s.count, 2);
@@ -943,7 +940,8 @@ static void test_a_version_keeps_serving_while_another_comes_and_goes(void **sta
         deploy_ok(f, QUAD, "2", NULL);
         const char *versions[] = {"1", "2"};
         const int weights[] = {50, 50};
-        assert_int_equal(canary_set(f->m, QUAD, versions, weights, 2, NULL, "load").status, 200);
+        assert_int_equal(deploy_traffic_set(f->m, QUAD, versions, weights, 2, NULL, "load").code,
+                         DEPLOY_OK);
         undeploy_ok(f, QUAD, "2");
     }
     for (int i = 0; i < LOAD_CLIENTS; i++) {
@@ -960,7 +958,7 @@ static deploy_result set_split(fixture *f, const char *v1, int w1, const char *v
 {
     const char *versions[] = {v1, v2};
     const int weights[] = {w1, w2};
-    return canary_set(f->m, QUAD, versions, weights, v2 ? 2 : 1, NULL, "test");
+    return deploy_traffic_set(f->m, QUAD, versions, weights, v2 ? 2 : 1, NULL, "test");
 }
 
 /* How many of n picks without a version (and with `key`, when given) land on `version`. */
@@ -980,7 +978,7 @@ static int picks_of(fixture *f, const char *version, const char *key, int n)
 static cJSON *describe_model(fixture *f, const char *model)
 {
     ds_buf b = DS_BUF_INIT;
-    canary_describe(f->m, &b);
+    deploy_traffic_describe(f->m, &b);
     assert_false(b.failed);
     cJSON *all = cJSON_Parse(b.data);
     buf_free(&b);
@@ -1028,7 +1026,7 @@ static void test_a_90_10_split_sends_about_a_tenth_to_the_canary(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 90, "2", 10).status, 200);
+    assert_int_equal(set_split(f, "1", 90, "2", 10).code, DEPLOY_OK);
     int v2 = picks_of(f, "2", NULL, 1000);
     if (v2 < 60 || v2 > 140)
         fail_msg("version 2 got %d of 1000 picks, want 100 +- 40", v2);
@@ -1043,7 +1041,7 @@ static void test_the_same_routing_key_always_gets_the_same_version(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 90, "2", 10).status, 200);
+    assert_int_equal(set_split(f, "1", 90, "2", 10).code, DEPLOY_OK);
     int to_v2 = 0;
     for (int k = 0; k < 1000; k++) {
         char key[32], first[REG_NAME_MAX + 1];
@@ -1062,10 +1060,10 @@ static void test_a_split_with_an_undeployed_version_is_409(void **state)
     fixture *f = *state;
     deploy_ok(f, QUAD, "1", NULL);
     deploy_result r = set_split(f, "1", 90, "2", 10); /* 2 registered, not deployed */
-    assert_int_equal(r.status, 409);
+    assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_true(strlen(r.message) > 0);
     r = set_split(f, "1", 90, "7", 10); /* 7 not even registered */
-    assert_int_equal(r.status, 409);
+    assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_null(describe_model(f, QUAD)); /* nothing changed */
 }
 
@@ -1073,18 +1071,20 @@ static void test_a_split_with_bad_weights_is_400(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 90, "2", 20).status, 400);
-    assert_int_equal(set_split(f, "1", 80, "2", 10).status, 400);
-    assert_int_equal(set_split(f, "1", 110, "2", -10).status, 400);
-    assert_int_equal(set_split(f, "1", 50, NULL, 0).status, 400);
-    assert_int_equal(canary_set(f->m, QUAD, NULL, NULL, 0, NULL, "empty").status, 400);
+    assert_int_equal(set_split(f, "1", 90, "2", 20).code, DEPLOY_INVALID);
+    assert_int_equal(set_split(f, "1", 80, "2", 10).code, DEPLOY_INVALID);
+    assert_int_equal(set_split(f, "1", 110, "2", -10).code, DEPLOY_INVALID);
+    assert_int_equal(set_split(f, "1", 50, NULL, 0).code, DEPLOY_INVALID);
+    assert_int_equal(deploy_traffic_set(f->m, QUAD, NULL, NULL, 0, NULL, "empty").code,
+                     DEPLOY_INVALID);
     assert_null(describe_model(f, QUAD));
     const char *versions[] = {"1"};
     const int weights[] = {100};
-    assert_int_equal(canary_set(f->m, "no_such_model", versions, weights, 1, NULL, "x").status,
-                     404);
+    assert_int_equal(
+        deploy_traffic_set(f->m, "no_such_model", versions, weights, 1, NULL, "x").code,
+        DEPLOY_NOT_FOUND);
     /* A valid one after all the refusals works. */
-    assert_int_equal(set_split(f, "1", 100, "2", 0).status, 200);
+    assert_int_equal(set_split(f, "1", 100, "2", 0).code, DEPLOY_OK);
     assert_int_equal(picks_of(f, "1", NULL, 200), 200);
 }
 
@@ -1092,24 +1092,24 @@ static void test_promote_sends_everything_to_one_version(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 90, "2", 10).status, 200);
-    deploy_result r = canary_promote(f->m, QUAD, "2");
-    assert_int_equal(r.status, 200);
+    assert_int_equal(set_split(f, "1", 90, "2", 10).code, DEPLOY_OK);
+    deploy_result r = deploy_promote(f->m, QUAD, "2");
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_int_equal(picks_of(f, "2", NULL, 1000), 1000);
     assert_split(f, "2", 100, "1", 0);
-    assert_int_equal(canary_promote(f->m, QUAD, "1").status, 200);
+    assert_int_equal(deploy_promote(f->m, QUAD, "1").code, DEPLOY_OK);
     assert_int_equal(picks_of(f, "1", NULL, 1000), 1000);
-    assert_int_equal(canary_promote(f->m, QUAD, "5").status, 409);
+    assert_int_equal(deploy_promote(f->m, QUAD, "5").code, DEPLOY_CONFLICT);
 }
 
 static void test_rollback_restores_the_previous_split(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 90, "2", 10).status, 200);
-    assert_int_equal(canary_promote(f->m, QUAD, "2").status, 200);
-    deploy_result r = canary_rollback(f->m, QUAD);
-    assert_int_equal(r.status, 200);
+    assert_int_equal(set_split(f, "1", 90, "2", 10).code, DEPLOY_OK);
+    assert_int_equal(deploy_promote(f->m, QUAD, "2").code, DEPLOY_OK);
+    deploy_result r = deploy_rollback(f->m, QUAD);
+    assert_int_equal(r.code, DEPLOY_OK);
     assert_split(f, "1", 90, "2", 10);
     int v2 = picks_of(f, "2", NULL, 1000);
     if (v2 < 60 || v2 > 140)
@@ -1120,11 +1120,11 @@ static void test_rollback_without_an_earlier_split_is_404(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(canary_rollback(f->m, QUAD).status, 404); /* no split at all */
-    assert_int_equal(set_split(f, "1", 90, "2", 10).status, 200);
-    assert_int_equal(canary_rollback(f->m, QUAD).status, 404); /* only one */
+    assert_int_equal(deploy_rollback(f->m, QUAD).code, DEPLOY_NOT_FOUND); /* no split at all */
+    assert_int_equal(set_split(f, "1", 90, "2", 10).code, DEPLOY_OK);
+    assert_int_equal(deploy_rollback(f->m, QUAD).code, DEPLOY_NOT_FOUND); /* only one */
     assert_split(f, "1", 90, "2", 10);
-    assert_int_equal(canary_rollback(f->m, "no_such_model").status, 404);
+    assert_int_equal(deploy_rollback(f->m, "no_such_model").code, DEPLOY_NOT_FOUND);
 }
 
 static void test_undeploying_a_version_spreads_its_weight_over_the_rest(void **state)
@@ -1135,7 +1135,8 @@ static void test_undeploying_a_version_spreads_its_weight_over_the_rest(void **s
     deploy_ok(f, QUAD, "3", NULL);
     const char *versions[] = {"1", "2", "3"};
     const int weights[] = {60, 30, 10};
-    assert_int_equal(canary_set(f->m, QUAD, versions, weights, 3, NULL, "three").status, 200);
+    assert_int_equal(deploy_traffic_set(f->m, QUAD, versions, weights, 3, NULL, "three").code,
+                     DEPLOY_OK);
     undeploy_ok(f, QUAD, "3");
     cJSON *m = describe_model(f, QUAD);
     assert_non_null(m);
@@ -1158,7 +1159,7 @@ static void test_a_split_survives_a_restart(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    assert_int_equal(set_split(f, "1", 70, "2", 30).status, 200);
+    assert_int_equal(set_split(f, "1", 70, "2", 30).code, DEPLOY_OK);
     restart_manager(f);
     assert_int_equal(deploy_restore(f->m), 2);
     assert_split(f, "1", 70, "2", 30);
@@ -1170,11 +1171,11 @@ static void test_a_split_survives_a_restart(void **state)
 static void test_guard_parse_accepts_valid_guards(void **state)
 {
     (void)state;
-    canary_guard g;
+    deploy_guard g;
     char err[ERRLEN] = "";
-    assert_int_equal(canary_guard_parse("{\"max_error_rate\":0.1,\"max_p99_ratio\":2.5,"
-                                        "\"min_requests\":50,\"window_s\":10}",
-                                        &g, err, sizeof err),
+    assert_int_equal(guard_parse("{\"max_error_rate\":0.1,\"max_p99_ratio\":2.5,"
+                                 "\"min_requests\":50,\"window_s\":10}",
+                                 &g, err, sizeof err),
                      0);
     assert_true(g.enabled);
     assert_true(fabs(g.max_error_rate - 0.1) < 1e-12);
@@ -1183,16 +1184,15 @@ static void test_guard_parse_accepts_valid_guards(void **state)
     assert_int_equal(g.window_s, 10);
     assert_false(g.tripped);
     /* Every field is optional; the limits themselves are valid. */
-    assert_int_equal(canary_guard_parse("{}", &g, err, sizeof err), 0);
+    assert_int_equal(guard_parse("{}", &g, err, sizeof err), 0);
     assert_true(g.enabled);
     assert_true(g.window_s >= 1 && g.window_s <= 60);
     assert_true(g.min_requests >= 1);
-    assert_int_equal(canary_guard_parse("{\"max_error_rate\":0,\"window_s\":60,"
-                                        "\"min_requests\":1,\"max_p99_ratio\":0}",
-                                        &g, err, sizeof err),
+    assert_int_equal(guard_parse("{\"max_error_rate\":0,\"window_s\":60,"
+                                 "\"min_requests\":1,\"max_p99_ratio\":0}",
+                                 &g, err, sizeof err),
                      0);
-    assert_int_equal(
-        canary_guard_parse("{\"max_error_rate\":1,\"window_s\":1}", &g, err, sizeof err), 0);
+    assert_int_equal(guard_parse("{\"max_error_rate\":1,\"window_s\":1}", &g, err, sizeof err), 0);
 }
 
 static void test_guard_parse_refuses_invalid_guards_with_a_message(void **state)
@@ -1217,9 +1217,9 @@ static void test_guard_parse_refuses_invalid_guards_with_a_message(void **state)
         "{\"max_error_rate\":0.1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        canary_guard g;
+        deploy_guard g;
         char err[ERRLEN] = "";
-        if (canary_guard_parse(bad[i], &g, err, sizeof err) != -1)
+        if (guard_parse(bad[i], &g, err, sizeof err) != -1)
             fail_msg("guard '%s' was accepted", bad[i]);
         if (err[0] == '\0')
             fail_msg("guard '%s' refused without a message", bad[i]);
@@ -1230,15 +1230,16 @@ static void test_a_split_with_a_guard_describes_it_armed(void **state)
 {
     fixture *f = *state;
     deploy_both(f);
-    canary_guard g;
+    deploy_guard g;
     char err[ERRLEN];
-    assert_int_equal(canary_guard_parse("{\"max_error_rate\":0.2,\"min_requests\":10,"
-                                        "\"window_s\":5}",
-                                        &g, err, sizeof err),
+    assert_int_equal(guard_parse("{\"max_error_rate\":0.2,\"min_requests\":10,"
+                                 "\"window_s\":5}",
+                                 &g, err, sizeof err),
                      0);
     const char *versions[] = {"1", "2"};
     const int weights[] = {80, 20};
-    assert_int_equal(canary_set(f->m, QUAD, versions, weights, 2, &g, "guarded").status, 200);
+    assert_int_equal(deploy_traffic_set(f->m, QUAD, versions, weights, 2, &g, "guarded").code,
+                     DEPLOY_OK);
     cJSON *m = describe_model(f, QUAD);
     assert_non_null(m);
     const cJSON *guard = cJSON_GetObjectItemCaseSensitive(m, "guard");
@@ -1254,15 +1255,16 @@ static void test_the_guard_takes_traffic_from_a_failing_canary(void **state)
     register_fixture(f, QUAD, "3", "flaky", "{\"fail_rate\":1.0}");
     deploy_ok(f, QUAD, "1", NULL);
     deploy_ok(f, QUAD, "3", NULL);
-    canary_guard g;
+    deploy_guard g;
     char err[ERRLEN];
-    assert_int_equal(canary_guard_parse("{\"max_error_rate\":0.5,\"min_requests\":5,"
-                                        "\"window_s\":30}",
-                                        &g, err, sizeof err),
+    assert_int_equal(guard_parse("{\"max_error_rate\":0.5,\"min_requests\":5,"
+                                 "\"window_s\":30}",
+                                 &g, err, sizeof err),
                      0);
     const char *versions[] = {"1", "3"};
     const int weights[] = {70, 30};
-    assert_int_equal(canary_set(f->m, QUAD, versions, weights, 2, &g, "guarded").status, 200);
+    assert_int_equal(deploy_traffic_set(f->m, QUAD, versions, weights, 2, &g, "guarded").code,
+                     DEPLOY_OK);
     const double xs[] = {1};
     double ys[1];
     for (int i = 0; i < 10; i++) {
@@ -1270,7 +1272,7 @@ static void test_the_guard_takes_traffic_from_a_failing_canary(void **state)
             infer_http(f->port, "/v2/models/" QUAD "/versions/3/infer", xs, 1, ys, NULL, 0);
         assert_int_equal(status / 100, 5);
     }
-    canary_tick(f->m);
+    deploy_tick(f->m);
     cJSON *m = describe_model(f, QUAD);
     assert_non_null(m);
     assert_int_equal(described_weight(m, "1"), 100);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "reply.h"
 #include "support/http_client.h"
 
 #define ERRLEN         512
@@ -275,7 +276,7 @@ static void error_handler(void *cbdata, const http_request *req, http_response *
     (void)cbdata;
     (void)req;
     buf_append_str(resp->body, "partial output that the error must replace");
-    http_error(resp, 409, "version \"%s\" is %s", "2", "busy\\locked");
+    reply_error(resp, 409, "version \"%s\" is %s", "2", "busy\\locked");
 }
 
 static void silent_handler(void *cbdata, const http_request *req, http_response *resp)
@@ -535,7 +536,7 @@ static void test_http_error_replaces_the_body_with_a_json_error(void **state)
     ds_buf b = DS_BUF_INIT;
     http_response resp = {.status = 0, .content_type = "text/plain", .body = &b};
     buf_append_str(&b, "half-written output");
-    http_error(&resp, 404, "model %s version %d is not deployed", "m\"x", 3);
+    reply_error(&resp, 404, "model %s version %d is not deployed", "m\"x", 3);
     assert_int_equal(resp.status, 404);
     assert_string_equal(resp.content_type, "application/json");
     cJSON *j = cJSON_ParseWithLength(b.data, b.len);
@@ -565,17 +566,17 @@ static void test_http_error_from_a_handler_reaches_the_client(void **state)
 static void test_reason_phrases_of_the_statuses_used(void **state)
 {
     (void)state;
-    assert_string_equal(http_reason(200), "OK");
-    assert_string_equal(http_reason(201), "Created");
-    assert_string_equal(http_reason(400), "Bad Request");
-    assert_string_equal(http_reason(404), "Not Found");
-    assert_string_equal(http_reason(405), "Method Not Allowed");
-    assert_string_equal(http_reason(409), "Conflict");
-    assert_string_equal(http_reason(413), "Payload Too Large");
-    assert_string_equal(http_reason(500), "Internal Server Error");
-    assert_string_equal(http_reason(503), "Service Unavailable");
-    assert_non_null(http_reason(599));
-    assert_non_null(http_reason(299));
+    assert_string_equal(reply_reason(200), "OK");
+    assert_string_equal(reply_reason(201), "Created");
+    assert_string_equal(reply_reason(400), "Bad Request");
+    assert_string_equal(reply_reason(404), "Not Found");
+    assert_string_equal(reply_reason(405), "Method Not Allowed");
+    assert_string_equal(reply_reason(409), "Conflict");
+    assert_string_equal(reply_reason(413), "Payload Too Large");
+    assert_string_equal(reply_reason(500), "Internal Server Error");
+    assert_string_equal(reply_reason(503), "Service Unavailable");
+    assert_non_null(reply_reason(599));
+    assert_non_null(reply_reason(299));
 }
 
 static void test_response_headers_accumulate_and_overlong_ones_are_dropped_whole(void **state)

@@ -31,12 +31,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "canary.h"
-#include "dataplane.h"
 #include "deploy.h"
+#include "host.h"
 #include "http.h"
 #include "infer.h"
 #include "registry.h"
+#include "serve.h"
 #include "support/http_client.h"
 
 #ifndef DS_TEST_MODELS_DIR
@@ -110,8 +110,8 @@ static int add_version(const char *model, const char *version, const char *path,
         return -1;
     }
     deploy_result r = deploy_start(w.m, model, version, NULL, NULL);
-    if (r.status != 201) {
-        fprintf(stderr, "deploying %s %s: %d %s\n", model, version, r.status, r.message);
+    if (r.code != DEPLOY_OK) {
+        fprintf(stderr, "deploying %s %s: %d %s\n", model, version, r.code, r.message);
         return -1;
     }
     return 0;
@@ -145,11 +145,7 @@ static int group_setup(void **state)
     if (http_start(&hc, &w.http, err, sizeof err) != 0)
         return -1;
     w.port = http_port(w.http);
-    deploy_env env = {.reg = w.reg,
-                      .http = w.http,
-                      .host = infer_host_api(),
-                      .version_infer_handler = dataplane_version_infer,
-                      .model_infer_handler = dataplane_model_infer};
+    deploy_env env = {.reg = w.reg, .router = serve_router(w.http), .host = plugin_host_api()};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", w.dir);
     if (deploy_manager_new(&env, &w.m) != 0)
         return -1;
@@ -159,8 +155,8 @@ static int group_setup(void **state)
         return -1;
     const char *versions[] = {"1", "2"};
     const int weights[] = {50, 50};
-    deploy_result r = canary_set(w.m, QUAD, versions, weights, 2, NULL, "tests");
-    return r.status == 200 ? 0 : -1;
+    deploy_result r = deploy_traffic_set(w.m, QUAD, versions, weights, 2, NULL, "tests");
+    return r.code == DEPLOY_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -479,9 +475,9 @@ static void test_routed_infer_is_sticky_on_the_routing_key(void **state)
 static void test_the_host_table_is_versioned_and_complete(void **state)
 {
     (void)state;
-    const ds_host_api *host = infer_host_api();
+    const ds_host_api *host = plugin_host_api();
     assert_non_null(host);
-    assert_ptr_equal(host, infer_host_api()); /* static, the same every time */
+    assert_ptr_equal(host, plugin_host_api()); /* static, the same every time */
     assert_true(host->struct_size >= sizeof(ds_host_api));
     assert_int_equal(host->abi_major, DS_PLUGIN_ABI_MAJOR);
     assert_int_equal(host->abi_minor, DS_PLUGIN_ABI_MINOR);

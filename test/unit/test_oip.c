@@ -74,10 +74,10 @@ static int decode_bin(fx *f, const char *json, const void *bin, size_t bin_len)
             fail_msg("message '%s' lacks '%s'", (f)->err.message, (sub));                          \
     } while (0)
 
-#define assert_rejected(f, json, code, sub)                                                        \
+#define assert_rejected(f, json, want, sub)                                                        \
     do {                                                                                           \
-        assert_int_equal(decode((f), (json)), (code));                                             \
-        assert_int_equal((f)->err.status, (code));                                                 \
+        assert_int_equal(decode((f), (json)), (want));                                             \
+        assert_int_equal((f)->err.code, (want));                                                   \
         assert_msg((f), (sub));                                                                    \
     } while (0)
 
@@ -166,7 +166,7 @@ static void test_datatype_sizes(void **state)
 static void test_unknown_datatype_is_400(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "FLOAT32", "[1]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "FLOAT32", "[1]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': unknown datatype 'FLOAT32'");
 }
 
@@ -186,10 +186,10 @@ static void test_bool_accepts_true_false_and_round_trips(void **state)
 static void test_bool_rejects_numbers_and_strings(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "BOOL", "[1]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "BOOL", "[1]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: expected true or false for BOOL");
-    assert_int_equal(decode_one(f, "BOOL", "[1]", "[\"true\"]"), 400);
-    assert_int_equal(decode_one(f, "BOOL", "[1]", "[null]"), 400);
+    assert_int_equal(decode_one(f, "BOOL", "[1]", "[\"true\"]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "BOOL", "[1]", "[null]"), OIP_BAD_REQUEST);
 }
 
 static void test_uint8_accepts_0_to_255_and_rejects_300_and_minus_1(void **state)
@@ -197,10 +197,10 @@ static void test_uint8_accepts_0_to_255_and_rejects_300_and_minus_1(void **state
     fx *f = *state;
     assert_int_equal(decode_one(f, "UINT8", "[3]", "[0,255,-0]"), 0);
     assert_echo_data(f, "0,255,0");
-    assert_int_equal(decode_one(f, "UINT8", "[1]", "[300]"), 400);
+    assert_int_equal(decode_one(f, "UINT8", "[1]", "[300]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: 300 is out of range for UINT8");
-    assert_int_equal(decode_one(f, "UINT8", "[1]", "[256]"), 400);
-    assert_int_equal(decode_one(f, "UINT8", "[1]", "[-1]"), 400);
+    assert_int_equal(decode_one(f, "UINT8", "[1]", "[256]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "UINT8", "[1]", "[-1]"), OIP_BAD_REQUEST);
 }
 
 static void test_uint16_uint32_uint64_limits(void **state)
@@ -208,11 +208,11 @@ static void test_uint16_uint32_uint64_limits(void **state)
     fx *f = *state;
     assert_int_equal(decode_one(f, "UINT16", "[1]", "[65535]"), 0);
     assert_echo_data(f, "65535");
-    assert_int_equal(decode_one(f, "UINT16", "[1]", "[65536]"), 400);
+    assert_int_equal(decode_one(f, "UINT16", "[1]", "[65536]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "UINT32", "[1]", "[4294967295]"), 0);
     assert_echo_data(f, "4294967295");
-    assert_int_equal(decode_one(f, "UINT32", "[1]", "[4294967296]"), 400);
-    assert_int_equal(decode_one(f, "UINT32", "[1]", "[-1]"), 400);
+    assert_int_equal(decode_one(f, "UINT32", "[1]", "[4294967296]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "UINT32", "[1]", "[-1]"), OIP_BAD_REQUEST);
     assert_msg(f, "-1 is out of range for UINT32");
     assert_int_equal(decode_one(f, "UINT64", "[2]", "[18446744073709551615,10000000000000000000]"),
                      0);
@@ -221,8 +221,8 @@ static void test_uint16_uint32_uint64_limits(void **state)
     assert_true(v[0] == UINT64_MAX);
     assert_true(v[1] == 10000000000000000000u);
     assert_echo_data(f, "18446744073709551615,10000000000000000000");
-    assert_int_equal(decode_one(f, "UINT64", "[1]", "[18446744073709551616]"), 400);
-    assert_int_equal(decode_one(f, "UINT64", "[1]", "[100000000000000000000]"), 400);
+    assert_int_equal(decode_one(f, "UINT64", "[1]", "[18446744073709551616]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "UINT64", "[1]", "[100000000000000000000]"), OIP_BAD_REQUEST);
 }
 
 static void test_signed_integer_limits(void **state)
@@ -230,19 +230,19 @@ static void test_signed_integer_limits(void **state)
     fx *f = *state;
     assert_int_equal(decode_one(f, "INT8", "[2]", "[-128,127]"), 0);
     assert_echo_data(f, "-128,127");
-    assert_int_equal(decode_one(f, "INT8", "[1]", "[128]"), 400);
-    assert_int_equal(decode_one(f, "INT8", "[1]", "[-129]"), 400);
+    assert_int_equal(decode_one(f, "INT8", "[1]", "[128]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "INT8", "[1]", "[-129]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "INT16", "[2]", "[-32768,32767]"), 0);
     assert_echo_data(f, "-32768,32767");
-    assert_int_equal(decode_one(f, "INT16", "[1]", "[32768]"), 400);
+    assert_int_equal(decode_one(f, "INT16", "[1]", "[32768]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "INT32", "[2]", "[-2147483648,2147483647]"), 0);
     assert_echo_data(f, "-2147483648,2147483647");
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[2147483648]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[2147483648]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "INT64", "[2]", "[-9223372036854775808,9223372036854775807]"),
                      0);
     assert_echo_data(f, "-9223372036854775808,9223372036854775807");
-    assert_int_equal(decode_one(f, "INT64", "[1]", "[9223372036854775808]"), 400);
-    assert_int_equal(decode_one(f, "INT64", "[1]", "[-9223372036854775809]"), 400);
+    assert_int_equal(decode_one(f, "INT64", "[1]", "[9223372036854775808]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "INT64", "[1]", "[-9223372036854775809]"), OIP_BAD_REQUEST);
 }
 
 static void test_int64_is_exact_not_through_double(void **state)
@@ -259,13 +259,13 @@ static void test_int64_is_exact_not_through_double(void **state)
 static void test_integers_reject_fraction_exponent_bool_string(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[1.5]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[1.5]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: 1.5 is not an integer, as required for INT32");
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[1.0]"), 400);
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[1e3]"), 400);
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[true]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[1.0]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[1e3]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[true]"), OIP_BAD_REQUEST);
     assert_msg(f, "expected an integer for INT32");
-    assert_int_equal(decode_one(f, "UINT16", "[1]", "[\"1\"]"), 400);
+    assert_int_equal(decode_one(f, "UINT16", "[1]", "[\"1\"]"), OIP_BAD_REQUEST);
 }
 
 static void test_fp32_decodes_nearest_float_and_prints_shortest(void **state)
@@ -291,11 +291,11 @@ static void test_fp32_decodes_nearest_float_and_prints_shortest(void **state)
 static void test_fp32_rejects_out_of_range_and_strings(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "FP32", "[1]", "[3.5e38]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[1]", "[3.5e38]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: 3.5e38 is out of range for FP32");
-    assert_int_equal(decode_one(f, "FP32", "[1]", "[\"x\"]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[1]", "[\"x\"]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: expected a number for FP32");
-    assert_int_equal(decode_one(f, "FP32", "[1]", "[true]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[1]", "[true]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "FP32", "[1]", "[1e-400]"), 0); /* underflow is zero */
 }
 
@@ -317,7 +317,7 @@ static void test_fp64_decodes_exactly_and_prints_shortest(void **state)
     assert_true(v[6] == 1e22);
     assert_echo_data(f, "0.1,1.7976931348623157e308,5e-324,2.2250738585072014e-308,"
                         "0.30000000000000004,1.2345678901234568e29,1e22");
-    assert_int_equal(decode_one(f, "FP64", "[1]", "[2e308]"), 400);
+    assert_int_equal(decode_one(f, "FP64", "[1]", "[2e308]"), OIP_BAD_REQUEST);
     assert_msg(f, "2e308 is out of range for FP64");
 }
 
@@ -335,8 +335,8 @@ static void test_nan_and_infinity_tokens_for_float_types(void **state)
     assert_echo_data(f, "NaN,-Infinity");
     assert_int_equal(decode_one(f, "FP16", "[2]", "[NaN,Infinity]"), 0);
     assert_echo_data(f, "NaN,Infinity");
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[NaN]"), 400);
-    assert_int_equal(decode_one(f, "FP32", "[1]", "[nan]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[NaN]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "FP32", "[1]", "[nan]"), OIP_BAD_REQUEST);
 }
 
 static void test_fp16_every_value_round_trips_through_json(void **state)
@@ -384,7 +384,7 @@ static void test_fp16_rounds_to_nearest_even(void **state)
     assert_int_equal(f16_of("2.9802322387695313e-8"), 0x0001); /* just above: rounds up */
     assert_int_equal(f16_of("-6.097555160522461e-5"), 0x83ff); /* largest negative subnormal */
     assert_int_equal(f16_of("6.103515625e-5"), 0x0400);        /* smallest normal */
-    assert_int_equal(decode_one(f, "FP16", "[1]", "[65520]"), 400);
+    assert_int_equal(decode_one(f, "FP16", "[1]", "[65520]"), OIP_BAD_REQUEST);
     assert_msg(f, "65520 is out of range for FP16");
     assert_int_equal(decode_one(f, "FP16", "[4]", "[1,-2.5,0.0001,1e-9]"), 0);
     uint16_t v[4];
@@ -433,7 +433,7 @@ static void test_bytes_decode_escapes_to_utf8_and_round_trip(void **state)
 static void test_bytes_rejects_numbers(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "BYTES", "[1]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "BYTES", "[1]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': data[0]: expected a string for BYTES");
 }
 
@@ -630,7 +630,7 @@ static void test_zero_sized_dim_is_an_empty_tensor(void **state)
     assert_echo_data(f, "");
     assert_int_equal(decode_one(f, "INT8", "[2,0]", "[[],[]]"), 0);
     assert_int_equal(decode_one(f, "BYTES", "[0]", "[]"), 0);
-    assert_int_equal(decode_one(f, "FP32", "[0]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[0]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "expected 0 elements for shape [0], got 1");
 }
 
@@ -642,17 +642,17 @@ static void test_rank_zero_scalar_has_one_element(void **state)
     assert_int_equal(f->req.inputs[0].element_count, 1);
     assert_int_equal(echo(f), 0);
     assert_non_null(strstr(f->out.data, "\"shape\":[],\"data\":[7]"));
-    assert_int_equal(decode_one(f, "INT32", "[]", "[]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[]", "[]"), OIP_BAD_REQUEST);
     assert_msg(f, "expected 1 elements for shape [], got 0");
 }
 
 static void test_huge_dims_overflow_and_limit(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "FP32", "[4294967296,4294967296]", "[]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[4294967296,4294967296]", "[]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': shape [4294967296,4294967296] has too many elements");
-    assert_int_equal(decode_one(f, "FP32", "[9223372036854775808]", "[]"), 400);
-    assert_int_equal(decode_one(f, "FP32", "[1000000000000]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[9223372036854775808]", "[]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "FP32", "[1000000000000]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "exceed");
     assert_int_equal(decode_one(f, "FP32", "[0,9223372036854775807,9223372036854775807]", "[]"), 0);
 }
@@ -660,26 +660,26 @@ static void test_huge_dims_overflow_and_limit(void **state)
 static void test_data_count_must_match_shape(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "FP32", "[2,3]", "[1,2,3,4,5]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[2,3]", "[1,2,3,4,5]"), OIP_BAD_REQUEST);
     assert_string_equal(f->err.message, "input 'x': expected 6 elements for shape [2,3], got 5");
-    assert_int_equal(decode_one(f, "FP32", "[2,3]", "[1,2,3,4,5,6,7]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[2,3]", "[1,2,3,4,5,6,7]"), OIP_BAD_REQUEST);
     assert_msg(f, "got 7");
     /* a big shape with little data is refused without allocating for the shape */
-    assert_int_equal(decode_one(f, "FP64", "[60000000]", "[1,2]"), 400);
+    assert_int_equal(decode_one(f, "FP64", "[60000000]", "[1,2]"), OIP_BAD_REQUEST);
     assert_msg(f, "expected 60000000 elements for shape [60000000], got 2");
 }
 
 static void test_shape_must_be_non_negative_integers_up_to_rank_8(void **state)
 {
     fx *f = *state;
-    assert_int_equal(decode_one(f, "FP32", "[-1]", "[]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[-1]", "[]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'x': shape dimensions must be non-negative integers");
-    assert_int_equal(decode_one(f, "FP32", "[1.5]", "[1]"), 400);
-    assert_int_equal(decode_one(f, "FP32", "[\"2\"]", "[1,2]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[1.5]", "[1]"), OIP_BAD_REQUEST);
+    assert_int_equal(decode_one(f, "FP32", "[\"2\"]", "[1,2]"), OIP_BAD_REQUEST);
     assert_int_equal(decode_one(f, "FP32", "[1,1,1,1,1,1,1,1]", "[1]"), 0);
-    assert_int_equal(decode_one(f, "FP32", "[1,1,1,1,1,1,1,1,1]", "[1]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "[1,1,1,1,1,1,1,1,1]", "[1]"), OIP_BAD_REQUEST);
     assert_msg(f, "more than 8 dimensions");
-    assert_int_equal(decode_one(f, "FP32", "2", "[1,2]"), 400);
+    assert_int_equal(decode_one(f, "FP32", "2", "[1,2]"), OIP_BAD_REQUEST);
 }
 
 static void test_nested_data_equals_flat_data(void **state)
@@ -693,9 +693,9 @@ static void test_nested_data_equals_flat_data(void **state)
     assert_echo_data(f, "1,2,3,4");
     assert_int_equal(decode_one(f, "INT32", "[2,2]", "[[[1]],[2,[3,[4]]]]"), 0);
     assert_memory_equal(nested, f->req.inputs[0].data, sizeof nested);
-    assert_int_equal(decode_one(f, "INT32", "[1]", "[{\"a\":1}]"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "[{\"a\":1}]"), OIP_BAD_REQUEST);
     assert_msg(f, "scalars");
-    assert_int_equal(decode_one(f, "INT32", "[1]", "1"), 400);
+    assert_int_equal(decode_one(f, "INT32", "[1]", "1"), OIP_BAD_REQUEST);
     assert_msg(f, "'data' must be a JSON array");
 }
 
@@ -709,7 +709,7 @@ static void test_members_in_any_order(void **state)
     assert_echo_data(f, "1.5,2.5");
     assert_int_equal(decode(f, "{\"inputs\":[{\"data\":[1,2,3],\"datatype\":\"FP64\","
                                "\"shape\":[2],\"name\":\"late\"}]}"),
-                     400);
+                     OIP_BAD_REQUEST);
     assert_msg(f, "input 'late': expected 2 elements for shape [2], got 3");
 }
 
@@ -729,7 +729,7 @@ static void test_id_is_echoed_and_absent_without_one(void **state)
     assert_int_equal(echo(f), 0);
     assert_null(strstr(f->out.data, "\"id\""));
     assert_null(strstr(f->out.data, "\"parameters\""));
-    assert_rejected(f, "{\"id\":42,\"inputs\":[]}", 400, "'id' must be a string");
+    assert_rejected(f, "{\"id\":42,\"inputs\":[]}", OIP_BAD_REQUEST, "'id' must be a string");
 }
 
 static void test_parameters_pass_through_as_raw_json(void **state)
@@ -748,8 +748,10 @@ static void test_parameters_pass_through_as_raw_json(void **state)
     assert_string_equal(f->req.outputs[0].parameters, "{\"classification\":2}");
     assert_int_equal(echo(f), 0);
     assert_null(strstr(f->out.data, "\"parameters\"")); /* never echoed */
-    assert_rejected(f, "{\"parameters\":[1],\"inputs\":[]}", 400, "'parameters' must be");
-    assert_rejected(f, "{\"parameters\":{\"routing_key\":1},\"inputs\":[]}", 400, "routing_key");
+    assert_rejected(f, "{\"parameters\":[1],\"inputs\":[]}", OIP_BAD_REQUEST,
+                    "'parameters' must be");
+    assert_rejected(f, "{\"parameters\":{\"routing_key\":1},\"inputs\":[]}", OIP_BAD_REQUEST,
+                    "routing_key");
 }
 
 static const char three_inputs[] =
@@ -781,11 +783,11 @@ static void test_requested_output_twice_or_without_name_is_400(void **state)
     char json[1024];
     snprintf(json, sizeof json, "%s,\"outputs\":[{\"name\":\"a\"},{\"name\":\"a\"}]}",
              three_inputs);
-    assert_rejected(f, json, 400, "output 'a' is requested twice");
+    assert_rejected(f, json, OIP_BAD_REQUEST, "output 'a' is requested twice");
     snprintf(json, sizeof json, "%s,\"outputs\":[{\"parameters\":{}}]}", three_inputs);
-    assert_rejected(f, json, 400, "outputs[0]: missing or empty 'name'");
+    assert_rejected(f, json, OIP_BAD_REQUEST, "outputs[0]: missing or empty 'name'");
     snprintf(json, sizeof json, "%s,\"outputs\":[{\"name\":\"a\",\"x\":1}]}", three_inputs);
-    assert_rejected(f, json, 400, "outputs[0]: unknown field 'x'");
+    assert_rejected(f, json, OIP_BAD_REQUEST, "outputs[0]: unknown field 'x'");
 }
 
 static void test_requested_output_not_produced_is_500_at_encode(void **state)
@@ -794,7 +796,7 @@ static void test_requested_output_not_produced_is_500_at_encode(void **state)
     char json[1024];
     snprintf(json, sizeof json, "%s,\"outputs\":[{\"name\":\"zz\"}]}", three_inputs);
     assert_int_equal(decode(f, json), 0);
-    assert_int_equal(echo(f), 500);
+    assert_int_equal(echo(f), OIP_INTERNAL);
     assert_msg(f, "'zz'");
 }
 
@@ -842,7 +844,7 @@ static void test_binary_data_per_output_overrides_request_default(void **state)
              "%s,\"outputs\":[{\"name\":\"a\",\"parameters\":"
              "{\"binary_data\":1}}]}",
              three_inputs);
-    assert_rejected(f, json, 400, "parameter 'binary_data' must be true or false");
+    assert_rejected(f, json, OIP_BAD_REQUEST, "parameter 'binary_data' must be true or false");
 }
 
 static void test_binary_inputs_follow_the_json_header(void **state)
@@ -911,21 +913,21 @@ static void test_binary_sizes_must_add_up(void **state)
     const char *json = "{\"inputs\":[{\"name\":\"f\",\"shape\":[2],\"datatype\":\"FP32\","
                        "\"parameters\":{\"binary_data_size\":8}}]}";
     char bin[16] = {0};
-    assert_int_equal(decode_bin(f, json, bin, 7), 400);
+    assert_int_equal(decode_bin(f, json, bin, 7), OIP_BAD_REQUEST);
     assert_msg(f, "input 'f': binary_data_size 8 exceeds the 7 bytes of binary data left");
-    assert_int_equal(decode_bin(f, json, bin, 9), 400);
+    assert_int_equal(decode_bin(f, json, bin, 9), OIP_BAD_REQUEST);
     assert_msg(f, "9 bytes after the JSON header but the inputs' binary_data_size add up to 8");
     const char *bad = "{\"inputs\":[{\"name\":\"f\",\"shape\":[3],\"datatype\":\"FP32\","
                       "\"parameters\":{\"binary_data_size\":8}}]}";
-    assert_int_equal(decode_bin(f, bad, bin, 8), 400);
+    assert_int_equal(decode_bin(f, bad, bin, 8), OIP_BAD_REQUEST);
     assert_msg(f, "input 'f': binary_data_size 8 does not match shape [3] of FP32 (12 bytes)");
     const char *plain = "{\"inputs\":[{\"name\":\"f\",\"shape\":[1],\"datatype\":\"INT8\","
                         "\"data\":[1]}]}";
-    assert_int_equal(decode_bin(f, plain, bin, 3), 400);
+    assert_int_equal(decode_bin(f, plain, bin, 3), OIP_BAD_REQUEST);
     assert_int_equal(decode_bin(f, plain, bin, 0), 0);
     const char *neg = "{\"inputs\":[{\"name\":\"f\",\"shape\":[1],\"datatype\":\"INT8\","
                       "\"parameters\":{\"binary_data_size\":-1}}]}";
-    assert_int_equal(decode_bin(f, neg, bin, 0), 400);
+    assert_int_equal(decode_bin(f, neg, bin, 0), OIP_BAD_REQUEST);
     assert_msg(f, "binary_data_size must be a non-negative integer");
 }
 
@@ -935,16 +937,16 @@ static void test_binary_data_size_needs_the_header(void **state)
     assert_rejected(f,
                     "{\"inputs\":[{\"name\":\"f\",\"shape\":[1],\"datatype\":\"INT8\","
                     "\"parameters\":{\"binary_data_size\":1}}]}",
-                    400, "Inference-Header-Content-Length");
+                    OIP_BAD_REQUEST, "Inference-Header-Content-Length");
     const char *body = "{\"inputs\":[]}";
     assert_int_equal(
         oip_decode_request(f->a, body, strlen(body), strlen(body) + 1, NULL, &f->req, &f->err),
-        400);
+        OIP_BAD_REQUEST);
     assert_msg(f, "larger than the body");
     assert_rejected(f,
                     "{\"inputs\":[{\"name\":\"f\",\"shape\":[1],\"datatype\":\"INT8\","
                     "\"data\":[1],\"parameters\":{\"binary_data_size\":1}}]}",
-                    400, "has both 'data' and binary_data_size");
+                    OIP_BAD_REQUEST, "has both 'data' and binary_data_size");
 }
 
 static void test_binary_bool_and_bytes_are_validated(void **state)
@@ -952,25 +954,27 @@ static void test_binary_bool_and_bytes_are_validated(void **state)
     fx *f = *state;
     const char *b = "{\"inputs\":[{\"name\":\"b\",\"shape\":[2],\"datatype\":\"BOOL\","
                     "\"parameters\":{\"binary_data_size\":2}}]}";
-    assert_int_equal(decode_bin(f, b, "\x01\x02", 2), 400);
+    assert_int_equal(decode_bin(f, b, "\x01\x02", 2), OIP_BAD_REQUEST);
     assert_msg(f, "input 'b': binary BOOL element 1 is 2, not 0 or 1");
     const char *s = "{\"inputs\":[{\"name\":\"s\",\"shape\":[1],\"datatype\":\"BYTES\","
                     "\"parameters\":{\"binary_data_size\":6}}]}";
-    assert_int_equal(decode_bin(f, s, "\x09\0\0\0ab", 6), 400);
+    assert_int_equal(decode_bin(f, s, "\x09\0\0\0ab", 6), OIP_BAD_REQUEST);
     assert_msg(f, "input 's': binary BYTES data does not hold 1 length-prefixed elements");
-    assert_int_equal(decode_bin(f, s, "\x01\0\0\0ab", 6), 400);
+    assert_int_equal(decode_bin(f, s, "\x01\0\0\0ab", 6), OIP_BAD_REQUEST);
     assert_int_equal(decode_bin(f, s, "\x02\0\0\0ab", 6), 0);
 }
 
 static void test_unknown_fields_are_400(void **state)
 {
     fx *f = *state;
-    assert_rejected(f, "{\"inputs\":[],\"extra\":1}", 400, "unknown field 'extra' in the request");
+    assert_rejected(f, "{\"inputs\":[],\"extra\":1}", OIP_BAD_REQUEST,
+                    "unknown field 'extra' in the request");
     assert_rejected(f,
                     "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\","
                     "\"data\":[1],\"dtype\":\"x\"}]}",
-                    400, "input 'x': unknown field 'dtype'");
-    assert_rejected(f, "{\"inputs\":[],\"inputs\":[]}", 400, "duplicate field 'inputs'");
+                    OIP_BAD_REQUEST, "input 'x': unknown field 'dtype'");
+    assert_rejected(f, "{\"inputs\":[],\"inputs\":[]}", OIP_BAD_REQUEST,
+                    "duplicate field 'inputs'");
     /* Triton's own examples send these */
     assert_int_equal(decode(f, "{\"model_name\":\"m\",\"model_version\":\"1\",\"inputs\":[]}"), 0);
 }
@@ -986,30 +990,30 @@ static void test_null_optional_members_count_as_absent(void **state)
     assert_null(f->req.plugin.parameters);
     assert_null(f->req.inputs[0].parameters);
     assert_int_equal(f->req.output_count, 0);
-    assert_rejected(f, "{\"inputs\":null}", 400, "'inputs' must be a JSON array");
+    assert_rejected(f, "{\"inputs\":null}", OIP_BAD_REQUEST, "'inputs' must be a JSON array");
     assert_rejected(f,
                     "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\","
                     "\"data\":null}]}",
-                    400, "'data' must be a JSON array");
+                    OIP_BAD_REQUEST, "'data' must be a JSON array");
 }
 
 static void test_required_fields_are_400(void **state)
 {
     fx *f = *state;
-    assert_rejected(f, "{}", 400, "missing field 'inputs'");
-    assert_rejected(f, "{\"inputs\":[{\"shape\":[1],\"datatype\":\"INT8\",\"data\":[1]}]}", 400,
-                    "inputs[0]: missing or empty 'name'");
-    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"INT8\",\"data\":[1]}]}", 400,
-                    "input 'x': missing 'shape'");
-    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"data\":[1]}]}", 400,
-                    "input 'x': missing 'datatype'");
-    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\"}]}", 400,
-                    "input 'x': missing 'data'");
-    assert_rejected(f, "{\"inputs\":[{\"name\":\"\",\"shape\":[1],\"datatype\":\"INT8\"}]}", 400,
-                    "missing or empty 'name'");
-    assert_rejected(f, "{\"inputs\":[{\"name\":\"a\\u0000b\"}]}", 400, "NUL");
-    assert_rejected(f, "{\"inputs\":{}}", 400, "'inputs' must be a JSON array");
-    assert_rejected(f, "[]", 400, "the request body must be a JSON object");
+    assert_rejected(f, "{}", OIP_BAD_REQUEST, "missing field 'inputs'");
+    assert_rejected(f, "{\"inputs\":[{\"shape\":[1],\"datatype\":\"INT8\",\"data\":[1]}]}",
+                    OIP_BAD_REQUEST, "inputs[0]: missing or empty 'name'");
+    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"INT8\",\"data\":[1]}]}",
+                    OIP_BAD_REQUEST, "input 'x': missing 'shape'");
+    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"data\":[1]}]}",
+                    OIP_BAD_REQUEST, "input 'x': missing 'datatype'");
+    assert_rejected(f, "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\"}]}",
+                    OIP_BAD_REQUEST, "input 'x': missing 'data'");
+    assert_rejected(f, "{\"inputs\":[{\"name\":\"\",\"shape\":[1],\"datatype\":\"INT8\"}]}",
+                    OIP_BAD_REQUEST, "missing or empty 'name'");
+    assert_rejected(f, "{\"inputs\":[{\"name\":\"a\\u0000b\"}]}", OIP_BAD_REQUEST, "NUL");
+    assert_rejected(f, "{\"inputs\":{}}", OIP_BAD_REQUEST, "'inputs' must be a JSON array");
+    assert_rejected(f, "[]", OIP_BAD_REQUEST, "the request body must be a JSON object");
 }
 
 static void test_duplicate_input_names_are_400(void **state)
@@ -1019,7 +1023,7 @@ static void test_duplicate_input_names_are_400(void **state)
         f,
         "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\",\"data\":[1]},"
         "{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\",\"data\":[2]}]}",
-        400, "duplicate input 'x'");
+        OIP_BAD_REQUEST, "duplicate input 'x'");
 }
 
 /* ---- JSON syntax --------------------------------------------------------------------------- */
@@ -1050,7 +1054,7 @@ static void test_invalid_json_is_400(void **state)
         "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[.5]}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        if (decode(f, bad[i]) != 400)
+        if (decode(f, bad[i]) != OIP_BAD_REQUEST)
             fail_msg("accepted: %s", bad[i]);
         oip_arena_reset(f->a);
     }
@@ -1069,7 +1073,7 @@ static void test_every_truncation_of_a_valid_request_is_400(void **state)
         memcpy(copy, json, i);
         int rc = oip_decode_request(f->a, copy, i, (size_t)-1, NULL, &f->req, &f->err);
         free(copy);
-        if (rc != 400)
+        if (rc != OIP_BAD_REQUEST)
             fail_msg("prefix of %zu bytes gave %d", i, rc);
         oip_arena_reset(f->a);
     }
@@ -1108,14 +1112,14 @@ static void test_depth_limit_applies_to_parameters_and_data(void **state)
     char *ok = nested("{\"parameters\":{\"a\":", "[", "1", "]", "},\"inputs\":[]}", 29);
     char *deep = nested("{\"parameters\":{\"a\":", "[", "1", "]", "},\"inputs\":[]}", 31);
     assert_int_equal(decode(f, ok), 0);
-    assert_int_equal(decode(f, deep), 400);
+    assert_int_equal(decode(f, deep), OIP_BAD_REQUEST);
     assert_msg(f, "nesting deeper than 32");
     free(ok);
     free(deep);
     char *data = nested("{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT8\","
                         "\"data\":",
                         "[", "1", "]", "}]}", 30);
-    assert_int_equal(decode(f, data), 400);
+    assert_int_equal(decode(f, data), OIP_BAD_REQUEST);
     assert_msg(f, "nesting deeper");
     free(data);
 }
@@ -1125,7 +1129,7 @@ static void test_very_deep_nesting_is_refused_without_recursion(void **state)
     fx *f = *state;
     oip_limits lim = {.max_elements = 100, .max_depth = UINT32_MAX, .max_tensors = 4};
     char *arr = nested("{\"parameters\":{\"a\":", "[", "", "]", "},\"inputs\":[]}", 200000);
-    assert_int_equal(decode_lim(f, arr, &lim), 400);
+    assert_int_equal(decode_lim(f, arr, &lim), OIP_BAD_REQUEST);
     assert_msg(f, "nesting deeper than 1024");
     free(arr);
     char *obj = nested("{\"parameters\":", "{\"a\":", "1", "}", ",\"inputs\":[]}", 1000);
@@ -1137,12 +1141,12 @@ static void test_strings_must_be_valid_utf8(void **state)
 {
     fx *f = *state;
     assert_int_equal(decode_one(f, "BYTES", "[1]", "[\"caf\xc3\xa9 \xf0\x9f\x98\x80\"]"), 0);
-    static const char *const bad[] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80",
-                                      "\xf4\x90\x80\x80", "abc\xe2\x82"};
+    static const char *const bad[] = {"\xff\xfe", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "abc\xe2\x82"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char data[64];
         snprintf(data, sizeof data, "[\"%s\"]", bad[i]);
-        assert_int_equal(decode_one(f, "BYTES", "[1]", data), 400);
+        assert_int_equal(decode_one(f, "BYTES", "[1]", data), OIP_BAD_REQUEST);
         assert_msg(f, "UTF-8");
     }
 }
@@ -1153,13 +1157,13 @@ static void test_tensor_and_element_limits_are_400(void **state)
     oip_limits lim = {.max_elements = 5, .max_depth = 32, .max_tensors = 2};
     char json[1024];
     snprintf(json, sizeof json, "%s}", three_inputs);
-    assert_int_equal(decode_lim(f, json, &lim), 400);
+    assert_int_equal(decode_lim(f, json, &lim), OIP_BAD_REQUEST);
     assert_msg(f, "more than 2 inputs");
     assert_int_equal(decode_lim(f,
                                 "{\"inputs\":[],\"outputs\":[{\"name\":\"a\"},{\"name\":\"b\"},"
                                 "{\"name\":\"c\"}]}",
                                 &lim),
-                     400);
+                     OIP_BAD_REQUEST);
     assert_msg(f, "more than 2 requested outputs");
     assert_int_equal(
         decode_lim(
@@ -1167,7 +1171,7 @@ static void test_tensor_and_element_limits_are_400(void **state)
             "{\"inputs\":[{\"name\":\"a\",\"shape\":[3],\"datatype\":\"INT8\",\"data\":"
             "[1,2,3]},{\"name\":\"b\",\"shape\":[3],\"datatype\":\"INT8\",\"data\":[1,2,3]}]}",
             &lim),
-        400);
+        OIP_BAD_REQUEST);
     assert_msg(f, "input 'b': shape [3] makes the request exceed 5 elements");
 }
 
@@ -1228,11 +1232,11 @@ static void test_check_request_accepts_variable_dims_and_any(void **state)
 static void test_check_request_rejects_wrong_datatype_rank_and_dims(void **state)
 {
     fx *f = *state;
-    assert_int_equal(check(f, "[3,2,2]", "FP64", "]"), 400);
+    assert_int_equal(check(f, "[3,2,2]", "FP64", "]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'img': datatype FP64 does not match the model's FP32");
-    assert_int_equal(check(f, "[3,4]", "FP32", "]"), 400);
+    assert_int_equal(check(f, "[3,4]", "FP32", "]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'img': shape [3,4] has rank 2, the model expects [-1,2,2]");
-    assert_int_equal(check(f, "[3,2,3]", "FP32", "]"), 400);
+    assert_int_equal(check(f, "[3,2,3]", "FP32", "]"), OIP_BAD_REQUEST);
     assert_msg(f, "input 'img': dimension 2 of shape [3,2,3] must be 2 (model shape [-1,2,2])");
 }
 
@@ -1242,11 +1246,11 @@ static void test_check_request_missing_unexpected_and_duplicate_inputs(void **st
     assert_int_equal(decode(f, "{\"inputs\":[{\"name\":\"k\",\"shape\":[],\"datatype\":\"INT64\","
                                "\"data\":[3]}]}"),
                      0);
-    assert_int_equal(oip_check_request(&f->req, &model, &f->err), 400);
+    assert_int_equal(oip_check_request(&f->req, &model, &f->err), OIP_BAD_REQUEST);
     assert_msg(f, "missing input 'img'");
     assert_int_equal(check(f, "[1,2,2]", "FP32",
                            ",{\"name\":\"zz\",\"shape\":[1],\"datatype\":\"INT8\",\"data\":[1]}]"),
-                     400);
+                     OIP_BAD_REQUEST);
     assert_msg(f, "unexpected input 'zz'");
     /* duplicates are caught by the decoder; a request built another way is checked too */
     assert_int_equal(check(f, "[1,2,2]", "FP32", "]"), 0);
@@ -1255,14 +1259,15 @@ static void test_check_request_missing_unexpected_and_duplicate_inputs(void **st
     r.inputs = twice;
     r.plugin.inputs = twice;
     r.plugin.input_count = 2;
-    assert_int_equal(oip_check_request(&r, &model, &f->err), 400);
+    assert_int_equal(oip_check_request(&r, &model, &f->err), OIP_BAD_REQUEST);
     assert_msg(f, "duplicate input 'k'");
 }
 
 static void test_check_request_unknown_requested_output(void **state)
 {
     fx *f = *state;
-    assert_int_equal(check(f, "[1,2,2]", "FP32", "],\"outputs\":[{\"name\":\"nope\"}]"), 400);
+    assert_int_equal(check(f, "[1,2,2]", "FP32", "],\"outputs\":[{\"name\":\"nope\"}]"),
+                     OIP_BAD_REQUEST);
     assert_msg(f, "unknown output 'nope'");
 }
 
@@ -1351,31 +1356,33 @@ static void test_check_response_missing_requested_output(void **state)
     static const float out[8] = {0};
     alloc_out(f, "out", DS_TYPE_FP32, 2, 4, sizeof out, out);
     assert_int_equal(check(f, "[1,2,2]", "FP32", "],\"outputs\":[{\"name\":\"label\"}]"), 0);
-    assert_int_equal(oip_check_response(&f->resp, &f->req, &model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, &f->req, &model, &f->err), OIP_INTERNAL);
     assert_msg(f, "did not produce requested output 'label'");
     /* a model without declared outputs cannot promise any: the client's mistake */
-    assert_int_equal(oip_check_response(&f->resp, &f->req, &dynamic_model, &f->err), 400);
+    assert_int_equal(oip_check_response(&f->resp, &f->req, &dynamic_model, &f->err),
+                     OIP_BAD_REQUEST);
 }
 
 static void test_check_response_rejects_bad_bytes_prefixes(void **state)
 {
     fx *f = *state;
     alloc_out(f, "s", DS_TYPE_BYTES, 2, -1, 10, "\x02\0\0\0hi\x05\0\0\0");
-    assert_int_equal(oip_check_response(&f->resp, NULL, &dynamic_model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &dynamic_model, &f->err), OIP_INTERNAL);
     assert_msg(f, "output 's': BYTES element 1 runs past the end of the buffer");
     oip_response_init(&f->resp, f->a);
     alloc_out(f, "s", DS_TYPE_BYTES, 1, -1, 10, "\x02\0\0\0hi\0\0\0\0");
-    assert_int_equal(oip_check_response(&f->resp, NULL, &dynamic_model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &dynamic_model, &f->err), OIP_INTERNAL);
     assert_msg(f, "BYTES elements end before byte_size 10");
     buf_reset(&f->out);
-    assert_int_equal(oip_encode_response(&f->out, "m", "1", NULL, &f->resp, NULL, &f->err), 500);
+    assert_int_equal(oip_encode_response(&f->out, "m", "1", NULL, &f->resp, NULL, &f->err),
+                     OIP_INTERNAL);
 }
 
 static void test_check_response_rejects_bool_other_than_0_1(void **state)
 {
     fx *f = *state;
     alloc_out(f, "label", DS_TYPE_BOOL, 3, -1, 3, "\x01\x00\x02");
-    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), OIP_INTERNAL);
     assert_msg(f, "output 'label': BOOL element 2 is 2, not 0 or 1");
 }
 
@@ -1384,15 +1391,15 @@ static void test_check_response_rejects_undeclared_type_and_shape(void **state)
     fx *f = *state;
     static const double d8[8] = {0};
     alloc_out(f, "out", DS_TYPE_FP64, 2, 4, sizeof d8, d8);
-    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), OIP_INTERNAL);
     assert_msg(f, "output 'out': datatype FP64 does not match the model's FP32");
     oip_response_init(&f->resp, f->a);
     alloc_out(f, "out", DS_TYPE_FP32, 4, 2, 32, d8);
-    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), OIP_INTERNAL);
     assert_msg(f, "dimension 1 of shape [4,2] must be 4");
     oip_response_init(&f->resp, f->a);
     alloc_out(f, "extra", DS_TYPE_FP32, 1, -1, 4, d8);
-    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), 500);
+    assert_int_equal(oip_check_response(&f->resp, NULL, &model, &f->err), OIP_INTERNAL);
     assert_msg(f, "undeclared output 'extra'");
     assert_int_equal(oip_check_response(&f->resp, NULL, &dynamic_model, &f->err), 0);
 }

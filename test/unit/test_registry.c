@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "names.h"
 #include "registry.h"
 
 /* Test seam defined in registry.c, deliberately not part of registry.h. */
@@ -372,9 +373,9 @@ static void test_name_validation_accepts_and_rejects_the_documented_set(void **s
         {NULL, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (registry_name_valid(cases[i].name) != cases[i].valid)
-            fail_msg("registry_name_valid(\"%s\") should be %s",
-                     cases[i].name ? cases[i].name : "(null)", cases[i].valid ? "true" : "false");
+        if (name_valid(cases[i].name) != cases[i].valid)
+            fail_msg("name_valid(\"%s\") should be %s", cases[i].name ? cases[i].name : "(null)",
+                     cases[i].valid ? "true" : "false");
     }
 }
 

@@ -1,0 +1,217 @@
+/* registry deployments: table deployments (create, end, list) and their events. See
+ * registry.h. */
+#include "registry_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+/* ---- deployments ----------------------------------------------------------------------- */
+
+void reg_deployment_free(reg_deployment *d)
+{
+    if (!d)
+        return;
+    free(d->status_reason);
+    d->status_reason = NULL;
+}
+
+/* Fills *d from a DEPLOYMENT_COLUMNS row; false when out of memory. */
+static bool deployment_from_row(sqlite3_stmt *st, reg_deployment *d)
+{
+    memset(d, 0, sizeof *d);
+    d->id = sqlite3_column_int64(st, 0);
+    reg__copy_column(d->model_name, sizeof d->model_name, st, 1);
+    reg__copy_column(d->version, sizeof d->version, st, 2);
+    reg__copy_column(d->endpoint_name, sizeof d->endpoint_name, st, 3);
+    reg__copy_column(d->status, sizeof d->status, st, 4);
+    reg__copy_column(d->deployed_at, sizeof d->deployed_at, st, 6);
+    reg__copy_column(d->undeployed_at, sizeof d->undeployed_at, st, 7);
+    return reg__dup_column(st, 5, &d->status_reason);
+}
+
+/* Reads deployment `id` into *d (caller frees); REG_NOT_FOUND when there is none. */
+static reg_status deployment_read(registry *r, int64_t id, reg_deployment *d, char *err,
+                                  size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = reg__query(r, ST_DEPLOYMENT_GET, &st, "i", id);
+    if (rc == SQLITE_DONE)
+        return reg__fail(err, errlen, REG_NOT_FOUND, "no deployment %lld", (long long)id);
+    if (rc != SQLITE_ROW)
+        return reg__db_fail(r, rc, err, errlen, "read deployment");
+    bool ok = deployment_from_row(st, d);
+    reg__stmt_done(st);
+    return ok ? REG_OK : reg__no_memory(err, errlen);
+}
+
+struct deploy_args {
+    const char *name;
+    const char *version;
+    const char *endpoint; /* NULL = none */
+    reg_deployment *out;  /* create: filled on success, may be NULL */
+    int64_t id;           /* end: which deployment */
+    const char *status;   /* end: "undeployed" or "failed" */
+    const char *reason;   /* end: may be NULL */
+};
+
+static reg_status refuse_if_endpoint_taken(registry *r, const char *endpoint, char *err,
+                                           size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = endpoint ? reg__query(r, ST_DEPLOYMENT_ACTIVE_ON_ENDPOINT, &st, "s", endpoint)
+                      : SQLITE_DONE;
+    if (rc == SQLITE_DONE)
+        return REG_OK;
+    if (rc != SQLITE_ROW)
+        return reg__db_fail(r, rc, err, errlen, "find endpoint");
+    char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
+    long long id = sqlite3_column_int64(st, 0);
+    reg__copy_column(model, sizeof model, st, 1);
+    reg__copy_column(version, sizeof version, st, 2);
+    reg__stmt_done(st);
+    return reg__fail(err, errlen, REG_EXISTS,
+                     "endpoint name %s is taken by model %s version %s "
+                     "(deployment %lld)",
+                     endpoint, model, version, id);
+}
+
+static reg_status add_deployment_event(registry *r, const char *kind, const reg_deployment *d,
+                                       const char *reason, char *err, size_t errlen)
+{
+    const char *endpoint = d->endpoint_name[0] ? d->endpoint_name : NULL;
+    int rc = reg__run(r, ST_EVENT_INSERT_DEPLOYMENT, "sssiss", kind, d->model_name, d->version,
+                      d->id, endpoint, reason);
+    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+}
+
+/* Inserts the active row (closing a failed one of the same version first, which the
+ * one-live-deployment-per-version index requires) and reads it back into *d. */
+static reg_status insert_deployment(registry *r, const struct deploy_args *a, int64_t version_id,
+                                    reg_deployment *d, char *err, size_t errlen)
+{
+    int rc = reg__run(r, ST_DEPLOYMENT_CLOSE_FAILED_OF_VERSION, "i", version_id);
+    if (rc == SQLITE_DONE)
+        rc =
+            reg__run(r, ST_DEPLOYMENT_INSERT, "ssis", a->name, a->version, version_id, a->endpoint);
+    if (rc != SQLITE_DONE)
+        return reg__db_fail(r, rc, err, errlen, "record deployment");
+    return deployment_read(r, sqlite3_last_insert_rowid(r->db), d, err, errlen);
+}
+
+static reg_status deployment_create_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct deploy_args *a = arg;
+    int64_t version_id = 0;
+    reg_deployment d = {0};
+    reg_status st = reg__find_version_id(r, a->name, a->version, &version_id, err, errlen);
+    if (st == REG_OK)
+        st = reg__refuse_if_active(r, a->name, a->version, REG_EXISTS, err, errlen);
+    if (st == REG_OK)
+        st = refuse_if_endpoint_taken(r, a->endpoint, err, errlen);
+    if (st == REG_OK)
+        st = insert_deployment(r, a, version_id, &d, err, errlen);
+    if (st == REG_OK)
+        st = add_deployment_event(r, "deploy", &d, NULL, err, errlen);
+    if (st == REG_OK && a->out)
+        *a->out = d; /* ownership of status_reason moves to the caller */
+    else
+        reg_deployment_free(&d);
+    return st;
+}
+
+reg_status registry_deployment_create(registry *r, const char *name, const char *version,
+                                      const char *endpoint_name, reg_deployment *out, char *err,
+                                      size_t errlen)
+{
+    struct deploy_args a = {name, version, (endpoint_name && *endpoint_name) ? endpoint_name : NULL,
+                            out,  0,       NULL,
+                            NULL};
+    if (out)
+        memset(out, 0, sizeof *out);
+    reg_status st = reg__check_version_key(r, name, version, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_optional_name("endpoint name", endpoint_name, err, errlen);
+    if (st == REG_OK)
+        st = reg__locked_tx(r, deployment_create_tx, &a, err, errlen);
+    if (st != REG_OK && out) /* the body may have filled it before COMMIT failed */
+        reg_deployment_free(out);
+    return st;
+}
+
+/* "deploy" starts a deployment; ending one records "undeploy" or "failed". */
+static const char *end_event_kind(const char *status)
+{
+    return strcmp(status, "failed") == 0 ? "failed" : "undeploy";
+}
+
+static reg_status deployment_end_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct deploy_args *a = arg;
+    reg_deployment d = {0};
+    reg_status st = deployment_read(r, a->id, &d, err, errlen);
+    if (st == REG_OK && strcmp(d.status, "undeployed") == 0)
+        st = reg__fail(err, errlen, REG_NOT_FOUND, "deployment %lld has already ended",
+                       (long long)a->id);
+    if (st == REG_OK) {
+        int rc = reg__run(r, ST_DEPLOYMENT_END, "iss", a->id, a->status, a->reason);
+        if (rc != SQLITE_DONE)
+            st = reg__db_fail(r, rc, err, errlen, "end deployment");
+    }
+    if (st == REG_OK)
+        st = add_deployment_event(r, end_event_kind(a->status), &d, a->reason, err, errlen);
+    reg_deployment_free(&d);
+    return st;
+}
+
+static reg_status check_end_status(const char *status, char *err, size_t errlen)
+{
+    if (status && (strcmp(status, "undeployed") == 0 || strcmp(status, "failed") == 0))
+        return REG_OK;
+    return reg__fail(err, errlen, REG_INVALID,
+                     "deployment end status must be 'undeployed' or "
+                     "'failed', not '%.32s'",
+                     status ? status : "(null)");
+}
+
+reg_status registry_deployment_end(registry *r, int64_t id, const char *status, const char *reason,
+                                   char *err, size_t errlen)
+{
+    struct deploy_args a = {.id = id, .status = status, .reason = reason};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK)
+        st = check_end_status(status, err, errlen);
+    return st == REG_OK ? reg__locked_tx(r, deployment_end_tx, &a, err, errlen) : st;
+}
+
+static int deployment_row(sqlite3_stmt *st, void *arg)
+{
+    struct list_ctx *c = arg;
+    reg_deployment d;
+    if (!deployment_from_row(st, &d))
+        return -1;
+    int stop = c->deployment_fn(c->ud, &d);
+    reg_deployment_free(&d);
+    return stop ? 1 : 0;
+}
+
+static reg_status deployment_list_read(registry *r, void *arg, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = reg__query(r, ST_DEPLOYMENT_LIST, &st, "");
+    return reg__each_row(r, st, rc, deployment_row, arg, "list deployments", err, errlen);
+}
+
+reg_status registry_deployment_list(registry *r, reg_deployment_fn fn, void *ud, char *err,
+                                    size_t errlen)
+{
+    struct list_ctx c = {.deployment_fn = fn, .ud = ud};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK && !fn)
+        st = reg__fail(err, errlen, REG_INVALID, "registry_deployment_list: fn is NULL");
+    return st == REG_OK ? reg__locked_read(r, deployment_list_read, &c, err, errlen) : st;
+}

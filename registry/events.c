@@ -1,0 +1,83 @@
+/* registry events: table events (add, list). See registry.h. */
+#include "registry_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+struct event_args {
+    const char *kind;
+    const char *model_name;
+    const char *version; /* NULL = not about one version */
+    const char *detail;  /* NULL = none */
+};
+
+static reg_status event_add_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct event_args *a = arg;
+    reg_status st = reg__check_json_object(r, "event detail", a->detail, true, err, errlen);
+    if (st != REG_OK)
+        return st;
+    int rc = reg__run(r, ST_EVENT_INSERT, "ssss", a->kind, a->model_name, a->version, a->detail);
+    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+}
+
+reg_status registry_event_add(registry *r, const char *kind, const char *model_name,
+                              const char *version, const char *detail_json, char *err,
+                              size_t errlen)
+{
+    struct event_args a = {kind, model_name, (version && *version) ? version : NULL,
+                           (detail_json && *detail_json) ? detail_json : NULL};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_event_kind(kind, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_name("model name", model_name, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_optional_name("version", version, err, errlen);
+    return st == REG_OK ? reg__locked_tx(r, event_add_tx, &a, err, errlen) : st;
+}
+
+static int event_row(sqlite3_stmt *st, void *arg)
+{
+    struct list_ctx *c = arg;
+    reg_event e = {0};
+    e.id = sqlite3_column_int64(st, 0);
+    reg__copy_column(e.at, sizeof e.at, st, 1);
+    reg__copy_column(e.kind, sizeof e.kind, st, 2);
+    reg__copy_column(e.model_name, sizeof e.model_name, st, 3);
+    reg__copy_column(e.version, sizeof e.version, st, 4);
+    /* Borrowed from SQLite: valid until the next step, i.e. for the callback only. */
+    e.detail = (const char *)sqlite3_column_text(st, 5);
+    if (!e.detail)
+        return -1;
+    return c->event_fn(c->ud, &e) ? 1 : 0;
+}
+
+static reg_status event_list_read(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct list_ctx *c = arg;
+    sqlite3_stmt *st = NULL;
+    int rc = c->model_name
+                 ? reg__query(r, ST_EVENT_LIST_MODEL, &st, "si", c->model_name, (int64_t)c->limit)
+                 : reg__query(r, ST_EVENT_LIST_ALL, &st, "i", (int64_t)c->limit);
+    return reg__each_row(r, st, rc, event_row, arg, "list events", err, errlen);
+}
+
+reg_status registry_event_list(registry *r, const char *model_name, int limit, reg_event_fn fn,
+                               void *ud, char *err, size_t errlen)
+{
+    struct list_ctx c = {.event_fn = fn, .ud = ud, .model_name = model_name, .limit = limit};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK && model_name)
+        st = reg__check_name("model name", model_name, err, errlen);
+    if (st == REG_OK && (limit < 1 || !fn))
+        st = reg__fail(err, errlen, REG_INVALID, "registry_event_list: need limit >= 1 and a fn");
+    return st == REG_OK ? reg__locked_read(r, event_list_read, &c, err, errlen) : st;
+}

@@ -1,0 +1,38 @@
+/*
+ * errors: the error codes of every module that does not speak HTTP, declared together so that
+ * the one table turning them into HTTP statuses (http/reply.c) needs no module but base.
+ * Each module returns only its own enum: the registry reg_status, the OIP codec oip_code, the
+ * deployment manager deploy_status, and plugins the ABI's ds_status (dynserve/plugin.h).
+ * Codes are only ever appended; every new one gets a row in http/reply.c.
+ */
+#ifndef DS_ERRORS_H
+#define DS_ERRORS_H
+
+/* registry/registry.h */
+typedef enum reg_status {
+    REG_OK = 0,
+    REG_NOT_FOUND = 1, /* no such model, version or deployment */
+    REG_EXISTS = 2,    /* unique constraint: already registered / already deployed */
+    REG_CONFLICT = 3,  /* refused because of other state (e.g. delete while deployed) */
+    REG_INVALID = 4,   /* bad argument (invalid name, bad JSON text, ...) */
+    REG_TOO_NEW = 5,   /* database schema is newer than this binary knows */
+    REG_ERROR = 6      /* SQLite or I/O failure */
+} reg_status;
+
+/* src/oip/oip.h */
+typedef enum oip_code {
+    OIP_OK = 0,
+    OIP_BAD_REQUEST = 1, /* the request (or what it asks for) is malformed or does not fit */
+    OIP_INTERNAL = 2,    /* out of memory, or the plugin produced something inconsistent */
+} oip_code;
+
+/* src/deploy/deploy.h */
+typedef enum deploy_status {
+    DEPLOY_OK = 0,
+    DEPLOY_INVALID = 1,   /* bad argument: a name, a weight, an empty split */
+    DEPLOY_NOT_FOUND = 2, /* no such registered version / deployment / earlier split */
+    DEPLOY_CONFLICT = 3,  /* refused because of other state (already deployed, not live) */
+    DEPLOY_INTERNAL = 4,  /* plugin failed to load, registry or memory failure */
+} deploy_status;
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * deploy: the deployment manager. It owns every live deployment and its lifecycle:
+ *
+ *   deploy:   load plugin + create instance -> registry row (one transaction) -> add to the
+ *             model's version table -> add the infer route(s) through the router
+ *   undeploy: take out of the version table, split and endpoint map -> remove route(s) (the
+ *             router waits for in-flight calls) -> wait until no request holds a reference
+ *             (drain) -> destroy instance -> dlclose -> registry row ended
+ *
+ * and the per-model state requests are routed by: deployed versions, the canary traffic split
+ * and its guard (split.h, guard.h), the seed-style endpoint names.
+ *
+ * It knows no HTTP: routes are added and removed through a deploy_router that main wires to the
+ * HTTP server (serve/serve.h provides one), and results are deploy_status codes that
+ * http/reply.c maps to HTTP statuses.
+ *
+ * Files: manager.c (tables, deploy/undeploy, references), restore.c (restart recovery),
+ * traffic.c (splits and guards of the live models), split.c and guard.c (pure arithmetic),
+ * stats.c (per-deployment counters); deploy_internal.h is what they share.
+ *
+ * Concurrency:
+ *   - deploy/undeploy/traffic changes of one model are serialized by that model's lifecycle
+ *     mutex, which may be held for a dlopen; different models proceed in parallel.
+ *   - requests never take a lifecycle mutex. They find a deployment under a read lock held for a
+ *     few hundred nanoseconds (the model's rwlock, or the manager's index rwlock for endpoint
+ *     names) and take a counted reference; writers hold those locks only to swap table entries,
+ *     never across a dlopen, dlclose or registry write.
+ *   - a reference keeps the deployment (plugin, instance, stats) alive until deploy_release.
+ *   - model entries, once created, live until deploy_manager_free, so pointers to them are stable.
+ */
+#ifndef DS_DEPLOY_H
+#define DS_DEPLOY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "dynserve/plugin.h"
+#include "errors.h"
+#include "guard.h"
+#include "registry.h"
+#include "stats.h"
+
+typedef struct deploy_manager deploy_manager;
+typedef struct deployment deployment;     /* one live (model, version) */
+typedef struct deploy_model deploy_model; /* one model name and its live versions */
+
+/* What a request needs from a deployment. Valid while the caller holds a reference. */
+typedef struct deploy_target {
+    const char *model_name;
+    const char *version;
+    const char *endpoint_name; /* "" when none */
+    const ds_plugin_api *api;
+    const ds_model_desc *model;
+    void *instance;
+    pthread_mutex_t *exec_lock; /* non-NULL when the plugin is not thread-safe */
+    ds_stats *stats;
+    int64_t deployment_id;
+} deploy_target;
+
+/* What a route leads to: exactly one of the two is set. */
+typedef struct deploy_route {
+    deployment *version; /* the versioned infer route of one deployment */
+    deploy_model *model; /* the unversioned infer route of a model (routed by its split) */
+} deploy_route;
+
+/* How the manager adds and removes its infer routes (main wires it to the HTTP server).
+ * add: 0, or -1 when memory runs out; the route stays until remove. remove: returns only once
+ * no request that reached the route is still inside its handler. Both are called with the
+ * model's lifecycle mutex held, never from inside a route's own handler. */
+typedef struct deploy_router {
+    void *ctx;
+    int (*add)(void *ctx, const char *path, deploy_route target);
+    void (*remove)(void *ctx, const char *path);
+} deploy_router;
+
+typedef struct deploy_env {
+    registry *reg;
+    deploy_router router;
+    const ds_host_api *host; /* handed to every plugin (plugin/host.h); outlives the manager */
+    char data_dir[4096];
+} deploy_env;
+
+/* Outcome of a management operation, in the manager's own terms: deploy_status (DEPLOY_OK,
+ * DEPLOY_INVALID, DEPLOY_NOT_FOUND, DEPLOY_CONFLICT, DEPLOY_INTERNAL), declared in base/errors.h.
+ */
+typedef struct deploy_result {
+    deploy_status code;
+    char message[512]; /* why, when code is not DEPLOY_OK */
+} deploy_result;
+
+/* *out owned by the caller; release with deploy_manager_free. 0 or -1 (out of memory). */
+int deploy_manager_new(const deploy_env *env, deploy_manager **out);
+/* Unload everything (instances destroyed, dlclose) without touching the registry: deployments
+ * stay active there and come back on the next start. Lifetime stats are flushed first.
+ * While the router still serves, routes are removed and requests drained first. After the HTTP
+ * server stopped, call deploy_manager_router_stopped() before this, so the router is not used.
+ * No management call may run concurrently. */
+void deploy_manager_free(deploy_manager *m);
+/* The router given in deploy_env is gone (the HTTP server stopped; its routes went with it). */
+void deploy_manager_router_stopped(deploy_manager *m);
+
+/* Bring back every deployment the registry says is active; a version that cannot load is marked
+ * failed with the reason. Returns how many came back. (restore.c) */
+int deploy_restore(deploy_manager *m);
+
+/* Deploy a registered version. DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND,
+ * CONFLICT or INTERNAL with a message. */
+deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
+                           const char *endpoint_name, reg_deployment *out);
+/* Undeploy by (model, version) or, when model is NULL, by endpoint name. DEPLOY_OK after the
+ * routes are gone and every in-flight request finished; DEPLOY_NOT_FOUND when not deployed. */
+deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
+                          const char *endpoint_name);
+
+/* ---- traffic splits (traffic.c) ------------------------------------------------------------
+ *
+ * A split gives each live version an integer weight, summing to 100. The unversioned infer route
+ * picks a version per request: by the hash of the routing key (sticky: one key, one version, as
+ * long as the split is unchanged) or at random. A split is swapped under the model's write lock,
+ * so a request sees the old split or the new one, never a mix. Every change is stored in the
+ * registry (history kept for rollback) with an event. Once a second deploy_tick applies each
+ * model's guard (guard.h): a breaching canary's weight moves to the baseline, the guard is marked
+ * tripped with the figures, and an event records why.
+ *
+ * Thread-safety: these take the model's lifecycle mutex, so they are serialized with
+ * deploy/undeploy of the same model and may be called from any thread. */
+
+/* Make {versions[i]: weights[i]} the model's split. Every version must be live (CONFLICT
+ * otherwise); weights are 0..100 and sum to 100 (INVALID). guard may be NULL (no guard). */
+deploy_result deploy_traffic_set(deploy_manager *m, const char *model, const char *const *versions,
+                                 const int *weights, size_t n, const deploy_guard *guard,
+                                 const char *reason);
+/* All traffic to one live version. */
+deploy_result deploy_promote(deploy_manager *m, const char *model, const char *version);
+/* Back to the split before the last change (versions no longer live are dropped and their weight
+ * spread over the rest). DEPLOY_NOT_FOUND when there is no earlier split. */
+deploy_result deploy_rollback(deploy_manager *m, const char *model);
+/* Current splits of every model as JSON text appended to out:
+ * [{"model_name","weights":{"1":90,...},"guard":{...,"state":"armed"|"tripped","reason"}}]. */
+void deploy_traffic_describe(deploy_manager *m, ds_buf *out);
+/* Once a second: evaluate the guards. Never waits behind a deploy of the same model. */
+void deploy_tick(deploy_manager *m);
+
+/* ---- request path: references -------------------------------------------------------- */
+
+/* A deployment of (model, version); version NULL picks by the model's traffic split (sticky when
+ * routing_key is non-NULL), or the newest deployed version without a split. NULL when none. */
+deployment *deploy_acquire(deploy_manager *m, const char *model, const char *version,
+                           const char *routing_key);
+/* The same for a model handle (the unversioned route's target). */
+deployment *deploy_acquire_from_model(deploy_model *dm, const char *routing_key);
+/* By seed-style endpoint name. */
+deployment *deploy_acquire_endpoint(deploy_manager *m, const char *endpoint_name);
+/* A reference for a deployment the caller knows is alive (e.g. the versioned route's target,
+ * which the router keeps alive during the handler call). */
+deployment *deploy_ref(deployment *d);
+void deploy_release(deployment *d);
+const deploy_target *deploy_target_of(const deployment *d);
+/* The path of the versioned infer route, e.g. "/v2/models/m/versions/1/infer". */
+const char *deploy_infer_path(const deployment *d);
+/* The model's name and unversioned infer route path ("/v2/models/m/infer"). */
+const char *deploy_model_name(const deploy_model *dm);
+const char *deploy_model_infer_path(const deploy_model *dm);
+
+/* ---- views ------------------------------------------------------------------------------ */
+
+/* Deployed versions of `model`, newest first, copied into versions[] (each REG_NAME_MAX+1
+ * bytes). Returns how many (0 when none), at most max. Also *newest: a deployment of the newest
+ * version, referenced (caller releases) when non-NULL and count > 0. */
+size_t deploy_versions(deploy_manager *m, const char *model, char (*versions)[REG_NAME_MAX + 1],
+                       size_t max, deployment **newest);
+
+/* Call fn for every live deployment (holding a reference during the call), grouped by model;
+ * traffic_weight is -1 for a model without a split. */
+typedef void (*deploy_visit_fn)(void *ud, const deploy_target *t, int traffic_weight);
+void deploy_foreach(deploy_manager *m, deploy_visit_fn fn, void *ud);
+
+/* Save every live deployment's lifetime stats to the registry (periodic flush and shutdown). */
+void deploy_flush_stats(deploy_manager *m);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * deploy_internal: the deployment manager's tables and the functions its files share —
+ * manager.c (lifecycle, references), restore.c (restart recovery) and traffic.c (splits and
+ * guards). Private to src/deploy/: nothing outside this folder includes it (scripts/check-deps.sh
+ * enforces that; unit tests of the module may). See deploy.h for the locking rules.
+ */
+#ifndef DS_DEPLOY_INTERNAL_H
+#define DS_DEPLOY_INTERNAL_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "deploy.h"
+#include "guard.h"
+#include "loader.h"
+
+#define DEPLOY_BUCKETS  1024
+#define DEPLOY_PATH_MAX (2 * REG_NAME_MAX + 48)
+
+struct deployment {
+    deploy_target t; /* the view handed to requests; its strings point at the fields below */
+    char model_name[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1];
+    char endpoint_name[REG_NAME_MAX + 1];
+    char infer_path[DEPLOY_PATH_MAX];
+    loader_plugin *plugin;
+    pthread_mutex_t exec_lock; /* serializes execute() when the plugin is not thread-safe */
+    atomic_int refs;           /* requests holding this deployment; drained before unload */
+    deploy_model *model;
+    struct deployment *next_endpoint; /* endpoint hash chain; guarded by the index lock */
+};
+
+struct deploy_model {
+    char name[REG_NAME_MAX + 1];
+    char infer_path[DEPLOY_PATH_MAX];
+    deploy_manager *mgr;
+    pthread_mutex_t lifecycle; /* serializes deploy/undeploy/traffic changes of this model */
+    pthread_rwlock_t lock;     /* guards versions/weights/count/cap/has_split; held for swaps */
+    deployment **versions;     /* newest first */
+    int *weights;              /* canary weight 0..100 of versions[i] (split.h), same length */
+    size_t count, cap;
+    bool has_split;     /* weights are in effect (else: newest version gets all) */
+    bool route_added;   /* unversioned route registered; guarded by lifecycle */
+    deploy_guard guard; /* automatic rollback rule; guarded by lifecycle */
+    deploy_model *next; /* hash chain; guarded by the manager's index lock */
+};
+
+struct deploy_manager {
+    deploy_env env;
+    bool router_live;            /* env.router may be used (false after router_stopped) */
+    pthread_rwlock_t index_lock; /* guards `models` chains and `endpoints` chains */
+    deploy_model *models[DEPLOY_BUCKETS];
+    deployment *endpoints[DEPLOY_BUCKETS];
+};
+
+/* ---- manager.c ------------------------------------------------------------------------------ */
+
+uint64_t deploy_hash(const char *s);
+/* Model entry by name, or NULL. Takes the index read lock briefly. */
+deploy_model *deploy_model_find(deploy_manager *m, const char *name);
+/* The entry for `name`, created on first use (lives until deploy_manager_free). NULL when memory
+ * runs out. */
+deploy_model *deploy_model_get(deploy_manager *m, const char *name);
+/* Index of a live version in dm->versions, or -1. Caller holds dm->lock or dm->lifecycle. */
+ssize_t deploy_model_index(const deploy_model *dm, const char *version);
+/* A successful / failed result with a formatted message. */
+deploy_result deploy_ok(void);
+deploy_result deploy_fail(deploy_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A registry failure in the manager's terms. */
+deploy_result deploy_from_registry(reg_status rs, const char *err);
+/* Record an event {"reason": reason}; failures are logged, not returned. */
+void deploy_event(deploy_manager *m, const char *kind, const char *model, const char *version,
+                  const char *reason);
+
+/* Load the plugin of a registered version and create its instance. NULL with *res set. Owned by
+ * the caller until published (then by the model's table) or deployment_free. */
+deployment *deployment_load(deploy_manager *m, const reg_version *v, deploy_result *res);
+/* Put a loaded deployment into the tables requests read, then add its routes. Caller holds
+ * dm->lifecycle. 0, or -1 (out of memory: unpublish and free it). */
+int deployment_publish(deploy_manager *m, deploy_model *dm, deployment *d);
+/* Out of every table and route, then wait until no request holds it. Caller holds
+ * dm->lifecycle. */
+void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d);
+/* Destroy instance, dlclose, free. NULL is a no-op. */
+void deployment_free(deployment *d);
+
+/* ---- traffic.c ------------------------------------------------------------------------------ */
+
+/* With dm->lifecycle held: store the model's current split in the registry (after an undeploy
+ * changed it). */
+void traffic_persist(deploy_manager *m, deploy_model *dm, const char *reason);
+/* After deploy_restore: re-apply every model's stored split and guard. */
+void traffic_restore(deploy_manager *m);
+
+#endif

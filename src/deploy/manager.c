@@ -1,0 +1,655 @@
+/*
+ * deploy manager: deployment lifecycle and the request routing tables. See deploy.h for the
+ * locking rules.
+ *
+ * Data layout: the manager keeps a fixed hash table of deploy_model entries (never freed before
+ * the manager) and a hash table of endpoint names. Each deploy_model keeps its live deployments
+ * in an array sorted newest version first, with a parallel array of canary weights (split.h).
+ */
+#include "deploy_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "loader.h"
+#include "log.h"
+#include "names.h"
+#include "split.h"
+
+uint64_t deploy_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static bool deploy_all_digits(const char *s)
+{
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Version order as Triton's "latest" policy sees it: numbers numerically, else by text. */
+static int deploy_version_cmp(const char *a, const char *b)
+{
+    if (deploy_all_digits(a) && deploy_all_digits(b)) {
+        while (*a == '0' && a[1])
+            a++;
+        while (*b == '0' && b[1])
+            b++;
+        size_t la = strlen(a), lb = strlen(b);
+        if (la != lb)
+            return la < lb ? -1 : 1;
+    }
+    return strcmp(a, b);
+}
+
+deploy_result deploy_ok(void)
+{
+    deploy_result r = {.code = DEPLOY_OK};
+    return r;
+}
+
+deploy_result deploy_fail(deploy_status code, const char *fmt, ...)
+{
+    deploy_result r = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.message, sizeof r.message, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* ---- manager and model entries ---------------------------------------------------------- */
+
+int deploy_manager_new(const deploy_env *env, deploy_manager **out)
+{
+    deploy_manager *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return -1;
+    m->env = *env;
+    m->router_live = true;
+    pthread_rwlock_init(&m->index_lock, NULL);
+    *out = m;
+    return 0;
+}
+
+static deploy_model *deploy_model_find_locked(deploy_manager *m, const char *name)
+{
+    deploy_model *dm = m->models[deploy_hash(name) % DEPLOY_BUCKETS];
+    while (dm != NULL && strcmp(dm->name, name) != 0)
+        dm = dm->next;
+    return dm;
+}
+
+deploy_model *deploy_model_find(deploy_manager *m, const char *name)
+{
+    pthread_rwlock_rdlock(&m->index_lock);
+    deploy_model *dm = deploy_model_find_locked(m, name);
+    pthread_rwlock_unlock(&m->index_lock);
+    return dm;
+}
+
+deploy_model *deploy_model_get(deploy_manager *m, const char *name)
+{
+    deploy_model *dm = deploy_model_find(m, name);
+    if (dm != NULL)
+        return dm;
+    pthread_rwlock_wrlock(&m->index_lock);
+    dm = deploy_model_find_locked(m, name);
+    if (dm == NULL && (dm = calloc(1, sizeof *dm)) != NULL) {
+        snprintf(dm->name, sizeof dm->name, "%s", name);
+        snprintf(dm->infer_path, sizeof dm->infer_path, "/v2/models/%s/infer", name);
+        dm->mgr = m;
+        pthread_mutex_init(&dm->lifecycle, NULL);
+        pthread_rwlock_init(&dm->lock, NULL);
+        size_t b = deploy_hash(name) % DEPLOY_BUCKETS;
+        dm->next = m->models[b];
+        m->models[b] = dm;
+    }
+    pthread_rwlock_unlock(&m->index_lock);
+    return dm;
+}
+
+ssize_t deploy_model_index(const deploy_model *dm, const char *version)
+{
+    for (size_t i = 0; i < dm->count; i++)
+        if (strcmp(dm->versions[i]->version, version) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* ---- loading and unloading one deployment ------------------------------------------------- */
+
+void deployment_free(deployment *d)
+{
+    if (d == NULL)
+        return;
+    if (d->t.instance != NULL || d->plugin != NULL) {
+        if (d->plugin != NULL && d->t.api != NULL)
+            loader_instance_destroy(d->plugin, d->t.instance);
+        loader_close(d->plugin);
+    }
+    stats_free(d->t.stats);
+    pthread_mutex_destroy(&d->exec_lock);
+    free(d);
+}
+
+deployment *deployment_load(deploy_manager *m, const reg_version *v, deploy_result *res)
+{
+    char err[512] = "";
+    deployment *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&d->exec_lock, NULL);
+    snprintf(d->model_name, sizeof d->model_name, "%s", v->name);
+    snprintf(d->version, sizeof d->version, "%s", v->version);
+    snprintf(d->infer_path, sizeof d->infer_path, "/v2/models/%s/versions/%s/infer", v->name,
+             v->version);
+    if (loader_open(v->plugin_path, m->env.host, &d->plugin, err, sizeof err) != 0) {
+        *res =
+            deploy_fail(DEPLOY_INTERNAL, "cannot load %s version %s: %s", v->name, v->version, err);
+        free(d);
+        return NULL;
+    }
+    void *instance = NULL;
+    if (loader_instance_create(d->plugin, v->config_json, &instance, err, sizeof err) != 0) {
+        *res = deploy_fail(DEPLOY_INTERNAL, "cannot create %s version %s: %s", v->name, v->version,
+                           err);
+        loader_close(d->plugin);
+        free(d);
+        return NULL;
+    }
+    d->t = (deploy_target){.model_name = d->model_name,
+                           .version = d->version,
+                           .endpoint_name = d->endpoint_name,
+                           .api = loader_api(d->plugin),
+                           .model = loader_model(d->plugin),
+                           .instance = instance,
+                           .exec_lock = loader_thread_safe(d->plugin) ? NULL : &d->exec_lock,
+                           .stats = stats_new()};
+    if (d->t.stats == NULL) {
+        deployment_free(d);
+        *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return d;
+}
+
+int deployment_publish(deploy_manager *m, deploy_model *dm, deployment *d)
+{
+    d->model = dm;
+    pthread_rwlock_wrlock(&dm->lock);
+    if (dm->count == dm->cap) {
+        size_t cap = dm->cap ? dm->cap * 2 : 4;
+        deployment **grown = realloc(dm->versions, cap * sizeof *grown);
+        if (grown != NULL)
+            dm->versions = grown;
+        int *weights = grown ? realloc(dm->weights, cap * sizeof *weights) : NULL;
+        if (weights == NULL) {
+            pthread_rwlock_unlock(&dm->lock);
+            return -1;
+        }
+        dm->weights = weights;
+        dm->cap = cap;
+    }
+    size_t at = 0;
+    while (at < dm->count && deploy_version_cmp(dm->versions[at]->version, d->version) > 0)
+        at++;
+    memmove(dm->versions + at + 1, dm->versions + at, (dm->count - at) * sizeof *dm->versions);
+    memmove(dm->weights + at + 1, dm->weights + at, (dm->count - at) * sizeof *dm->weights);
+    dm->versions[at] = d;
+    dm->weights[at] = 0;
+    dm->count++;
+    pthread_rwlock_unlock(&dm->lock);
+
+    if (d->endpoint_name[0] != '\0') {
+        pthread_rwlock_wrlock(&m->index_lock);
+        size_t b = deploy_hash(d->endpoint_name) % DEPLOY_BUCKETS;
+        d->next_endpoint = m->endpoints[b];
+        m->endpoints[b] = d;
+        pthread_rwlock_unlock(&m->index_lock);
+    }
+    const deploy_router *r = &m->env.router;
+    if (r->add(r->ctx, d->infer_path, (deploy_route){.version = d}) != 0)
+        return -1;
+    if (!dm->route_added) {
+        if (r->add(r->ctx, dm->infer_path, (deploy_route){.model = dm}) != 0)
+            return -1;
+        dm->route_added = true;
+    }
+    return 0;
+}
+
+/* Afterwards nothing can reach d. */
+void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d)
+{
+    pthread_rwlock_wrlock(&dm->lock);
+    ssize_t i = deploy_model_index(dm, d->version);
+    if (i >= 0) {
+        int removed = dm->weights[i];
+        size_t after = dm->count - (size_t)i - 1;
+        memmove(dm->versions + i, dm->versions + i + 1, after * sizeof *dm->versions);
+        memmove(dm->weights + i, dm->weights + i + 1, after * sizeof *dm->weights);
+        dm->count--;
+        /* Same critical section: no request can see the version gone but its weight unspread. */
+        if (dm->has_split)
+            dm->has_split = split_spread_removed(dm->weights, dm->count, removed);
+    }
+    pthread_rwlock_unlock(&dm->lock);
+
+    if (d->endpoint_name[0] != '\0') {
+        pthread_rwlock_wrlock(&m->index_lock);
+        deployment **p = &m->endpoints[deploy_hash(d->endpoint_name) % DEPLOY_BUCKETS];
+        while (*p != NULL && *p != d)
+            p = &(*p)->next_endpoint;
+        if (*p == d)
+            *p = d->next_endpoint;
+        pthread_rwlock_unlock(&m->index_lock);
+    }
+    if (m->router_live) {
+        const deploy_router *r = &m->env.router;
+        r->remove(r->ctx, d->infer_path); /* waits for in-flight calls */
+        if (dm->count == 0 && dm->route_added) {
+            r->remove(r->ctx, dm->infer_path);
+            dm->route_added = false;
+        }
+    }
+    /* References taken before the tables changed (unversioned route, /predict, metadata) finish
+     * here; none can be taken any more. */
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 200000};
+    for (unsigned long waits = 1; atomic_load_explicit(&d->refs, memory_order_acquire) > 0;
+         waits++) {
+        nanosleep(&pause, NULL);
+        if (waits % 25000 == 0) /* every ~5 s: a request is slow, or a reference leaked */
+            log_warn("undeploy of %s version %s still waits for %d request(s)", d->model_name,
+                     d->version, atomic_load(&d->refs));
+    }
+}
+
+static void deployment_save_stats(deploy_manager *m, const deployment *d)
+{
+    stats_snapshot s;
+    stats_snapshot_get(d->t.stats, &s);
+    reg_stats rs = {.request_count = s.request_count,
+                    .error_4xx = s.error_4xx,
+                    .error_5xx = s.error_5xx,
+                    .latency_sum_ms = s.latency_sum_ms};
+    char err[256];
+    if (registry_stats_save(m->env.reg, d->t.deployment_id, &rs, err, sizeof err) != REG_OK)
+        log_warn("saving stats of %s version %s: %s", d->model_name, d->version, err);
+}
+
+/* ---- deploy / undeploy ---------------------------------------------------------------------- */
+
+deploy_result deploy_from_registry(reg_status rs, const char *err)
+{
+    switch (rs) {
+    case REG_NOT_FOUND: return deploy_fail(DEPLOY_NOT_FOUND, "%s", err);
+    case REG_EXISTS: return deploy_fail(DEPLOY_CONFLICT, "%s", err);
+    case REG_CONFLICT: return deploy_fail(DEPLOY_CONFLICT, "%s", err);
+    case REG_INVALID: return deploy_fail(DEPLOY_INVALID, "%s", err);
+    default: return deploy_fail(DEPLOY_INTERNAL, "registry: %s", err);
+    }
+}
+
+void deploy_event(deploy_manager *m, const char *kind, const char *model, const char *version,
+                  const char *reason)
+{
+    char detail[768];
+    ds_buf b = DS_BUF_INIT;
+    buf_append_str(&b, "{\"reason\":");
+    buf_append_json_string(&b, reason, strlen(reason));
+    buf_append_char(&b, '}');
+    snprintf(detail, sizeof detail, "%s", b.failed ? "{}" : b.data);
+    buf_free(&b);
+    char err[256];
+    if (registry_event_add(m->env.reg, kind, model, version, detail, err, sizeof err) != REG_OK)
+        log_warn("recording %s event for %s version %s: %s", kind, model, version, err);
+}
+
+/* Load, record and publish under the model's lifecycle lock. */
+static deploy_result deploy_start_locked(deploy_manager *m, deploy_model *dm, const char *version,
+                                         const char *endpoint_name, reg_deployment *out)
+{
+    if (deploy_model_index(dm, version) >= 0)
+        return deploy_fail(DEPLOY_CONFLICT, "%s version %s is already deployed", dm->name, version);
+    char err[512] = "";
+    reg_version v = {0};
+    reg_status rs = registry_version_get(m->env.reg, dm->name, version, &v, err, sizeof err);
+    if (rs != REG_OK)
+        return rs == REG_NOT_FOUND
+                   ? deploy_fail(DEPLOY_NOT_FOUND, "model %s version %s is not registered",
+                                 dm->name, version)
+                   : deploy_from_registry(rs, err);
+    deploy_result res = deploy_ok();
+    deployment *d = deployment_load(m, &v, &res);
+    reg_version_free(&v);
+    if (d == NULL) {
+        deploy_event(m, "deploy_failed", dm->name, version, res.message);
+        return res;
+    }
+    reg_deployment row = {0};
+    rs = registry_deployment_create(m->env.reg, dm->name, version, endpoint_name, &row, err,
+                                    sizeof err);
+    if (rs != REG_OK) {
+        deployment_free(d);
+        return deploy_from_registry(rs, err);
+    }
+    d->t.deployment_id = row.id;
+    snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row.endpoint_name);
+    if (deployment_publish(m, dm, d) != 0) {
+        deployment_unpublish(m, dm, d);
+        deployment_free(d);
+        registry_deployment_end(m->env.reg, row.id, "failed", "out of memory adding routes", err,
+                                sizeof err);
+        reg_deployment_free(&row);
+        return deploy_fail(DEPLOY_INTERNAL, "out of memory adding routes");
+    }
+    log_info("deployed %s version %s at %s", dm->name, version, d->infer_path);
+    if (out != NULL)
+        *out = row;
+    else
+        reg_deployment_free(&row);
+    return res;
+}
+
+deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
+                           const char *endpoint_name, reg_deployment *out)
+{
+    if (!name_valid(model) || !name_valid(version))
+        return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
+    if (endpoint_name != NULL && endpoint_name[0] != '\0' && !name_valid(endpoint_name))
+        return deploy_fail(DEPLOY_INVALID, "endpoint_name must match " NAME_RULE);
+    deploy_model *dm = deploy_model_get(m, model);
+    if (dm == NULL)
+        return deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    pthread_mutex_lock(&dm->lifecycle);
+    deploy_result r = deploy_start_locked(m, dm, version, endpoint_name, out);
+    pthread_mutex_unlock(&dm->lifecycle);
+    return r;
+}
+
+/* (model, version) of a live endpoint, copied out. false when no such endpoint. */
+static bool deploy_endpoint_owner(deploy_manager *m, const char *endpoint, char *model,
+                                  char *version)
+{
+    deployment *d = deploy_acquire_endpoint(m, endpoint);
+    if (d == NULL)
+        return false;
+    snprintf(model, REG_NAME_MAX + 1, "%s", d->model_name);
+    snprintf(version, REG_NAME_MAX + 1, "%s", d->version);
+    deploy_release(d);
+    return true;
+}
+
+/* A version that failed to come back after a restart is not live; undeploying it just closes
+ * its registry row. */
+typedef struct failed_lookup {
+    const char *model, *version;
+    int64_t id;
+} failed_lookup;
+
+static int deploy_find_failed(void *ud, const reg_deployment *d)
+{
+    failed_lookup *f = ud;
+    if (strcmp(d->status, "failed") == 0 && strcmp(d->model_name, f->model) == 0 &&
+        strcmp(d->version, f->version) == 0) {
+        f->id = d->id;
+        return 1;
+    }
+    return 0;
+}
+
+static deploy_result deploy_stop_failed(deploy_manager *m, const char *model, const char *version)
+{
+    failed_lookup f = {model, version, 0};
+    char err[256];
+    registry_deployment_list(m->env.reg, deploy_find_failed, &f, err, sizeof err);
+    if (f.id == 0)
+        return deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
+    reg_status rs = registry_deployment_end(m->env.reg, f.id, "undeployed",
+                                            "failed deployment "
+                                            "removed",
+                                            err, sizeof err);
+    return rs == REG_OK ? deploy_ok() : deploy_from_registry(rs, err);
+}
+
+deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
+                          const char *endpoint_name)
+{
+    char model_buf[REG_NAME_MAX + 1], version_buf[REG_NAME_MAX + 1];
+    if (model == NULL) {
+        if (!deploy_endpoint_owner(m, endpoint_name, model_buf, version_buf))
+            return deploy_fail(DEPLOY_NOT_FOUND, "no deployment has endpoint_name %s",
+                               endpoint_name);
+        model = model_buf;
+        version = version_buf;
+    }
+    if (!name_valid(model) || !name_valid(version))
+        return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return deploy_stop_failed(m, model, version);
+    pthread_mutex_lock(&dm->lifecycle);
+    ssize_t i = deploy_model_index(dm, version);
+    if (i < 0) {
+        pthread_mutex_unlock(&dm->lifecycle);
+        return deploy_stop_failed(m, model, version);
+    }
+    deployment *d = dm->versions[i];
+    bool had_split = dm->has_split;
+    deployment_unpublish(m, dm, d);
+    if (had_split)
+        traffic_persist(m, dm, "undeploy");
+    deployment_save_stats(m, d);
+    int64_t id = d->t.deployment_id;
+    deployment_free(d); /* destroy instance, then dlclose */
+    char err[256];
+    reg_status rs = registry_deployment_end(m->env.reg, id, "undeployed", NULL, err, sizeof err);
+    pthread_mutex_unlock(&dm->lifecycle);
+    log_info("undeployed %s version %s", model, version);
+    if (rs != REG_OK)
+        return deploy_fail(DEPLOY_INTERNAL, "undeployed, but the registry did not record it: %s",
+                           err);
+    return deploy_ok();
+}
+
+void deploy_manager_router_stopped(deploy_manager *m)
+{
+    m->router_live = false;
+}
+
+void deploy_manager_free(deploy_manager *m)
+{
+    if (m == NULL)
+        return;
+    deploy_flush_stats(m);
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++) {
+        deploy_model *dm = m->models[b];
+        while (dm != NULL) {
+            deploy_model *next = dm->next;
+            while (m->router_live && dm->count > 0) { /* routes out, requests drained */
+                deployment *d = dm->versions[dm->count - 1];
+                deployment_unpublish(m, dm, d);
+                deployment_free(d);
+            }
+            for (size_t i = 0; i < dm->count; i++)
+                deployment_free(dm->versions[i]);
+            free(dm->versions);
+            free(dm->weights);
+            pthread_mutex_destroy(&dm->lifecycle);
+            pthread_rwlock_destroy(&dm->lock);
+            free(dm);
+            dm = next;
+        }
+    }
+    pthread_rwlock_destroy(&m->index_lock);
+    free(m);
+}
+
+/* ---- request path --------------------------------------------------------------------------- */
+
+deployment *deploy_ref(deployment *d)
+{
+    atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+    return d;
+}
+
+void deploy_release(deployment *d)
+{
+    if (d != NULL)
+        atomic_fetch_sub_explicit(&d->refs, 1, memory_order_release);
+}
+
+const deploy_target *deploy_target_of(const deployment *d)
+{
+    return &d->t;
+}
+
+const char *deploy_infer_path(const deployment *d)
+{
+    return d->infer_path;
+}
+
+const char *deploy_model_name(const deploy_model *dm)
+{
+    return dm->name;
+}
+
+const char *deploy_model_infer_path(const deploy_model *dm)
+{
+    return dm->infer_path;
+}
+
+/* Caller holds dm->lock (read). */
+static deployment *deploy_pick_locked(const deploy_model *dm, const char *routing_key)
+{
+    if (dm->count == 0)
+        return NULL;
+    if (!dm->has_split)
+        return dm->versions[0];
+    return dm->versions[split_pick(dm->weights, dm->count, split_point(routing_key))];
+}
+
+deployment *deploy_acquire_from_model(deploy_model *dm, const char *routing_key)
+{
+    pthread_rwlock_rdlock(&dm->lock);
+    deployment *d = deploy_pick_locked(dm, routing_key);
+    if (d != NULL)
+        deploy_ref(d);
+    pthread_rwlock_unlock(&dm->lock);
+    return d;
+}
+
+deployment *deploy_acquire(deploy_manager *m, const char *model, const char *version,
+                           const char *routing_key)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return NULL;
+    if (version == NULL)
+        return deploy_acquire_from_model(dm, routing_key);
+    pthread_rwlock_rdlock(&dm->lock);
+    ssize_t i = deploy_model_index(dm, version);
+    deployment *d = i >= 0 ? deploy_ref(dm->versions[i]) : NULL;
+    pthread_rwlock_unlock(&dm->lock);
+    return d;
+}
+
+deployment *deploy_acquire_endpoint(deploy_manager *m, const char *endpoint_name)
+{
+    pthread_rwlock_rdlock(&m->index_lock);
+    deployment *d = m->endpoints[deploy_hash(endpoint_name) % DEPLOY_BUCKETS];
+    while (d != NULL && strcmp(d->endpoint_name, endpoint_name) != 0)
+        d = d->next_endpoint;
+    if (d != NULL)
+        deploy_ref(d);
+    pthread_rwlock_unlock(&m->index_lock);
+    return d;
+}
+
+size_t deploy_versions(deploy_manager *m, const char *model, char (*versions)[REG_NAME_MAX + 1],
+                       size_t max, deployment **newest)
+{
+    if (newest != NULL)
+        *newest = NULL;
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return 0;
+    pthread_rwlock_rdlock(&dm->lock);
+    size_t n = dm->count < max ? dm->count : max;
+    for (size_t i = 0; i < n; i++)
+        memcpy(versions[i], dm->versions[i]->version, REG_NAME_MAX + 1);
+    if (newest != NULL && dm->count > 0)
+        *newest = deploy_ref(dm->versions[0]);
+    pthread_rwlock_unlock(&dm->lock);
+    return n;
+}
+
+void deploy_foreach(deploy_manager *m, deploy_visit_fn fn, void *ud)
+{
+    pthread_rwlock_rdlock(&m->index_lock);
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++) {
+        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next) {
+            pthread_rwlock_rdlock(&dm->lock);
+            for (size_t i = 0; i < dm->count; i++)
+                fn(ud, &dm->versions[i]->t, dm->has_split ? dm->weights[i] : -1);
+            pthread_rwlock_unlock(&dm->lock);
+        }
+    }
+    pthread_rwlock_unlock(&m->index_lock);
+}
+
+typedef struct stats_batch {
+    int64_t *ids;
+    reg_stats *totals;
+    size_t count, cap;
+} stats_batch;
+
+static void deploy_collect_stats(void *ud, const deploy_target *t, int weight)
+{
+    (void)weight;
+    stats_batch *b = ud;
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        int64_t *ids = realloc(b->ids, cap * sizeof *ids);
+        if (ids != NULL)
+            b->ids = ids;
+        reg_stats *totals = ids ? realloc(b->totals, cap * sizeof *totals) : NULL;
+        if (totals == NULL)
+            return; /* out of memory: this round saves fewer; the next flush catches up */
+        b->totals = totals;
+        b->cap = cap;
+    }
+    stats_snapshot s;
+    stats_snapshot_get(t->stats, &s);
+    b->ids[b->count] = t->deployment_id;
+    b->totals[b->count++] = (reg_stats){.request_count = s.request_count,
+                                        .error_4xx = s.error_4xx,
+                                        .error_5xx = s.error_5xx,
+                                        .latency_sum_ms = s.latency_sum_ms};
+}
+
+void deploy_flush_stats(deploy_manager *m)
+{
+    /* Snapshot under the read locks, write after releasing them: a registry write may wait for
+     * the disk, and deploys must not wait for that. */
+    stats_batch b = {0};
+    deploy_foreach(m, deploy_collect_stats, &b);
+    char err[256];
+    if (registry_stats_save_many(m->env.reg, b.ids, b.totals, b.count, err, sizeof err) != REG_OK)
+        log_warn("saving stats of %zu deployments: %s", b.count, err);
+    free(b.ids);
+    free(b.totals);
+}

@@ -1,0 +1,99 @@
+/*
+ * deploy restore: restart recovery. Every deployment the registry says is active is loaded and
+ * published again with its lifetime stats; one that cannot come back is marked failed with the
+ * reason (and an undeploy later just closes its row). Then the stored splits are re-applied.
+ */
+#include "deploy_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct restore_list {
+    reg_deployment *rows;
+    size_t count, cap;
+} restore_list;
+
+static int deploy_collect_active(void *ud, const reg_deployment *d)
+{
+    restore_list *l = ud;
+    if (strcmp(d->status, "active") != 0)
+        return 0;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        reg_deployment *grown = realloc(l->rows, cap * sizeof *grown);
+        if (grown == NULL)
+            return 1;
+        l->rows = grown;
+        l->cap = cap;
+    }
+    reg_deployment *row = &l->rows[l->count++];
+    *row = *d;
+    row->status_reason = NULL; /* not needed; the callback's copy is not ours to keep */
+    return 0;
+}
+
+static void deploy_mark_failed(deploy_manager *m, const reg_deployment *row, const char *why)
+{
+    char err[256];
+    log_error("deployment of %s version %s failed to restore: %s", row->model_name, row->version,
+              why);
+    if (registry_deployment_end(m->env.reg, row->id, "failed", why, err, sizeof err) != REG_OK)
+        log_error("recording the failure: %s", err);
+}
+
+/* Load one registry row back into service. true when it is live again. */
+static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
+{
+    char err[512] = "";
+    reg_version v = {0};
+    if (registry_version_get(m->env.reg, row->model_name, row->version, &v, err, sizeof err) !=
+        REG_OK) {
+        deploy_mark_failed(m, row, "version is no longer registered");
+        return false;
+    }
+    deploy_result res = deploy_ok();
+    deployment *d = deployment_load(m, &v, &res);
+    reg_version_free(&v);
+    if (d == NULL) {
+        deploy_mark_failed(m, row, res.message);
+        return false;
+    }
+    d->t.deployment_id = row->id;
+    snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row->endpoint_name);
+    reg_stats base = {0};
+    if (registry_stats_load(m->env.reg, row->id, &base, err, sizeof err) == REG_OK)
+        stats_set_base(d->t.stats, base.request_count, base.error_4xx, base.error_5xx,
+                       base.latency_sum_ms);
+    deploy_model *dm = deploy_model_get(m, row->model_name);
+    if (dm == NULL) {
+        deployment_free(d);
+        deploy_mark_failed(m, row, "out of memory");
+        return false;
+    }
+    pthread_mutex_lock(&dm->lifecycle);
+    int rc = deployment_publish(m, dm, d);
+    if (rc != 0) {
+        deployment_unpublish(m, dm, d);
+        deployment_free(d);
+        deploy_mark_failed(m, row, "out of memory adding routes");
+    }
+    pthread_mutex_unlock(&dm->lifecycle);
+    return rc == 0;
+}
+
+int deploy_restore(deploy_manager *m)
+{
+    restore_list list = {0};
+    char err[256];
+    if (registry_deployment_list(m->env.reg, deploy_collect_active, &list, err, sizeof err) !=
+        REG_OK)
+        log_error("reading deployments to restore: %s", err);
+    int restored = 0;
+    for (size_t i = 0; i < list.count; i++)
+        restored += deploy_restore_one(m, &list.rows[i]);
+    free(list.rows);
+    traffic_restore(m);
+    return restored;
+}

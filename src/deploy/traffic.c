@@ -1,0 +1,275 @@
+/*
+ * deploy traffic: the traffic splits and guards of the live models — set, promote, roll back,
+ * keep them through undeploys (manager.c) and restarts, evaluate the guards once a second — on
+ * top of the pure arithmetic in split.c and guard.c. See deploy.h ("traffic splits").
+ */
+#include "deploy_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "split.h"
+
+/* ---- JSON form of a split -------------------------------------------------------------- */
+
+/* {"<version>": weight, ...} of the live versions (caller holds lifecycle). */
+static void traffic_weights_json(const deploy_model *dm, ds_buf *out)
+{
+    buf_append_char(out, '{');
+    for (size_t i = 0; i < dm->count; i++) {
+        if (i)
+            buf_append_char(out, ',');
+        buf_append_json_string(out, dm->versions[i]->version, strlen(dm->versions[i]->version));
+        buf_printf(out, ":%d", dm->weights[i]);
+    }
+    buf_append_char(out, '}');
+}
+
+/* ---- applying a split ---------------------------------------------------------------------- */
+
+void traffic_persist(deploy_manager *m, deploy_model *dm, const char *reason)
+{
+    ds_buf weights = DS_BUF_INIT, guard = DS_BUF_INIT;
+    char err[256];
+    reg_status rs;
+    if (!dm->has_split) {
+        rs = registry_traffic_clear(m->env.reg, dm->name, err, sizeof err);
+    } else {
+        traffic_weights_json(dm, &weights);
+        guard_json(&dm->guard, &guard);
+        rs = registry_traffic_set(m->env.reg, dm->name, weights.data,
+                                  dm->guard.enabled ? guard.data : NULL, reason, err, sizeof err);
+    }
+    if (rs != REG_OK && rs != REG_NOT_FOUND)
+        log_error("storing the traffic split of %s: %s", dm->name, err);
+    buf_free(&weights);
+    buf_free(&guard);
+}
+
+/* Swap in new weights (aligned with dm->versions) under the write lock. */
+static void traffic_apply(deploy_model *dm, const int *weights, bool has_split)
+{
+    pthread_rwlock_wrlock(&dm->lock);
+    for (size_t i = 0; i < dm->count; i++)
+        dm->weights[i] = has_split ? weights[i] : 0;
+    dm->has_split = has_split;
+    pthread_rwlock_unlock(&dm->lock);
+}
+
+/* Validate {versions: weights} against the live versions into aligned[] (lifecycle held). */
+static deploy_result traffic_align(const deploy_model *dm, const char *const *versions,
+                                   const int *weights, size_t n, int *aligned)
+{
+    int sum = 0;
+    memset(aligned, 0, dm->count * sizeof *aligned);
+    for (size_t i = 0; i < n; i++) {
+        ssize_t at = deploy_model_index(dm, versions[i]);
+        if (at < 0)
+            return deploy_fail(DEPLOY_CONFLICT, "%s version %s is not deployed", dm->name,
+                               versions[i]);
+        if (weights[i] < 0 || weights[i] > 100)
+            return deploy_fail(DEPLOY_INVALID, "weight of version %s must be 0..100", versions[i]);
+        aligned[at] = weights[i];
+        sum += weights[i];
+    }
+    if (sum != 100)
+        return deploy_fail(DEPLOY_INVALID, "weights must sum to 100, not %d", sum);
+    return deploy_ok();
+}
+
+deploy_result deploy_traffic_set(deploy_manager *m, const char *model, const char *const *versions,
+                                 const int *weights, size_t n, const deploy_guard *guard,
+                                 const char *reason)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL || n == 0)
+        return deploy_fail(dm ? DEPLOY_INVALID : DEPLOY_NOT_FOUND,
+                           dm ? "give at least one version" : "model %s has no deployed version",
+                           model);
+    pthread_mutex_lock(&dm->lifecycle);
+    int *aligned = calloc(dm->count + 1, sizeof *aligned);
+    deploy_result r = aligned ? traffic_align(dm, versions, weights, n, aligned)
+                              : deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    if (r.code == DEPLOY_OK) {
+        traffic_apply(dm, aligned, true);
+        dm->guard = guard ? *guard : (deploy_guard){0};
+        dm->guard.tripped = false;
+        dm->guard.reason[0] = '\0';
+        traffic_persist(m, dm, reason);
+        log_info("traffic split of %s changed (%s)", model, reason);
+    }
+    free(aligned);
+    pthread_mutex_unlock(&dm->lifecycle);
+    return r;
+}
+
+deploy_result deploy_promote(deploy_manager *m, const char *model, const char *version)
+{
+    const char *versions[] = {version};
+    const int weights[] = {100};
+    return deploy_traffic_set(m, model, versions, weights, 1, NULL, "promote");
+}
+
+/* Apply a stored split to the live versions, rescaled over those still live. Returns false
+ * when none of its versions is live (lifecycle held). */
+static bool traffic_apply_stored(deploy_model *dm, const char *weights_json)
+{
+    cJSON *w = cJSON_Parse(weights_json);
+    int *aligned = calloc(dm->count + 1, sizeof *aligned);
+    for (const cJSON *f = w ? w->child : NULL; f && aligned; f = f->next) {
+        ssize_t at = deploy_model_index(dm, f->string);
+        if (at >= 0 && cJSON_IsNumber(f) && f->valueint > 0)
+            aligned[at] = f->valueint;
+    }
+    int sum = aligned ? split_rescale(aligned, dm->count) : 0;
+    if (sum > 0)
+        traffic_apply(dm, aligned, true);
+    free(aligned);
+    cJSON_Delete(w);
+    return sum > 0;
+}
+
+deploy_result deploy_rollback(deploy_manager *m, const char *model)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return deploy_fail(DEPLOY_NOT_FOUND, "model %s has no deployed version", model);
+    pthread_mutex_lock(&dm->lifecycle);
+    char *weights = NULL, *guard = NULL, err[256];
+    reg_status rs = registry_traffic_rollback(m->env.reg, model, &weights, &guard, err, sizeof err);
+    deploy_result r = deploy_ok();
+    if (rs != REG_OK) {
+        r = deploy_fail(rs == REG_NOT_FOUND ? DEPLOY_NOT_FOUND : DEPLOY_INTERNAL,
+                        "no earlier traffic split of %s: %s", model, err);
+    } else {
+        if (!traffic_apply_stored(dm, weights))
+            traffic_apply(dm, NULL, false);
+        char gerr[128];
+        if (guard == NULL || guard_parse(guard, &dm->guard, gerr, sizeof gerr) != 0)
+            dm->guard = (deploy_guard){0};
+        log_info("traffic split of %s rolled back", model);
+    }
+    free(weights);
+    free(guard);
+    pthread_mutex_unlock(&dm->lifecycle);
+    return r;
+}
+
+/* ---- every model -------------------------------------------------------------------------- */
+
+typedef struct model_list {
+    deploy_model **items;
+    size_t count;
+} model_list;
+
+/* Model entries are never freed before the manager, so the pointers stay valid. */
+static model_list traffic_models(deploy_manager *m)
+{
+    model_list l = {0};
+    pthread_rwlock_rdlock(&m->index_lock);
+    size_t n = 0;
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++)
+        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
+            n++;
+    l.items = calloc(n + 1, sizeof *l.items);
+    for (size_t b = 0; b < DEPLOY_BUCKETS && l.items; b++)
+        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
+            l.items[l.count++] = dm;
+    pthread_rwlock_unlock(&m->index_lock);
+    return l;
+}
+
+void traffic_restore(deploy_manager *m)
+{
+    model_list l = traffic_models(m);
+    for (size_t i = 0; i < l.count; i++) {
+        deploy_model *dm = l.items[i];
+        char *weights = NULL, *guard = NULL, err[256];
+        pthread_mutex_lock(&dm->lifecycle);
+        if (dm->count > 0 && registry_traffic_get(m->env.reg, dm->name, &weights, &guard, err,
+                                                  sizeof err) == REG_OK) {
+            traffic_apply_stored(dm, weights);
+            if (guard == NULL || guard_parse(guard, &dm->guard, err, sizeof err) != 0)
+                dm->guard = (deploy_guard){0};
+        }
+        pthread_mutex_unlock(&dm->lifecycle);
+        free(weights);
+        free(guard);
+    }
+    free(l.items);
+}
+
+/* ---- the guard ------------------------------------------------------------------------------ */
+
+/* Evaluate one model's guard (lifecycle held). */
+static void traffic_guard_check(deploy_manager *m, deploy_model *dm)
+{
+    if (!dm->guard.enabled || dm->guard.tripped || !dm->has_split || dm->count < 2)
+        return;
+    size_t base = split_baseline(dm->weights, dm->count);
+    const deploy_guard *g = &dm->guard;
+    stats_window_view b;
+    stats_window(dm->versions[base]->t.stats, g->window_s, &b);
+    for (size_t i = 0; i < dm->count; i++) {
+        deployment *c = dm->versions[i];
+        stats_window_view cw;
+        char reason[256];
+        if (i == base || dm->weights[i] == 0)
+            continue;
+        stats_window(c->t.stats, g->window_s, &cw);
+        if (!guard_breached(g, &cw, &b, c->version, dm->versions[base]->version, reason,
+                            sizeof reason))
+            continue;
+        pthread_rwlock_wrlock(&dm->lock);
+        dm->weights[base] += dm->weights[i];
+        dm->weights[i] = 0;
+        pthread_rwlock_unlock(&dm->lock);
+        dm->guard.tripped = true;
+        snprintf(dm->guard.reason, sizeof dm->guard.reason, "%s", reason);
+        log_warn("canary guard of %s: %s; its traffic goes to version %s", dm->name, reason,
+                 dm->versions[base]->version);
+        deploy_event(m, "guard_rollback", dm->name, c->version, reason);
+        traffic_persist(m, dm, "guard rollback");
+        return;
+    }
+}
+
+void deploy_tick(deploy_manager *m)
+{
+    model_list l = traffic_models(m);
+    for (size_t i = 0; i < l.count; i++) {
+        /* Never wait behind a deploy's dlopen: a busy model is checked next second. */
+        if (pthread_mutex_trylock(&l.items[i]->lifecycle) != 0)
+            continue;
+        traffic_guard_check(m, l.items[i]);
+        pthread_mutex_unlock(&l.items[i]->lifecycle);
+    }
+    free(l.items);
+}
+
+void deploy_traffic_describe(deploy_manager *m, ds_buf *out)
+{
+    model_list l = traffic_models(m);
+    bool first = true;
+    buf_append_char(out, '[');
+    for (size_t i = 0; i < l.count; i++) {
+        deploy_model *dm = l.items[i];
+        pthread_mutex_lock(&dm->lifecycle);
+        if (dm->has_split) {
+            buf_append_str(out, first ? "{\"model_name\":" : ",{\"model_name\":");
+            buf_append_json_string(out, dm->name, strlen(dm->name));
+            buf_append_str(out, ",\"weights\":");
+            traffic_weights_json(dm, out);
+            buf_append_str(out, ",\"guard\":");
+            guard_json(&dm->guard, out);
+            buf_append_char(out, '}');
+            first = false;
+        }
+        pthread_mutex_unlock(&dm->lifecycle);
+    }
+    buf_append_char(out, ']');
+    free(l.items);
+}

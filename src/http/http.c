@@ -1,0 +1,480 @@
+/*
+ * http: CivetWeb glue. See http.h for the contract.
+ *
+ * Every route is an http_route wrapper registered with mg_set_request_handler; the wrapper
+ * carries the handler function and its cbdata. Per worker thread, two buffers are reused across
+ * requests (request body in, response out), so a request allocates nothing once warm.
+ */
+#include "http.h"
+
+#include <civetweb.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reply.h"
+
+/* Status line + headers are written into the body buffer's headroom. */
+#define HTTP_HEADROOM 512
+/* Per-thread buffers larger than this are released after the request, so one huge request does
+ * not pin memory in every worker. */
+#define HTTP_KEEP_BUFFER_BYTES (4u << 20)
+
+typedef struct http_route {
+    http_server *srv;
+    http_handler_fn fn;
+    void *cbdata;
+    size_t max_body; /* body limit of this route */
+    char *uri;
+    struct http_route *next;
+} http_route;
+
+struct http_server {
+    struct mg_context *ctx;
+    http_config cfg;
+    char web_root[PATH_MAX];
+    int port;
+    pthread_mutex_t routes_lock; /* guards `routes` (the wrapper list), not the hot path */
+    http_route *routes;
+    atomic_int in_flight; /* requests inside http_dispatch; drained by http_stop */
+    atomic_bool draining; /* set by http_stop: new requests get 503 */
+};
+
+/* Worker-thread buffers. Thread-local, so no lock: each CivetWeb worker owns its pair. */
+static _Thread_local ds_buf tl_request_body;
+static _Thread_local ds_buf tl_response;
+
+const char *http_header(const http_request *req, const char *name)
+{
+    return mg_get_header((const struct mg_connection *)req->conn, name);
+}
+
+void http_response_header(http_response *resp, const char *name, const char *value)
+{
+    size_t used = strlen(resp->extra_headers);
+    size_t room = sizeof(resp->extra_headers) - used;
+    int n = snprintf(resp->extra_headers + used, room, "%s: %s\r\n", name, value);
+    if (n < 0 || (size_t)n >= room)
+        resp->extra_headers[used] = '\0'; /* did not fit: drop it whole, never half */
+}
+
+void http_close_after(http_response *resp)
+{
+    if (!resp->close)
+        http_response_header(resp, "Connection", "close");
+    resp->close = true;
+}
+
+/* Read the whole body into `in`. Returns 0, or an HTTP status after writing the error. */
+static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, http_response *resp)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    buf_reset(in);
+    if (ri->content_length > 0 && (unsigned long long)ri->content_length > max) {
+        reply_error(resp, HTTP_PAYLOAD_TOO_LARGE,
+                    "request body of %lld bytes exceeds the limit of %zu bytes", ri->content_length,
+                    max);
+        http_close_after(resp);
+        return HTTP_PAYLOAD_TOO_LARGE;
+    }
+    size_t expect = ri->content_length > 0 ? (size_t)ri->content_length : 0;
+    if (!buf_reserve(in, expect ? expect : 4096)) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory reading the request body");
+        return HTTP_INTERNAL_ERROR;
+    }
+    for (;;) {
+        size_t room = in->size - (size_t)(in->data - in->base) - in->len - 1;
+        if (room == 0) {
+            if (in->len >= max + 1 || !buf_reserve(in, 65536))
+                break;
+            continue;
+        }
+        int n = mg_read(conn, in->data + in->len, room);
+        if (n <= 0)
+            break;
+        in->len += (size_t)n;
+        if (in->len > max)
+            break;
+    }
+    in->data[in->len] = '\0';
+    if (in->len > max) {
+        reply_error(resp, HTTP_PAYLOAD_TOO_LARGE, "request body exceeds the limit of %zu bytes",
+                    max);
+        http_close_after(resp);
+        return HTTP_PAYLOAD_TOO_LARGE;
+    }
+    if (expect && in->len < expect) {
+        reply_error(resp, HTTP_BAD_REQUEST, "request body ended after %zu of %zu bytes", in->len,
+                    expect);
+        return HTTP_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/* Put status line and headers in front of the body and send it all in one write. */
+static void http_send(struct mg_connection *conn, http_response *resp, bool head_only)
+{
+    ds_buf *b = resp->body;
+    if (b->failed) {
+        buf_free(b);
+        buf_set_headroom(b, HTTP_HEADROOM);
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory building the response");
+    }
+    if (resp->status == 0)
+        reply_error(resp, HTTP_INTERNAL_ERROR, "handler produced no response");
+    size_t body_len = b->len;
+    char head[HTTP_HEADROOM];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                     resp->status, reply_reason(resp->status),
+                     resp->content_type ? resp->content_type : "application/json", body_len,
+                     resp->extra_headers);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return;      /* cannot happen with the bounded header fields above */
+    if (resp->close) /* CivetWeb would otherwise wait for a body we never read */
+        mg_disable_keep_alive(conn);
+    if (head_only) {
+        mg_write(conn, head, (size_t)n);
+        return;
+    }
+    char *start = buf_prepend(b, (size_t)n);
+    if (start != NULL) {
+        memcpy(start, head, (size_t)n);
+        mg_write(conn, start, b->len);
+    } else { /* no headroom (cannot happen: every response buffer has it) */
+        mg_write(conn, head, (size_t)n);
+        mg_write(conn, b->data, body_len);
+    }
+}
+
+static void http_trim_thread_buffers(void)
+{
+    if (tl_request_body.size > HTTP_KEEP_BUFFER_BYTES)
+        buf_free(&tl_request_body);
+    if (tl_response.size > HTTP_KEEP_BUFFER_BYTES)
+        buf_free(&tl_response);
+}
+
+/* CivetWeb's last matching pass treats a route as a case-insensitive prefix pattern, so
+ * "/modelsX" or "/MODELS" could reach "/models". Accept only the route itself or a path below it
+ * ("/" is the catch-all). */
+static bool http_route_owns(const http_route *rt, const char *path)
+{
+    size_t n = strlen(rt->uri);
+    if (n == 1 && rt->uri[0] == '/')
+        return true;
+    return strncmp(path, rt->uri, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int http_dispatch(struct mg_connection *conn, void *cbdata)
+{
+    http_route *rt = cbdata;
+    http_server *srv = rt->srv;
+    atomic_fetch_add(&srv->in_flight, 1);
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    ds_buf *out = &tl_response;
+    buf_reset(out);
+    buf_set_headroom(out, HTTP_HEADROOM);
+    http_response resp = {.status = 0, .content_type = "application/json", .body = out};
+    http_request req = {.method = ri->request_method,
+                        .path = ri->local_uri,
+                        .query = ri->query_string,
+                        .conn = conn};
+    if (atomic_load(&srv->draining)) {
+        reply_error(&resp, HTTP_UNAVAILABLE, "server is shutting down");
+        http_close_after(&resp);
+    } else if (!http_route_owns(rt, req.path)) {
+        reply_error(&resp, HTTP_NOT_FOUND, "no route for %s", req.path);
+        http_close_after(&resp); /* the body was not read */
+    } else if (http_read_body(conn, rt->max_body, &tl_request_body, &resp) == 0) {
+        req.body = tl_request_body.data;
+        req.body_len = tl_request_body.len;
+        rt->fn(rt->cbdata, &req, &resp);
+    }
+    http_send(conn, &resp, strcmp(ri->request_method, "HEAD") == 0);
+    int status = resp.status;
+    http_trim_thread_buffers();
+    atomic_fetch_sub(&srv->in_flight, 1);
+    return status;
+}
+
+/* Errors CivetWeb itself produces (no route, malformed request line, ...) also answer JSON. */
+static int http_on_civet_error(struct mg_connection *conn, int status, const char *msg)
+{
+    ds_buf *out = &tl_response;
+    buf_reset(out);
+    buf_set_headroom(out, HTTP_HEADROOM);
+    http_response resp = {.status = status, .body = out};
+    reply_error(&resp, status, "%s", status == HTTP_NOT_FOUND ? "not found" : msg);
+    http_send(conn, &resp, false);
+    return 0;
+}
+
+/* A worker thread ends (server stop): release its reused buffers. */
+static void http_on_thread_exit(const struct mg_context *ctx, int thread_type, void *user)
+{
+    (void)ctx;
+    (void)thread_type;
+    (void)user;
+    buf_free(&tl_request_body);
+    buf_free(&tl_response);
+}
+
+/* Always authorizes; it exists for speed. For every request CivetWeb 1.15 also searches for an
+ * auth handler: an exact pass, a prefix pass and a pattern pass over the whole handler list.
+ * With none registered that is three full walks per request, and 1000 deployments cut
+ * throughput to a fifth. So every route gets an exact auth twin right behind it (the search
+ * stops where the route itself was found), and "/" registered first catches everything else in
+ * the pattern pass at the head of the list. */
+static int http_authorize_all(struct mg_connection *conn, void *cbdata)
+{
+    (void)conn;
+    (void)cbdata;
+    return 1;
+}
+
+static int http_on_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+void http_global_init(void)
+{
+    mg_init_library(0);
+}
+
+void http_global_cleanup(void)
+{
+    mg_exit_library();
+}
+
+int http_start(const http_config *cfg, http_server **out, char *err, size_t errlen)
+{
+    http_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    srv->cfg = *cfg;
+    if (cfg->web_root != NULL)
+        snprintf(srv->web_root, sizeof srv->web_root, "%s", cfg->web_root);
+    srv->cfg.web_root = cfg->web_root ? srv->web_root : NULL;
+    pthread_mutex_init(&srv->routes_lock, NULL);
+
+    char threads[16], req_timeout[16], keep_alive[16];
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    snprintf(req_timeout, sizeof req_timeout, "%d", cfg->request_timeout_ms);
+    snprintf(keep_alive, sizeof keep_alive, "%d", cfg->keep_alive_ms);
+    const char *options[] = {"listening_ports",
+                             cfg->listen,
+                             "num_threads",
+                             threads,
+                             "enable_keep_alive",
+                             "yes",
+                             "tcp_nodelay",
+                             "1",
+                             "request_timeout_ms",
+                             req_timeout,
+                             "keep_alive_timeout_ms",
+                             keep_alive,
+                             "decode_url",
+                             "yes",
+                             NULL};
+    struct mg_callbacks callbacks = {0};
+    callbacks.http_error = http_on_civet_error;
+    callbacks.log_message = http_on_log;
+    callbacks.exit_thread = http_on_thread_exit;
+    struct mg_init_data init = {
+        .callbacks = &callbacks, .user_data = srv, .configuration_options = options};
+    struct mg_error_data error = {.text = err, .text_buffer_size = errlen};
+    srv->ctx = mg_start2(&init, &error);
+    if (srv->ctx == NULL) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+        pthread_mutex_destroy(&srv->routes_lock);
+        free(srv);
+        return -1;
+    }
+    mg_set_auth_handler(srv->ctx, "/", http_authorize_all, NULL); /* must be the first handler */
+    struct mg_server_port ports[4];
+    int nports = mg_get_server_ports(srv->ctx, 4, ports);
+    srv->port = nports > 0 ? ports[0].port : 0;
+    *out = srv;
+    return 0;
+}
+
+int http_port(const http_server *srv)
+{
+    return srv->port;
+}
+
+/* Unlink and return the wrapper for uri; caller holds routes_lock. */
+static http_route *http_route_take(http_server *srv, const char *uri)
+{
+    for (http_route **p = &srv->routes; *p != NULL; p = &(*p)->next) {
+        if (strcmp((*p)->uri, uri) == 0) {
+            http_route *found = *p;
+            *p = found->next;
+            return found;
+        }
+    }
+    return NULL;
+}
+
+static void http_route_free(http_route *rt)
+{
+    if (rt != NULL) {
+        free(rt->uri);
+        free(rt);
+    }
+}
+
+int http_route_add(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata)
+{
+    return http_route_add_sized(srv, uri, fn, cbdata, srv->cfg.max_body_bytes);
+}
+
+int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                         size_t max_body_bytes)
+{
+    http_route *rt = calloc(1, sizeof *rt);
+    if (rt == NULL || (rt->uri = strdup(uri)) == NULL) {
+        free(rt);
+        return -1;
+    }
+    rt->srv = srv;
+    rt->fn = fn;
+    rt->cbdata = cbdata;
+    rt->max_body = max_body_bytes;
+    pthread_mutex_lock(&srv->routes_lock);
+    http_route *old = http_route_take(srv, uri);
+    rt->next = srv->routes;
+    srv->routes = rt;
+    /* Replacing waits inside CivetWeb until the old handler is idle, so `old` is free to go. */
+    mg_set_request_handler(srv->ctx, uri, http_dispatch, rt);
+    mg_set_auth_handler(srv->ctx, uri, http_authorize_all, NULL);
+    pthread_mutex_unlock(&srv->routes_lock);
+    http_route_free(old);
+    return 0;
+}
+
+void http_route_remove(http_server *srv, const char *uri)
+{
+    pthread_mutex_lock(&srv->routes_lock);
+    http_route *old = http_route_take(srv, uri);
+    pthread_mutex_unlock(&srv->routes_lock);
+    if (old == NULL)
+        return;
+    /* Blocks until no request is inside this handler (CivetWeb's handler refcount); only then
+     * may the caller release what cbdata points to. Done outside routes_lock so other routes
+     * can change meanwhile. */
+    mg_set_request_handler(srv->ctx, uri, NULL, NULL);
+    mg_set_auth_handler(srv->ctx, uri, NULL, NULL);
+    http_route_free(old);
+}
+
+/* Let requests already inside a handler finish and send their answers: CivetWeb stops writing
+ * responses as soon as mg_stop begins, so the drain has to happen before it. Bounded by the
+ * request timeout, so a stuck plugin cannot hold the shutdown forever. */
+static void http_drain(http_server *srv)
+{
+    atomic_store(&srv->draining, true);
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+    for (int waited_ms = 0; atomic_load(&srv->in_flight) > 0; waited_ms++) {
+        if (waited_ms >= srv->cfg.request_timeout_ms) {
+            log_warn("stopping with %d request(s) still in flight", atomic_load(&srv->in_flight));
+            return;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+void http_stop(http_server *srv)
+{
+    if (srv == NULL)
+        return;
+    http_drain(srv);
+    mg_stop(srv->ctx); /* joins every worker: no handler runs after this */
+    pthread_mutex_lock(&srv->routes_lock);
+    while (srv->routes != NULL)
+        http_route_free(http_route_take(srv, srv->routes->uri));
+    pthread_mutex_unlock(&srv->routes_lock);
+    pthread_mutex_destroy(&srv->routes_lock);
+    free(srv);
+}
+
+static const char *http_mime_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (dot == NULL)
+        return "application/octet-stream";
+    static const struct {
+        const char *ext, *type;
+    } types[] = {{".html", "text/html; charset=utf-8"},
+                 {".js", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},
+                 {".json", "application/json"},
+                 {".svg", "image/svg+xml"},
+                 {".png", "image/png"},
+                 {".ico", "image/x-icon"}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(dot, types[i].ext) == 0)
+            return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Read a whole regular file into b. 0, or -1 when it is missing or not a regular file. */
+static int http_read_file(const char *path, ds_buf *b)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !buf_reserve(b, (size_t)st.st_size)) {
+        close(fd);
+        return -1;
+    }
+    ssize_t n;
+    while ((n = read(fd, b->data + b->len, (size_t)st.st_size - b->len)) > 0)
+        b->len += (size_t)n;
+    close(fd);
+    return n < 0 ? -1 : 0;
+}
+
+void http_serve_static(http_server *srv, const http_request *req, http_response *resp)
+{
+    /* Only files live here: any other method on any path is a route that does not exist. */
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        reply_error(resp, HTTP_NOT_FOUND, "no route for %s %s", req->method, req->path);
+        return;
+    }
+    const char *rel = strcmp(req->path, "/") == 0 ? "/index.html" : req->path;
+    /* No "..", no hidden files, no backslashes: only plain paths under the web root. */
+    if (srv->cfg.web_root == NULL || strstr(rel, "..") != NULL || strstr(rel, "/.") != NULL ||
+        strchr(rel, '\\') != NULL) {
+        reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
+        return;
+    }
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s%s", srv->cfg.web_root, rel);
+    buf_reset(resp->body);
+    if (n < 0 || (size_t)n >= sizeof path || http_read_file(path, resp->body) != 0) {
+        reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
+        return;
+    }
+    resp->status = HTTP_OK;
+    resp->content_type = http_mime_type(path);
+    http_response_header(resp, "Cache-Control", "no-cache");
+}

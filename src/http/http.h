@@ -1,0 +1,93 @@
+/*
+ * http: the HTTP server glue — the only file that includes civetweb.h. Errors, the method check
+ * and the status table are in reply.h; path and query helpers in path.h.
+ *
+ * It owns the CivetWeb context, turns each request into an http_request (method, path, headers,
+ * the whole body read up to a size limit), calls the route's handler, and writes the handler's
+ * http_response in a single write (status line and headers are put in front of the body in the
+ * body buffer's headroom; two writes on a keep-alive connection meet Nagle + delayed ACK).
+ *
+ * Routes follow CivetWeb's matching: an exact URI first, then a prefix ("/models" also serves
+ * "/models/..."), then "/" as the catch-all. Keep the list short: CivetWeb scans it linearly under
+ * one lock on every request (see design.md "Performance notes").
+ *
+ * Thread-safety: http_route_add/http_route_remove may be called from any thread while the server
+ * runs. http_route_remove returns only once no call of the removed handler is in flight
+ * (CivetWeb refcounts handlers), so a handler must never remove its own route. Handlers run on
+ * CivetWeb worker threads, many at once.
+ */
+#ifndef DS_HTTP_H
+#define DS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+typedef struct http_server http_server;
+
+typedef struct http_request {
+    const char *method;
+    const char *path;  /* URL-decoded path without the query string */
+    const char *query; /* raw query string or NULL */
+    const char *body;  /* whole body (NUL-terminated for convenience), owned by the server */
+    size_t body_len;
+    const void *conn; /* private to http.c */
+} http_request;
+
+/* Response filled by a handler. `body` is a per-worker buffer owned by the server: append to it,
+ * never free it. Status 0 means "not set" and becomes a 500. */
+typedef struct http_response {
+    int status;
+    const char *content_type; /* static string; default "application/json" */
+    ds_buf *body;
+    char extra_headers[192]; /* "Name: value\r\n" lines, set with http_response_header() */
+    bool close;              /* close the connection after this response (http_close_after) */
+} http_response;
+
+typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
+
+typedef struct http_config {
+    const char *listen;     /* "127.0.0.1:8080", "8080" or "[::]:8080" */
+    int threads;            /* worker threads = keep-alive connections served at once */
+    size_t max_body_bytes;  /* larger bodies get 413 */
+    int request_timeout_ms; /* a slow or partial request is dropped after this */
+    int keep_alive_ms;      /* idle keep-alive connections are closed after this */
+    const char *web_root;   /* static files for "/" (dashboard), or NULL */
+} http_config;
+
+/* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after
+ * the last http_stop (main does). Not thread-safe. */
+void http_global_init(void);
+void http_global_cleanup(void);
+
+/* Header value of the request, or NULL. Valid during the handler call. */
+const char *http_header(const http_request *req, const char *name);
+
+/* Start serving. 0 on success (*out owned by the caller, stop with http_stop), -1 with a one-line
+ * reason (e.g. the port is in use). */
+int http_start(const http_config *cfg, http_server **out, char *err, size_t errlen);
+/* Stop accepting, let in-flight requests finish, free everything. NULL is a no-op. */
+void http_stop(http_server *srv);
+/* Port actually bound (useful with port 0). */
+int http_port(const http_server *srv);
+
+/* Add (or replace) the handler for `uri`. cbdata is passed to fn and must stay valid until the
+ * route is removed. 0 on success, -1 when memory runs out. */
+int http_route_add(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata);
+/* The same with its own body limit instead of the server's max_body_bytes (plugin uploads). */
+int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                         size_t max_body_bytes);
+/* Remove the handler for `uri`; returns once no call of it is in flight. */
+void http_route_remove(http_server *srv, const char *uri);
+
+/* Add a response header line; silently dropped if it does not fit (only short headers used). */
+void http_response_header(http_response *resp, const char *name, const char *value);
+
+/* Answer with "Connection: close" and really close: used when the request body was not read. */
+void http_close_after(http_response *resp);
+
+/* Serve a file from the web root with a content type chosen by its extension, or 404. */
+void http_serve_static(http_server *srv, const http_request *req, http_response *resp);
+
+#endif

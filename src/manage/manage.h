@@ -1,0 +1,32 @@
+/*
+ * manage: the management REST API — one file per resource (models.c: /models; deployments.c:
+ * /deployments deploy/undeploy/list/events; traffic.c: /deployments/<m>/traffic|promote|rollback;
+ * stats.c: /models/stats and /deployments/<m>/<v>/stats; metrics.c: /metrics) and the
+ * dashboard's static files, registered in one place (routes.c) as a few prefix routes.
+ *
+ * Handlers run on many worker threads; all shared state they touch (registry, deployment
+ * manager) documents its own locking. Errors are answered through http/reply.h.
+ */
+#ifndef DS_MANAGE_H
+#define DS_MANAGE_H
+
+#include "config.h"
+#include "deploy.h"
+#include "dynserve/plugin.h"
+#include "http.h"
+#include "registry.h"
+
+/* What the management handlers use. Owned by main; set before the routes are registered and
+ * unchanged while the HTTP server runs. */
+typedef struct manage_ctx {
+    const ds_config *cfg; /* data_dir, upload and body limits */
+    registry *reg;
+    deploy_manager *deploy;
+    http_server *http;
+    const ds_host_api *host; /* for probing uploaded plugins (plugin/host.h) */
+} manage_ctx;
+
+/* Register /models, /deployments, /metrics and the "/" catch-all (static files). 0 or -1. */
+int manage_register_routes(manage_ctx *s);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * manage_internal: what the files of src/manage/ share — the resource handlers routes.c
+ * registers and dispatches to, and the JSON forms of registry rows. Private to src/manage/.
+ */
+#ifndef DS_MANAGE_INTERNAL_H
+#define DS_MANAGE_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "manage.h"
+
+struct cJSON;
+
+/* ---- prefix routes (cbdata: the manage_ctx) ------------------------------------------------ */
+
+void manage_models(void *cbdata, const http_request *req, http_response *resp); /* models.c */
+void manage_deployments(void *cbdata, const http_request *req,
+                        http_response *resp);                                    /* deployments.c */
+void manage_metrics(void *cbdata, const http_request *req, http_response *resp); /* metrics.c */
+
+/* ---- sub-resources ----------------------------------------------------------------------------
+ */
+
+/* traffic.c: /deployments/<m>/traffic|promote|rollback and /deployments/<m>/<v>/stats; false
+ * when the path is none of them. seg[0] is "deployments". */
+bool manage_traffic_route(manage_ctx *s, const http_request *req, const char **seg, int n,
+                          http_response *resp);
+
+/* stats.c: GET /models/stats and GET /deployments/<m>/<v>/stats. */
+void manage_stats_all(manage_ctx *s, http_response *resp);
+void manage_stats_one(manage_ctx *s, const char *model, const char *version, http_response *resp);
+
+/* ---- JSON forms (deployments.c) ---------------------------------------------------------------
+ */
+
+/* {"id","model_name","version","endpoint_name","status","deployed_at","reason"?}; caller owns. */
+struct cJSON *manage_deployment_json(const reg_deployment *d);
+
+#endif

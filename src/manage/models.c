@@ -1,0 +1,203 @@
+/*
+ * manage models: the /models resource — list (GET /models), register a plugin file
+ * (POST /models {"name","version","plugin","config"?}), upload one (PUT
+ * /models/<m>/versions/<v>, the .so as the body), delete a version (DELETE, same path). Every
+ * plugin is copied into the content-addressed store and probed before the registry records it.
+ * GET /models/stats is stats.c's.
+ */
+#include "manage_internal.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "body.h"
+#include "loader.h"
+#include "names.h"
+#include "path.h"
+#include "reply.h"
+#include "store.h"
+
+/* ---- JSON ------------------------------------------------------------------------------------ */
+
+static cJSON *manage_version_json(const reg_version *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", v->name);
+    cJSON_AddStringToObject(o, "version", v->version);
+    cJSON_AddStringToObject(o, "plugin_sha256", v->sha256);
+    cJSON_AddStringToObject(o, "created_at", v->created_at);
+    cJSON *config = cJSON_Parse(v->config_json);
+    cJSON_AddItemToObject(o, "config", config ? config : cJSON_CreateObject());
+    return o;
+}
+
+/* ---- /models ------------------------------------------------------------------------------ */
+
+typedef struct models_acc {
+    cJSON *models;
+    cJSON *current; /* the versions array of the model being filled */
+    char name[REG_NAME_MAX + 1];
+} models_acc;
+
+static int manage_collect_version(void *ud, const reg_version *v)
+{
+    models_acc *acc = ud;
+    if (acc->current == NULL || strcmp(acc->name, v->name) != 0) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", v->name);
+        acc->current = cJSON_AddArrayToObject(m, "versions");
+        cJSON_AddItemToArray(acc->models, m);
+        snprintf(acc->name, sizeof acc->name, "%s", v->name);
+    }
+    cJSON_AddItemToArray(acc->current, cJSON_CreateString(v->version));
+    return 0;
+}
+
+static void manage_models_list(manage_ctx *s, http_response *resp)
+{
+    cJSON *root = cJSON_CreateObject();
+    models_acc acc = {.models = cJSON_AddArrayToObject(root, "models")};
+    char err[256];
+    reg_status rs = registry_version_list(s->reg, manage_collect_version, &acc, err, sizeof err);
+    if (rs != REG_OK) {
+        cJSON_Delete(root);
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+        return;
+    }
+    reply_json(resp, HTTP_OK, root);
+}
+
+/* Store, probe and record a plugin as (name, version). Writes the reply. */
+static void manage_register(manage_ctx *s, const char *name, const char *version, const char *path,
+                            const char *sha, const char *config_json, http_response *resp)
+{
+    char err[512];
+    if (loader_probe(path, s->host, config_json, err, sizeof err) != 0) {
+        reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
+        return;
+    }
+    reg_status rs =
+        registry_version_add(s->reg, name, version, path, sha, config_json, err, sizeof err);
+    if (rs != REG_OK) {
+        reply_error(resp, reply_status_of_registry(rs), "%s", err);
+        return;
+    }
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"plugin_sha256\":\"%s\"}", sha);
+    registry_event_add(s->reg, "register", name, version, detail, err, sizeof err);
+    reg_version v = {0};
+    if (registry_version_get(s->reg, name, version, &v, err, sizeof err) != REG_OK) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+        return;
+    }
+    reply_json(resp, HTTP_CREATED, manage_version_json(&v));
+    reg_version_free(&v);
+}
+
+static void manage_models_register(manage_ctx *s, const http_request *req, http_response *resp)
+{
+    static const char *const fields[] = {"name", "version", "plugin", "config", NULL};
+    cJSON *body = body_object(req, resp, fields);
+    if (body == NULL)
+        return;
+    char name[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
+    bool bad = false;
+    const char *n = body_name_field(body, "name", name, sizeof name, &bad, resp);
+    const char *v =
+        bad ? NULL : body_name_field(body, "version", version, sizeof version, &bad, resp);
+    const cJSON *plugin = cJSON_GetObjectItemCaseSensitive(body, "plugin");
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(body, "config");
+    char *config_text = NULL;
+    if (bad) {
+    } else if (!n || !v || !cJSON_IsString(plugin)) {
+        reply_error(resp, HTTP_BAD_REQUEST,
+                    "\"name\", \"version\" and \"plugin\" (a path) are required");
+    } else if (config && !cJSON_IsObject(config)) {
+        reply_error(resp, HTTP_BAD_REQUEST, "\"config\" must be a JSON object");
+    } else {
+        config_text = config ? cJSON_PrintUnformatted(config) : NULL;
+        char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
+        if (store_import_file(s->cfg->data_dir, plugin->valuestring, sha, stored, sizeof stored,
+                              err, sizeof err) != 0)
+            reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
+        else
+            manage_register(s, n, v, stored, sha, config_text ? config_text : "{}", resp);
+    }
+    free(config_text);
+    cJSON_Delete(body);
+}
+
+static void manage_models_upload(manage_ctx *s, const char *name, const char *version,
+                                 const http_request *req, http_response *resp)
+{
+    if (req->body_len > (size_t)s->cfg->max_upload_bytes) {
+        reply_error(resp, HTTP_PAYLOAD_TOO_LARGE,
+                    "plugin of %zu bytes exceeds the upload limit of %lld bytes", req->body_len,
+                    (long long)s->cfg->max_upload_bytes);
+        return;
+    }
+    if (req->body_len == 0) {
+        reply_error(resp, HTTP_BAD_REQUEST, "upload the plugin's bytes as the request body");
+        return;
+    }
+    char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
+    if (store_import_bytes(s->cfg->data_dir, req->body, req->body_len, sha, stored, sizeof stored,
+                           err, sizeof err) != 0) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "%s", err);
+        return;
+    }
+    manage_register(s, name, version, stored, sha, "{}", resp);
+}
+
+static void manage_models_delete(manage_ctx *s, const char *name, const char *version,
+                                 http_response *resp)
+{
+    char err[512];
+    reg_status rs = registry_version_delete(s->reg, name, version, err, sizeof err);
+    if (rs != REG_OK) {
+        reply_error(resp, reply_status_of_registry(rs), "%s", err);
+        return;
+    }
+    registry_event_add(s->reg, "unregister", name, version, NULL, err, sizeof err);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "version", version);
+    cJSON_AddBoolToObject(o, "deleted", true);
+    reply_json(resp, HTTP_OK, o);
+}
+
+void manage_models(void *cbdata, const http_request *req, http_response *resp)
+{
+    manage_ctx *s = cbdata;
+    char buf[512];
+    const char *seg[6];
+    int n = path_segments(req->path, buf, sizeof buf, seg, 6);
+    if (n == 1) {
+        if (reply_method_is(req, "GET"))
+            manage_models_list(s, resp);
+        else if (reply_method_is(req, "POST"))
+            manage_models_register(s, req, resp);
+        else
+            reply_bad_method(req, resp, "GET, POST");
+    } else if (n == 2 && strcmp(seg[1], "stats") == 0) {
+        if (reply_method_is(req, "GET"))
+            manage_stats_all(s, resp);
+        else
+            reply_bad_method(req, resp, "GET");
+    } else if (n == 4 && strcmp(seg[2], "versions") == 0) {
+        if (!name_valid(seg[1]) || !name_valid(seg[3]))
+            reply_error(resp, HTTP_BAD_REQUEST,
+                        "model name and version must match [A-Za-z0-9_.-]{1,64}");
+        else if (reply_method_is(req, "PUT"))
+            manage_models_upload(s, seg[1], seg[3], req, resp);
+        else if (reply_method_is(req, "DELETE"))
+            manage_models_delete(s, seg[1], seg[3], resp);
+        else
+            reply_bad_method(req, resp, "PUT, DELETE");
+    } else {
+        reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
+    }
+}

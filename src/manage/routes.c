@@ -1,0 +1,39 @@
+/*
+ * manage routes: the one place the management API's routes are registered. The whole surface:
+ *
+ *   /models                              GET list, POST register              models.c
+ *   /models/stats                        GET                                  stats.c
+ *   /models/<m>/versions/<v>             PUT upload, DELETE                   models.c
+ *   /deployments                         GET list (+ traffic splits)          deployments.c
+ *   /deployments/deploy | undeploy       POST                                 deployments.c
+ *   /deployments/events                  GET ?model=&limit=                   deployments.c
+ *   /deployments/<m>/traffic             PUT, GET                             traffic.c
+ *   /deployments/<m>/promote | rollback  POST                                 traffic.c
+ *   /deployments/<m>/<v>/stats           GET (with histogram)                 stats.c
+ *   /metrics                             GET (Prometheus)                     metrics.c
+ *   /                                    the dashboard's static files         http/http.c
+ *
+ * The data plane (/v2/..., /predict) is src/serve/'s (serve_register).
+ */
+#include "manage_internal.h"
+
+#include <stddef.h>
+
+static void manage_static(void *cbdata, const http_request *req, http_response *resp)
+{
+    manage_ctx *s = cbdata;
+    http_serve_static(s->http, req, resp);
+}
+
+int manage_register_routes(manage_ctx *s)
+{
+    size_t upload =
+        (size_t)(s->cfg->max_upload_bytes > s->cfg->max_body_bytes ? s->cfg->max_upload_bytes
+                                                                   : s->cfg->max_body_bytes);
+    /* Accept a little more than the upload limit so the handler can answer a clean 413. */
+    int rc = http_route_add_sized(s->http, "/models", manage_models, s, upload + 1);
+    rc |= http_route_add(s->http, "/deployments", manage_deployments, s);
+    rc |= http_route_add(s->http, "/metrics", manage_metrics, s);
+    rc |= http_route_add(s->http, "/", manage_static, s);
+    return rc;
+}

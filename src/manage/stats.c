@@ -1,0 +1,179 @@
+/*
+ * manage_stats: the read side of per-deployment statistics — GET /models/stats,
+ * GET /deployments/<m>/<v>/stats (with histogram buckets) and GET /metrics (Prometheus).
+ * Snapshots are read lock-free from the live deployments; deployed_at and status come from the
+ * registry, so failed deployments are listed too (with zero counts).
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "manage_internal.h"
+#include "reply.h"
+#include "stats.h"
+
+static void manage_time_iso(int64_t unix_ms, char *out, size_t len)
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The stats object of one deployment; snap NULL for one that is not live (failed). */
+static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *snap, int weight)
+{
+    static const stats_snapshot none = {0};
+    const stats_snapshot *s = snap ? snap : &none;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_name", d->model_name);
+    cJSON_AddStringToObject(o, "version", d->version);
+    cJSON_AddNumberToObject(o, "request_count", (double)s->request_count);
+    cJSON_AddNumberToObject(o, "error_count", (double)s->error_count);
+    cJSON_AddNumberToObject(o, "error_4xx", (double)s->error_4xx);
+    cJSON_AddNumberToObject(o, "error_5xx", (double)s->error_5xx);
+    cJSON_AddNumberToObject(o, "avg_latency_ms", s->avg_latency_ms);
+    cJSON_AddNumberToObject(o, "p50_ms", s->p50_ms);
+    cJSON_AddNumberToObject(o, "p95_ms", s->p95_ms);
+    cJSON_AddNumberToObject(o, "p99_ms", s->p99_ms);
+    cJSON_AddNumberToObject(o, "in_flight", (double)s->in_flight);
+    if (s->last_request_unix_ms > 0) {
+        char at[32];
+        manage_time_iso(s->last_request_unix_ms, at, sizeof at);
+        cJSON_AddStringToObject(o, "last_request_at", at);
+    } else {
+        cJSON_AddNullToObject(o, "last_request_at");
+    }
+    cJSON_AddStringToObject(o, "deployed_at", d->deployed_at);
+    cJSON_AddStringToObject(o, "status", d->status);
+    if (weight >= 0)
+        cJSON_AddNumberToObject(o, "traffic_weight", weight);
+    return o;
+}
+
+/* Live snapshots by deployment id, gathered in one pass over the deployment manager. */
+typedef struct live_stats {
+    int64_t *ids;
+    stats_snapshot *snaps;
+    int *weights;
+    size_t count, cap;
+} live_stats;
+
+static void manage_collect_live(void *ud, const deploy_target *t, int weight)
+{
+    live_stats *l = ud;
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        int64_t *ids = realloc(l->ids, cap * sizeof *ids);
+        if (ids)
+            l->ids = ids;
+        stats_snapshot *snaps = ids ? realloc(l->snaps, cap * sizeof *snaps) : NULL;
+        if (snaps)
+            l->snaps = snaps;
+        int *weights = snaps ? realloc(l->weights, cap * sizeof *weights) : NULL;
+        if (weights == NULL)
+            return; /* out of memory: the entry shows zeros rather than failing the page */
+        l->weights = weights;
+        l->cap = cap;
+    }
+    l->ids[l->count] = t->deployment_id;
+    l->weights[l->count] = weight;
+    stats_snapshot_get(t->stats, &l->snaps[l->count++]);
+}
+
+typedef struct stats_page {
+    live_stats live;
+    cJSON *list;
+} stats_page;
+
+static int manage_add_stats_row(void *ud, const reg_deployment *d)
+{
+    stats_page *p = ud;
+    for (size_t i = 0; i < p->live.count; i++)
+        if (p->live.ids[i] == d->id) {
+            cJSON_AddItemToArray(p->list,
+                                 manage_stats_json(d, &p->live.snaps[i], p->live.weights[i]));
+            return 0;
+        }
+    cJSON_AddItemToArray(p->list, manage_stats_json(d, NULL, -1));
+    return 0;
+}
+
+void manage_stats_all(manage_ctx *s, http_response *resp)
+{
+    stats_page page = {0};
+    deploy_foreach(s->deploy, manage_collect_live, &page.live);
+    cJSON *root = cJSON_CreateObject();
+    page.list = cJSON_AddArrayToObject(root, "stats");
+    char err[256];
+    reg_status rs = registry_deployment_list(s->reg, manage_add_stats_row, &page, err, sizeof err);
+    free(page.live.ids);
+    free(page.live.snaps);
+    free(page.live.weights);
+    if (rs != REG_OK) {
+        cJSON_Delete(root);
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+        return;
+    }
+    reply_json(resp, HTTP_OK, root);
+}
+
+typedef struct find_row {
+    const char *model, *version;
+    reg_deployment row;
+    bool found;
+} find_row;
+
+static int manage_find_row(void *ud, const reg_deployment *d)
+{
+    find_row *f = ud;
+    if (strcmp(d->model_name, f->model) != 0 || strcmp(d->version, f->version) != 0)
+        return 0;
+    f->row = *d;
+    f->row.status_reason = NULL; /* borrowed from the callback; not needed here */
+    f->found = true;
+    return 1;
+}
+
+static cJSON *manage_histogram_json(const ds_stats *st)
+{
+    size_t n = stats_bucket_count();
+    uint64_t *counts = calloc(n, sizeof *counts);
+    cJSON *buckets = cJSON_CreateArray();
+    if (counts == NULL)
+        return buckets;
+    stats_buckets(st, counts, n);
+    for (size_t i = 0; i < n; i++) {
+        if (counts[i] == 0)
+            continue; /* the histogram has hundreds of buckets; list the used ones */
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddNumberToObject(b, "le_ms", stats_bucket_upper_ms(i));
+        cJSON_AddNumberToObject(b, "count", (double)counts[i]);
+        cJSON_AddItemToArray(buckets, b);
+    }
+    free(counts);
+    return buckets;
+}
+
+void manage_stats_one(manage_ctx *s, const char *model, const char *version, http_response *resp)
+{
+    find_row f = {.model = model, .version = version};
+    char err[256];
+    registry_deployment_list(s->reg, manage_find_row, &f, err, sizeof err);
+    if (!f.found) {
+        reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", model, version);
+        return;
+    }
+    deployment *d = deploy_acquire(s->deploy, model, version, NULL);
+    stats_snapshot snap;
+    if (d != NULL)
+        stats_snapshot_get(deploy_target_of(d)->stats, &snap);
+    cJSON *o = manage_stats_json(&f.row, d ? &snap : NULL, -1);
+    cJSON_AddItemToObject(o, "histogram",
+                          d ? manage_histogram_json(deploy_target_of(d)->stats)
+                            : cJSON_CreateArray());
+    deploy_release(d);
+    reply_json(resp, HTTP_OK, o);
+}

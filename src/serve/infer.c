@@ -1,0 +1,199 @@
+/*
+ * infer: codec -> plugin -> codec for one request. See infer.h. The path of one request, in
+ * order: infer_oip -> infer_decode (oip/decode.c) -> infer_run: oip_check_request
+ * (oip/check.c) -> the plugin's execute -> oip_check_response (oip/check.c) ->
+ * oip_encode_response (oip/encode.c); errors through http/reply.c.
+ *
+ * Per worker thread: one oip_arena (reset per request) and one scratch buffer for /predict.
+ * Nothing on this path takes a lock except a non-thread-safe plugin's exec lock.
+ */
+#include "infer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "reply.h"
+
+/* Written once by infer_set_limits before the server starts; read-only afterwards. */
+static oip_limits infer_limits;
+static bool infer_limits_set;
+
+/* Per-thread decode arena: no lock, reused across requests. The pthread key's destructor frees
+ * it when a worker thread ends. */
+static _Thread_local oip_arena *tl_arena;
+static pthread_key_t infer_arena_key;
+static pthread_once_t infer_arena_once = PTHREAD_ONCE_INIT;
+
+static void infer_arena_destroy(void *arena)
+{
+    oip_arena_free(arena);
+}
+
+static void infer_arena_key_init(void)
+{
+    pthread_key_create(&infer_arena_key, infer_arena_destroy);
+}
+
+void infer_set_limits(const oip_limits *limits)
+{
+    infer_limits = *limits;
+    infer_limits_set = true;
+}
+
+static uint64_t infer_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static oip_arena *infer_arena(void)
+{
+    if (tl_arena == NULL) {
+        pthread_once(&infer_arena_once, infer_arena_key_init);
+        tl_arena = oip_arena_new();
+        pthread_setspecific(infer_arena_key, tl_arena);
+    } else
+        oip_arena_reset(tl_arena);
+    return tl_arena;
+}
+
+/* Inference-Header-Content-Length as a size, (size_t)-1 when absent; -2 when malformed. */
+static size_t infer_header_length(const http_request *req)
+{
+    const char *v = http_header(req, "Inference-Header-Content-Length");
+    if (v == NULL)
+        return (size_t)-1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > req->body_len)
+        return (size_t)-2;
+    return (size_t)n;
+}
+
+/* Decode the body into *oreq. 0, or -1 after writing the error response. */
+static int infer_decode(const char *body, size_t len, size_t header_len, oip_request *oreq,
+                        http_response *resp)
+{
+    oip_arena *arena = infer_arena();
+    if (arena == NULL) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory");
+        return -1;
+    }
+    if (header_len == (size_t)-2) {
+        reply_error(resp, HTTP_BAD_REQUEST,
+                    "Inference-Header-Content-Length must be a byte count within the body");
+        return -1;
+    }
+    oip_error err = {0};
+    const oip_limits *lim = infer_limits_set ? &infer_limits : &oip_default_limits;
+    if (oip_decode_request(arena, body, len, header_len, lim, oreq, &err) != 0) {
+        reply_error(resp, reply_status_of_oip(err.code ? err.code : OIP_BAD_REQUEST), "%s",
+                    err.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* Check, execute, check, encode: the part after decoding. Writes resp. */
+static void infer_run(const deploy_target *t, const oip_request *oreq, http_response *resp)
+{
+    oip_error err = {0};
+    if (oip_check_request(oreq, t->model, &err) != 0) {
+        reply_error(resp, reply_status_of_oip(err.code), "%s", err.message);
+        return;
+    }
+    oip_response out;
+    oip_response_init(&out, tl_arena);
+    ds_error perr = {.code = DS_OK, .message = ""};
+    if (t->exec_lock != NULL)
+        pthread_mutex_lock(t->exec_lock);
+    ds_status st = t->api->execute(t->instance, &oreq->plugin, &out, &perr);
+    if (t->exec_lock != NULL)
+        pthread_mutex_unlock(t->exec_lock);
+    if (st != DS_OK) {
+        perr.message[sizeof perr.message - 1] = '\0';
+        reply_error(resp, reply_status_of_plugin(st), "model %s version %s: %s", t->model_name,
+                    t->version, perr.message[0] ? perr.message : "execute failed");
+        return;
+    }
+    size_t json_len = 0;
+    if (oip_check_response(&out, oreq, t->model, &err) != 0 ||
+        oip_encode_response(resp->body, t->model_name, t->version, oreq, &out, &json_len, &err) !=
+            0) {
+        reply_error(resp, reply_status_of_oip(err.code ? err.code : OIP_INTERNAL),
+                    "model %s version %s: %s", t->model_name, t->version, err.message);
+        return;
+    }
+    resp->status = HTTP_OK;
+    if (json_len < resp->body->len) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", json_len);
+        http_response_header(resp, "Inference-Header-Content-Length", n);
+        resp->content_type = "application/octet-stream";
+    }
+}
+
+uint64_t infer_stats_begin(const deploy_target *t)
+{
+    stats_begin(t->stats);
+    return infer_now_ns();
+}
+
+void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp)
+{
+    stats_end(t->stats, infer_now_ns() - start_ns, resp->status);
+}
+
+static bool infer_method_ok(const http_request *req, http_response *resp)
+{
+    if (strcmp(req->method, "POST") == 0)
+        return true;
+    reply_error(resp, HTTP_METHOD_NOT_ALLOWED, "%s needs POST, not %s", req->path, req->method);
+    http_response_header(resp, "Allow", "POST");
+    return false;
+}
+
+void infer_oip(const deploy_target *t, const http_request *req, http_response *resp)
+{
+    uint64_t start = infer_stats_begin(t);
+    oip_request oreq;
+    if (infer_method_ok(req, resp) &&
+        infer_decode(req->body, req->body_len, infer_header_length(req), &oreq, resp) == 0)
+        infer_run(t, &oreq, resp);
+    infer_stats_end(t, start, resp);
+}
+
+void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp)
+{
+    uint64_t start = infer_now_ns();
+    oip_request oreq;
+    if (!infer_method_ok(req, resp) ||
+        infer_decode(req->body, req->body_len, infer_header_length(req), &oreq, resp) != 0)
+        return;
+    const char *key = http_header(req, "X-Routing-Key");
+    deployment *d = deploy_acquire_from_model(dm, key ? key : oreq.routing_key);
+    if (d == NULL) {
+        reply_error(resp, HTTP_NOT_FOUND, "model %s has no deployed version",
+                    deploy_model_name(dm));
+        return;
+    }
+    const deploy_target *t = deploy_target_of(d);
+    stats_begin(t->stats); /* started before the pick: the decode counts in its latency */
+    infer_run(t, &oreq, resp);
+    infer_stats_end(t, start, resp);
+    deploy_release(d);
+}
+
+void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp)
+{
+    oip_request oreq;
+    if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0)
+        infer_run(t, &oreq, resp);
+}

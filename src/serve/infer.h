@@ -1,0 +1,46 @@
+/*
+ * infer: one inference on one deployment — OIP decode -> check against the model -> plugin
+ * execute -> check outputs -> OIP encode — with stats around it (infer.c), and the seed-style
+ * /predict translation onto the same path (predict.c). Private to src/serve/ (and its unit
+ * test).
+ *
+ * Thread-safety: every function may run on many worker threads at once. Each thread decodes
+ * into its own arena (thread-local, reused), so requests share nothing but the deployment's
+ * stats (lock-free) and, for plugins that are not thread-safe, the deployment's exec lock.
+ * infer_set_limits is called once at startup, before any request.
+ */
+#ifndef DS_INFER_H
+#define DS_INFER_H
+
+#include <stdint.h>
+
+#include "deploy.h"
+#include "http.h"
+#include "oip.h"
+#include "serve.h"
+
+/* Answer an OIP infer request (req->body) with the deployment `t` (versioned route). */
+void infer_oip(const deploy_target *t, const http_request *req, http_response *resp);
+
+/* Answer an OIP infer request on a model's unversioned route: decode, pick the version by the
+ * traffic split (sticky on X-Routing-Key or the "routing_key" request parameter), run. */
+void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp);
+
+/* Decode `body` (OIP request JSON, no binary part) and run it on t, writing resp. No stats:
+ * the caller brackets it with infer_stats_begin / infer_stats_end. */
+void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp);
+/* Count a request in t's stats; returns the start time for infer_stats_end. */
+uint64_t infer_stats_begin(const deploy_target *t);
+void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp);
+
+/* ---- predict.c ----------------------------------------------------------------------------- */
+
+/* Answer a seed-style request: `input_json` is the "input" value (number or array) as JSON
+ * text. Replies {"model_name","version","prediction":...,"outputs":{...}}. */
+void infer_predict(const deploy_target *t, const char *input_json, http_response *resp);
+
+/* The "/predict" prefix route: POST /predict {"model_name","version"?,"input"} and
+ * POST /predict/<endpoint_name> {"input"}. cbdata is the serve_ctx. */
+void predict_route(void *cbdata, const http_request *req, http_response *resp);
+
+#endif

@@ -9,7 +9,9 @@
  *             (Schubfach), binary16 conversions, integer printing (tables in oip_pow10.h).
  * On top of the leaves, never on each other:
  *   decode.c  the request decoder: a hand-written single-pass JSON scanner that decodes tensor
- *             data straight into typed arena buffers (no DOM, no malloc per element);
+ *             data straight into typed arena buffers (no DOM, no malloc per element); its
+ *             scanner is decode_scan.c and its binary extension decode_binary.c (they share
+ *             decode_internal.h);
  *   check.c   request and plugin-output checks against the model, output_alloc;
  *   encode.c  response and model-metadata encoding.
  *

@@ -1,5 +1,5 @@
 /*
- * oip_pow10: 128-bit significands of the powers of ten, private to oip_num.c. Generated; do not
+ * oip_pow10: 128-bit significands of the powers of ten, private to num.c. Generated; do not
  * edit by hand. Entry q - OIP_POW10_QMIN holds F(q) = floor(10^q / 2^r) with
  * r = floor(log2(10^q)) - 127, so 2^127 <= F(q) < 2^128 ({high, low} 64-bit halves). F(q) is exact
  * for 0 <= q <= 55 and a truncation otherwise. The decimal parser multiplies by it (Eisel-Lemire

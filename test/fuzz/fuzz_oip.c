@@ -177,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     oip_error err;
     int rc = oip_decode_request(a, body, size, header_len, &lim, &req, &err);
     CHECK(rc == OIP_OK || rc == OIP_BAD_REQUEST || rc == OIP_INTERNAL);
-    CHECK(rc == 0 ? err.code == 0 : err.code == rc && err.message[0] != '\0');
+    CHECK(rc == 0 ? err.code == 0 : (int)err.code == rc && err.message[0] != '\0');
     if (rc == 0) {
         rc = oip_check_request(&req, &fz_model, &err);
         CHECK(rc == 0 || (rc == OIP_BAD_REQUEST && err.message[0] != '\0'));

@@ -1028,6 +1028,25 @@ static void test_duplicate_input_names_are_400(void **state)
 
 /* ---- JSON syntax --------------------------------------------------------------------------- */
 
+/* Found by the fuzzer: a syntax error inside "data" must fail the decode even when the element
+ * count matches the shape (a loop's "done" result must never be mistaken for an error code). */
+static void test_bad_nesting_in_data_with_the_right_count_is_rejected(void **state)
+{
+    fx *f = *state;
+    static const char *bad[] = {
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,2],\"datatype\":\"FP32\","
+        "\"data\":[[1.0,2.00,[3.0,4.0]]}]}",
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,2}]}",
+        "{\"parameters\":{\"a\":[1,2},\"inputs\":[]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (decode(f, bad[i]) != OIP_BAD_REQUEST)
+            fail_msg("accepted: %s", bad[i]);
+        assert_int_equal(f->err.code, OIP_BAD_REQUEST);
+        oip_arena_reset(f->a);
+    }
+}
+
 static void test_invalid_json_is_400(void **state)
 {
     fx *f = *state;
@@ -1536,6 +1555,7 @@ int main(void)
         T(test_required_fields_are_400),
         T(test_duplicate_input_names_are_400),
         T(test_invalid_json_is_400),
+        T(test_bad_nesting_in_data_with_the_right_count_is_rejected),
         T(test_every_truncation_of_a_valid_request_is_400),
         T(test_escaped_keys_and_whitespace_are_understood),
         T(test_depth_limit_applies_to_parameters_and_data),

@@ -1,7 +1,7 @@
 /*
  * registry_internal: what the files of the registry share, private to registry/ (nothing
- * outside this folder may include it; scripts/check-deps.sh enforces that). The one header
- * that includes sqlite3.h.
+ * outside this folder may include it; scripts/check-deps.py enforces that). The one header
+ * that includes SQLite's header.
  *
  *   db.c           the connection, cached prepared statements (all SQL text), errors, argument
  *                  validation, statement helpers, locking and transactions, open and close;

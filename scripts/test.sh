@@ -5,6 +5,7 @@
 #   2. ASan+UBSan build: unit + integration
 #   3. TSan build: unit + the concurrency integration tests
 #   4. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
+# Before any build: scripts/check-deps.py (the module graph; no build needed).
 #   5. container image: build the Dockerfile, run it, restart it on its volume
 #      (scripts/container-test.sh; CONTAINER_TEST=0 skips it)
 # Each stage uses its own build directory. Stops at the first failing stage.
@@ -19,6 +20,9 @@ build() { # dir, cmake args...
     cmake -S . -B "$dir" -DDYNSERVE_WERROR=ON -DDYNSERVE_TESTS=ON "$@" >/dev/null
     cmake --build "$dir" -j"$jobs"
 }
+
+stage "module graph (scripts/check-deps.py)"
+python3 scripts/check-deps.py
 
 stage "build + unit + integration + browser tests"
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -1,6 +1,7 @@
 /*
- * http: the HTTP server glue — the only file that includes civetweb.h. Errors, the method check
- * and the status table are in reply.h; path and query helpers in path.h.
+ * http: the HTTP server glue — http.c is the only file that includes CivetWeb's header. Errors,
+ * the method check and the status table are in reply.h; path and query helpers in path.h; JSON
+ * request bodies in body.h.
  *
  * It owns the CivetWeb context, turns each request into an http_request (method, path, headers,
  * the whole body read up to a size limit), calls the route's handler, and writes the handler's

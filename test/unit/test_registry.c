@@ -2,7 +2,7 @@
  * test_registry.c: unit tests of registry/ (registry.h) against real SQLite files, one fresh
  * temporary directory per test. The tests speak only the public API plus one seam,
  * registry_test_open_with_migration(), which opens a database the way a newer build would
- * (no sqlite3.h here: only registry/ includes it).
+ * (no SQLite header here: only registry/ includes it).
  */
 #include <stdarg.h>
 #include <stddef.h>

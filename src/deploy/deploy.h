@@ -173,8 +173,9 @@ const char *deploy_model_infer_path(const deploy_model *dm);
 size_t deploy_versions(deploy_manager *m, const char *model, char (*versions)[REG_NAME_MAX + 1],
                        size_t max, deployment **newest);
 
-/* Call fn for every live deployment (holding a reference during the call), grouped by model;
- * traffic_weight is -1 for a model without a split. */
+/* Call fn for every live deployment, grouped by model, under the manager's index read lock and
+ * the model's read lock (so the deployment stays alive during the call; fn must not call back
+ * into the manager). traffic_weight is -1 for a model without a split. */
 typedef void (*deploy_visit_fn)(void *ud, const deploy_target *t, int traffic_weight);
 void deploy_foreach(deploy_manager *m, deploy_visit_fn fn, void *ud);
 

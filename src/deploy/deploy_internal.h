@@ -1,7 +1,7 @@
 /*
  * deploy_internal: the deployment manager's tables and the functions its files share —
  * manager.c (lifecycle, references), restore.c (restart recovery) and traffic.c (splits and
- * guards). Private to src/deploy/: nothing outside this folder includes it (scripts/check-deps.sh
+ * guards). Private to src/deploy/: nothing outside this folder includes it (scripts/check-deps.py
  * enforces that; unit tests of the module may). See deploy.h for the locking rules.
  */
 #ifndef DS_DEPLOY_INTERNAL_H

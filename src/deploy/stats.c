@@ -201,7 +201,7 @@ void stats_set_base(ds_stats *s, uint64_t request_count, uint64_t error_4xx, uin
 /* ---- hot path ------------------------------------------------------------------------------ */
 
 static atomic_uint stats_next_stripe;
-/* 0 = not assigned yet, else stripe index + 1. initial-exec: dynserve_core is linked into the
+/* 0 = not assigned yet, else stripe index + 1. initial-exec: dynserve_deploy is linked into the
  * executable, never dlopen'd, so the fast TLS model is valid even though it is built -fPIC. */
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))

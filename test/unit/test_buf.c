@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/buf.c: appends and growth, printf past the first 64-byte guess and huge
+ * Unit tests for src/base/buf.c: appends and growth, printf past the first 64-byte guess and huge
  * strings, JSON string escaping (checked literally and by parsing it back with cJSON), headroom +
  * prepend + reset cycles, detach with and without headroom, reset keeping memory.
  */

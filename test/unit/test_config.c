@@ -1,5 +1,5 @@
 /*
- * Unit tests for src/config.c: defaults, every flag as `--flag value` and `--flag=value`, the
+ * Unit tests for src/base/config.c: defaults, every flag as `--flag value` and `--flag=value`, the
  * DYNSERVE_* environment twins, the flag beating the environment, and the errors a bad command
  * line or environment gets (CONFIG_ERROR with a message naming the flag), --help/--version.
  *

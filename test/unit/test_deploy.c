@@ -1,16 +1,16 @@
 /*
- * Unit tests for src/deploy.c and src/canary.c against real collaborators: a registry in a temp
- * dir, an HTTP server on 127.0.0.1:0, the host table of src/infer.h and the infer handlers of
- * src/dataplane.h. Requests go over real sockets with a tiny blocking HTTP/1.1 client (10 s
- * socket timeouts, so nothing can hang).
+ * Unit tests for src/deploy/ (manager.c, restore.c, traffic.c) against real collaborators: a
+ * registry in a temp dir, an HTTP server on 127.0.0.1:0, the host table of src/plugin/host.c and
+ * the infer routes of src/serve/v2.c (serve_router). Requests go over real sockets with a tiny
+ * blocking HTTP/1.1 client (10 s socket timeouts, so nothing can hang).
  *
- * Covered: deploy (201, route live on return, 409 twice, 404 unknown, 400 invalid, 500 for a
- * plugin that cannot load or create), newest-version picking, undeploy (200, route gone, 404
- * unknown), endpoint names, drain (in-flight HTTP requests and held references finish before
- * undeploy returns), restore after a manager restart (and "failed" for a plugin that is gone),
- * deploy_foreach, routes staying up while other versions come and go, and canary splits: weighted
- * and sticky picking, 409/400/404 refusals, promote, rollback, weight spreading on undeploy,
- * persistence across restore, guard parsing and the guard tripping on a failing canary.
+ * Covered: deploy (DEPLOY_OK, route live on return, CONFLICT twice, NOT_FOUND unknown, INVALID
+ * names, INTERNAL for a plugin that cannot load or create), newest-version picking, undeploy (200,
+ * route gone, 404 unknown), endpoint names, drain (in-flight HTTP requests and held references
+ * finish before undeploy returns), restore after a manager restart (and "failed" for a plugin that
+ * is gone), deploy_foreach, routes staying up while other versions come and go, and canary splits:
+ * weighted and sticky picking, 409/400/404 refusals, promote, rollback, weight spreading on
+ * undeploy, persistence across restore, guard parsing and the guard tripping on a failing canary.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /*
- * Unit tests for src/http.c, driven over real sockets: a server on 127.0.0.1:0 per test and a tiny
- * blocking HTTP/1.1 client (connect, send, read until Content-Length is satisfied; every socket
- * has a 10 s timeout so no test can hang).
+ * Unit tests for src/http/http.c and reply.c, driven over real sockets: a server on 127.0.0.1:0 per
+ * test and a tiny blocking HTTP/1.1 client (connect, send, read until Content-Length is satisfied;
+ * every socket has a 10 s timeout so no test can hang).
  *
  * Covered: the bound port, handler status/body/Content-Type/extra headers, request fields,
  * exact and prefix routing and the "/" catch-all, CivetWeb's own 404 as JSON, the http_error

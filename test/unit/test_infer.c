@@ -1,8 +1,8 @@
 /*
- * Unit tests for src/infer.c through deployed example models: infer_predict called directly on a
- * deployment's target (the seed-style /predict translation), infer_oip and infer_oip_routed over
- * HTTP (the routes the deployment manager registers with the dataplane handlers), the host table,
- * and the stats every request leaves behind.
+ * Unit tests for src/serve/infer.c and predict.c through deployed example models: infer_predict
+ * called directly on a deployment's target (the seed-style /predict translation), infer_oip and
+ * infer_oip_routed over HTTP (the routes the deployment manager registers with the dataplane
+ * handlers), the host table, and the stats every request leaves behind.
  *
  * One registry, HTTP server (127.0.0.1:0) and deployment manager for the whole file; the
  * deployments are made once in the group setup and only read by the tests.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the plugin loader (src/loader.c) and the plugins it loads: the five bundled
+ * Unit tests for the plugin loader (src/plugin/loader.c) and the plugins it loads: the five bundled
  * example models (metadata as design.md states it, and their arithmetic), one fixture plugin per
  * loader failure (test/plugins/), the runtime fixtures flaky and slow, loader_probe, and
  * concurrent open/close.

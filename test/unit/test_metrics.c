@@ -1,6 +1,6 @@
 /*
- * Unit tests for the Prometheus renderer (src/metrics.c): every family once with HELP and TYPE,
- * label escaping, cumulative and monotone histogram buckets whose +Inf and _count equal the
+ * Unit tests for the Prometheus renderer (src/manage/metrics.c): every family once with HELP and
+ * TYPE, label escaping, cumulative and monotone histogram buckets whose +Inf and _count equal the
  * requests, per-code counters, deployment counts by status, traffic weights only where a split
  * exists, process metrics, the writer API giving the same text, and — when promtool is
  * installed — `promtool check metrics` accepting the page.

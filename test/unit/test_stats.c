@@ -1,6 +1,6 @@
 /*
- * Unit tests for the stats module (src/stats.c): exact counts under concurrent writers (also run
- * under TSan), percentile accuracy (within 2% of the exact nearest-rank value) for constant,
+ * Unit tests for the stats module (src/deploy/stats.c): exact counts under concurrent writers (also
+ * run under TSan), percentile accuracy (within 2% of the exact nearest-rank value) for constant,
  * uniform, log-uniform and bimodal latencies, error classes and code slots, restored lifetime
  * totals, the recent window with a fake clock (stats_end_at / stats_window_at), the histogram
  * export, and the memory budget.

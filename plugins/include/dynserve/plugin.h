@@ -114,10 +114,10 @@ typedef struct ds_io_desc {
     int64_t shape[DS_MAX_RANK];
 } ds_io_desc;
 
-/* ds_model_desc.flags */
-#define DS_MODEL_DYNAMIC_IO                                                                        \
-    0x1u /* inputs are not declared: any names, types and shapes are                               \
-            accepted, and outputs are whatever the plugin produces */
+/* ds_model_desc.flags
+ * DS_MODEL_DYNAMIC_IO: inputs are not declared: any names, types and shapes are accepted, and
+ * outputs are whatever the plugin produces. */
+#define DS_MODEL_DYNAMIC_IO 0x1u
 
 /* Static description of the model. Owned by the plugin; valid until dlclose. */
 typedef struct ds_model_desc {
@@ -180,11 +180,11 @@ typedef struct ds_host_api {
     void (*log)(int level, const char *msg);
 } ds_host_api;
 
-/* ds_plugin_api.flags */
-#define DS_PLUGIN_THREAD_SAFE                                                                      \
-    0x1u /* execute() may run concurrently on one instance; without it                             \
-            the server never runs execute() twice at once on one                                   \
-            instance (different instances may run in parallel) */
+/* ds_plugin_api.flags
+ * DS_PLUGIN_THREAD_SAFE: execute() may run concurrently on one instance; without it the server
+ * never runs execute() twice at once on one instance (different instances may run in
+ * parallel). */
+#define DS_PLUGIN_THREAD_SAFE 0x1u
 
 /* The plugin's table. Returned by the entry point; owned by the plugin and valid until dlclose.
  * Lifecycle per deployment: create -> execute* -> destroy. The server calls destroy exactly once

@@ -737,6 +737,7 @@ function renderEvents() {
 // ---- model page -----------------------------------------------------------------------------
 
 const meta = new Map(); // "model/version/deployed_at" -> metadata (or {error})
+const info = new Map(); // "model/version" -> GET /models/<m>/versions/<v> (or null: not served)
 let currentModel = null;
 
 function route() {
@@ -762,6 +763,12 @@ function route() {
 window.addEventListener('hashchange', () => { route(); $('main').focus(); refresh(); });
 
 async function loadMeta(model) {
+  const m = state.models.find((x) => x.name === model);
+  for (const key of [...info.keys()]) if (key.startsWith(`${model}/`) && !(m && m.versions.includes(key.slice(model.length + 1)))) info.delete(key);
+  await Promise.all((m ? m.versions : []).filter((v) => !info.has(`${model}/${v}`)).map(async (v) => {
+    const r = await request('GET', `/models/${enc(model)}/versions/${enc(v)}`);
+    info.set(`${model}/${v}`, r.ok && r.data ? r.data : null);
+  }));
   const live = state.deployments.filter((d) => d.model_name === model && d.status === 'active');
   await Promise.all(live.map(async (d) => {
     const key = `${model}/${d.version}/${d.deployed_at}`;
@@ -783,6 +790,18 @@ function ioTable(caption, list, testid) {
     el('tbody', {}, (list || []).map((io) => el('tr', {}, [el('th', { scope: 'row' }, io.name),
       el('td', {}, io.datatype), el('td', {}, `[${(io.shape || []).join(', ')}]`)]))),
   ]);
+}
+
+// What the registry holds for a version: backend or plugin, content address, when, config.
+function registration(reg, key) {
+  const items = [
+    ['Kind', reg.backend ? `backend ${reg.backend}` : 'plugin (.so)'],
+    [reg.backend ? 'Artifacts sha256' : 'Plugin sha256', reg.backend ? reg.artifact_sha256 : reg.plugin_sha256],
+    ['Registered', reg.created_at ? fmtTime(reg.created_at) : null],
+    ['Config', reg.config && Object.keys(reg.config).length ? JSON.stringify(reg.config) : null],
+  ].filter(([, v]) => v);
+  return el('dl', { class: 'reg', 'data-testid': `registration-${key}` },
+    items.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, el('code', {}, v))]));
 }
 
 function renderModel() {
@@ -813,13 +832,14 @@ function renderModel() {
     if (!d) setText(cells[4].firstChild, '—');
   });
 
-  const blocks = versions.map((v) => ({ v, md: metaOf(model, v) }));
+  const blocks = versions.map((v) => ({ v, md: metaOf(model, v), reg: info.get(`${model}/${v}`) || null }));
   const sig = JSON.stringify(blocks);
   const box = $('model-meta');
   if (box.dataset.sig !== sig) { // metadata rarely changes: rebuild this read-only block only then
     box.dataset.sig = sig;
-    box.replaceChildren(...blocks.map(({ v, md }) => el('div', { class: 'meta', 'data-testid': `meta-${model}/${v}` }, [
+    box.replaceChildren(...blocks.map(({ v, md, reg }) => el('div', { class: 'meta', 'data-testid': `meta-${model}/${v}` }, [
       el('h4', {}, `Version ${v}${md && md.platform ? ` · ${md.platform}` : ''}`),
+      reg ? registration(reg, `${model}/${v}`) : null,
       !md ? el('p', { class: 'muted' }, 'Not deployed: the server describes inputs and outputs of deployed versions.')
         : md.error ? el('p', { class: 'note' }, md.error)
           : el('div', { class: 'io-pair' }, [ioTable('Inputs', md.inputs, `inputs-${model}/${v}`),

@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -429,6 +429,32 @@ step('register by upload: a plugin .so becomes a version; a broken file shows th
   await confirmVia('delete-web_upload/3', ['web_upload version 3', 'only version'], true);
   await page.getByTestId('model-web_upload/3').waitFor({ state: 'detached' });
   assert.ok(!(await get('/models')).models.some((m) => m.name === 'web_upload'));
+});
+
+step('register by upload: a model archive (.tar: config.json + artifacts) goes as application/x-tar and serves', async (t) => {
+  const dir = ['iris', 'diabetes', 'digits'].map((m) => join(dirname(bin), 'models', m, '1'))
+    .find((d) => existsSync(join(d, 'config.json')));
+  if (!dir) { t.skip('no example model made of files (config.json) in this build'); return; }
+  const tar = spawnSync('tar', ['-C', dir, '-cf', '-', ...readdirSync(dir)], { timeout: 30000, maxBuffer: 1 << 28 });
+  assert.equal(tar.status, 0, String(tar.stderr));
+  await page.getByTestId('upload-file').setInputFiles({ name: 'web_tar.tar', mimeType: 'application/x-tar', buffer: tar.stdout });
+  assert.match(await text('upload-kind'), /application\/x-tar/);
+  assert.equal(await page.getByTestId('upload-model').inputValue(), 'web_tar');
+  await page.getByTestId('upload-version').fill('1');
+  await page.getByTestId('upload').click();
+  await page.getByTestId('model-web_tar/1').waitFor();
+  const reg = await get('/models/web_tar/versions/1');
+  assert.ok(reg.backend, JSON.stringify(reg));
+  await page.getByTestId('deploy-web_tar/1').click();
+  await page.getByTestId('deployment-web_tar/1').waitFor();
+  await page.getByTestId('model-link-web_tar/1').click();
+  const md = await get('/v2/models/web_tar/versions/1');
+  await page.getByTestId('inputs-web_tar/1').waitFor();
+  assert.ok((await text('inputs-web_tar/1')).includes(md.inputs[0].datatype));
+  await waitFor(async () => (await text('registration-web_tar/1')).includes(`backend ${reg.backend}`), 'backend shown');
+  await page.getByTestId('home').click();
+  await confirmVia('undeploy-web_tar/1', ['web_tar version 1'], true);
+  await page.getByTestId('deployment-web_tar/1').waitFor({ state: 'detached' });
 });
 
 step('server strings are shown as text, never as HTML', async () => {

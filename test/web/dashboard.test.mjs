@@ -586,14 +586,10 @@ function createToken(name, role) {
 }
 let authServed = null; // does this server have GET /auth/whoami?
 function authStep(name, fn) {
-  test(name, T, async (t) => {
+  step(name, async (t) => {
     if (authServed === null) authServed = (await call('GET', '/auth/whoami')).status !== 404;
     if (!authServed) { t.skip('this server has no GET /auth/whoami (auth not built in)'); return; }
-    try { await fn(); } catch (e) {
-      const file = await screenshot(`FAILED ${name}`).catch(() => null);
-      if (file) e.message += `\n  screenshot: ${file}`;
-      throw e;
-    }
+    await fn(t);
   });
 }
 const tokens = {};

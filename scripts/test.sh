@@ -2,11 +2,12 @@
 # README command 2 (and .ci/run): install everything (Debian 12, as root), build, run every test.
 #   1. RelWithDebInfo build with -Werror: unit (cmocka), HTTP integration (pytest on the real
 #      binary), browser (Chromium + playwright-core)
-#   2. ASan+UBSan build: unit + integration
-#   3. TSan build: unit + the concurrency integration tests
-#   4. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
+#   2. the same against Debian's libcivetweb (DYNSERVE_SYSTEM_CIVETWEB=ON): build + HTTP unit tests
+#   3. ASan+UBSan build: unit + integration
+#   4. TSan build: unit + the concurrency integration tests
+#   5. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
 # Before any build: scripts/check-deps.py (the module graph; no build needed).
-#   5. container image: build the Dockerfile, run it, restart it on its volume
+#   6. container image: build the Dockerfile, run it, restart it on its volume
 #      (scripts/container-test.sh; CONTAINER_TEST=0 skips it)
 # Each stage uses its own build directory. Stops at the first failing stage.
 set -euo pipefail
@@ -27,6 +28,10 @@ python3 scripts/check-deps.py
 stage "build + unit + integration + browser tests"
 build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd build && ctest --output-on-failure)
+
+stage "system libcivetweb (-DDYNSERVE_SYSTEM_CIVETWEB=ON): build + HTTP unit tests"
+build build-syscw -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDYNSERVE_SYSTEM_CIVETWEB=ON
+(cd build-syscw && ctest --output-on-failure -R 'unit_test_(http|routes)')
 
 stage "ASan + UBSan: unit + integration"
 build build-asan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_ASAN=ON

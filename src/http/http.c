@@ -142,7 +142,7 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
     if (n < 0 || (size_t)n >= sizeof head)
         return;      /* cannot happen with the bounded header fields above */
     if (resp->close) /* CivetWeb would otherwise wait for a body we never read */
-        mg_disable_keep_alive(conn);
+        mg_disable_connection_keep_alive(conn);
     if (head_only) {
         mg_write(conn, head, (size_t)n);
         return;

@@ -1056,6 +1056,75 @@ static void test_static_without_a_web_root_is_404(void **state)
     http_stop(srv);
 }
 
+/* Routes by the thousand (the server's patched CivetWeb finds exact routes through a hash index,
+ * third_party/civetweb/patches/0002): every one reaches its own handler wherever it sits in the
+ * list, removed ones are gone, a re-added one answers again, and a prefix route registered before
+ * them all still serves the paths below it. */
+#define MANY_ROUTES 3000
+static char many_uri[MANY_ROUTES][48];
+
+static void expect_text(int port, const char *path, int status, const char *body)
+{
+    reply r;
+    get(port, path, &r);
+    assert_int_equal(r.status, status);
+    if (body != NULL)
+        assert_string_equal(r.body, body);
+    reply_free(&r);
+}
+
+static void test_thousands_of_exact_routes_each_reach_their_own_handler(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(add_route(f, "/many", text_handler, "prefix"), 0);
+    for (int i = 0; i < MANY_ROUTES; i++) {
+        snprintf(many_uri[i], sizeof many_uri[i], "/many/m%d/versions/%d/infer", i, i % 7);
+        assert_int_equal(http_route_add(f->srv, many_uri[i], text_handler, many_uri[i]), 0);
+    }
+    static const int probe[] = {0, 1, 1499, MANY_ROUTES - 2, MANY_ROUTES - 1};
+    for (size_t k = 0; k < sizeof probe / sizeof probe[0]; k++)
+        expect_text(f->port, many_uri[probe[k]], 200, many_uri[probe[k]]);
+    expect_text(f->port, "/many/m0/versions/0/infer/below", 200, "prefix");
+    expect_text(f->port, "/many/unregistered", 200, "prefix");
+    for (int i = 0; i < MANY_ROUTES; i += 2)
+        http_route_remove(f->srv, many_uri[i]);
+    expect_text(f->port, many_uri[0], 200, "prefix"); /* the exact route is gone: prefix serves */
+    expect_text(f->port, many_uri[MANY_ROUTES - 2], 200, "prefix");
+    expect_text(f->port, many_uri[MANY_ROUTES - 1], 200, many_uri[MANY_ROUTES - 1]);
+    assert_int_equal(http_route_add(f->srv, many_uri[0], text_handler, many_uri[0]), 0);
+    expect_text(f->port, many_uri[0], 200, many_uri[0]);
+    http_route_remove(f->srv, "/many");
+    expect_text(f->port, many_uri[2], 404, NULL);
+    expect_text(f->port, many_uri[1], 200, many_uri[1]);
+    for (int i = 0; i < MANY_ROUTES; i++)
+        http_route_remove(f->srv, many_uri[i]); /* removing an absent route is a no-op */
+    expect_text(f->port, many_uri[1], 404, NULL);
+}
+
+/* Transfer-Encoding together with Content-Length is a request-smuggling vector: 400 (vendored
+ * CivetWeb, patches/0001; Debian's 1.15 reads such a body as chunked). */
+static void test_transfer_encoding_with_content_length_is_rejected(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(add_route(f, "/te", echo_handler, NULL), 0);
+    int fd = client_connect(f->port);
+    assert_true(fd >= 0);
+    static const char req[] = "POST /te HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                              "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+                              "0\r\n\r\n";
+    assert_int_equal(send_all(fd, req, sizeof req - 1), 0);
+    reply r;
+    int rc = read_reply(fd, &r, false);
+    close(fd);
+    assert_int_equal(rc, 0);
+#ifdef DYNSERVE_SYSTEM_CIVETWEB
+    assert_true(r.status == 200 || r.status == 400);
+#else
+    assert_int_equal(r.status, 400);
+#endif
+    reply_free(&r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1073,6 +1142,8 @@ int main(void)
         T(test_unknown_route_without_catch_all_is_404_json),
         T(test_the_catch_all_serves_what_no_other_route_does),
         T(test_replacing_a_route_switches_its_handler),
+        T(test_thousands_of_exact_routes_each_reach_their_own_handler),
+        T(test_transfer_encoding_with_content_length_is_rejected),
         T(test_a_removed_route_answers_404_and_others_stay),
         cmocka_unit_test(test_http_error_replaces_the_body_with_a_json_error),
         T(test_http_error_from_a_handler_reaches_the_client),

@@ -1,0 +1,628 @@
+/*
+ * worker_main: `dynserve worker`, the child side of a process-isolated deployment and of the
+ * registration probe. The server spawns it (posix_spawn, never fork) with the descriptors that
+ * worker_proto.h lists; a person never runs it by hand.
+ *
+ *   1. read INIT on the control socket; its parameters are in channel 0's memory
+ *   2. confine itself before any plugin code runs: no_new_privs, resource limits, and, when
+ *      started as root, setgroups/setgid/setuid to the unprivileged ids the server chose
+ *   3. dlopen the plugin through /proc/self/fd/N (the server opened the file), check it with the
+ *      loader, create the instance; answer INIT_OK with the metadata or INIT_ERR with the reason
+ *   4. probe: destroy and exit 0. serve: one thread per channel runs EXEC -> execute -> DONE,
+ *      while the main thread waits on the control socket: STOP destroys the instance and exits,
+ *      EOF (the server is gone) exits at once.
+ *
+ * A crash anywhere here only ends this process; the server sees the sockets close, reaps the
+ * child and reports the signal. Exit status: 0 done, 3 the control socket failed, 4 bad INIT.
+ *
+ * Memory: the output buffers a plugin fills are per-channel scratch (wk_chan.outs), reused across
+ * requests and freed at exit; inputs are read in place from shared memory.
+ */
+#include "worker_main.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loader.h"
+#include "worker_proto.h"
+
+/* One output the plugin allocated: reused across requests of its channel. */
+typedef struct wk_out {
+    char name[WP_NAME_MAX + 1];
+    int32_t datatype;
+    uint32_t rank;
+    int64_t shape[DS_MAX_RANK];
+    uint64_t element_count;
+    void *data;
+    size_t byte_size, cap;
+} wk_out;
+
+/* Worker-side ds_infer_response: the outputs of one execute. */
+struct ds_infer_response {
+    wk_out *outs;
+    uint32_t count, cap;
+};
+
+typedef struct wk_chan {
+    unsigned index;
+    int sock;
+    wp_shm shm;
+    ds_infer_response resp;
+    ds_tensor *inputs;
+    int64_t *shapes;
+    const char **requested;
+    uint32_t inputs_cap, requested_cap;
+    timer_t cpu_timer;
+    bool has_timer;
+} wk_chan;
+
+/* The worker's one deployment. Written by main before the channel threads start, read-only
+ * afterwards (exec_lock aside). */
+static struct {
+    loader_plugin *plugin;
+    void *instance;
+    pthread_mutex_t exec_lock;  /* serializes execute() when the plugin is not thread-safe */
+    pthread_mutex_t calls_lock; /* guards calls and stopping */
+    pthread_cond_t calls_done;
+    int calls;     /* execute() calls running */
+    bool stopping; /* STOP received: no new calls */
+    bool thread_safe;
+    int64_t cpu_ms;
+    char plugin_name[4096];
+    char fd_path[64];
+} wk;
+
+static void wk_log(int level, const char *msg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    char line[1200];
+    int n = snprintf(line, sizeof line, "[worker %d] %s plugin: %s\n", (int)getpid(),
+                     names[level < 0   ? 0
+                           : level > 3 ? 3
+                                       : level],
+                     msg);
+    if (n > 0)
+        (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+__attribute__((format(printf, 1, 2))) static void wk_say(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    wk_log(0, msg);
+}
+
+/* ---- the host table the plugin sees ------------------------------------------------------- */
+
+static void *wk_fail_alloc(ds_error *err, const char *fmt, const char *name)
+{
+    ds_error_set(err, DS_ERR_INVALID_ARGUMENT, fmt, name ? name : "(null)");
+    return NULL;
+}
+
+/* Outputs land in per-channel scratch; the same checks as the server's output_alloc, so a plugin
+ * behaves the same isolated or not (the server checks everything again anyway). */
+static void *wk_output_alloc(ds_infer_response *r, const char *name, ds_datatype dt, uint32_t rank,
+                             const int64_t *shape, size_t byte_size, ds_error *err)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) > WP_NAME_MAX)
+        return wk_fail_alloc(err, "output name '%s' must be 1..64 characters", name);
+    if (dt < DS_TYPE_BOOL || dt > DS_TYPE_BYTES || rank > DS_MAX_RANK ||
+        (rank > 0 && shape == NULL))
+        return wk_fail_alloc(err, "output '%s' has an invalid datatype or shape", name);
+    uint64_t elements = 1;
+    for (uint32_t i = 0; i < rank; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && elements > UINT64_MAX / (uint64_t)shape[i]))
+            return wk_fail_alloc(err, "output '%s' has an invalid shape", name);
+        elements *= (uint64_t)shape[i];
+    }
+    size_t es = wp_datatype_size(dt);
+    if (es != 0 && (elements > SIZE_MAX / es || elements * es != byte_size))
+        return wk_fail_alloc(err, "output '%s': byte_size does not match datatype and shape", name);
+    for (uint32_t i = 0; i < r->count; i++)
+        if (strcmp(r->outs[i].name, name) == 0)
+            return wk_fail_alloc(err, "output '%s' was added twice", name);
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 8;
+        wk_out *grown = realloc(r->outs, cap * sizeof *grown);
+        if (grown == NULL || cap > WP_MAX_IO) {
+            ds_error_set(err, DS_ERR_NO_MEMORY, "too many outputs");
+            if (grown != NULL)
+                r->outs = grown;
+            return NULL;
+        }
+        memset(grown + r->cap, 0, (cap - r->cap) * sizeof *grown);
+        r->outs = grown;
+        r->cap = cap;
+    }
+    wk_out *o = &r->outs[r->count];
+    if (o->cap < byte_size || o->data == NULL) {
+        size_t cap = wp_align(byte_size ? byte_size : 16);
+        void *data = aligned_alloc(16, cap);
+        if (data == NULL) {
+            ds_error_set(err, DS_ERR_NO_MEMORY, "out of memory for output '%s'", name);
+            return NULL;
+        }
+        free(o->data);
+        o->data = data;
+        o->cap = cap;
+    }
+    memset(o->data, 0, byte_size);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->datatype = dt;
+    o->rank = rank;
+    memset(o->shape, 0, sizeof o->shape);
+    if (rank > 0)
+        memcpy(o->shape, shape, rank * sizeof *shape);
+    o->element_count = elements;
+    o->byte_size = byte_size;
+    r->count++;
+    return o->data;
+}
+
+static const ds_host_api wk_host = {
+    .struct_size = sizeof(ds_host_api),
+    .abi_major = DS_PLUGIN_ABI_MAJOR,
+    .abi_minor = DS_PLUGIN_ABI_MINOR,
+    .output_alloc = wk_output_alloc,
+    .log = wk_log,
+};
+
+/* ---- confinement ----------------------------------------------------------------------- */
+
+static int wk_limit(int resource, int64_t value, const char *what)
+{
+    if (value <= 0)
+        return 0;
+    struct rlimit rl = {.rlim_cur = (rlim_t)value, .rlim_max = (rlim_t)value};
+    if (setrlimit(resource, &rl) != 0) {
+        wk_say("cannot set %s limit to %lld: %s", what, (long long)value, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Everything that must hold before plugin code runs. 0, or -1 after logging why. */
+static int wk_confine(const wp_init *in, char *err, size_t errlen)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+#if !defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer reserves terabytes of shadow address space: an RLIMIT_AS kills it. */
+    if (wk_limit(RLIMIT_AS, in->memory_bytes, "address space") != 0) {
+        snprintf(err, errlen, "cannot apply memory limit");
+        return -1;
+    }
+#endif
+    if (wk_limit(RLIMIT_NOFILE, in->open_files, "open files") != 0) {
+        snprintf(err, errlen, "cannot apply open files limit");
+        return -1;
+    }
+    if (in->drop && geteuid() == 0) {
+        if (setgroups(0, NULL) != 0 || setgid((gid_t)in->drop_gid) != 0 ||
+            setuid((uid_t)in->drop_uid) != 0) {
+            snprintf(err, errlen, "cannot drop privileges to uid %u: %s", in->drop_uid,
+                     strerror(errno));
+            return -1;
+        }
+        /* setuid made the process non-dumpable, which hides /proc/self/fd from the new uid;
+         * the plugin is loaded through it, so allow it for the load and forbid it afterwards. */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
+    return 0;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+/* Replace every /proc/self/fd/N path in a loader message with the name the server knows. */
+static void wk_rename(const char *msg, char *out, size_t outlen)
+{
+    size_t n = 0, flen = strlen(wk.fd_path);
+    out[0] = '\0';
+    while (*msg != '\0' && n + 1 < outlen) {
+        const char *at = strstr(msg, wk.fd_path);
+        size_t plain = at ? (size_t)(at - msg) : strlen(msg);
+        int k = snprintf(out + n, outlen - n, "%.*s%s", (int)plain, msg, at ? wk.plugin_name : "");
+        if (k < 0)
+            break;
+        n += (size_t)k;
+        if (at == NULL || n >= outlen)
+            break;
+        msg = at + flen;
+    }
+}
+
+static int wk_load(const char *config_json, char *err, size_t errlen)
+{
+    char raw[1024];
+    if (loader_open(wk.fd_path, &wk_host, &wk.plugin, raw, sizeof raw) != 0 ||
+        loader_instance_create(wk.plugin, config_json, &wk.instance, raw, sizeof raw) != 0) {
+        wk_rename(raw, err, errlen);
+        return -1;
+    }
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    wk.thread_safe = loader_thread_safe(wk.plugin) != 0;
+    return 0;
+}
+
+/* Size of the INIT_OK payload for model md. */
+static size_t wk_meta_size(const ds_plugin_api *api, const ds_model_desc *md)
+{
+    size_t n = wp_align(sizeof(wp_meta)) +
+               wp_align((size_t)(md->input_count + md->output_count) * sizeof(wp_io));
+    n += wp_str_size(strlen(api->name)) + wp_str_size(strlen(md->platform));
+    for (uint32_t i = 0; i < md->input_count; i++)
+        n += wp_str_size(strlen(md->inputs[i].name));
+    for (uint32_t i = 0; i < md->output_count; i++)
+        n += wp_str_size(strlen(md->outputs[i].name));
+    return n;
+}
+
+static void wk_put_io(wp_writer *w, wp_io *rec, const ds_io_desc *d)
+{
+    rec->name = wp_put_str(w, d->name);
+    rec->datatype = (int32_t)d->datatype;
+    rec->rank = d->rank;
+    memcpy(rec->shape, d->shape, sizeof rec->shape);
+}
+
+static int wk_write_meta(wp_shm *shm, size_t *used)
+{
+    const ds_plugin_api *api = loader_api(wk.plugin);
+    const ds_model_desc *md = loader_model(wk.plugin);
+    if (wp_shm_reserve(shm, wk_meta_size(api, md)) != 0)
+        return -1;
+    wp_writer w = {.base = shm->base};
+    wp_meta *meta = wp_alloc(&w, sizeof *meta);
+    wp_io *io = wp_alloc(&w, (size_t)(md->input_count + md->output_count) * sizeof *io);
+    meta->api_flags = api->flags;
+    meta->model_flags = md->flags;
+    meta->input_count = md->input_count;
+    meta->output_count = md->output_count;
+    meta->name = wp_put_str(&w, api->name);
+    meta->platform = wp_put_str(&w, md->platform);
+    for (uint32_t i = 0; i < md->input_count; i++)
+        wk_put_io(&w, &io[i], &md->inputs[i]);
+    for (uint32_t i = 0; i < md->output_count; i++)
+        wk_put_io(&w, &io[md->input_count + i], &md->outputs[i]);
+    *used = w.pos;
+    return 0;
+}
+
+static void wk_send_error(wp_shm *shm, const char *msg)
+{
+    size_t n = strlen(msg);
+    if (wp_shm_reserve(shm, wp_str_size(n)) == 0) {
+        memcpy(shm->base, msg, n + 1);
+        wp_send(WP_FD_CTL, WP_INIT_ERR, 0, shm->size, (int32_t)n);
+    } else {
+        wp_send(WP_FD_CTL, WP_INIT_ERR, 0, 0, 0);
+    }
+}
+
+/* ---- serving --------------------------------------------------------------------------- */
+
+/* Grow the per-channel arrays a request is decoded into. 0 or -1. */
+static int wk_chan_fit(wk_chan *c, uint32_t inputs, uint32_t requested)
+{
+    if (inputs > c->inputs_cap) {
+        ds_tensor *t = realloc(c->inputs, inputs * sizeof *t);
+        int64_t *s = t ? realloc(c->shapes, (size_t)inputs * DS_MAX_RANK * sizeof *s) : NULL;
+        if (t != NULL)
+            c->inputs = t;
+        if (s == NULL)
+            return -1;
+        c->shapes = s;
+        c->inputs_cap = inputs;
+    }
+    if (requested > c->requested_cap) {
+        const char **r = realloc(c->requested, requested * sizeof *r);
+        if (r == NULL)
+            return -1;
+        c->requested = r;
+        c->requested_cap = requested;
+    }
+    return 0;
+}
+
+/* Turn the EXEC payload into the plugin's request, pointing into shared memory. 0 or -1. */
+static int wk_decode(wk_chan *c, ds_infer_request *req)
+{
+    const uint8_t *base = c->shm.base;
+    size_t size = c->shm.size;
+    int bad = 0;
+    if (size < sizeof(wp_request))
+        return -1;
+    const wp_request *h = (const wp_request *)base;
+    if (h->input_count > WP_MAX_IO || h->requested_count > WP_MAX_IO ||
+        wk_chan_fit(c, h->input_count, h->requested_count) != 0)
+        return -1;
+    wp_span tspan = {wp_align(sizeof *h), (uint64_t)h->input_count * sizeof(wp_tensor)};
+    wp_span rspan = {tspan.off + wp_align(tspan.len),
+                     (uint64_t)h->requested_count * sizeof(wp_span)};
+    const wp_tensor *ts = wp_bytes(base, size, tspan, &bad);
+    const wp_span *rs = wp_bytes(base, size, rspan, &bad);
+    if (bad)
+        return -1;
+    for (uint32_t i = 0; i < h->input_count; i++) {
+        ds_tensor *t = &c->inputs[i];
+        int64_t *shape = c->shapes + (size_t)i * DS_MAX_RANK;
+        memcpy(shape, ts[i].shape, sizeof ts[i].shape);
+        t->name = wp_str(base, size, ts[i].name, &bad);
+        t->datatype = (ds_datatype)ts[i].datatype;
+        t->rank = ts[i].rank > DS_MAX_RANK ? DS_MAX_RANK : ts[i].rank;
+        t->shape = shape;
+        t->data = wp_bytes(base, size, ts[i].data, &bad);
+        t->byte_size = (size_t)ts[i].data.len;
+        t->element_count = ts[i].element_count;
+        t->parameters = wp_str(base, size, ts[i].parameters, &bad);
+    }
+    for (uint32_t i = 0; i < h->requested_count; i++)
+        c->requested[i] = wp_str(base, size, rs[i], &bad);
+    *req = (ds_infer_request){.struct_size = sizeof(ds_infer_request),
+                              .id = wp_str(base, size, h->id, &bad),
+                              .parameters = wp_str(base, size, h->parameters, &bad),
+                              .input_count = h->input_count,
+                              .inputs = c->inputs,
+                              .requested_output_count = h->requested_count,
+                              .requested_outputs = c->requested};
+    return bad ? -1 : 0;
+}
+
+/* Write status, message and outputs over the request; *used is the bytes written. 0 or -1. */
+static int wk_encode(wk_chan *c, ds_status st, const ds_error *perr, size_t *used)
+{
+    const ds_infer_response *r = &c->resp;
+    uint32_t count = st == DS_OK ? r->count : 0;
+    size_t need = wp_align(sizeof(wp_response)) + wp_align(count * sizeof(wp_tensor));
+    for (uint32_t i = 0; i < count; i++)
+        need += wp_str_size(strlen(r->outs[i].name)) + wp_align(r->outs[i].byte_size);
+    if (wp_shm_reserve(&c->shm, need) != 0)
+        return -1;
+    wp_writer w = {.base = c->shm.base};
+    wp_response *h = wp_alloc(&w, sizeof *h);
+    wp_tensor *ts = wp_alloc(&w, count * sizeof *ts);
+    h->status = (int32_t)st;
+    h->output_count = count;
+    memcpy(h->message, perr->message, sizeof h->message);
+    h->message[sizeof h->message - 1] = '\0';
+    for (uint32_t i = 0; i < count; i++) {
+        const wk_out *o = &r->outs[i];
+        memset(&ts[i], 0, sizeof ts[i]);
+        ts[i].name = wp_put_str(&w, o->name);
+        ts[i].data = wp_put(&w, o->data, o->byte_size);
+        ts[i].datatype = o->datatype;
+        ts[i].rank = o->rank;
+        memcpy(ts[i].shape, o->shape, sizeof ts[i].shape);
+        ts[i].element_count = o->element_count;
+    }
+    *used = w.pos;
+    return 0;
+}
+
+/* Arm (ms > 0) or disarm (ms == 0) the per-call CPU budget: SIGXCPU ends the process. */
+static void wk_cpu_budget(wk_chan *c, int64_t ms)
+{
+    if (!c->has_timer)
+        return;
+    struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
+    timer_settime(c->cpu_timer, 0, &its, NULL);
+}
+
+/* Enter (true) unless STOP came in; the destroy after STOP waits for every call to leave. */
+static bool wk_call_enter(void)
+{
+    pthread_mutex_lock(&wk.calls_lock);
+    bool ok = !wk.stopping;
+    if (ok)
+        wk.calls++;
+    pthread_mutex_unlock(&wk.calls_lock);
+    return ok;
+}
+
+static void wk_call_leave(void)
+{
+    pthread_mutex_lock(&wk.calls_lock);
+    if (--wk.calls == 0)
+        pthread_cond_broadcast(&wk.calls_done);
+    pthread_mutex_unlock(&wk.calls_lock);
+}
+
+static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, ds_error *perr)
+{
+    c->resp.count = 0;
+    if (!wk_call_enter())
+        return ds_error_set(perr, DS_ERR_UNAVAILABLE, "worker: stopping");
+    const ds_plugin_api *api = loader_api(wk.plugin);
+    if (!wk.thread_safe)
+        pthread_mutex_lock(&wk.exec_lock);
+    wk_cpu_budget(c, wk.cpu_ms);
+    ds_status st = api->execute(wk.instance, req, &c->resp, perr);
+    wk_cpu_budget(c, 0);
+    if (!wk.thread_safe)
+        pthread_mutex_unlock(&wk.exec_lock);
+    wk_call_leave();
+    perr->message[sizeof perr->message - 1] = '\0';
+    return st;
+}
+
+static void wk_serve_one(wk_chan *c, const wp_msg *m)
+{
+    ds_infer_request req;
+    ds_error perr = {.code = DS_OK, .message = ""};
+    ds_status st;
+    if (wp_shm_follow(&c->shm, m->shm_size) != 0 || wk_decode(c, &req) != 0) {
+        st = DS_ERR_INTERNAL;
+        ds_error_set(&perr, st, "worker: malformed request from the server");
+    } else {
+        st = wk_execute(c, &req, &perr);
+    }
+    size_t used = 0;
+    if (wk_encode(c, st, &perr, &used) != 0) {
+        st = DS_ERR_NO_MEMORY;
+        ds_error_set(&perr, st, "worker: cannot grow shared memory for the outputs");
+        c->resp.count = 0;
+        if (wk_encode(c, st, &perr, &used) != 0)
+            _exit(5);
+    }
+    if (wp_send(c->sock, WP_DONE, m->seq, c->shm.size, (int32_t)st) != 0)
+        _exit(0); /* the server is gone */
+}
+
+static void wk_chan_timer(wk_chan *c)
+{
+    if (wk.cpu_ms <= 0)
+        return;
+    clockid_t clk;
+    struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGXCPU};
+    sev._sigev_un._tid = gettid();
+    if (pthread_getcpuclockid(pthread_self(), &clk) == 0 &&
+        timer_create(clk, &sev, &c->cpu_timer) == 0)
+        c->has_timer = true;
+    else
+        wk_say("cannot arm the per-call CPU limit: %s", strerror(errno));
+}
+
+static void *wk_chan_main(void *arg)
+{
+    wk_chan *c = arg;
+    wk_chan_timer(c);
+    for (;;) {
+        wp_msg m;
+        int r = wp_recv(c->sock, &m, -1);
+        if (r <= 0)
+            _exit(0); /* the server closed the channel: it is gone or has given up on us */
+        if (m.type == WP_EXEC)
+            wk_serve_one(c, &m);
+    }
+    return NULL;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+static int wk_read_init(wp_shm *shm0, wp_init *in, char *config, size_t config_len, char *err,
+                        size_t errlen)
+{
+    wp_msg m;
+    if (wp_recv(WP_FD_CTL, &m, -1) != 1 || m.type != WP_INIT)
+        return 3;
+    if (wp_shm_attach(shm0, wp_fd_shm(0), 0) != 0 || shm0->size < sizeof *in ||
+        wp_shm_follow(shm0, m.shm_size) != 0)
+        return 4;
+    memcpy(in, shm0->base, sizeof *in);
+    int bad = 0;
+    const char *name = wp_str(shm0->base, shm0->size, in->plugin_name, &bad);
+    const char *cfg = wp_str(shm0->base, shm0->size, in->config_json, &bad);
+    if (bad || in->channels == 0 || in->channels > WP_MAX_CHANNELS ||
+        (cfg != NULL && strlen(cfg) >= config_len)) {
+        snprintf(err, errlen, "malformed INIT");
+        return 4;
+    }
+    snprintf(wk.plugin_name, sizeof wk.plugin_name, "%s", name ? name : "?");
+    snprintf(config, config_len, "%s", cfg ? cfg : "{}");
+    snprintf(wk.fd_path, sizeof wk.fd_path, "/proc/self/fd/%d", wp_fd_plugin(in->channels));
+    wk.cpu_ms = in->cpu_ms_per_call;
+    return 0;
+}
+
+/* Start one thread per channel (channel 0 reuses shm0). 0 or -1. */
+static int wk_start_channels(const wp_init *in, wp_shm *shm0)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (unsigned i = 0; i < in->channels; i++) {
+        wk_chan *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return -1;
+        c->index = i;
+        c->sock = wp_fd_sock(i);
+        if (i == 0)
+            c->shm = *shm0;
+        else if (wp_shm_attach(&c->shm, wp_fd_shm(i), 0) != 0)
+            return -1;
+        pthread_t t;
+        if (pthread_create(&t, &attr, wk_chan_main, c) != 0)
+            return -1;
+    }
+    pthread_attr_destroy(&attr);
+    return 0;
+}
+
+/* The main thread after INIT_OK: wait for STOP or for the server to go away. */
+static int wk_wait_ctl(void)
+{
+    for (;;) {
+        wp_msg m;
+        int r = wp_recv(WP_FD_CTL, &m, -1);
+        if (r <= 0)
+            _exit(0);
+        if (m.type == WP_STOP) {
+            /* destroy() only after the last execute(); a call that never returns keeps us
+             * here until the server's grace period ends and it kills us */
+            pthread_mutex_lock(&wk.calls_lock);
+            wk.stopping = true;
+            while (wk.calls > 0)
+                pthread_cond_wait(&wk.calls_done, &wk.calls_lock);
+            pthread_mutex_unlock(&wk.calls_lock);
+            loader_instance_destroy(wk.plugin, wk.instance);
+            _exit(0); /* no dlclose: other threads may still be inside the plugin */
+        }
+    }
+}
+
+int worker_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    static char config[1 << 20];
+    char err[1024] = "";
+    wp_init in;
+    wp_shm shm0 = {.fd = -1};
+    pthread_mutex_init(&wk.exec_lock, NULL);
+    pthread_mutex_init(&wk.calls_lock, NULL);
+    pthread_cond_init(&wk.calls_done, NULL);
+    int rc = wk_read_init(&shm0, &in, config, sizeof config, err, sizeof err);
+    if (rc != 0) {
+        wk_say("%s", err[0] ? err : "no INIT from the server");
+        return rc;
+    }
+    if (wk_confine(&in, err, sizeof err) != 0 || wk_load(config, err, sizeof err) != 0) {
+        wk_send_error(&shm0, err);
+        return 0;
+    }
+    size_t used = 0;
+    if (wk_write_meta(&shm0, &used) != 0) {
+        wk_send_error(&shm0, "worker: cannot grow shared memory for the metadata");
+        return 0;
+    }
+    if (in.probe) {
+        loader_instance_destroy(wk.plugin, wk.instance);
+        loader_close(wk.plugin);
+        wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, 0);
+        return 0;
+    }
+    if (wk_start_channels(&in, &shm0) != 0) {
+        wk_send_error(&shm0, "worker: cannot start its channel threads");
+        return 0;
+    }
+    if (wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, 0) != 0)
+        return 3;
+    return wk_wait_ctl();
+}

@@ -1,0 +1,206 @@
+/*
+ * worker_proto: the wire between the server and a `dynserve worker` process. Shared by both
+ * sides (worker.c in the server, worker_main.c in the child); nothing else includes it.
+ *
+ * Transport. The server starts the worker with posix_spawn and hands it, at fixed descriptor
+ * numbers, one control socket and, per channel, a data socket plus a memfd:
+ *
+ *   fd 3              control (AF_UNIX SOCK_SEQPACKET): INIT, INIT_OK/INIT_ERR, STOP; its EOF
+ *                     tells either side that the other one is gone
+ *   fd 4 + 2*i        channel i data socket (SOCK_SEQPACKET): EXEC -> DONE, one at a time
+ *   fd 5 + 2*i        channel i shared memory (memfd, sealed against shrinking)
+ *   fd 4 + 2*count    the plugin file, opened read-only by the server (the worker dlopens
+ *                     /proc/self/fd/N after dropping privileges, so it needs no access to the
+ *                     data directory)
+ *
+ * Messages on the sockets are one fixed wp_msg each. Everything of variable size (tensors,
+ * names, the init parameters, metadata) travels in the channel's shared memory, addressed by
+ * (offset, length) pairs from the start of the mapping, so no JSON and no copying through the
+ * kernel: the server writes the request there, the worker's plugin reads its inputs in place,
+ * the worker writes the outputs over them and the server copies them into its response.
+ *
+ * Trust: the worker runs plugin code, so the server treats every byte it reads back (message
+ * fields and shared memory) as hostile and bounds-checks it (wp_str, wp_span); the memfd is
+ * sealed with F_SEAL_SHRINK so a worker cannot truncate it under the server's mapping.
+ * Both sides run the same binary, so structs are sent in native layout.
+ */
+#ifndef DS_WORKER_PROTO_H
+#define DS_WORKER_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dynserve/plugin.h"
+
+#define WP_MAGIC        0x50575344u /* "DSWP" */
+#define WP_FD_CTL       3
+#define WP_FD_CHANNEL0  4
+#define WP_MAX_CHANNELS 16
+#define WP_SHM_INITIAL  (64u * 1024u)
+#define WP_MAX_IO       256
+#define WP_NAME_MAX     64
+
+static inline int wp_fd_sock(unsigned i)
+{
+    return WP_FD_CHANNEL0 + 2 * (int)i;
+}
+static inline int wp_fd_shm(unsigned i)
+{
+    return WP_FD_CHANNEL0 + 2 * (int)i + 1;
+}
+static inline int wp_fd_plugin(unsigned channels)
+{
+    return WP_FD_CHANNEL0 + 2 * (int)channels;
+}
+
+typedef enum wp_type {
+    WP_INIT = 1,     /* server -> worker on ctl; wp_init in channel 0's memory */
+    WP_INIT_OK = 2,  /* worker -> server on ctl; wp_meta in channel 0's memory */
+    WP_INIT_ERR = 3, /* worker -> server on ctl; wp_text (the message) in channel 0's memory */
+    WP_STOP = 4,     /* server -> worker on ctl: destroy the instance and exit */
+    WP_EXEC = 5,     /* server -> worker on a channel; wp_request in its memory */
+    WP_DONE = 6      /* worker -> server on a channel; wp_response in its memory */
+} wp_type;
+
+/* One socket message. shm_size is the writer's view of the memfd size: the reader maps at
+ * least that much (after checking the file really is that large) before reading. */
+typedef struct wp_msg {
+    uint32_t magic;
+    uint32_t type; /* wp_type */
+    uint64_t seq;  /* EXEC/DONE pair up by seq */
+    uint64_t shm_size;
+    int32_t status; /* DONE: ds_status of execute */
+    uint32_t reserved;
+} wp_msg;
+
+/* A string or byte range in shared memory; len 0 with off 0 means "absent" (NULL). Strings are
+ * followed by a NUL that is not counted in len. */
+typedef struct wp_span {
+    uint64_t off;
+    uint64_t len;
+} wp_span;
+
+/* INIT parameters (at offset 0 of channel 0). */
+typedef struct wp_init {
+    uint32_t channels;
+    uint32_t probe;          /* 1: create, destroy, report, exit */
+    int64_t memory_bytes;    /* RLIMIT_AS, 0 = unlimited */
+    int64_t open_files;      /* RLIMIT_NOFILE, 0 = inherit */
+    int64_t cpu_ms_per_call; /* thread CPU time per execute, 0 = unlimited */
+    uint32_t drop_uid;       /* when the server runs as root: setuid/setgid to these */
+    uint32_t drop_gid;
+    uint32_t drop;       /* 1 when drop_uid/drop_gid apply */
+    uint32_t unused;     /* padding, 0 */
+    wp_span plugin_name; /* the path as the server knows it, for messages */
+    wp_span config_json;
+} wp_init;
+
+/* One declared input or output, in metadata. */
+typedef struct wp_io {
+    wp_span name;
+    int32_t datatype;
+    int32_t rank;
+    int64_t shape[DS_MAX_RANK];
+} wp_io;
+
+/* INIT_OK payload: the plugin's table flags and model description. */
+typedef struct wp_meta {
+    uint32_t api_flags;
+    uint32_t model_flags;
+    uint32_t input_count;
+    uint32_t output_count;
+    wp_span name;
+    wp_span platform;
+    /* then input_count + output_count wp_io records, then strings */
+} wp_meta;
+
+/* A tensor in a request (input) or response (output). */
+typedef struct wp_tensor {
+    wp_span name;
+    wp_span data;
+    wp_span parameters; /* inputs only */
+    int32_t datatype;
+    uint32_t rank;
+    int64_t shape[DS_MAX_RANK];
+    uint64_t element_count;
+} wp_tensor;
+
+/* EXEC payload. */
+typedef struct wp_request {
+    wp_span id;
+    wp_span parameters;
+    uint32_t input_count;
+    uint32_t requested_count;
+    /* then input_count wp_tensor, requested_count wp_span, then strings and data */
+} wp_request;
+
+/* DONE payload. */
+typedef struct wp_response {
+    int32_t status; /* ds_status */
+    uint32_t output_count;
+    char message[DS_ERROR_MESSAGE_MAX];
+    /* then output_count wp_tensor, then names and data */
+} wp_response;
+
+/* ---- shared memory ------------------------------------------------------------------------ */
+
+/* One side's mapping of a channel's memfd. Owned by whoever created it; one thread at a time. */
+typedef struct wp_shm {
+    int fd;
+    uint8_t *base;
+    size_t size; /* mapped bytes (<= the file size) */
+} wp_shm;
+
+/* Create a memfd of `size` bytes sealed against shrinking, mapped. 0, or -1 with errno. */
+int wp_shm_create(wp_shm *s, size_t size);
+/* Map an existing memfd (the worker's side); size 0 maps the file's current size. 0 or -1. */
+int wp_shm_attach(wp_shm *s, int fd, size_t size);
+/* Make the file and the mapping at least `need` bytes (grows by doubling). 0, or -1 with errno;
+ * the old mapping stays valid on failure. */
+int wp_shm_reserve(wp_shm *s, size_t need);
+/* Map at least `size` bytes because the peer says the file has grown; -1 when the file is not
+ * that large (a lying peer) or mapping fails. */
+int wp_shm_follow(wp_shm *s, size_t size);
+void wp_shm_close(wp_shm *s);
+
+/* ---- layout helpers ------------------------------------------------------------------------ */
+
+/* A bump writer over a shared-memory area: wp_put* return the span written. The caller sizes the
+ * area first (wp_size_* below) so writes never fail. */
+typedef struct wp_writer {
+    uint8_t *base;
+    size_t pos;
+} wp_writer;
+
+static inline size_t wp_align(size_t n)
+{
+    return (n + 15u) & ~(size_t)15u;
+}
+/* Bytes wp_put_str needs for a string of len bytes (with its NUL, aligned). */
+static inline size_t wp_str_size(size_t len)
+{
+    return wp_align(len + 1);
+}
+void *wp_alloc(wp_writer *w, size_t n); /* aligned, uninitialised */
+wp_span wp_put(wp_writer *w, const void *data, size_t n);
+wp_span wp_put_str(wp_writer *w, const char *s); /* NULL -> absent span */
+
+/* The string at `sp` when it lies within [base, base+size) and is NUL-terminated there; NULL for
+ * an absent span, and NULL with *bad = 1 when the span is out of bounds or unterminated. */
+const char *wp_str(const uint8_t *base, size_t size, wp_span sp, int *bad);
+/* The bytes at `sp` when they lie within the area, else NULL (sets *bad). */
+const void *wp_bytes(const uint8_t *base, size_t size, wp_span sp, int *bad);
+
+/* ---- sockets ---------------------------------------------------------------------------- */
+
+/* Send one message (MSG_NOSIGNAL, retried on EINTR). 0 or -1. */
+int wp_send(int fd, uint32_t type, uint64_t seq, uint64_t shm_size, int32_t status);
+/* Receive one message, waiting at most timeout_ms (-1 forever). 1 received (and checked: size
+ * and magic), 0 the peer is gone (EOF, reset, or a malformed message), -2 timed out, -1 other
+ * error. */
+int wp_recv(int fd, wp_msg *m, int timeout_ms);
+
+/* Element size of a fixed-size datatype, 0 for BYTES and invalid ones. */
+size_t wp_datatype_size(int32_t datatype);
+
+#endif

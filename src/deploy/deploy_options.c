@@ -1,0 +1,136 @@
+/*
+ * deploy_options: one table row per option (see deploy_options.h). Integers are whole JSON
+ * numbers within [min, max]; "isolation" is one of its names.
+ */
+#include "deploy_options.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum opt_kind { OPT_INT, OPT_ISOLATION } opt_kind;
+
+typedef struct opt_field {
+    const char *name;
+    opt_kind kind;
+    size_t offset;
+    int64_t min, max;
+} opt_field;
+
+#define OPT_INT_FIELD(n, lo, hi)                                                                   \
+    {                                                                                              \
+#n, OPT_INT, offsetof(ds_deploy_options, n), lo, hi                                        \
+    }
+
+static const opt_field opt_fields[] = {
+    {"isolation", OPT_ISOLATION, offsetof(ds_deploy_options, isolation), 0, 0},
+    OPT_INT_FIELD(timeout_ms, 1, 3600000),
+    OPT_INT_FIELD(max_in_flight, 1, 100000),
+    OPT_INT_FIELD(max_queue, 0, 1000000),
+    OPT_INT_FIELD(memory_limit_mb, 16, 1048576),
+    OPT_INT_FIELD(max_open_files, 16, 1048576),
+    OPT_INT_FIELD(cpu_limit_ms, 1, 3600000),
+    OPT_INT_FIELD(workers, 1, 16),
+};
+#define OPT_COUNT (sizeof opt_fields / sizeof opt_fields[0])
+
+static const char *const isolation_names[] = {"default", "inproc", "process"};
+
+const char *deploy_isolation_name(ds_isolation i)
+{
+    return (unsigned)i < 3 ? isolation_names[i] : "default";
+}
+
+bool deploy_options_known(const char *key)
+{
+    for (size_t i = 0; i < OPT_COUNT; i++)
+        if (strcmp(opt_fields[i].name, key) == 0)
+            return true;
+    return false;
+}
+
+static int opt_read(const opt_field *f, const cJSON *v, ds_deploy_options *o, char *err,
+                    size_t errlen)
+{
+    char *at = (char *)o + f->offset;
+    if (f->kind == OPT_ISOLATION) {
+        ds_isolation iso = DS_ISOLATION_DEFAULT;
+        if (cJSON_IsString(v) && strcmp(v->valuestring, "inproc") == 0)
+            iso = DS_ISOLATION_INPROC;
+        else if (cJSON_IsString(v) && strcmp(v->valuestring, "process") == 0)
+            iso = DS_ISOLATION_PROCESS;
+        else {
+            snprintf(err, errlen, "\"isolation\" must be \"inproc\" or \"process\"");
+            return -1;
+        }
+        memcpy(at, &iso, sizeof iso);
+        return 0;
+    }
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= (double)f->min && d <= (double)f->max) || floor(d) != d) {
+        snprintf(err, errlen, "\"%s\" must be a whole number in [%lld, %lld]", f->name,
+                 (long long)f->min, (long long)f->max);
+        return -1;
+    }
+    int64_t n = (int64_t)d;
+    memcpy(at, &n, sizeof n);
+    return 0;
+}
+
+int deploy_options_parse(const cJSON *obj, ds_deploy_options *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (obj == NULL)
+        return 0;
+    if (!cJSON_IsObject(obj)) {
+        snprintf(err, errlen, "deployment options must be a JSON object");
+        return -1;
+    }
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, opt_fields[i].name);
+        if (v != NULL && !cJSON_IsNull(v) && opt_read(&opt_fields[i], v, out, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int deploy_options_parse_text(const char *json, ds_deploy_options *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (json == NULL || json[0] == '\0')
+        return 0;
+    cJSON *obj = cJSON_Parse(json);
+    if (obj == NULL) {
+        snprintf(err, errlen, "stored deployment options are not JSON");
+        return -1;
+    }
+    int rc = deploy_options_parse(obj, out, err, errlen);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+void deploy_options_to_json(const ds_deploy_options *o, ds_buf *out)
+{
+    buf_append_char(out, '{');
+    const char *sep = "";
+    for (size_t i = 0; i < OPT_COUNT; i++) {
+        const opt_field *f = &opt_fields[i];
+        const char *at = (const char *)o + f->offset;
+        if (f->kind == OPT_ISOLATION) {
+            ds_isolation iso;
+            memcpy(&iso, at, sizeof iso);
+            if (iso != DS_ISOLATION_DEFAULT)
+                buf_printf(out, "%s\"%s\":\"%s\"", sep, f->name, deploy_isolation_name(iso));
+            else
+                continue;
+        } else {
+            int64_t n;
+            memcpy(&n, at, sizeof n);
+            if (n == 0)
+                continue;
+            buf_printf(out, "%s\"%s\":%lld", sep, f->name, (long long)n);
+        }
+        sep = ",";
+    }
+    buf_append_char(out, '}');
+}

@@ -1,0 +1,56 @@
+/*
+ * deploy_options: the per-deployment options of a deploy body (ds_deploy_options), their
+ * parsing and checking, and their JSON form, which is stored in deployments.options so that a
+ * restart restores a deployment exactly as it was deployed.
+ *
+ * Every option is a top-level field of the deploy body next to model_name/version/
+ * endpoint_name. A field is described once in the table in deploy_options.c (name, type,
+ * range, where it lives in the struct); helpers that add options add a row there and a field
+ * here. Absent fields are 0 ("server default"); unknown fields are the caller's 400.
+ *
+ * Thread-safety: pure functions over caller-owned values.
+ */
+#ifndef DS_DEPLOY_OPTIONS_H
+#define DS_DEPLOY_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+
+typedef enum ds_isolation {
+    DS_ISOLATION_DEFAULT = 0, /* the server's --isolation */
+    DS_ISOLATION_INPROC = 1,  /* "inproc": the plugin runs in the server (fast path) */
+    DS_ISOLATION_PROCESS = 2  /* "process": the plugin runs in a `dynserve worker` child */
+} ds_isolation;
+
+typedef struct ds_deploy_options {
+    ds_isolation isolation;
+    int64_t timeout_ms;    /* deadline of one request; 0 = --default-timeout-ms */
+    int64_t max_in_flight; /* requests executing at once; 0 = no limit */
+    int64_t max_queue;     /* requests waiting for a slot beyond max_in_flight; 0 = none */
+    /* process isolation only: limits of the worker process */
+    int64_t memory_limit_mb; /* address space (RLIMIT_AS); 0 = none */
+    int64_t max_open_files;  /* RLIMIT_NOFILE; 0 = inherited */
+    int64_t cpu_limit_ms;    /* CPU time one execute may use; 0 = none */
+    int64_t workers;         /* execute calls in flight inside the worker; 0 = 4 */
+} ds_deploy_options;
+
+/* true when `key` is an option field (so a deploy body may carry it). */
+bool deploy_options_known(const char *key);
+
+/* Read the option fields of `obj` (other keys are ignored) into *out, zeroed first. 0, or -1
+ * with a message naming the field in err (a 400 for the caller). */
+int deploy_options_parse(const cJSON *obj, ds_deploy_options *out, char *err, size_t errlen);
+/* The same from stored JSON text; NULL or "" means no options. */
+int deploy_options_parse_text(const char *json, ds_deploy_options *out, char *err, size_t errlen);
+
+/* Append the options that are set as one JSON object ("{}" when none). */
+void deploy_options_to_json(const ds_deploy_options *o, ds_buf *out);
+
+const char *deploy_isolation_name(ds_isolation i); /* "inproc", "process"; "default" */
+
+#endif

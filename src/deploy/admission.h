@@ -1,0 +1,42 @@
+/*
+ * admission: the per-deployment concurrency limit (max_in_flight) and its bounded queue
+ * (max_queue), so one slow model holds at most its share of the server's worker threads and the
+ * rest answer 503 with Retry-After at once instead of queueing behind it.
+ *
+ *   admission_enter  a slot free: run now. Else a queue place free: wait for a slot until the
+ *                    request's deadline. Else: ADMIT_FULL at once.
+ *   admission_leave  give the slot back (wakes one waiter).
+ *
+ * With max_in_flight == 0 there is no limit and enter/leave touch nothing but two atomics.
+ * Thread-safety: any number of threads; the mutex guards the waiting only.
+ */
+#ifndef DS_ADMISSION_H
+#define DS_ADMISSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef enum admit_result {
+    ADMIT_OK = 0,
+    ADMIT_FULL = 1,   /* every slot and queue place taken: 503 + Retry-After */
+    ADMIT_TIMEOUT = 2 /* waited in the queue until the deadline: 504 */
+} admit_result;
+
+typedef struct admission {
+    int64_t max_in_flight; /* 0 = unlimited */
+    int64_t max_queue;
+    pthread_mutex_t mu; /* guards in_flight/queued when limited */
+    pthread_cond_t cv;
+    int64_t in_flight;
+    int64_t queued;
+    atomic_uint_fast64_t rejected; /* ADMIT_FULL answers, lifetime */
+} admission;
+
+void admission_init(admission *a, int64_t max_in_flight, int64_t max_queue);
+void admission_destroy(admission *a);
+/* deadline_ns: CLOCK_MONOTONIC nanoseconds, 0 = none. */
+admit_result admission_enter(admission *a, uint64_t deadline_ns);
+void admission_leave(admission *a);
+
+#endif

@@ -61,14 +61,16 @@ static const char *const SQL[ST_COUNT] = {
                                               "undeployed_at = " NOW_SQL " "
                                               "WHERE version_id = ?1 AND status = 'failed'",
     [ST_DEPLOYMENT_INSERT] = "INSERT INTO deployments "
-                             "(model_name, version, version_id, endpoint_name) "
-                             "VALUES (?1, ?2, ?3, ?4)",
+                             "(model_name, version, version_id, endpoint_name, options) "
+                             "VALUES (?1, ?2, ?3, ?4, coalesce(?5, '{}'))",
     [ST_DEPLOYMENT_GET] = "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE id = ?1",
     [ST_DEPLOYMENT_END] = "UPDATE deployments SET status = ?2, status_reason = ?3, "
                           "undeployed_at = CASE WHEN ?2 = 'undeployed' THEN " NOW_SQL " END "
                           "WHERE id = ?1",
     [ST_DEPLOYMENT_LIST] = "SELECT " DEPLOYMENT_COLUMNS " FROM deployments "
                            "WHERE status IN ('active', 'failed') ORDER BY id",
+    [ST_DEPLOYMENT_CRASH_ADD] = "UPDATE deployments SET server_crashes = server_crashes + 1 "
+                                "WHERE id = ?1 RETURNING server_crashes",
     [ST_EVENT_INSERT] = "INSERT INTO events (kind, model_name, version, detail_json) "
                         "VALUES (?1, ?2, ?3, ?4)",
     [ST_EVENT_INSERT_DEPLOYMENT] = "INSERT INTO events (kind, model_name, version, detail_json) "

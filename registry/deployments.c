@@ -18,6 +18,8 @@ void reg_deployment_free(reg_deployment *d)
         return;
     free(d->status_reason);
     d->status_reason = NULL;
+    free(d->options);
+    d->options = NULL;
 }
 
 /* Fills *d from a DEPLOYMENT_COLUMNS row; false when out of memory. */
@@ -31,7 +33,8 @@ static bool deployment_from_row(sqlite3_stmt *st, reg_deployment *d)
     reg__copy_column(d->status, sizeof d->status, st, 4);
     reg__copy_column(d->deployed_at, sizeof d->deployed_at, st, 6);
     reg__copy_column(d->undeployed_at, sizeof d->undeployed_at, st, 7);
-    return reg__dup_column(st, 5, &d->status_reason);
+    d->server_crashes = sqlite3_column_int64(st, 9);
+    return reg__dup_column(st, 5, &d->status_reason) && reg__dup_column(st, 8, &d->options);
 }
 
 /* Reads deployment `id` into *d (caller frees); REG_NOT_FOUND when there is none. */
@@ -54,6 +57,7 @@ struct deploy_args {
     const char *version;
     const char *endpoint; /* NULL = none */
     reg_deployment *out;  /* create: filled on success, may be NULL */
+    const char *options;  /* create: JSON object text, NULL = "{}" */
     int64_t id;           /* end: which deployment */
     const char *status;   /* end: "undeployed" or "failed" */
     const char *reason;   /* end: may be NULL */
@@ -96,8 +100,8 @@ static reg_status insert_deployment(registry *r, const struct deploy_args *a, in
 {
     int rc = reg__run(r, ST_DEPLOYMENT_CLOSE_FAILED_OF_VERSION, "i", version_id);
     if (rc == SQLITE_DONE)
-        rc =
-            reg__run(r, ST_DEPLOYMENT_INSERT, "ssis", a->name, a->version, version_id, a->endpoint);
+        rc = reg__run(r, ST_DEPLOYMENT_INSERT, "ssiss", a->name, a->version, version_id,
+                      a->endpoint, a->options);
     if (rc != SQLITE_DONE)
         return reg__db_fail(r, rc, err, errlen, "record deployment");
     return deployment_read(r, sqlite3_last_insert_rowid(r->db), d, err, errlen);
@@ -128,9 +132,18 @@ reg_status registry_deployment_create(registry *r, const char *name, const char 
                                       const char *endpoint_name, reg_deployment *out, char *err,
                                       size_t errlen)
 {
-    struct deploy_args a = {name, version, (endpoint_name && *endpoint_name) ? endpoint_name : NULL,
-                            out,  0,       NULL,
-                            NULL};
+    return registry_deployment_create_with(r, name, version, endpoint_name, NULL, out, err, errlen);
+}
+
+reg_status registry_deployment_create_with(registry *r, const char *name, const char *version,
+                                           const char *endpoint_name, const char *options_json,
+                                           reg_deployment *out, char *err, size_t errlen)
+{
+    struct deploy_args a = {.name = name,
+                            .version = version,
+                            .endpoint = (endpoint_name && *endpoint_name) ? endpoint_name : NULL,
+                            .out = out,
+                            .options = options_json};
     if (out)
         memset(out, 0, sizeof *out);
     reg_status st = reg__check_version_key(r, name, version, err, errlen);
@@ -214,4 +227,29 @@ reg_status registry_deployment_list(registry *r, reg_deployment_fn fn, void *ud,
     if (st == REG_OK && !fn)
         st = reg__fail(err, errlen, REG_INVALID, "registry_deployment_list: fn is NULL");
     return st == REG_OK ? reg__locked_read(r, deployment_list_read, &c, err, errlen) : st;
+}
+
+static reg_status deployment_crash_add_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    struct deploy_args *a = arg;
+    bool found = false;
+    int64_t n = 0;
+    reg_status st = reg__query_int(r, ST_DEPLOYMENT_CRASH_ADD, "count crash", &n, &found, err,
+                                   errlen, "i", a->id);
+    if (st == REG_OK && !found)
+        st = reg__fail(err, errlen, REG_NOT_FOUND, "no deployment %lld", (long long)a->id);
+    if (st == REG_OK)
+        a->out->server_crashes = n;
+    return st;
+}
+
+reg_status registry_deployment_crash_add(registry *r, int64_t id, int64_t *crashes, char *err,
+                                         size_t errlen)
+{
+    reg_deployment d = {0};
+    struct deploy_args a = {.id = id, .out = &d};
+    reg_status st = reg__locked_tx(r, deployment_crash_add_tx, &a, err, errlen);
+    if (st == REG_OK && crashes)
+        *crashes = d.server_crashes;
+    return st;
 }

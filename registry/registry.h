@@ -96,6 +96,8 @@ typedef struct reg_deployment {
     char *status_reason;                  /* owned; NULL when none */
     char deployed_at[REG_TIME_MAX];
     char undeployed_at[REG_TIME_MAX]; /* "" while active */
+    char *options;                    /* owned; deployment options as JSON object text */
+    int64_t server_crashes;           /* times the server died of a signal inside this deployment */
 } reg_deployment;
 
 void reg_deployment_free(reg_deployment *d); /* frees owned strings, not d */
@@ -108,6 +110,14 @@ void reg_deployment_free(reg_deployment *d); /* frees owned strings, not d */
 reg_status registry_deployment_create(registry *r, const char *name, const char *version,
                                       const char *endpoint_name, reg_deployment *out, char *err,
                                       size_t errlen);
+/* The same with deployment options (JSON object text, stored as given; NULL = "{}"). */
+reg_status registry_deployment_create_with(registry *r, const char *name, const char *version,
+                                           const char *endpoint_name, const char *options_json,
+                                           reg_deployment *out, char *err, size_t errlen);
+/* Count one server crash inside deployment `id` (the crash journal); *crashes gets the new
+ * total. REG_NOT_FOUND when there is no such deployment. */
+reg_status registry_deployment_crash_add(registry *r, int64_t id, int64_t *crashes, char *err,
+                                         size_t errlen);
 /* End deployment `id`: status becomes `status` ("undeployed" or "failed"), reason (may be
  * NULL) stored, undeployed_at set for "undeployed", and an event recorded (kind "undeploy" or
  * "failed", detail {"deployment_id","endpoint_name","reason"}), in one transaction.

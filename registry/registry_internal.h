@@ -45,7 +45,7 @@ extern const size_t reg_migrations_count;
     "id, model_name, version, plugin_path, coalesce(plugin_sha256, ''), config_json, created_at"
 #define DEPLOYMENT_COLUMNS                                                                         \
     "id, model_name, version, coalesce(endpoint_name, ''), status, status_reason, deployed_at, "   \
-    "coalesce(undeployed_at, '')"
+    "coalesce(undeployed_at, ''), options, server_crashes"
 #define EVENT_COLUMNS "id, at, kind, model_name, coalesce(version, ''), coalesce(detail_json, '')"
 
 /* ---- statements ----------------------------------------------------------------------- */
@@ -77,6 +77,7 @@ enum stmt_id {
     ST_DEPLOYMENT_GET,
     ST_DEPLOYMENT_END,
     ST_DEPLOYMENT_LIST,
+    ST_DEPLOYMENT_CRASH_ADD,
     ST_EVENT_INSERT,
     ST_EVENT_INSERT_DEPLOYMENT,
     ST_EVENT_INSERT_TRAFFIC,

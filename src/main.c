@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crash_journal.h"
 #include "deploy.h"
 #include "host.h"
 #include "http.h"
@@ -31,6 +32,11 @@
 #include "registry.h"
 #include "serve.h"
 #include "store.h"
+#include "worker.h"
+#include "worker_main.h"
+
+/* Registration probes a plugin in a worker process; this long at most (load + create). */
+#define MAIN_PROBE_TIMEOUT_MS 10000
 
 /* The long-lived state of the process, in one struct (redis's `server`); main builds it and
  * hands each module only the part it needs (serve_ctx, manage_ctx, deploy_env).
@@ -41,8 +47,10 @@ typedef struct ds_server {
     registry *reg;
     http_server *http;
     deploy_manager *deploy;
-    serve_ctx serve;   /* the data path's view: deploy + ready */
-    manage_ctx manage; /* the management API's view */
+    serve_ctx serve;    /* the data path's view: deploy + ready */
+    manage_ctx manage;  /* the management API's view */
+    bool had_crash;     /* the last stop was a crash inside an in-process plugin ... */
+    crash_record crash; /* ... of this deployment, by this signal (crash_journal.h) */
 } ds_server;
 
 /* ---- model repository ------------------------------------------------------------------------ */
@@ -116,7 +124,7 @@ static void main_register_version(ds_server *s, const char *model, const char *v
     }
     char *config = main_read_config(dir);
     if (store_import_file(s->cfg.data_dir, plugin, sha, stored, sizeof stored, err, sizeof err) ||
-        loader_probe(stored, plugin_host_api(), config, err, sizeof err) ||
+        worker_probe(stored, config, MAIN_PROBE_TIMEOUT_MS, err, sizeof err) ||
         registry_version_add(s->reg, model, version, stored, sha, config ? config : "{}", err,
                              sizeof err) != REG_OK) {
         log_warn("model repository: skipping %s version %s: %s", model, version, err);
@@ -213,6 +221,12 @@ static int main_open_data_dir(ds_server *s)
         fprintf(stderr, "dynserve: registry %s: %s\n", path, err);
         return -1;
     }
+    if (crash_journal_open(dir, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: crash journal: %s\n", err);
+        return -1;
+    }
+    s->had_crash = crash_journal_take(&s->crash);
+    crash_journal_install();
     return 0;
 }
 
@@ -239,7 +253,16 @@ static int main_start_http(ds_server *s)
 
 static int main_start_deployments(ds_server *s)
 {
-    deploy_env env = {.reg = s->reg, .router = serve_router(s->http), .host = plugin_host_api()};
+    deploy_env env = {.reg = s->reg,
+                      .router = serve_router(s->http),
+                      .host = plugin_host_api(),
+                      .default_isolation = strcmp(s->cfg.isolation, "process") == 0
+                                               ? DS_ISOLATION_PROCESS
+                                               : DS_ISOLATION_INPROC,
+                      .default_timeout_ms = s->cfg.default_timeout_ms,
+                      .drain_timeout_ms = s->cfg.drain_timeout_ms,
+                      .had_crash = s->had_crash,
+                      .crash = s->crash};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);
     if (deploy_manager_new(&env, &s->deploy) != 0) {
         fprintf(stderr, "dynserve: out of memory at startup\n");
@@ -282,11 +305,33 @@ static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
     }
 }
 
+/* Shutdown is bounded: a plugin call that never returns would hold CivetWeb's mg_stop (it joins
+ * every worker thread) forever. Past drain_timeout_ms + 5 s the process leaves without it; the
+ * registry is transactional, so this is no worse than a crash. */
+static void *main_shutdown_watchdog(void *arg)
+{
+    const ds_server *s = arg;
+    int ms = s->cfg.drain_timeout_ms + 5000;
+    struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+    log_error("shutdown did not finish within %d ms (a plugin call never returned); exiting", ms);
+    _exit(0);
+}
+
+static void main_arm_shutdown_watchdog(ds_server *s)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, main_shutdown_watchdog, s) == 0)
+        pthread_detach(t);
+}
+
 int main(int argc, char **argv)
 {
     static ds_server server; /* the process's one server; see ds_server above */
     ds_server *s = &server;
     char err[512];
+    if (argc > 1 && strcmp(argv[1], "worker") == 0)
+        return worker_main(argc - 1, argv + 1); /* spawned by the server: see worker_main.c */
     switch (config_parse(argc, argv, &s->cfg, err, sizeof err)) {
     case CONFIG_EXIT: return 0;
     case CONFIG_ERROR: fprintf(stderr, "dynserve: %s\n", err); return 2;
@@ -316,6 +361,7 @@ int main(int argc, char **argv)
                 log_info("dynserve %s listening on %s:%d, data in %s", DYNSERVE_VERSION,
                          s->cfg.host, http_port(s->http), s->cfg.data_dir);
                 main_wait_for_stop(s, &stop);
+                main_arm_shutdown_watchdog(s);
                 rc = 0;
             }
             http_stop(s->http); /* in-flight requests finish; no handler runs after this */

@@ -48,6 +48,12 @@ static const opt options[] = {
     {"stats-flush-s", NUM(OPT_INT, stats_flush_s, 1, 86400),
      "how often lifetime stats are saved to the registry (default 10)"},
     {"log-level", STR(log_level), "error, warn, info or debug (default info)"},
+    {"isolation", STR(isolation),
+     "where a deployment's plugin runs unless it says: inproc or process (default inproc)"},
+    {"default-timeout-ms", NUM(OPT_INT, default_timeout_ms, 0, 3600000),
+     "request deadline of deployments without timeout_ms; 0 = none (default 0)"},
+    {"drain-timeout-ms", NUM(OPT_INT, drain_timeout_ms, 1, 3600000),
+     "undeploy/shutdown wait for in-flight calls before giving up on them (default 10000)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -82,6 +88,8 @@ static void config_defaults(ds_config *cfg)
     snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8, bin);
     snprintf(cfg->web_root, sizeof cfg->web_root, "%.*s/web", PATH_MAX - 8, bin);
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+    snprintf(cfg->isolation, sizeof cfg->isolation, "inproc");
+    cfg->drain_timeout_ms = 10000;
 }
 
 static int config_set(ds_config *cfg, const opt *o, const char *value, const char *origin,
@@ -182,6 +190,10 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
     if (log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errlen, "log level must be error, warn, info or debug, not '%s'",
                  cfg->log_level);
+        return CONFIG_ERROR;
+    }
+    if (strcmp(cfg->isolation, "inproc") != 0 && strcmp(cfg->isolation, "process") != 0) {
+        snprintf(err, errlen, "isolation must be inproc or process, not '%s'", cfg->isolation);
         return CONFIG_ERROR;
     }
     return CONFIG_OK;

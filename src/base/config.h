@@ -27,6 +27,9 @@ typedef struct ds_config {
     int max_depth;
     int stats_flush_s;
     char log_level[16];
+    char isolation[16];     /* "inproc" or "process": default of deployments without one */
+    int default_timeout_ms; /* deadline of a request when its deployment sets none; 0 = none */
+    int drain_timeout_ms;   /* undeploy and shutdown wait this long for in-flight calls */
 } ds_config;
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };

@@ -33,6 +33,11 @@ typedef enum deploy_status {
     DEPLOY_NOT_FOUND = 2, /* no such registered version / deployment / earlier split */
     DEPLOY_CONFLICT = 3,  /* refused because of other state (already deployed, not live) */
     DEPLOY_INTERNAL = 4,  /* plugin failed to load, registry or memory failure */
+    DEPLOY_DRAINING = 5,  /* undeployed, but a call still runs: released when it returns (202) */
 } deploy_status;
+
+/* src/plugin/worker.h: what an isolated deployment's execute returns beyond ds_status. */
+#define DS_STATUS_WORKER_CRASHED 100 /* the worker process died during the call (502) */
+#define DS_STATUS_WORKER_TIMEOUT 101 /* no answer by the deadline; worker killed (504) */
 
 #endif

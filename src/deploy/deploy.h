@@ -32,11 +32,15 @@
 #define DS_DEPLOY_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admission.h"
 #include "buf.h"
+#include "crash_journal.h"
+#include "deploy_options.h"
 #include "dynserve/plugin.h"
 #include "errors.h"
 #include "guard.h"
@@ -58,6 +62,13 @@ typedef struct deploy_target {
     pthread_mutex_t *exec_lock; /* non-NULL when the plugin is not thread-safe */
     ds_stats *stats;
     int64_t deployment_id;
+    /* limits and isolation (see deploy_options.h) */
+    bool isolated;                       /* api/instance are a worker proxy (plugin/worker.h) */
+    int64_t timeout_ms;                  /* effective deadline; 0 = none */
+    admission *admission;                /* max_in_flight / max_queue; NULL = none */
+    atomic_uint_fast64_t *timeouts;      /* requests answered 504, lifetime of this deployment */
+    atomic_int_fast64_t *last_timeout_s; /* CLOCK_MONOTONIC seconds of the last one, 0 = never */
+    atomic_bool *draining;               /* undeployed: requests still holding it get a 404 */
 } deploy_target;
 
 /* What a route leads to: exactly one of the two is set. */
@@ -81,6 +92,11 @@ typedef struct deploy_env {
     deploy_router router;
     const ds_host_api *host; /* handed to every plugin (plugin/host.h); outlives the manager */
     char data_dir[4096];
+    ds_isolation default_isolation; /* --isolation */
+    int default_timeout_ms;         /* --default-timeout-ms */
+    int drain_timeout_ms;           /* --drain-timeout-ms (0: 10000) */
+    bool had_crash;                 /* the crash journal's record from the last stop */
+    crash_record crash;
 } deploy_env;
 
 /* Outcome of a management operation, in the manager's own terms: deploy_status (DEPLOY_OK,
@@ -106,14 +122,45 @@ void deploy_manager_router_stopped(deploy_manager *m);
  * failed with the reason. Returns how many came back. (restore.c) */
 int deploy_restore(deploy_manager *m);
 
-/* Deploy a registered version. DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND,
- * CONFLICT or INTERNAL with a message. */
+/* Deploy a registered version with options (NULL = none; stored with the deployment, see
+ * deploy_options.h). DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND, CONFLICT or
+ * INTERNAL with a message. The lifecycle lock is not held while the plugin loads (or its worker
+ * starts), so readers and other changes of the model never wait for plugin code. */
 deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
-                           const char *endpoint_name, reg_deployment *out);
-/* Undeploy by (model, version) or, when model is NULL, by endpoint name. DEPLOY_OK after the
- * routes are gone and every in-flight request finished; DEPLOY_NOT_FOUND when not deployed. */
+                           const char *endpoint_name, const ds_deploy_options *opts,
+                           reg_deployment *out);
+/* Undeploy by (model, version) or, when model is NULL, by endpoint name. The version leaves the
+ * routing tables and the registry at once; a drain thread then removes its route and waits for
+ * in-flight requests, which get drain_timeout_ms (< 0: the environment's) to finish. DEPLOY_OK
+ * when all was released in that time; an isolated worker still busy is killed (DEPLOY_OK); an
+ * in-process call still running leaves the deployment draining (DEPLOY_DRAINING): it is
+ * released when the call returns. NOT_FOUND when not deployed; CONFLICT while an earlier
+ * undeploy of the version still drains. The lifecycle lock is never held across the wait. */
 deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
-                          const char *endpoint_name);
+                          const char *endpoint_name, int drain_timeout_ms);
+
+/* What GET /deployments and /models/stats show about a live deployment beyond its registry row. */
+typedef struct deploy_runtime {
+    const char *status; /* "active", "degraded" (a deadline passed within a minute, or the
+                           worker is restarting), "failed" (the worker gave up) */
+    char reason[256];
+    ds_deploy_options options;
+    bool isolated;
+    int worker_pid;
+    int64_t worker_rss_bytes;
+    unsigned worker_restarts, worker_crashes;
+    const char *worker_state; /* static string */
+    uint64_t timeouts, rejected;
+} deploy_runtime;
+
+/* The runtime view of (model, version); false when it is not live. Never waits for a plugin or
+ * a drain. */
+bool deploy_runtime_get(deploy_manager *m, const char *model, const char *version,
+                        deploy_runtime *out);
+/* Call fn for every deployment still draining after its undeploy answered DEPLOY_DRAINING. */
+typedef void (*deploy_draining_fn)(void *ud, const char *model, const char *version,
+                                   const char *endpoint_name);
+void deploy_foreach_draining(deploy_manager *m, deploy_draining_fn fn, void *ud);
 
 /* ---- traffic splits (traffic.c) ------------------------------------------------------------
  *

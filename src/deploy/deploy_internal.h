@@ -13,6 +13,7 @@
 #include "deploy.h"
 #include "guard.h"
 #include "loader.h"
+#include "worker.h"
 
 #define DEPLOY_BUCKETS  1024
 #define DEPLOY_PATH_MAX (2 * REG_NAME_MAX + 48)
@@ -23,10 +24,21 @@ struct deployment {
     char version[REG_NAME_MAX + 1];
     char endpoint_name[REG_NAME_MAX + 1];
     char infer_path[DEPLOY_PATH_MAX];
-    loader_plugin *plugin;
-    pthread_mutex_t exec_lock; /* serializes execute() when the plugin is not thread-safe */
-    atomic_int refs;           /* requests holding this deployment; drained before unload */
+    loader_plugin *plugin;  /* in-process; NULL when isolated */
+    worker *worker;         /* isolated: the worker process; NULL in-process */
+    ds_deploy_options opts; /* as deployed (stored in deployments.options) */
+    admission adm;          /* max_in_flight / max_queue */
+    atomic_uint_fast64_t timeouts;
+    atomic_int_fast64_t last_timeout_s;
+    atomic_bool draining;        /* out of the tables; requests still holding it get a 404 */
+    atomic_bool failed;          /* the worker gave up (crash limit); set by its supervisor */
+    pthread_mutex_t reason_lock; /* guards fail_reason */
+    char fail_reason[256];
+    struct deployment *next_draining; /* deploy_model.draining list; guarded by lifecycle */
+    pthread_mutex_t exec_lock;        /* serializes execute() when the plugin is not thread-safe */
+    atomic_int refs;                  /* requests holding this deployment; drained before unload */
     deploy_model *model;
+    deploy_manager *mgr;
     struct deployment *next_endpoint; /* endpoint hash chain; guarded by the index lock */
 };
 
@@ -39,15 +51,18 @@ struct deploy_model {
     deployment **versions;     /* newest first */
     int *weights;              /* canary weight 0..100 of versions[i] (split.h), same length */
     size_t count, cap;
-    bool has_split;     /* weights are in effect (else: newest version gets all) */
-    bool route_added;   /* unversioned route registered; guarded by lifecycle */
-    deploy_guard guard; /* automatic rollback rule; guarded by lifecycle */
-    deploy_model *next; /* hash chain; guarded by the manager's index lock */
+    bool has_split;       /* weights are in effect (else: newest version gets all) */
+    bool route_added;     /* unversioned route registered; guarded by lifecycle */
+    deployment *draining; /* undeployed, in-flight calls still running; guarded by lifecycle */
+    deploy_guard guard;   /* automatic rollback rule; guarded by lifecycle */
+    deploy_model *next;   /* hash chain; guarded by the manager's index lock */
 };
 
 struct deploy_manager {
     deploy_env env;
     bool router_live;            /* env.router may be used (false after router_stopped) */
+    pthread_mutex_t router_gate; /* guards router_live against route removals by drain threads */
+    atomic_int drains;           /* drain threads running */
     pthread_rwlock_t index_lock; /* guards `models` chains and `endpoints` chains */
     deploy_model *models[DEPLOY_BUCKETS];
     deployment *endpoints[DEPLOY_BUCKETS];
@@ -73,17 +88,30 @@ deploy_result deploy_from_registry(reg_status rs, const char *err);
 void deploy_event(deploy_manager *m, const char *kind, const char *model, const char *version,
                   const char *reason);
 
-/* Load the plugin of a registered version and create its instance. NULL with *res set. Owned by
- * the caller until published (then by the model's table) or deployment_free. */
-deployment *deployment_load(deploy_manager *m, const reg_version *v, deploy_result *res);
+/* Load the plugin of a registered version (in this process or in a worker, per opts) and create
+ * its instance. journal_id: the deployment id when known (restore), for the crash journal. NULL
+ * with *res set. Owned by the caller until published (then by the model's table) or
+ * deployment_free. Called without the lifecycle lock. */
+deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_deploy_options *opts,
+                            int64_t journal_id, deploy_result *res);
 /* Put a loaded deployment into the tables requests read, then add its routes. Caller holds
  * dm->lifecycle. 0, or -1 (out of memory: unpublish and free it). */
 int deployment_publish(deploy_manager *m, deploy_model *dm, deployment *d);
 /* Out of every table and route, then wait until no request holds it. Caller holds
  * dm->lifecycle. */
 void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d);
-/* Destroy instance, dlclose, free. NULL is a no-op. */
+/* Out of the routing tables only (draining set); caller holds dm->lifecycle. */
+void deployment_untable(deploy_manager *m, deploy_model *dm, deployment *d);
+/* Remove the versioned route and wait until no request holds d, at most wait_ms (< 0: no
+ * limit). true when drained. */
+bool deployment_drain(deploy_manager *m, deployment *d, int wait_ms);
+/* Destroy instance (or stop the worker), dlclose, free. NULL is a no-op. */
 void deployment_free(deployment *d);
+
+/* Save d's lifetime stats to the registry. */
+void deployment_save_stats(deploy_manager *m, const deployment *d);
+/* true (and *res a CONFLICT) when `version` of dm is live or still draining. Lifecycle held. */
+bool deploy_taken_locked(const deploy_model *dm, const char *version, deploy_result *res);
 
 /* ---- traffic.c ------------------------------------------------------------------------------ */
 

@@ -41,6 +41,11 @@ const char *deploy_isolation_name(ds_isolation i)
     return (unsigned)i < 3 ? isolation_names[i] : "default";
 }
 
+const char *deploy_options_name(size_t i)
+{
+    return i < OPT_COUNT ? opt_fields[i].name : NULL;
+}
+
 bool deploy_options_known(const char *key)
 {
     for (size_t i = 0; i < OPT_COUNT; i++)

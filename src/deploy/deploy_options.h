@@ -39,6 +39,8 @@ typedef struct ds_deploy_options {
     int64_t workers;         /* execute calls in flight inside the worker; 0 = 4 */
 } ds_deploy_options;
 
+/* The name of option i, or NULL past the last (to list the fields a deploy body may carry). */
+const char *deploy_options_name(size_t i);
 /* true when `key` is an option field (so a deploy body may carry it). */
 bool deploy_options_known(const char *key);
 

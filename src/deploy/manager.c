@@ -20,6 +20,11 @@
 #include "log.h"
 #include "names.h"
 #include "split.h"
+#include "store.h"
+#include "worker.h"
+
+/* drain_timeout_ms when the environment gives none. */
+#define DEPLOY_DRAIN_DEFAULT_MS 10000
 
 uint64_t deploy_hash(const char *s)
 {
@@ -76,8 +81,12 @@ int deploy_manager_new(const deploy_env *env, deploy_manager **out)
     if (m == NULL)
         return -1;
     m->env = *env;
+    if (m->env.drain_timeout_ms <= 0)
+        m->env.drain_timeout_ms = DEPLOY_DRAIN_DEFAULT_MS;
     m->router_live = true;
     pthread_rwlock_init(&m->index_lock, NULL);
+    pthread_mutex_init(&m->router_gate, NULL);
+    atomic_init(&m->drains, 0);
     *out = m;
     return 0;
 }
@@ -133,54 +142,155 @@ void deployment_free(deployment *d)
 {
     if (d == NULL)
         return;
-    if (d->t.instance != NULL || d->plugin != NULL) {
+    if (d->worker != NULL) {
+        worker_stop(d->worker, d->mgr ? d->mgr->env.drain_timeout_ms : 0);
+    } else if (d->t.instance != NULL || d->plugin != NULL) {
         if (d->plugin != NULL && d->t.api != NULL)
             loader_instance_destroy(d->plugin, d->t.instance);
         loader_close(d->plugin);
     }
     stats_free(d->t.stats);
+    admission_destroy(&d->adm);
+    pthread_mutex_destroy(&d->reason_lock);
     pthread_mutex_destroy(&d->exec_lock);
     free(d);
 }
 
-deployment *deployment_load(deploy_manager *m, const reg_version *v, deploy_result *res)
+/* The isolated worker's supervisor reports here (on its own thread): crashes and restarts become
+ * events; the crash limit makes the deployment failed, in the registry too. */
+static void deployment_on_worker_event(void *ud, worker_event ev, const char *reason)
 {
-    char err[512] = "";
+    deployment *d = ud;
+    deploy_manager *m = d->mgr;
+    if (ev == WORKER_FAILED) {
+        pthread_mutex_lock(&d->reason_lock);
+        snprintf(d->fail_reason, sizeof d->fail_reason, "%s", reason);
+        pthread_mutex_unlock(&d->reason_lock);
+        atomic_store(&d->failed, true);
+        log_error("%s version %s failed: %s", d->model_name, d->version, reason);
+        char err[256];
+        if (d->t.deployment_id > 0 &&
+            registry_deployment_end(m->env.reg, d->t.deployment_id, "failed", reason, err,
+                                    sizeof err) != REG_OK)
+            log_warn("recording the failure of %s version %s: %s", d->model_name, d->version, err);
+        return;
+    }
+    log_warn("%s version %s: worker %s: %s", d->model_name, d->version,
+             ev == WORKER_CRASHED ? "crashed" : "restarted", reason);
+    deploy_event(m, ev == WORKER_CRASHED ? "worker_crashed" : "worker_restarted", d->model_name,
+                 d->version, reason);
+}
+
+static int64_t deployment_timeout(const deploy_manager *m, const ds_deploy_options *o)
+{
+    return o->timeout_ms > 0 ? o->timeout_ms : m->env.default_timeout_ms;
+}
+
+static bool deployment_isolated(const deploy_manager *m, const ds_deploy_options *o)
+{
+    ds_isolation iso =
+        o->isolation != DS_ISOLATION_DEFAULT ? o->isolation : m->env.default_isolation;
+    return iso == DS_ISOLATION_PROCESS;
+}
+
+/* Start the worker of an isolated deployment. 0, or -1 with err. */
+static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_version *v,
+                                    char *err, size_t errlen)
+{
+    char label[2 * REG_NAME_MAX + 32];
+    snprintf(label, sizeof label, "model %s version %s", v->name, v->version);
+    const ds_deploy_options *o = &d->opts;
+    worker_config cfg = {.plugin_path = v->plugin_path,
+                         .config_json = v->config_json,
+                         .label = label,
+                         .host = m->env.host,
+                         .channels = (unsigned)o->workers,
+                         .call_timeout_ms = (int)deployment_timeout(m, o),
+                         .limits = {.memory_bytes = o->memory_limit_mb * 1024 * 1024,
+                                    .open_files = o->max_open_files,
+                                    .cpu_ms_per_call = o->cpu_limit_ms},
+                         .on_event = deployment_on_worker_event,
+                         .event_ud = d};
+    if (worker_start(&cfg, &d->worker, err, errlen) != 0)
+        return -1;
+    d->t.api = worker_api(d->worker);
+    d->t.model = worker_model(d->worker);
+    d->t.instance = d->worker;
+    return 0;
+}
+
+/* Load the plugin in this process and create its instance. 0, or -1 with *res set. The crash
+ * journal blames a crash in the entry or create() on journal_id. */
+static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_version *v,
+                                  int64_t journal_id, deploy_result *res)
+{
+    char err[512] = "", path[4200];
+    int rc = 0;
+    if (m->env.data_dir[0] == '\0')
+        snprintf(path, sizeof path, "%s", v->plugin_path);
+    else
+        rc = store_private_copy(m->env.data_dir, v->plugin_path, v->name, v->version, path,
+                                sizeof path, err, sizeof err);
+    crash_journal_enter(journal_id);
+    if (rc == 0)
+        rc = loader_open(path, m->env.host, &d->plugin, err, sizeof err);
+    if (rc != 0) {
+        *res =
+            deploy_fail(DEPLOY_INTERNAL, "cannot load %s version %s: %s", v->name, v->version, err);
+    } else if ((rc = loader_instance_create(d->plugin, v->config_json, &d->t.instance, err,
+                                            sizeof err)) != 0) {
+        *res = deploy_fail(DEPLOY_INTERNAL, "cannot create %s version %s: %s", v->name, v->version,
+                           err);
+        loader_close(d->plugin);
+        d->plugin = NULL;
+    }
+    crash_journal_leave();
+    if (rc == 0) {
+        d->t.api = loader_api(d->plugin);
+        d->t.model = loader_model(d->plugin);
+        d->t.exec_lock = loader_thread_safe(d->plugin) ? NULL : &d->exec_lock;
+    }
+    return rc;
+}
+
+deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_deploy_options *opts,
+                            int64_t journal_id, deploy_result *res)
+{
     deployment *d = calloc(1, sizeof *d);
     if (d == NULL) {
         *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
         return NULL;
     }
+    d->mgr = m;
+    d->opts = *opts;
     pthread_mutex_init(&d->exec_lock, NULL);
+    pthread_mutex_init(&d->reason_lock, NULL);
+    admission_init(&d->adm, opts->max_in_flight, opts->max_queue);
     snprintf(d->model_name, sizeof d->model_name, "%s", v->name);
     snprintf(d->version, sizeof d->version, "%s", v->version);
     snprintf(d->infer_path, sizeof d->infer_path, "/v2/models/%s/versions/%s/infer", v->name,
              v->version);
-    if (loader_open(v->plugin_path, m->env.host, &d->plugin, err, sizeof err) != 0) {
-        *res =
-            deploy_fail(DEPLOY_INTERNAL, "cannot load %s version %s: %s", v->name, v->version, err);
-        free(d);
-        return NULL;
-    }
-    void *instance = NULL;
-    if (loader_instance_create(d->plugin, v->config_json, &instance, err, sizeof err) != 0) {
-        *res = deploy_fail(DEPLOY_INTERNAL, "cannot create %s version %s: %s", v->name, v->version,
-                           err);
-        loader_close(d->plugin);
-        free(d);
-        return NULL;
-    }
     d->t = (deploy_target){.model_name = d->model_name,
                            .version = d->version,
                            .endpoint_name = d->endpoint_name,
-                           .api = loader_api(d->plugin),
-                           .model = loader_model(d->plugin),
-                           .instance = instance,
-                           .exec_lock = loader_thread_safe(d->plugin) ? NULL : &d->exec_lock,
-                           .stats = stats_new()};
-    if (d->t.stats == NULL) {
-        deployment_free(d);
+                           .stats = stats_new(),
+                           .isolated = deployment_isolated(m, opts),
+                           .timeout_ms = deployment_timeout(m, opts),
+                           .admission = &d->adm,
+                           .timeouts = &d->timeouts,
+                           .last_timeout_s = &d->last_timeout_s,
+                           .draining = &d->draining};
+    int rc = -1;
+    char err[512] = "";
+    if (d->t.stats == NULL)
         *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    else if (!d->t.isolated)
+        rc = deployment_load_inproc(m, d, v, journal_id, res);
+    else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0)
+        *res = deploy_fail(DEPLOY_INTERNAL, "cannot start %s version %s isolated: %s", v->name,
+                           v->version, err);
+    if (rc != 0) {
+        deployment_free(d);
         return NULL;
     }
     return d;
@@ -231,8 +341,7 @@ int deployment_publish(deploy_manager *m, deploy_model *dm, deployment *d)
     return 0;
 }
 
-/* Afterwards nothing can reach d. */
-void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d)
+void deployment_untable(deploy_manager *m, deploy_model *dm, deployment *d)
 {
     pthread_rwlock_wrlock(&dm->lock);
     ssize_t i = deploy_model_index(dm, d->version);
@@ -247,6 +356,7 @@ void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d)
             dm->has_split = split_spread_removed(dm->weights, dm->count, removed);
     }
     pthread_rwlock_unlock(&dm->lock);
+    atomic_store(&d->draining, true);
 
     if (d->endpoint_name[0] != '\0') {
         pthread_rwlock_wrlock(&m->index_lock);
@@ -257,27 +367,40 @@ void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d)
             *p = d->next_endpoint;
         pthread_rwlock_unlock(&m->index_lock);
     }
+}
+
+/* The model's unversioned route stays registered: with no version live it answers 404 itself,
+ * and removing it would wait for every call inside it. */
+bool deployment_drain(deploy_manager *m, deployment *d, int wait_ms)
+{
+    pthread_mutex_lock(&m->router_gate);
     if (m->router_live) {
         const deploy_router *r = &m->env.router;
-        r->remove(r->ctx, d->infer_path); /* waits for in-flight calls */
-        if (dm->count == 0 && dm->route_added) {
-            r->remove(r->ctx, dm->infer_path);
-            dm->route_added = false;
-        }
+        r->remove(r->ctx, d->infer_path); /* waits for calls inside the versioned handler */
     }
+    pthread_mutex_unlock(&m->router_gate);
     /* References taken before the tables changed (unversioned route, /predict, metadata) finish
      * here; none can be taken any more. */
     const struct timespec pause = {.tv_sec = 0, .tv_nsec = 200000};
-    for (unsigned long waits = 1; atomic_load_explicit(&d->refs, memory_order_acquire) > 0;
-         waits++) {
+    for (long waits = 1; atomic_load_explicit(&d->refs, memory_order_acquire) > 0; waits++) {
+        if (wait_ms >= 0 && waits / 5 >= wait_ms)
+            return false;
         nanosleep(&pause, NULL);
         if (waits % 25000 == 0) /* every ~5 s: a request is slow, or a reference leaked */
             log_warn("undeploy of %s version %s still waits for %d request(s)", d->model_name,
                      d->version, atomic_load(&d->refs));
     }
+    return true;
 }
 
-static void deployment_save_stats(deploy_manager *m, const deployment *d)
+/* Afterwards nothing can reach d. */
+void deployment_unpublish(deploy_manager *m, deploy_model *dm, deployment *d)
+{
+    deployment_untable(m, dm, d);
+    deployment_drain(m, d, -1);
+}
+
+void deployment_save_stats(deploy_manager *m, const deployment *d)
 {
     stats_snapshot s;
     stats_snapshot_get(d->t.stats, &s);
@@ -290,7 +413,7 @@ static void deployment_save_stats(deploy_manager *m, const deployment *d)
         log_warn("saving stats of %s version %s: %s", d->model_name, d->version, err);
 }
 
-/* ---- deploy / undeploy ---------------------------------------------------------------------- */
+/* ---- deploy ------------------------------------------------------------------------------- */
 
 deploy_result deploy_from_registry(reg_status rs, const char *err)
 {
@@ -318,12 +441,71 @@ void deploy_event(deploy_manager *m, const char *kind, const char *model, const 
         log_warn("recording %s event for %s version %s: %s", kind, model, version, err);
 }
 
-/* Load, record and publish under the model's lifecycle lock. */
-static deploy_result deploy_start_locked(deploy_manager *m, deploy_model *dm, const char *version,
-                                         const char *endpoint_name, reg_deployment *out)
+bool deploy_taken_locked(const deploy_model *dm, const char *version, deploy_result *res)
 {
-    if (deploy_model_index(dm, version) >= 0)
-        return deploy_fail(DEPLOY_CONFLICT, "%s version %s is already deployed", dm->name, version);
+    if (deploy_model_index(dm, version) >= 0) {
+        *res = deploy_fail(DEPLOY_CONFLICT, "%s version %s is already deployed", dm->name, version);
+        return true;
+    }
+    for (const deployment *d = dm->draining; d != NULL; d = d->next_draining)
+        if (strcmp(d->version, version) == 0) {
+            *res = deploy_fail(DEPLOY_CONFLICT, "%s version %s is still draining from its undeploy",
+                               dm->name, version);
+            return true;
+        }
+    return false;
+}
+
+/* Record and publish a loaded deployment. Lifecycle held. */
+static deploy_result deploy_record_locked(deploy_manager *m, deploy_model *dm, deployment *d,
+                                          const char *endpoint_name, reg_deployment *out)
+{
+    char err[512] = "";
+    ds_buf opts = DS_BUF_INIT;
+    deploy_options_to_json(&d->opts, &opts);
+    reg_deployment row = {0};
+    reg_status rs =
+        registry_deployment_create_with(m->env.reg, dm->name, d->version, endpoint_name,
+                                        opts.failed ? NULL : opts.data, &row, err, sizeof err);
+    buf_free(&opts);
+    if (rs != REG_OK)
+        return deploy_from_registry(rs, err);
+    d->t.deployment_id = row.id;
+    snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row.endpoint_name);
+    if (deployment_publish(m, dm, d) != 0) {
+        deployment_unpublish(m, dm, d);
+        registry_deployment_end(m->env.reg, row.id, "failed", "out of memory adding routes", err,
+                                sizeof err);
+        reg_deployment_free(&row);
+        return deploy_fail(DEPLOY_INTERNAL, "out of memory adding routes");
+    }
+    log_info("deployed %s version %s at %s%s", dm->name, d->version, d->infer_path,
+             d->t.isolated ? " (process isolation)" : "");
+    if (out != NULL)
+        *out = row;
+    else
+        reg_deployment_free(&row);
+    return deploy_ok();
+}
+
+deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
+                           const char *endpoint_name, const ds_deploy_options *opts,
+                           reg_deployment *out)
+{
+    static const ds_deploy_options none;
+    if (!name_valid(model) || !name_valid(version))
+        return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
+    if (endpoint_name != NULL && endpoint_name[0] != '\0' && !name_valid(endpoint_name))
+        return deploy_fail(DEPLOY_INVALID, "endpoint_name must match " NAME_RULE);
+    deploy_model *dm = deploy_model_get(m, model);
+    if (dm == NULL)
+        return deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    deploy_result res = deploy_ok();
+    pthread_mutex_lock(&dm->lifecycle);
+    bool taken = deploy_taken_locked(dm, version, &res);
+    pthread_mutex_unlock(&dm->lifecycle);
+    if (taken)
+        return res;
     char err[512] = "";
     reg_version v = {0};
     reg_status rs = registry_version_get(m->env.reg, dm->name, version, &v, err, sizeof err);
@@ -332,142 +514,41 @@ static deploy_result deploy_start_locked(deploy_manager *m, deploy_model *dm, co
                    ? deploy_fail(DEPLOY_NOT_FOUND, "model %s version %s is not registered",
                                  dm->name, version)
                    : deploy_from_registry(rs, err);
-    deploy_result res = deploy_ok();
-    deployment *d = deployment_load(m, &v, &res);
+    /* The plugin loads (or its worker starts) without the lifecycle lock: readers of this model
+     * and its other changes never wait for plugin code. A concurrent deploy of the same version
+     * loses at the second check. */
+    deployment *d = deployment_load(m, &v, opts ? opts : &none, 0, &res);
     reg_version_free(&v);
     if (d == NULL) {
         deploy_event(m, "deploy_failed", dm->name, version, res.message);
         return res;
     }
-    reg_deployment row = {0};
-    rs = registry_deployment_create(m->env.reg, dm->name, version, endpoint_name, &row, err,
-                                    sizeof err);
-    if (rs != REG_OK) {
+    pthread_mutex_lock(&dm->lifecycle);
+    if (!deploy_taken_locked(dm, version, &res))
+        res = deploy_record_locked(m, dm, d, endpoint_name, out);
+    pthread_mutex_unlock(&dm->lifecycle);
+    if (res.code != DEPLOY_OK)
         deployment_free(d);
-        return deploy_from_registry(rs, err);
-    }
-    d->t.deployment_id = row.id;
-    snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row.endpoint_name);
-    if (deployment_publish(m, dm, d) != 0) {
-        deployment_unpublish(m, dm, d);
-        deployment_free(d);
-        registry_deployment_end(m->env.reg, row.id, "failed", "out of memory adding routes", err,
-                                sizeof err);
-        reg_deployment_free(&row);
-        return deploy_fail(DEPLOY_INTERNAL, "out of memory adding routes");
-    }
-    log_info("deployed %s version %s at %s", dm->name, version, d->infer_path);
-    if (out != NULL)
-        *out = row;
-    else
-        reg_deployment_free(&row);
     return res;
-}
-
-deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
-                           const char *endpoint_name, reg_deployment *out)
-{
-    if (!name_valid(model) || !name_valid(version))
-        return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
-    if (endpoint_name != NULL && endpoint_name[0] != '\0' && !name_valid(endpoint_name))
-        return deploy_fail(DEPLOY_INVALID, "endpoint_name must match " NAME_RULE);
-    deploy_model *dm = deploy_model_get(m, model);
-    if (dm == NULL)
-        return deploy_fail(DEPLOY_INTERNAL, "out of memory");
-    pthread_mutex_lock(&dm->lifecycle);
-    deploy_result r = deploy_start_locked(m, dm, version, endpoint_name, out);
-    pthread_mutex_unlock(&dm->lifecycle);
-    return r;
-}
-
-/* (model, version) of a live endpoint, copied out. false when no such endpoint. */
-static bool deploy_endpoint_owner(deploy_manager *m, const char *endpoint, char *model,
-                                  char *version)
-{
-    deployment *d = deploy_acquire_endpoint(m, endpoint);
-    if (d == NULL)
-        return false;
-    snprintf(model, REG_NAME_MAX + 1, "%s", d->model_name);
-    snprintf(version, REG_NAME_MAX + 1, "%s", d->version);
-    deploy_release(d);
-    return true;
-}
-
-/* A version that failed to come back after a restart is not live; undeploying it just closes
- * its registry row. */
-typedef struct failed_lookup {
-    const char *model, *version;
-    int64_t id;
-} failed_lookup;
-
-static int deploy_find_failed(void *ud, const reg_deployment *d)
-{
-    failed_lookup *f = ud;
-    if (strcmp(d->status, "failed") == 0 && strcmp(d->model_name, f->model) == 0 &&
-        strcmp(d->version, f->version) == 0) {
-        f->id = d->id;
-        return 1;
-    }
-    return 0;
-}
-
-static deploy_result deploy_stop_failed(deploy_manager *m, const char *model, const char *version)
-{
-    failed_lookup f = {model, version, 0};
-    char err[256];
-    registry_deployment_list(m->env.reg, deploy_find_failed, &f, err, sizeof err);
-    if (f.id == 0)
-        return deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
-    reg_status rs = registry_deployment_end(m->env.reg, f.id, "undeployed",
-                                            "failed deployment "
-                                            "removed",
-                                            err, sizeof err);
-    return rs == REG_OK ? deploy_ok() : deploy_from_registry(rs, err);
-}
-
-deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
-                          const char *endpoint_name)
-{
-    char model_buf[REG_NAME_MAX + 1], version_buf[REG_NAME_MAX + 1];
-    if (model == NULL) {
-        if (!deploy_endpoint_owner(m, endpoint_name, model_buf, version_buf))
-            return deploy_fail(DEPLOY_NOT_FOUND, "no deployment has endpoint_name %s",
-                               endpoint_name);
-        model = model_buf;
-        version = version_buf;
-    }
-    if (!name_valid(model) || !name_valid(version))
-        return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
-    deploy_model *dm = deploy_model_find(m, model);
-    if (dm == NULL)
-        return deploy_stop_failed(m, model, version);
-    pthread_mutex_lock(&dm->lifecycle);
-    ssize_t i = deploy_model_index(dm, version);
-    if (i < 0) {
-        pthread_mutex_unlock(&dm->lifecycle);
-        return deploy_stop_failed(m, model, version);
-    }
-    deployment *d = dm->versions[i];
-    bool had_split = dm->has_split;
-    deployment_unpublish(m, dm, d);
-    if (had_split)
-        traffic_persist(m, dm, "undeploy");
-    deployment_save_stats(m, d);
-    int64_t id = d->t.deployment_id;
-    deployment_free(d); /* destroy instance, then dlclose */
-    char err[256];
-    reg_status rs = registry_deployment_end(m->env.reg, id, "undeployed", NULL, err, sizeof err);
-    pthread_mutex_unlock(&dm->lifecycle);
-    log_info("undeployed %s version %s", model, version);
-    if (rs != REG_OK)
-        return deploy_fail(DEPLOY_INTERNAL, "undeployed, but the registry did not record it: %s",
-                           err);
-    return deploy_ok();
 }
 
 void deploy_manager_router_stopped(deploy_manager *m)
 {
+    pthread_mutex_lock(&m->router_gate);
     m->router_live = false;
+    pthread_mutex_unlock(&m->router_gate);
+}
+
+/* Wait until no drain thread runs, at most ms. true when none does. */
+static bool deploy_wait_drains(deploy_manager *m, int ms)
+{
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+    for (int waited = 0; atomic_load(&m->drains) > 0; waited++) {
+        if (waited >= ms)
+            return false;
+        nanosleep(&pause, NULL);
+    }
+    return true;
 }
 
 void deploy_manager_free(deploy_manager *m)
@@ -475,17 +556,26 @@ void deploy_manager_free(deploy_manager *m)
     if (m == NULL)
         return;
     deploy_flush_stats(m);
+    int wait_ms = m->env.drain_timeout_ms;
+    bool stuck = false; /* a call never returned: leave its memory to the exiting process */
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++)
+        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next)
+            while (dm->count > 0) { /* routes out (while serving), requests drained, bounded */
+                deployment *d = dm->versions[dm->count - 1];
+                deployment_untable(m, dm, d);
+                if (deployment_drain(m, d, wait_ms))
+                    deployment_free(d);
+                else
+                    stuck = true;
+            }
+    if (!deploy_wait_drains(m, wait_ms) || stuck) {
+        log_warn("shutdown: plugin calls still running after %d ms; not waiting for them", wait_ms);
+        return;
+    }
     for (size_t b = 0; b < DEPLOY_BUCKETS; b++) {
         deploy_model *dm = m->models[b];
         while (dm != NULL) {
             deploy_model *next = dm->next;
-            while (m->router_live && dm->count > 0) { /* routes out, requests drained */
-                deployment *d = dm->versions[dm->count - 1];
-                deployment_unpublish(m, dm, d);
-                deployment_free(d);
-            }
-            for (size_t i = 0; i < dm->count; i++)
-                deployment_free(dm->versions[i]);
             free(dm->versions);
             free(dm->weights);
             pthread_mutex_destroy(&dm->lifecycle);
@@ -494,6 +584,7 @@ void deploy_manager_free(deploy_manager *m)
             dm = next;
         }
     }
+    pthread_mutex_destroy(&m->router_gate);
     pthread_rwlock_destroy(&m->index_lock);
     free(m);
 }

@@ -2,9 +2,14 @@
  * deploy restore: restart recovery. Every deployment the registry says is active is loaded and
  * published again with its lifetime stats; one that cannot come back is marked failed with the
  * reason (and an undeploy later just closes its row). Then the stored splits are re-applied.
+ * Each comes back with the options it was deployed with (deployments.options). The crash journal
+ * (crash_journal.h) names the in-process deployment that was running plugin code when the last
+ * process died of a signal: that one is quarantined as failed instead of being loaded blind.
  */
 #include "deploy_internal.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +35,8 @@ static int deploy_collect_active(void *ud, const reg_deployment *d)
     }
     reg_deployment *row = &l->rows[l->count++];
     *row = *d;
-    row->status_reason = NULL; /* not needed; the callback's copy is not ours to keep */
+    row->status_reason = NULL; /* not needed; the callback's copies are not ours to keep */
+    row->options = d->options ? strdup(d->options) : NULL;
     return 0;
 }
 
@@ -43,10 +49,39 @@ static void deploy_mark_failed(deploy_manager *m, const reg_deployment *row, con
         log_error("recording the failure: %s", err);
 }
 
+/* The crash journal blames this deployment for the last crash: count it and mark it failed.
+ * true when quarantined. */
+static bool deploy_quarantine(deploy_manager *m, const reg_deployment *row)
+{
+    if (!m->env.had_crash || m->env.crash.deployment_id != row->id)
+        return false;
+    char err[256], why[400];
+    int64_t crashes = 1;
+    if (registry_deployment_crash_add(m->env.reg, row->id, &crashes, err, sizeof err) != REG_OK)
+        log_warn("counting the crash of %s version %s: %s", row->model_name, row->version, err);
+    const char *abbrev = sigabbrev_np(m->env.crash.signo);
+    snprintf(why, sizeof why,
+             "quarantined: the server died of signal %d (SIG%s) while this in-process deployment "
+             "ran plugin code (%lld time%s); deploy it again, preferably with "
+             "\"isolation\":\"process\"",
+             m->env.crash.signo, abbrev ? abbrev : "?", (long long)crashes,
+             crashes == 1 ? "" : "s");
+    deploy_mark_failed(m, row, why);
+    deploy_event(m, "quarantined", row->model_name, row->version, why);
+    return true;
+}
+
 /* Load one registry row back into service. true when it is live again. */
 static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
 {
     char err[512] = "";
+    if (deploy_quarantine(m, row))
+        return false;
+    ds_deploy_options opts;
+    if (deploy_options_parse_text(row->options, &opts, err, sizeof err) != 0) {
+        deploy_mark_failed(m, row, err);
+        return false;
+    }
     reg_version v = {0};
     if (registry_version_get(m->env.reg, row->model_name, row->version, &v, err, sizeof err) !=
         REG_OK) {
@@ -54,7 +89,7 @@ static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
         return false;
     }
     deploy_result res = deploy_ok();
-    deployment *d = deployment_load(m, &v, &res);
+    deployment *d = deployment_load(m, &v, &opts, row->id, &res);
     reg_version_free(&v);
     if (d == NULL) {
         deploy_mark_failed(m, row, res.message);
@@ -91,8 +126,10 @@ int deploy_restore(deploy_manager *m)
         REG_OK)
         log_error("reading deployments to restore: %s", err);
     int restored = 0;
-    for (size_t i = 0; i < list.count; i++)
+    for (size_t i = 0; i < list.count; i++) {
         restored += deploy_restore_one(m, &list.rows[i]);
+        free(list.rows[i].options);
+    }
     free(list.rows);
     traffic_restore(m);
     return restored;

@@ -115,6 +115,7 @@ int reply_status_of_deploy(deploy_status s)
     case DEPLOY_INVALID: return HTTP_BAD_REQUEST;
     case DEPLOY_NOT_FOUND: return HTTP_NOT_FOUND;
     case DEPLOY_CONFLICT: return HTTP_CONFLICT;
+    case DEPLOY_DRAINING: return 202;
     case DEPLOY_INTERNAL: break;
     }
     return HTTP_INTERNAL_ERROR;
@@ -122,10 +123,12 @@ int reply_status_of_deploy(deploy_status s)
 
 int reply_status_of_plugin(ds_status s)
 {
-    switch (s) {
+    switch ((int)s) { /* int: an isolated deployment's statuses lie beyond the enum */
     case DS_OK: return HTTP_OK;
     case DS_ERR_INVALID_ARGUMENT: return HTTP_BAD_REQUEST;
     case DS_ERR_UNAVAILABLE: return HTTP_UNAVAILABLE;
+    case DS_STATUS_WORKER_CRASHED: return 502;
+    case DS_STATUS_WORKER_TIMEOUT: return 504;
     default: return HTTP_INTERNAL_ERROR;
     }
 }

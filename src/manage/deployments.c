@@ -32,7 +32,40 @@ cJSON *manage_deployment_json(const reg_deployment *d)
     cJSON_AddStringToObject(o, "deployed_at", d->deployed_at);
     if (d->status_reason)
         cJSON_AddStringToObject(o, "reason", d->status_reason);
+    cJSON *opts = d->options ? cJSON_Parse(d->options) : NULL;
+    cJSON_AddItemToObject(o, "options", opts ? opts : cJSON_CreateObject());
     return o;
+}
+
+void manage_worker_json(cJSON *o, const deploy_runtime *rt)
+{
+    cJSON_AddStringToObject(o, "isolation", rt->isolated ? "process" : "inproc");
+    cJSON_AddNumberToObject(o, "timeouts", (double)rt->timeouts);
+    cJSON_AddNumberToObject(o, "rejected", (double)rt->rejected);
+    if (!rt->isolated)
+        return;
+    cJSON *w = cJSON_AddObjectToObject(o, "worker");
+    cJSON_AddNumberToObject(w, "pid", rt->worker_pid);
+    cJSON_AddNumberToObject(w, "rss_bytes", (double)rt->worker_rss_bytes);
+    cJSON_AddNumberToObject(w, "restarts", rt->worker_restarts);
+    cJSON_AddNumberToObject(w, "crashes", rt->worker_crashes);
+    cJSON_AddStringToObject(w, "state", rt->worker_state ? rt->worker_state : "stopped");
+}
+
+/* What the live deployment adds to its registry row: effective isolation, a status of
+ * "degraded" or "failed" (with the reason) when it is not healthy, and its worker process. */
+static void manage_deployment_runtime(manage_ctx *s, cJSON *o, const char *model,
+                                      const char *version)
+{
+    deploy_runtime rt;
+    if (!deploy_runtime_get(s->deploy, model, version, &rt))
+        return;
+    if (strcmp(rt.status, "active") != 0) {
+        cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString(rt.status));
+        cJSON_DeleteItemFromObject(o, "reason");
+        cJSON_AddStringToObject(o, "reason", rt.reason);
+    }
+    manage_worker_json(o, &rt);
 }
 
 /* ---- /deployments ------------------------------------------------------------------------- */
@@ -44,12 +77,22 @@ typedef struct deploy_names {
     const char *m, *v, *e;
 } deploy_names;
 
-static bool manage_deploy_body(const http_request *req, http_response *resp, deploy_names *n)
+/* opts non-NULL (deploy): the body may also carry the deployment options (deploy_options.h). */
+static bool manage_deploy_body(const http_request *req, http_response *resp, deploy_names *n,
+                               ds_deploy_options *opts)
 {
-    static const char *const fields[] = {"model_name", "version", "endpoint_name", NULL};
+    const char *fields[40] = {"model_name", "version", "endpoint_name"};
+    for (size_t i = 0, k = 3; opts != NULL && k + 1 < 40 && deploy_options_name(i); i++)
+        fields[k++] = deploy_options_name(i);
     cJSON *body = body_object(req, resp, fields);
     if (body == NULL)
         return false;
+    char err[256];
+    if (opts != NULL && deploy_options_parse(body, opts, err, sizeof err) != 0) {
+        reply_error(resp, HTTP_BAD_REQUEST, "%s", err);
+        cJSON_Delete(body);
+        return false;
+    }
     bool bad = false;
     n->m = body_name_field(body, "model_name", n->model, sizeof n->model, &bad, resp);
     n->v = bad ? NULL : body_name_field(body, "version", n->version, sizeof n->version, &bad, resp);
@@ -63,7 +106,8 @@ static bool manage_deploy_body(const http_request *req, http_response *resp, dep
 static void manage_deploy(manage_ctx *s, const http_request *req, http_response *resp)
 {
     deploy_names n;
-    if (!manage_deploy_body(req, resp, &n))
+    ds_deploy_options opts;
+    if (!manage_deploy_body(req, resp, &n, &opts))
         return;
     const char *m = n.m, *v = n.v, *e = n.e;
     if (!m || !v) {
@@ -71,19 +115,21 @@ static void manage_deploy(manage_ctx *s, const http_request *req, http_response 
         return;
     }
     reg_deployment row = {0};
-    deploy_result r = deploy_start(s->deploy, m, v, e, &row);
+    deploy_result r = deploy_start(s->deploy, m, v, e, &opts, &row);
     if (r.code != DEPLOY_OK) {
         reply_error(resp, reply_status_of_deploy(r.code), "%s", r.message);
         return;
     }
-    reply_json(resp, HTTP_CREATED, manage_deployment_json(&row));
+    cJSON *o = manage_deployment_json(&row);
+    manage_deployment_runtime(s, o, row.model_name, row.version);
+    reply_json(resp, HTTP_CREATED, o);
     reg_deployment_free(&row);
 }
 
 static void manage_undeploy(manage_ctx *s, const http_request *req, http_response *resp)
 {
     deploy_names n;
-    if (!manage_deploy_body(req, resp, &n))
+    if (!manage_deploy_body(req, resp, &n, NULL))
         return;
     const char *m = n.m, *v = n.v, *e = n.e;
     if (!((m && v && !e) || (!m && !v && e))) {
@@ -91,8 +137,20 @@ static void manage_undeploy(manage_ctx *s, const http_request *req, http_respons
                     "give {\"model_name\", \"version\"} or {\"endpoint_name\"}");
         return;
     }
-    deploy_result r = deploy_stop(s->deploy, m, v, e);
-    if (r.code != DEPLOY_OK) {
+    char drain[16];
+    int drain_ms = -1; /* the server's --drain-timeout-ms */
+    if (path_query_value(req->query, "drain_timeout_ms", drain, sizeof drain)) {
+        char *end;
+        long ms = strtol(drain, &end, 10);
+        if (end == drain || *end != '\0' || ms < 0 || ms > 3600000) {
+            reply_error(resp, HTTP_BAD_REQUEST,
+                        "drain_timeout_ms must be a whole number from 0 to 3600000");
+            return;
+        }
+        drain_ms = (int)ms;
+    }
+    deploy_result r = deploy_stop(s->deploy, m, v, e, drain_ms);
+    if (r.code != DEPLOY_OK && r.code != DEPLOY_DRAINING) {
         reply_error(resp, reply_status_of_deploy(r.code), "%s", r.message);
         return;
     }
@@ -103,27 +161,56 @@ static void manage_undeploy(manage_ctx *s, const http_request *req, http_respons
     } else {
         cJSON_AddStringToObject(o, "endpoint_name", e);
     }
-    cJSON_AddStringToObject(o, "status", "undeployed");
-    reply_json(resp, HTTP_OK, o);
+    bool draining = r.code == DEPLOY_DRAINING;
+    cJSON_AddStringToObject(o, "status", draining ? "draining" : "undeployed");
+    if (draining)
+        cJSON_AddStringToObject(o, "reason", r.message);
+    reply_json(resp, reply_status_of_deploy(r.code), o);
 }
+
+typedef struct deployments_acc {
+    manage_ctx *s;
+    cJSON *list;
+} deployments_acc;
 
 static int manage_collect_deployment(void *ud, const reg_deployment *d)
 {
-    cJSON_AddItemToArray(ud, manage_deployment_json(d));
+    deployments_acc *acc = ud;
+    cJSON *o = manage_deployment_json(d);
+    if (strcmp(d->status, "active") == 0)
+        manage_deployment_runtime(acc->s, o, d->model_name, d->version);
+    cJSON_AddItemToArray(acc->list, o);
     return 0;
+}
+
+/* Undeployed, but a call still runs (the undeploy answered 202). */
+static void manage_collect_draining(void *ud, const char *model, const char *version,
+                                    const char *endpoint_name)
+{
+    deployments_acc *acc = ud;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_name", model);
+    cJSON_AddStringToObject(o, "version", version);
+    if (endpoint_name[0])
+        cJSON_AddStringToObject(o, "endpoint_name", endpoint_name);
+    else
+        cJSON_AddNullToObject(o, "endpoint_name");
+    cJSON_AddStringToObject(o, "status", "draining");
+    cJSON_AddItemToArray(acc->list, o);
 }
 
 static void manage_deployments_list(manage_ctx *s, http_response *resp)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON *list = cJSON_AddArrayToObject(root, "deployments");
+    deployments_acc acc = {.s = s, .list = cJSON_AddArrayToObject(root, "deployments")};
     char err[256];
-    if (registry_deployment_list(s->reg, manage_collect_deployment, list, err, sizeof err) !=
+    if (registry_deployment_list(s->reg, manage_collect_deployment, &acc, err, sizeof err) !=
         REG_OK) {
         cJSON_Delete(root);
         reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
         return;
     }
+    deploy_foreach_draining(s->deploy, manage_collect_draining, &acc);
     ds_buf splits = DS_BUF_INIT;
     deploy_traffic_describe(s->deploy, &splits);
     cJSON *traffic = cJSON_ParseWithLength(splits.data ? splits.data : "[]", splits.len);
@@ -139,7 +226,10 @@ static int manage_collect_event(void *ud, const reg_event *e)
     cJSON_AddStringToObject(o, "at", e->at);
     cJSON_AddStringToObject(o, "kind", e->kind);
     cJSON_AddStringToObject(o, "model_name", e->model_name);
-    cJSON_AddStringToObject(o, "version", e->version);
+    if (e->version[0]) /* an event about the whole model (traffic, rollback) has no version */
+        cJSON_AddStringToObject(o, "version", e->version);
+    else
+        cJSON_AddNullToObject(o, "version");
     cJSON *detail = e->detail && e->detail[0] ? cJSON_Parse(e->detail) : NULL;
     cJSON_AddItemToObject(o, "detail", detail ? detail : cJSON_CreateObject());
     cJSON_AddItemToArray(ud, o);

@@ -35,5 +35,8 @@ void manage_stats_one(manage_ctx *s, const char *model, const char *version, htt
 
 /* {"id","model_name","version","endpoint_name","status","deployed_at","reason"?}; caller owns. */
 struct cJSON *manage_deployment_json(const reg_deployment *d);
+/* Add isolation, timeouts, rejected and (isolated) "worker":{pid,rss_bytes,restarts,crashes,
+ * state} of a live deployment to o. */
+void manage_worker_json(struct cJSON *o, const deploy_runtime *rt);
 
 #endif

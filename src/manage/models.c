@@ -14,7 +14,10 @@
 #include <string.h>
 
 #include "body.h"
-#include "loader.h"
+#include "worker.h"
+
+/* Registration probes a plugin in a worker process; this long at most (load + create). */
+#define MANAGE_PROBE_TIMEOUT_MS 10000
 #include "names.h"
 #include "path.h"
 #include "reply.h"
@@ -75,7 +78,8 @@ static void manage_register(manage_ctx *s, const char *name, const char *version
                             const char *sha, const char *config_json, http_response *resp)
 {
     char err[512];
-    if (loader_probe(path, s->host, config_json, err, sizeof err) != 0) {
+    /* in a worker process: a plugin's code never runs in the server before it is deployed */
+    if (worker_probe(path, config_json, MANAGE_PROBE_TIMEOUT_MS, err, sizeof err) != 0) {
         reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
         return;
     }

@@ -84,17 +84,30 @@ static void manage_collect_live(void *ud, const deploy_target *t, int weight)
 }
 
 typedef struct stats_page {
+    manage_ctx *s;
     live_stats live;
     cJSON *list;
 } stats_page;
+
+/* Deadlines passed, requests refused and the worker process of a live deployment. */
+static void manage_stats_runtime(manage_ctx *s, cJSON *o, const reg_deployment *d)
+{
+    deploy_runtime rt;
+    if (!deploy_runtime_get(s->deploy, d->model_name, d->version, &rt))
+        return;
+    if (strcmp(rt.status, "active") != 0)
+        cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString(rt.status));
+    manage_worker_json(o, &rt);
+}
 
 static int manage_add_stats_row(void *ud, const reg_deployment *d)
 {
     stats_page *p = ud;
     for (size_t i = 0; i < p->live.count; i++)
         if (p->live.ids[i] == d->id) {
-            cJSON_AddItemToArray(p->list,
-                                 manage_stats_json(d, &p->live.snaps[i], p->live.weights[i]));
+            cJSON *o = manage_stats_json(d, &p->live.snaps[i], p->live.weights[i]);
+            manage_stats_runtime(p->s, o, d);
+            cJSON_AddItemToArray(p->list, o);
             return 0;
         }
     cJSON_AddItemToArray(p->list, manage_stats_json(d, NULL, -1));
@@ -103,7 +116,7 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
 
 void manage_stats_all(manage_ctx *s, http_response *resp)
 {
-    stats_page page = {0};
+    stats_page page = {.s = s};
     deploy_foreach(s->deploy, manage_collect_live, &page.live);
     cJSON *root = cJSON_CreateObject();
     page.list = cJSON_AddArrayToObject(root, "stats");
@@ -133,6 +146,7 @@ static int manage_find_row(void *ud, const reg_deployment *d)
         return 0;
     f->row = *d;
     f->row.status_reason = NULL; /* borrowed from the callback; not needed here */
+    f->row.options = NULL;
     f->found = true;
     return 1;
 }

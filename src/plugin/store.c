@@ -133,3 +133,52 @@ int store_import_file(const char *data_dir, const char *src, char hex[STORE_SHA2
         munmap(data, len);
     return rc;
 }
+
+int store_private_copy(const char *data_dir, const char *src, const char *model,
+                       const char *version, char *out_path, size_t out_len, char *err,
+                       size_t errlen)
+{
+    char dir[PATH_MAX];
+    const char *base = strrchr(src, '/');
+    base = base ? base + 1 : src;
+    int n = snprintf(dir, sizeof dir, "%s/plugins/loaded", data_dir);
+    int m = snprintf(out_path, out_len, "%s/%s+%s+%s", dir, model, version, base);
+    if (n < 0 || (size_t)n >= sizeof dir || m < 0 || (size_t)m >= out_len) {
+        snprintf(err, errlen, "data directory path too long");
+        return -1;
+    }
+    struct stat have, want;
+    if (stat(src, &want) != 0) {
+        snprintf(err, errlen, "plugin '%s': cannot open file: %s", src, strerror(errno));
+        return -1;
+    }
+    if (stat(out_path, &have) == 0 && have.st_size == want.st_size)
+        return 0; /* made earlier (the name carries the content digest) */
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s/plugins", data_dir);
+    if ((mkdir(parent, 0755) != 0 && errno != EEXIST) ||
+        (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    void *data;
+    size_t len;
+    if (store_map(src, &data, &len, err, errlen) != 0)
+        return -1;
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s/.copy-XXXXXX", dir);
+    int fd = mkstemp(tmp);
+    int ok = fd >= 0 && store_write_all(fd, data, len) == 0 && fchmod(fd, 0755) == 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (len)
+        munmap(data, len);
+    if (!ok || rename(tmp, out_path) != 0) {
+        snprintf(err, errlen, "cannot copy plugin for loading: %s", strerror(ok ? errno : saved));
+        if (fd >= 0)
+            unlink(tmp);
+        return -1;
+    }
+    return 0;
+}

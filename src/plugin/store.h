@@ -31,4 +31,13 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
                        char hex[STORE_SHA256_HEX], char *out_path, size_t out_len, char *err,
                        size_t errlen);
 
+/* The file an in-process deployment of (model, version) dlopens: a private copy of the stored
+ * plugin `src`, <data_dir>/plugins/loaded/<model>+<version>+<src file name>. dlopen shares one
+ * image (and one copy of the plugin's globals) between every load of the same file (same inode,
+ * so a hard link would not do), and two versions with identical bytes share a store file: the
+ * copy keeps them apart. Made once (atomically) and reused. 0 with out_path, or -1 with err. */
+int store_private_copy(const char *data_dir, const char *src, const char *model,
+                       const char *version, char *out_path, size_t out_len, char *err,
+                       size_t errlen);
+
 #endif

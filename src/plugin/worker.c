@@ -872,6 +872,11 @@ static void *wk_supervise(void *arg)
             return NULL;
         char reason[256];
         wk_retire(w, p, reason, sizeof reason);
+        pthread_mutex_lock(&w->mu);
+        bool stopping = w->state == WS_STOPPED; /* worker_kill: no restart, no crash report */
+        pthread_mutex_unlock(&w->mu);
+        if (stopping)
+            return NULL;
         bool stopped = false;
         for (;;) {
             if (wk_after_crash(w, reason, &stopped) || stopped)
@@ -1002,6 +1007,21 @@ int worker_thread_safe(const worker *w)
 {
     (void)w;
     return 1; /* the worker serializes a non-thread-safe plugin itself */
+}
+
+void worker_kill(worker *w, const char *why)
+{
+    pthread_mutex_lock(&w->mu);
+    w->state = WS_STOPPED;
+    snprintf(w->reason, sizeof w->reason, "%s", why);
+    wproc *p = w->cur;
+    if (p != NULL && !p->reaped) {
+        snprintf(p->killed_for, sizeof p->killed_for, "%s", why);
+        p->dead = true;
+        kill(p->pid, SIGKILL);
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
 }
 
 void worker_stop(worker *w, int grace_ms)

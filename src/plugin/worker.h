@@ -31,9 +31,10 @@
 #include <stdint.h>
 
 #include "dynserve/plugin.h"
+#include "errors.h"
 
-#define WORKER_STATUS_CRASHED ((ds_status)100)
-#define WORKER_STATUS_TIMEOUT ((ds_status)101)
+#define WORKER_STATUS_CRASHED ((ds_status)DS_STATUS_WORKER_CRASHED)
+#define WORKER_STATUS_TIMEOUT ((ds_status)DS_STATUS_WORKER_TIMEOUT)
 
 typedef struct worker worker;
 
@@ -102,6 +103,10 @@ int worker_thread_safe(const worker *w);
 /* Stop supervision, ask the process to destroy its instance and exit, kill it after grace_ms,
  * wait until no execute() is inside, free. Calls still in flight get WORKER_STATUS_CRASHED. */
 void worker_stop(worker *w, int grace_ms);
+
+/* Kill the process now and restart no more (an undeploy whose drain timed out): calls inside get
+ * WORKER_STATUS_CRASHED naming `why`, later ones DS_ERR_UNAVAILABLE. worker_stop still frees. */
+void worker_kill(worker *w, const char *why);
 
 void worker_get_info(worker *w, worker_info *out);
 

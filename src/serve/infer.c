@@ -101,26 +101,93 @@ static int infer_decode(const char *body, size_t len, size_t header_len, oip_req
     return 0;
 }
 
-/* Check, execute, check, encode: the part after decoding. Writes resp. */
-static void infer_run(const deploy_target *t, const oip_request *oreq, http_response *resp)
+static void infer_count_timeout(const deploy_target *t)
+{
+    if (t->timeouts != NULL)
+        atomic_fetch_add(t->timeouts, 1);
+    if (t->last_timeout_s != NULL) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        atomic_store(t->last_timeout_s, (int_fast64_t)ts.tv_sec);
+    }
+}
+
+/* Wait for a slot under the deployment's max_in_flight (bounded by its queue and deadline).
+ * true to go on; false after writing the 503 (with Retry-After: come back) or 504. */
+static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_response *resp)
+{
+    if (t->admission == NULL)
+        return true;
+    admit_result a = admission_enter(t->admission, deadline_ns);
+    if (a == ADMIT_OK)
+        return true;
+    if (a == ADMIT_FULL) {
+        reply_error(resp, HTTP_UNAVAILABLE,
+                    "model %s version %s is saturated (max_in_flight and max_queue reached)",
+                    t->model_name, t->version);
+        http_response_header(resp, "Retry-After", "1");
+    } else {
+        infer_count_timeout(t);
+        reply_error(resp, 504, "model %s version %s: waited past timeout_ms (%lld ms) for a slot",
+                    t->model_name, t->version, (long long)t->timeout_ms);
+    }
+    return false;
+}
+
+/* Run the plugin (or its worker). In process, the crash journal learns which deployment this
+ * thread runs, and *late tells whether the call returned past the deadline. */
+static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, oip_response *out,
+                               uint64_t start_ns, ds_error *perr, bool *late)
+{
+    if (!t->isolated)
+        crash_journal_enter(t->deployment_id);
+    if (t->exec_lock != NULL)
+        pthread_mutex_lock(t->exec_lock);
+    ds_status st = t->api->execute(t->instance, &oreq->plugin, out, perr);
+    if (t->exec_lock != NULL)
+        pthread_mutex_unlock(t->exec_lock);
+    if (!t->isolated)
+        crash_journal_leave();
+    *late = !t->isolated && t->timeout_ms > 0 &&
+            infer_now_ns() - start_ns > (uint64_t)t->timeout_ms * 1000000u;
+    return st;
+}
+
+/* Check, admit, execute, check, encode: the part after decoding. start_ns: when the request
+ * began (its deadline counts from there). Writes resp. */
+static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
+                      http_response *resp)
 {
     oip_error err = {0};
     if (oip_check_request(oreq, t->model, &err) != 0) {
         reply_error(resp, reply_status_of_oip(err.code), "%s", err.message);
         return;
     }
+    uint64_t deadline = t->timeout_ms > 0 ? start_ns + (uint64_t)t->timeout_ms * 1000000u : 0;
+    if (!infer_admit(t, deadline, resp))
+        return;
     oip_response out;
     oip_response_init(&out, tl_arena);
     ds_error perr = {.code = DS_OK, .message = ""};
-    if (t->exec_lock != NULL)
-        pthread_mutex_lock(t->exec_lock);
-    ds_status st = t->api->execute(t->instance, &oreq->plugin, &out, &perr);
-    if (t->exec_lock != NULL)
-        pthread_mutex_unlock(t->exec_lock);
+    bool late = false;
+    ds_status st = infer_execute(t, oreq, &out, start_ns, &perr, &late);
+    if (t->admission != NULL)
+        admission_leave(t->admission);
+    if (late || (int)st == DS_STATUS_WORKER_TIMEOUT)
+        infer_count_timeout(t);
+    if (late) { /* in process a call cannot be interrupted: it is answered 504 when it returns */
+        reply_error(resp, 504, "model %s version %s: took %llu ms, past timeout_ms (%lld ms)",
+                    t->model_name, t->version,
+                    (unsigned long long)((infer_now_ns() - start_ns) / 1000000u),
+                    (long long)t->timeout_ms);
+        return;
+    }
     if (st != DS_OK) {
         perr.message[sizeof perr.message - 1] = '\0';
         reply_error(resp, reply_status_of_plugin(st), "model %s version %s: %s", t->model_name,
                     t->version, perr.message[0] ? perr.message : "execute failed");
+        if (st == DS_ERR_UNAVAILABLE)
+            http_response_header(resp, "Retry-After", "1");
         return;
     }
     size_t json_len = 0;
@@ -166,7 +233,7 @@ void infer_oip(const deploy_target *t, const http_request *req, http_response *r
     oip_request oreq;
     if (infer_method_ok(req, resp) &&
         infer_decode(req->body, req->body_len, infer_header_length(req), &oreq, resp) == 0)
-        infer_run(t, &oreq, resp);
+        infer_run(t, &oreq, start, resp);
     infer_stats_end(t, start, resp);
 }
 
@@ -186,7 +253,7 @@ void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *
     }
     const deploy_target *t = deploy_target_of(d);
     stats_begin(t->stats); /* started before the pick: the decode counts in its latency */
-    infer_run(t, &oreq, resp);
+    infer_run(t, &oreq, start, resp);
     infer_stats_end(t, start, resp);
     deploy_release(d);
 }
@@ -194,6 +261,7 @@ void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *
 void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp)
 {
     oip_request oreq;
+    uint64_t start = infer_now_ns();
     if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0)
-        infer_run(t, &oreq, resp);
+        infer_run(t, &oreq, start, resp);
 }

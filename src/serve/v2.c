@@ -16,8 +16,12 @@ static void v2_version_infer(void *cbdata, const http_request *req, http_respons
 {
     /* CivetWeb keeps cbdata alive while this runs; the reference is for the drain count. */
     deployment *d = deploy_ref(cbdata);
-    if (strcmp(req->path, deploy_infer_path(d)) == 0)
-        infer_oip(deploy_target_of(d), req, resp);
+    const deploy_target *t = deploy_target_of(d);
+    if (t->draining != NULL && atomic_load(t->draining)) /* undeployed; route on its way out */
+        reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", t->model_name,
+                    t->version);
+    else if (strcmp(req->path, deploy_infer_path(d)) == 0)
+        infer_oip(t, req, resp);
     else
         reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
     deploy_release(d);

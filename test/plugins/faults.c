@@ -17,6 +17,9 @@
 
 #include "fixture_util.h"
 
+/* Where leaked blocks escape to, so the compiler cannot drop the malloc. */
+static void *volatile fx_leak_sink;
+
 typedef struct faults {
     char execute[16];
     long sleep_ms;
@@ -110,6 +113,7 @@ static ds_status faults_execute(void *instance, const ds_infer_request *req,
             char *lost = malloc(256 * 1024);
             if (lost != NULL)
                 memset(lost, 1, 256 * 1024); /* touched, so it counts in RSS */
+            fx_leak_sink = lost;
         }
     }
     return fx_quadratic_execute(req, resp, err);

@@ -314,7 +314,7 @@ static int teardown(void **state)
         leftovers l = {0};
         deploy_foreach(f->m, collect_leftover, &l);
         for (size_t i = 0; i < l.count; i++)
-            deploy_stop(f->m, l.model[i], l.version[i], NULL);
+            deploy_stop(f->m, l.model[i], l.version[i], NULL, -1);
     }
     deploy_manager_free(f->m);
     http_stop(f->own_http);
@@ -342,14 +342,14 @@ static int group_teardown(void **state)
 
 static void deploy_ok(fixture *f, const char *model, const char *version, const char *endpoint)
 {
-    deploy_result r = deploy_start(f->m, model, version, endpoint, NULL);
+    deploy_result r = deploy_start(f->m, model, version, endpoint, NULL, NULL);
     if (r.code != DEPLOY_OK)
         fail_msg("deploy %s %s: %d %s", model, version, r.code, r.message);
 }
 
 static void undeploy_ok(fixture *f, const char *model, const char *version)
 {
-    deploy_result r = deploy_stop(f->m, model, version, NULL);
+    deploy_result r = deploy_stop(f->m, model, version, NULL, -1);
     if (r.code != DEPLOY_OK)
         fail_msg("undeploy %s %s: %d %s", model, version, r.code, r.message);
 }
@@ -400,7 +400,7 @@ static void test_deploy_returns_201_and_the_route_answers_at_once(void **state)
 {
     fixture *f = *state;
     reg_deployment row = {0};
-    deploy_result r = deploy_start(f->m, QUAD, "1", NULL, &row);
+    deploy_result r = deploy_start(f->m, QUAD, "1", NULL, NULL, &row);
     assert_int_equal(r.code, DEPLOY_OK);
     assert_string_equal(row.model_name, QUAD);
     assert_string_equal(row.version, "1");
@@ -437,7 +437,7 @@ static void test_deploying_twice_is_409(void **state)
 {
     fixture *f = *state;
     deploy_ok(f, QUAD, "1", NULL);
-    deploy_result r = deploy_start(f->m, QUAD, "1", NULL, NULL);
+    deploy_result r = deploy_start(f->m, QUAD, "1", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_true(strlen(r.message) > 0);
     assert_infers(f->port, QUAD, "1", quad_v1); /* the first one is unharmed */
@@ -447,10 +447,10 @@ static void test_deploying_twice_is_409(void **state)
 static void test_deploying_an_unknown_version_or_model_is_404(void **state)
 {
     fixture *f = *state;
-    deploy_result r = deploy_start(f->m, QUAD, "9", NULL, NULL);
+    deploy_result r = deploy_start(f->m, QUAD, "9", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_true(strlen(r.message) > 0);
-    r = deploy_start(f->m, "no_such_model", "1", NULL, NULL);
+    r = deploy_start(f->m, "no_such_model", "1", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_route_gone(f->port, QUAD, "9");
     assert_int_equal(registry_row(f, QUAD, "9").active, 0);
@@ -466,7 +466,8 @@ static void test_deploying_with_invalid_names_is_400(void **state)
         {QUAD, "", NULL},        {QUAD, "1", "x y"}, {QUAD, "1", ".."}, {"m\"x", "1", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        deploy_result r = deploy_start(f->m, bad[i].model, bad[i].version, bad[i].endpoint, NULL);
+        deploy_result r =
+            deploy_start(f->m, bad[i].model, bad[i].version, bad[i].endpoint, NULL, NULL);
         if (r.code != DEPLOY_INVALID)
             fail_msg("deploy '%s' '%s' endpoint '%s': %d, want 400", bad[i].model, bad[i].version,
                      bad[i].endpoint ? bad[i].endpoint : "(none)", r.code);
@@ -480,10 +481,10 @@ static void test_a_plugin_that_cannot_load_or_create_is_500_and_leaves_nothing(v
     fixture *f = *state;
     register_fixture(f, "broken", "1", "not_a_plugin", NULL);
     register_fixture(f, "broken", "2", "create_fails", NULL);
-    deploy_result r = deploy_start(f->m, "broken", "1", NULL, NULL);
+    deploy_result r = deploy_start(f->m, "broken", "1", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_INTERNAL);
     assert_true(strlen(r.message) > 0);
-    r = deploy_start(f->m, "broken", "2", NULL, NULL);
+    r = deploy_start(f->m, "broken", "2", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_INTERNAL);
     assert_non_null(strstr(r.message, "create_fails fixture")); /* the plugin's own words */
     assert_route_gone(f->port, "broken", "1");
@@ -564,16 +565,16 @@ static void test_undeploy_returns_200_and_the_route_answers_404(void **state)
 static void test_undeploying_what_is_not_deployed_is_404(void **state)
 {
     fixture *f = *state;
-    deploy_result r = deploy_stop(f->m, QUAD, "1", NULL); /* registered, never deployed */
+    deploy_result r = deploy_stop(f->m, QUAD, "1", NULL, -1); /* registered, never deployed */
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     assert_true(strlen(r.message) > 0);
-    r = deploy_stop(f->m, "no_such_model", "1", NULL);
+    r = deploy_stop(f->m, "no_such_model", "1", NULL, -1);
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
-    r = deploy_stop(f->m, NULL, NULL, "no_such_endpoint");
+    r = deploy_stop(f->m, NULL, NULL, "no_such_endpoint", -1);
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
     deploy_ok(f, QUAD, "1", NULL);
     undeploy_ok(f, QUAD, "1");
-    r = deploy_stop(f->m, QUAD, "1", NULL); /* twice */
+    r = deploy_stop(f->m, QUAD, "1", NULL, -1); /* twice */
     assert_int_equal(r.code, DEPLOY_NOT_FOUND);
 }
 
@@ -583,7 +584,7 @@ static void test_an_endpoint_name_finds_and_stops_its_deployment(void **state)
 {
     fixture *f = *state;
     reg_deployment row = {0};
-    deploy_result r = deploy_start(f->m, QUAD, "1", "quad", &row);
+    deploy_result r = deploy_start(f->m, QUAD, "1", "quad", NULL, &row);
     assert_int_equal(r.code, DEPLOY_OK);
     assert_string_equal(row.endpoint_name, "quad");
     reg_deployment_free(&row);
@@ -597,7 +598,7 @@ static void test_an_endpoint_name_finds_and_stops_its_deployment(void **state)
     assert_null(deploy_acquire_endpoint(f->m, "other"));
     assert_string_equal(registry_row(f, QUAD, "1").endpoint, "quad");
 
-    r = deploy_stop(f->m, NULL, NULL, "quad");
+    r = deploy_stop(f->m, NULL, NULL, "quad", -1);
     assert_int_equal(r.code, DEPLOY_OK);
     assert_null(deploy_acquire_endpoint(f->m, "quad"));
     assert_route_gone(f->port, QUAD, "1");
@@ -608,7 +609,7 @@ static void test_an_endpoint_name_in_use_is_409(void **state)
 {
     fixture *f = *state;
     deploy_ok(f, QUAD, "1", "quad");
-    deploy_result r = deploy_start(f->m, QUAD, "2", "quad", NULL);
+    deploy_result r = deploy_start(f->m, QUAD, "2", "quad", NULL, NULL);
     assert_int_equal(r.code, DEPLOY_CONFLICT);
     assert_route_gone(f->port, QUAD, "2");
     deployment *d = deploy_acquire_endpoint(f->m, "quad");
@@ -658,7 +659,7 @@ static void check_undeploy_drains(fixture *f, const char *path)
     infer_body(xs, 1, body, sizeof body);
     assert_int_equal(send_post(fd, path, body), 0);
     wait_in_flight(f, "slow", "1");
-    deploy_result r = deploy_stop(f->m, "slow", "1", NULL);
+    deploy_result r = deploy_stop(f->m, "slow", "1", NULL, -1);
     assert_int_equal(r.code, DEPLOY_OK);
     struct pollfd p = {.fd = fd, .events = POLLIN};
     int ready = poll(&p, 1, 50);
@@ -693,7 +694,7 @@ typedef struct stopper {
 static void *stop_thread(void *arg)
 {
     stopper *s = arg;
-    s->result = deploy_stop(s->f->m, s->model, s->version, NULL);
+    s->result = deploy_stop(s->f->m, s->model, s->version, NULL, -1);
     atomic_store(&s->done, 1);
     return NULL;
 }
@@ -816,7 +817,7 @@ static void test_restore_marks_a_version_whose_plugin_is_gone_failed(void **stat
     assert_int_equal(deploy_restore(f->m), 1);
     assert_string_equal(registry_row(f, "doomed", "1").status, "failed");
     /* ...and undeploying it clears it. */
-    deploy_result r = deploy_stop(f->m, "doomed", "1", NULL);
+    deploy_result r = deploy_stop(f->m, "doomed", "1", NULL, -1);
     assert_int_equal(r.code, DEPLOY_OK);
     assert_false(registry_row(f, "doomed", "1").found);
 }

@@ -109,7 +109,7 @@ static int add_version(const char *model, const char *version, const char *path,
         fprintf(stderr, "registering %s %s: %s\n", model, version, err);
         return -1;
     }
-    deploy_result r = deploy_start(w.m, model, version, NULL, NULL);
+    deploy_result r = deploy_start(w.m, model, version, NULL, NULL, NULL);
     if (r.code != DEPLOY_OK) {
         fprintf(stderr, "deploying %s %s: %d %s\n", model, version, r.code, r.message);
         return -1;
@@ -165,7 +165,7 @@ static int group_teardown(void **state)
     static const char *const live[][2] = {
         {QUAD, "1"}, {QUAD, "2"}, {BIN, "1"}, {"identity", "1"}, {"failing", "1"}};
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++)
-        deploy_stop(w.m, live[i][0], live[i][1], NULL);
+        deploy_stop(w.m, live[i][0], live[i][1], NULL, -1);
     deploy_manager_free(w.m);
     http_stop(w.http);
     registry_close(w.reg);

@@ -1,0 +1,83 @@
+/*
+ * runtime: what a live deployment shows beyond its registry row (GET /deployments,
+ * /models/stats): its effective isolation and options, deadlines passed, requests refused, the
+ * worker process (pid, RSS, restarts) and a status of "degraded" or "failed" when it is not
+ * healthy; and the deployments still draining after an undeploy. Reads atomics and the worker's
+ * own lock only: never waits for a plugin call or a drain.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "deploy_internal.h"
+
+/* A deadline passed within this many seconds makes the deployment "degraded". */
+#define RUNTIME_DEGRADED_S 60
+
+static void runtime_worker(const deployment *d, deploy_runtime *out)
+{
+    worker_info wi;
+    worker_get_info(d->worker, &wi);
+    out->worker_pid = wi.pid;
+    out->worker_rss_bytes = wi.rss_bytes;
+    out->worker_restarts = wi.restarts;
+    out->worker_crashes = wi.crashes;
+    out->worker_state = wi.state;
+    if (strcmp(wi.state, "restarting") == 0) {
+        out->status = "degraded";
+        snprintf(out->reason, sizeof out->reason, "worker restarting after: %.200s", wi.reason);
+    }
+}
+
+static void runtime_fill(deployment *d, deploy_runtime *out)
+{
+    memset(out, 0, sizeof *out);
+    out->options = d->opts;
+    out->isolated = d->t.isolated;
+    out->timeouts = atomic_load(&d->timeouts);
+    out->rejected = atomic_load(&d->adm.rejected);
+    out->status = "active";
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t last = atomic_load(&d->last_timeout_s);
+    if (last > 0 && now.tv_sec - last < RUNTIME_DEGRADED_S) {
+        out->status = "degraded";
+        snprintf(out->reason, sizeof out->reason,
+                 "a request passed its %lld ms deadline %lld s ago", (long long)d->t.timeout_ms,
+                 (long long)(now.tv_sec - last));
+    }
+    if (d->worker != NULL)
+        runtime_worker(d, out);
+    if (atomic_load(&d->failed)) {
+        out->status = "failed";
+        pthread_mutex_lock(&d->reason_lock);
+        snprintf(out->reason, sizeof out->reason, "%s", d->fail_reason);
+        pthread_mutex_unlock(&d->reason_lock);
+    }
+}
+
+bool deploy_runtime_get(deploy_manager *m, const char *model, const char *version,
+                        deploy_runtime *out)
+{
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    if (d == NULL)
+        return false;
+    runtime_fill(d, out);
+    deploy_release(d);
+    return true;
+}
+
+void deploy_foreach_draining(deploy_manager *m, deploy_draining_fn fn, void *ud)
+{
+    pthread_rwlock_rdlock(&m->index_lock);
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++) {
+        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next) {
+            /* the list changes under lifecycle, which is held only for short table swaps */
+            pthread_mutex_lock(&dm->lifecycle);
+            for (deployment *d = dm->draining; d != NULL; d = d->next_draining)
+                fn(ud, d->model_name, d->version, d->endpoint_name);
+            pthread_mutex_unlock(&dm->lifecycle);
+        }
+    }
+    pthread_rwlock_unlock(&m->index_lock);
+}

@@ -3,7 +3,7 @@
 #   1. RelWithDebInfo build with -Werror: unit (cmocka), HTTP integration (pytest on the real
 #      binary), browser (Chromium + playwright-core)
 #   2. the same against Debian's libcivetweb (DYNSERVE_SYSTEM_CIVETWEB=ON): build + HTTP unit tests
-#   3. ASan+UBSan build: unit + integration
+#   3. ASan+UBSan build: unit + integration + stress (shortened)
 #   4. TSan build: unit + the concurrency integration tests
 #   5. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
 # Before any build: scripts/check-deps.py (the module graph; no build needed).
@@ -36,7 +36,7 @@ build build-syscw -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDYNSERVE_SYSTEM_CIVETWEB=O
 stage "ASan + UBSan: unit + integration"
 build build-asan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_ASAN=ON
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L 'unit|integration')
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -L 'unit|integration|stress')
 
 stage "TSan: unit + concurrency"
 build build-tsan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_TSAN=ON

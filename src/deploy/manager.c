@@ -559,7 +559,7 @@ void deploy_manager_free(deploy_manager *m)
     int wait_ms = m->env.drain_timeout_ms;
     bool stuck = false; /* a call never returned: leave its memory to the exiting process */
     for (size_t b = 0; b < DEPLOY_BUCKETS; b++)
-        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next)
+        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next) {
             while (dm->count > 0) { /* routes out (while serving), requests drained, bounded */
                 deployment *d = dm->versions[dm->count - 1];
                 deployment_untable(m, dm, d);
@@ -568,6 +568,12 @@ void deploy_manager_free(deploy_manager *m)
                 else
                     stuck = true;
             }
+            pthread_mutex_lock(&m->router_gate);
+            if (m->router_live && dm->route_added) /* dm is freed below: its route goes first */
+                m->env.router.remove(m->env.router.ctx, dm->infer_path);
+            dm->route_added = false;
+            pthread_mutex_unlock(&m->router_gate);
+        }
     if (!deploy_wait_drains(m, wait_ms) || stuck) {
         log_warn("shutdown: plugin calls still running after %d ms; not waiting for them", wait_ms);
         return;

@@ -6,3 +6,7 @@ ALTER TABLE deployments ADD COLUMN options TEXT NOT NULL DEFAULT '{}'
     CHECK (CASE WHEN json_valid(options) THEN json_type(options) = 'object' ELSE 0 END);
 ALTER TABLE deployments ADD COLUMN server_crashes INTEGER NOT NULL DEFAULT 0
     CHECK (server_crashes >= 0);
+-- The last request a deployment served (unix ms, 0 = none), so last_request_at survives a
+-- restart like the counts do.
+ALTER TABLE deployment_stats ADD COLUMN last_request_ms INTEGER NOT NULL DEFAULT 0
+    CHECK (last_request_ms >= 0);

@@ -93,13 +93,20 @@ static const char *const SQL[ST_COUNT] = {
     [ST_TRAFFIC_INSERT] = "INSERT INTO traffic_splits (model_name, weights_json, guard_json, "
                           "reason) VALUES (?1, ?2, ?3, ?4)",
     [ST_STATS_SAVE] = "INSERT INTO deployment_stats (deployment_id, request_count, error_4xx, "
-                      "error_5xx, latency_sum_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+                      "error_5xx, latency_sum_ms, last_request_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
                       "ON CONFLICT (deployment_id) DO UPDATE SET "
                       "request_count = excluded.request_count, error_4xx = excluded.error_4xx, "
                       "error_5xx = excluded.error_5xx, latency_sum_ms = excluded.latency_sum_ms, "
-                      "updated_at = " NOW_SQL,
-    [ST_STATS_LOAD] = "SELECT request_count, error_4xx, error_5xx, latency_sum_ms "
+                      "last_request_ms = excluded.last_request_ms, updated_at = " NOW_SQL,
+    [ST_STATS_LOAD] = "SELECT request_count, error_4xx, error_5xx, latency_sum_ms, "
+                      "last_request_ms "
                       "FROM deployment_stats WHERE deployment_id = ?1",
+    [ST_STATS_ENDED_BY_VERSION] =
+        "SELECT d.model_name, d.version, sum(s.request_count), sum(s.error_4xx), "
+        "sum(s.error_5xx), sum(s.latency_sum_ms), max(s.last_request_ms) "
+        "FROM deployments d JOIN deployment_stats s ON s.deployment_id = d.id "
+        "WHERE d.status = 'undeployed' GROUP BY d.model_name, d.version "
+        "ORDER BY d.model_name, d.version",
 };
 
 /* ---- errors ---------------------------------------------------------------------------- */

@@ -184,6 +184,7 @@ typedef struct reg_stats {
     uint64_t error_4xx;
     uint64_t error_5xx;
     double latency_sum_ms;
+    int64_t last_request_unix_ms; /* 0 = none */
 } reg_stats;
 
 /* Overwrite the lifetime totals of deployment `id` (upsert). REG_NOT_FOUND for an unknown
@@ -198,6 +199,15 @@ reg_status registry_stats_save_many(registry *r, const int64_t *deployment_ids,
 /* Read them; zeros (and REG_OK) when none were saved. */
 reg_status registry_stats_load(registry *r, int64_t deployment_id, reg_stats *out, char *err,
                                size_t errlen);
+
+/* Lifetime totals of every (model, version) summed over its ended ("undeployed") deployments, so
+ * a version's history outlives its deployments: fn(ud, model, version, totals) per version,
+ * ordered by model and version; a non-zero return stops. Live deployments are not included (the
+ * caller adds their live counters). */
+typedef int (*reg_version_stats_fn)(void *ud, const char *model_name, const char *version,
+                                    const reg_stats *totals);
+reg_status registry_stats_ended_by_version(registry *r, reg_version_stats_fn fn, void *ud,
+                                           char *err, size_t errlen);
 
 const char *registry_status_str(reg_status s);
 

@@ -90,6 +90,7 @@ enum stmt_id {
     ST_TRAFFIC_INSERT,
     ST_STATS_SAVE,
     ST_STATS_LOAD,
+    ST_STATS_ENDED_BY_VERSION,
     ST_COUNT
 };
 
@@ -114,6 +115,7 @@ struct list_ctx {
     reg_version_fn version_fn;
     reg_deployment_fn deployment_fn;
     reg_event_fn event_fn;
+    reg_version_stats_fn version_stats_fn;
     void *ud;
     const char *model_name; /* event filter, NULL = all */
     int limit;

@@ -50,8 +50,9 @@ static reg_status stats_save_tx(registry *r, void *arg, char *err, size_t errlen
                        (long long)a->deployment_id);
     if (st != REG_OK)
         return st;
-    int rc = reg__run(r, ST_STATS_SAVE, "iiiid", a->deployment_id, (int64_t)s->request_count,
-                      (int64_t)s->error_4xx, (int64_t)s->error_5xx, s->latency_sum_ms);
+    int rc = reg__run(r, ST_STATS_SAVE, "iiiidi", a->deployment_id, (int64_t)s->request_count,
+                      (int64_t)s->error_4xx, (int64_t)s->error_5xx, s->latency_sum_ms,
+                      s->last_request_unix_ms > 0 ? s->last_request_unix_ms : 0);
     return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "save stats");
 }
 
@@ -110,6 +111,7 @@ static reg_status stats_load_read(registry *r, void *arg, char *err, size_t errl
     a->out->error_4xx = (uint64_t)sqlite3_column_int64(st, 1);
     a->out->error_5xx = (uint64_t)sqlite3_column_int64(st, 2);
     a->out->latency_sum_ms = sqlite3_column_double(st, 3);
+    a->out->last_request_unix_ms = sqlite3_column_int64(st, 4);
     reg__stmt_done(st);
     return REG_OK;
 }
@@ -124,4 +126,35 @@ reg_status registry_stats_load(registry *r, int64_t deployment_id, reg_stats *ou
     if (st == REG_OK && !out)
         st = reg__fail(err, errlen, REG_INVALID, "stats out pointer is NULL");
     return st == REG_OK ? reg__locked_read(r, stats_load_read, &a, err, errlen) : st;
+}
+
+static int stats_version_row(sqlite3_stmt *st, void *arg)
+{
+    struct list_ctx *c = arg;
+    char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
+    reg__copy_column(model, sizeof model, st, 0);
+    reg__copy_column(version, sizeof version, st, 1);
+    reg_stats t = {.request_count = (uint64_t)sqlite3_column_int64(st, 2),
+                   .error_4xx = (uint64_t)sqlite3_column_int64(st, 3),
+                   .error_5xx = (uint64_t)sqlite3_column_int64(st, 4),
+                   .latency_sum_ms = sqlite3_column_double(st, 5),
+                   .last_request_unix_ms = sqlite3_column_int64(st, 6)};
+    return c->version_stats_fn(c->ud, model, version, &t) ? 1 : 0;
+}
+
+static reg_status stats_by_version_read(registry *r, void *arg, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = reg__query(r, ST_STATS_ENDED_BY_VERSION, &st, "");
+    return reg__each_row(r, st, rc, stats_version_row, arg, "sum stats", err, errlen);
+}
+
+reg_status registry_stats_ended_by_version(registry *r, reg_version_stats_fn fn, void *ud,
+                                           char *err, size_t errlen)
+{
+    struct list_ctx c = {.version_stats_fn = fn, .ud = ud};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK && fn == NULL)
+        st = reg__fail(err, errlen, REG_INVALID, "registry_stats_ended_by_version: fn is NULL");
+    return st == REG_OK ? reg__locked_read(r, stats_by_version_read, &c, err, errlen) : st;
 }

@@ -407,7 +407,8 @@ void deployment_save_stats(deploy_manager *m, const deployment *d)
     reg_stats rs = {.request_count = s.request_count,
                     .error_4xx = s.error_4xx,
                     .error_5xx = s.error_5xx,
-                    .latency_sum_ms = s.latency_sum_ms};
+                    .latency_sum_ms = s.latency_sum_ms,
+                    .last_request_unix_ms = s.last_request_unix_ms};
     char err[256];
     if (registry_stats_save(m->env.reg, d->t.deployment_id, &rs, err, sizeof err) != REG_OK)
         log_warn("saving stats of %s version %s: %s", d->model_name, d->version, err);
@@ -735,7 +736,8 @@ static void deploy_collect_stats(void *ud, const deploy_target *t, int weight)
     b->totals[b->count++] = (reg_stats){.request_count = s.request_count,
                                         .error_4xx = s.error_4xx,
                                         .error_5xx = s.error_5xx,
-                                        .latency_sum_ms = s.latency_sum_ms};
+                                        .latency_sum_ms = s.latency_sum_ms,
+                                        .last_request_unix_ms = s.last_request_unix_ms};
 }
 
 void deploy_flush_stats(deploy_manager *m)

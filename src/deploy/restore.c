@@ -98,9 +98,11 @@ static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
     d->t.deployment_id = row->id;
     snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row->endpoint_name);
     reg_stats base = {0};
-    if (registry_stats_load(m->env.reg, row->id, &base, err, sizeof err) == REG_OK)
+    if (registry_stats_load(m->env.reg, row->id, &base, err, sizeof err) == REG_OK) {
         stats_set_base(d->t.stats, base.request_count, base.error_4xx, base.error_5xx,
                        base.latency_sum_ms);
+        stats_set_base_last(d->t.stats, base.last_request_unix_ms);
+    }
     deploy_model *dm = deploy_model_get(m, row->model_name);
     if (dm == NULL) {
         deployment_free(d);

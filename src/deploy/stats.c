@@ -104,6 +104,7 @@ struct ds_stats {
     /* From stats_set_base; plain fields because set_base is not concurrent with anything. */
     uint64_t base_requests, base_4xx, base_5xx;
     double base_latency_ms;
+    int64_t base_last_ms; /* last request of an earlier process (unix ms), 0 = none */
 };
 
 /* ---- buckets ---------------------------------------------------------------------------- */
@@ -196,6 +197,12 @@ void stats_set_base(ds_stats *s, uint64_t request_count, uint64_t error_4xx, uin
     s->base_4xx = error_4xx;
     s->base_5xx = error_5xx;
     s->base_latency_ms = latency_sum_ms;
+}
+
+void stats_set_base_last(ds_stats *s, int64_t last_request_unix_ms)
+{
+    if (s != NULL)
+        s->base_last_ms = last_request_unix_ms;
 }
 
 /* ---- hot path ------------------------------------------------------------------------------ */
@@ -403,7 +410,7 @@ static void stats_read_live(const ds_stats *s, stats_snapshot *out)
     }
     out->in_flight = in_flight > 0 ? in_flight : 0;
     out->latency_sum_ms = (double)latency_ns / 1e6;
-    out->last_request_unix_ms = last_ms > 0 ? stats_mono_to_unix_ms(last_ms) : 0;
+    out->last_request_unix_ms = last_ms > 0 ? stats_mono_to_unix_ms(last_ms) : s->base_last_ms;
     stats_percentiles(s, out);
 }
 

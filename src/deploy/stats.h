@@ -44,6 +44,9 @@ ds_stats *stats_new(void);
 void stats_free(ds_stats *s);
 
 /* Lifetime totals from an earlier run; added to snapshots (not to percentiles or the window). */
+/* The last request time an earlier process saw (unix ms): snapshots show it until this process
+ * serves one. Not concurrent with anything else on s. */
+void stats_set_base_last(ds_stats *s, int64_t last_request_unix_ms);
 void stats_set_base(ds_stats *s, uint64_t request_count, uint64_t error_4xx, uint64_t error_5xx,
                     double latency_sum_ms);
 

@@ -114,6 +114,108 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
     return 0;
 }
 
+/* ---- lifetime totals per version ------------------------------------------------------------ */
+
+/* {"model_name","version","request_count","error_count","error_4xx","error_5xx",
+ * "avg_latency_ms","last_request_at","deployed"}: one version's totals over all its
+ * deployments, ended (from the registry) and live (their counters). */
+static cJSON *manage_version_entry(cJSON *list, const char *model, const char *version)
+{
+    cJSON *o;
+    cJSON_ArrayForEach(o, list)
+    {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model_name");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
+        if (strcmp(m->valuestring, model) == 0 && strcmp(v->valuestring, version) == 0)
+            return o;
+    }
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model_name", model);
+    cJSON_AddStringToObject(o, "version", version);
+    cJSON_AddNumberToObject(o, "request_count", 0);
+    cJSON_AddNumberToObject(o, "error_4xx", 0);
+    cJSON_AddNumberToObject(o, "error_5xx", 0);
+    cJSON_AddNumberToObject(o, "latency_sum_ms", 0);
+    cJSON_AddNumberToObject(o, "last_request_ms", 0);
+    cJSON_AddBoolToObject(o, "deployed", false);
+    cJSON_AddItemToArray(list, o);
+    return o;
+}
+
+static void manage_version_add(cJSON *o, const char *key, double v, bool max)
+{
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(o, key);
+    double sum = max ? (v > n->valuedouble ? v : n->valuedouble) : n->valuedouble + v;
+    cJSON_SetNumberValue(n, sum);
+}
+
+static void manage_version_totals(cJSON *o, const reg_stats *t)
+{
+    manage_version_add(o, "request_count", (double)t->request_count, false);
+    manage_version_add(o, "error_4xx", (double)t->error_4xx, false);
+    manage_version_add(o, "error_5xx", (double)t->error_5xx, false);
+    manage_version_add(o, "latency_sum_ms", t->latency_sum_ms, false);
+    manage_version_add(o, "last_request_ms", (double)t->last_request_unix_ms, true);
+}
+
+static int manage_collect_ended(void *ud, const char *model, const char *version,
+                                const reg_stats *totals)
+{
+    manage_version_totals(manage_version_entry(ud, model, version), totals);
+    return 0;
+}
+
+static void manage_collect_live_totals(void *ud, const deploy_target *t, int weight)
+{
+    (void)weight;
+    stats_snapshot s;
+    stats_snapshot_get(t->stats, &s);
+    reg_stats r = {.request_count = s.request_count,
+                   .error_4xx = s.error_4xx,
+                   .error_5xx = s.error_5xx,
+                   .latency_sum_ms = s.latency_sum_ms,
+                   .last_request_unix_ms = s.last_request_unix_ms};
+    cJSON *o = manage_version_entry(ud, t->model_name, t->version);
+    manage_version_totals(o, &r);
+    cJSON_ReplaceItemInObject(o, "deployed", cJSON_CreateTrue());
+}
+
+/* Turn the sums into the published fields (error_count, avg_latency_ms, last_request_at). */
+static void manage_version_finish(cJSON *list)
+{
+    cJSON *o;
+    cJSON_ArrayForEach(o, list)
+    {
+        double n = cJSON_GetObjectItemCaseSensitive(o, "request_count")->valuedouble;
+        double e = cJSON_GetObjectItemCaseSensitive(o, "error_4xx")->valuedouble +
+                   cJSON_GetObjectItemCaseSensitive(o, "error_5xx")->valuedouble;
+        double lat = cJSON_GetObjectItemCaseSensitive(o, "latency_sum_ms")->valuedouble;
+        double last = cJSON_GetObjectItemCaseSensitive(o, "last_request_ms")->valuedouble;
+        cJSON_DeleteItemFromObject(o, "latency_sum_ms");
+        cJSON_DeleteItemFromObject(o, "last_request_ms");
+        cJSON_AddNumberToObject(o, "error_count", e);
+        cJSON_AddNumberToObject(o, "avg_latency_ms", n > 0 ? lat / n : 0);
+        if (last > 0) {
+            char at[32];
+            manage_time_iso((int64_t)last, at, sizeof at);
+            cJSON_AddStringToObject(o, "last_request_at", at);
+        } else {
+            cJSON_AddNullToObject(o, "last_request_at");
+        }
+    }
+}
+
+/* "versions": lifetime totals per version across redeploys (issue 11). */
+static reg_status manage_versions_json(manage_ctx *s, cJSON *root, char *err, size_t errlen)
+{
+    cJSON *list = cJSON_AddArrayToObject(root, "versions");
+    reg_status rs =
+        registry_stats_ended_by_version(s->reg, manage_collect_ended, list, err, errlen);
+    deploy_foreach(s->deploy, manage_collect_live_totals, list);
+    manage_version_finish(list);
+    return rs;
+}
+
 void manage_stats_all(manage_ctx *s, http_response *resp)
 {
     stats_page page = {.s = s};
@@ -125,6 +227,8 @@ void manage_stats_all(manage_ctx *s, http_response *resp)
     free(page.live.ids);
     free(page.live.snaps);
     free(page.live.weights);
+    if (rs == REG_OK)
+        rs = manage_versions_json(s, root, err, sizeof err);
     if (rs != REG_OK) {
         cJSON_Delete(root);
         reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);

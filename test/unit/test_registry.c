@@ -194,7 +194,7 @@ static void test_fresh_open_applies_every_migration_and_records_it(void **state)
     assert_int_equal(
         registry_traffic_set(f->r, "m", "{\"1\":100}", NULL, "init", f->err, sizeof f->err),
         REG_OK);
-    reg_stats s = {1, 0, 0, 1.5};
+    reg_stats s = {1, 0, 0, 1.5, 0};
     assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
 }
 
@@ -302,7 +302,7 @@ static void test_reopen_keeps_versions_deployments_events_splits_and_stats(void 
     assert_int_equal(registry_traffic_set(f->r, "m", "{\"1\":100}", "{\"max_5xx\":1}", "start",
                                           f->err, sizeof f->err),
                      REG_OK);
-    reg_stats s = {10, 1, 2, 33.5};
+    reg_stats s = {10, 1, 2, 33.5, 0};
     assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
     reopen(f);
 
@@ -604,7 +604,7 @@ static void test_delete_after_undeploy_keeps_history_and_frees_the_name(void **s
     int64_t id = deploy(f, "m", "1", NULL);
     assert_int_equal(registry_deployment_end(f->r, id, "undeployed", "done", f->err, sizeof f->err),
                      REG_OK);
-    reg_stats s = {5, 0, 0, 2.0};
+    reg_stats s = {5, 0, 0, 2.0, 0};
     assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
     assert_int_equal(registry_version_delete(f->r, "m", "1", f->err, sizeof f->err), REG_OK);
     reg_version v;
@@ -922,7 +922,7 @@ static void test_stats_save_then_load_returns_the_latest_totals(void **state)
     struct fixture *f = *state;
     add_version(f, "m", "1");
     int64_t id = deploy(f, "m", "1", NULL);
-    reg_stats s = {100, 3, 2, 1234.25};
+    reg_stats s = {100, 3, 2, 1234.25, 0};
     assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
     s.request_count = (uint64_t)INT64_MAX;
     assert_int_equal(registry_stats_save(f->r, id, &s, f->err, sizeof f->err), REG_OK);
@@ -940,7 +940,7 @@ static void test_stats_save_many_is_all_or_nothing(void **state)
     add_version(f, "m", "1");
     add_version(f, "m", "2");
     int64_t ids[3] = {deploy(f, "m", "1", NULL), deploy(f, "m", "2", NULL), 4242};
-    reg_stats s[3] = {{10, 1, 0, 5.0}, {20, 0, 2, 7.5}, {1, 0, 0, 1.0}};
+    reg_stats s[3] = {{10, 1, 0, 5.0, 0}, {20, 0, 2, 7.5, 0}, {1, 0, 0, 1.0, 0}};
     assert_int_equal(registry_stats_save_many(f->r, ids, s, 2, f->err, sizeof f->err), REG_OK);
     reg_stats back;
     assert_int_equal(registry_stats_load(f->r, ids[1], &back, f->err, sizeof f->err), REG_OK);
@@ -956,7 +956,7 @@ static void test_stats_save_many_is_all_or_nothing(void **state)
 static void test_stats_load_of_unsaved_deployment_is_zero(void **state)
 {
     struct fixture *f = *state;
-    reg_stats back = {9, 9, 9, 9.0};
+    reg_stats back = {9, 9, 9, 9.0, 0};
     assert_int_equal(registry_stats_load(f->r, 42, &back, f->err, sizeof f->err), REG_OK);
     assert_int_equal(back.request_count, 0);
     assert_int_equal(back.error_4xx + back.error_5xx, 0);
@@ -966,14 +966,14 @@ static void test_stats_load_of_unsaved_deployment_is_zero(void **state)
 static void test_stats_save_refuses_unknown_deployment_and_unstorable_values(void **state)
 {
     struct fixture *f = *state;
-    reg_stats s = {1, 0, 0, 1.0};
+    reg_stats s = {1, 0, 0, 1.0, 0};
     assert_int_equal(registry_stats_save(f->r, 42, &s, f->err, sizeof f->err), REG_NOT_FOUND);
     assert_int_equal(registry_stats_save(f->r, 0, &s, f->err, sizeof f->err), REG_INVALID);
     add_version(f, "m", "1");
     int64_t id = deploy(f, "m", "1", NULL);
-    reg_stats too_big = {(uint64_t)INT64_MAX + 1, 0, 0, 0.0};
+    reg_stats too_big = {(uint64_t)INT64_MAX + 1, 0, 0, 0.0, 0};
     assert_int_equal(registry_stats_save(f->r, id, &too_big, f->err, sizeof f->err), REG_INVALID);
-    reg_stats negative = {1, 0, 0, -1.0};
+    reg_stats negative = {1, 0, 0, -1.0, 0};
     assert_int_equal(registry_stats_save(f->r, id, &negative, f->err, sizeof f->err), REG_INVALID);
     assert_int_equal(registry_stats_save(f->r, id, NULL, f->err, sizeof f->err), REG_INVALID);
 }

@@ -329,6 +329,7 @@ def test_options_survive_a_restart(server_factory):
     srv = server_factory()
     deploy(srv, "quadratic_predictor", 1, isolation="process", timeout_ms=1234, max_in_flight=7)
     srv.restart()
+    srv.wait_ready()  # deployments come back after the server is live
     d = deployment(srv, "quadratic_predictor", 1)
     assert d["options"] == {"isolation": "process", "timeout_ms": 1234, "max_in_flight": 7}
     assert d["worker"]["pid"] > 0
@@ -346,10 +347,12 @@ def test_inprocess_plugin_that_crashed_the_server_is_quarantined(server_factory)
     srv.proc.wait(timeout=15)
     assert srv.proc.returncode == -signal.SIGSEGV or srv.proc.returncode != 0
     srv.start()
+    srv.wait_ready()
     d = deployment(srv, "faulty", 1)
     assert d is not None and d["status"] == "failed", d
     assert "SIGSEGV" in d["reason"] and "quarantined" in d["reason"]
     assert expect_status(infer_x(srv, "quadratic_predictor", 1, 1.0), 200)
     expect_error(infer_x(srv, "faulty", 1, 1.0), 404, 503)
     srv.restart()  # and it stays quarantined
+    srv.wait_ready()
     assert deployment(srv, "faulty", 1)["status"] == "failed"

@@ -38,6 +38,7 @@ def test_last_request_at_survives_a_restart(server):
     before = stats_row(server, Q, 1)
     assert before["last_request_at"] is not None
     server.restart()
+    server.wait_ready()
     after = stats_row(server, Q, 1)
     assert after["request_count"] == 1
     assert after["last_request_at"] == before["last_request_at"], (before, after)
@@ -61,6 +62,7 @@ def test_lifetime_totals_per_version_outlive_its_deployments(server):
             expect_status(server.infer(Q, 1, quad_inputs([1.0])), 200)
         server.undeploy(Q, 1)
     server.restart()
+    server.wait_ready()
     versions = expect_status(server.get("/models/stats"), 200)["versions"]
     v1 = [v for v in versions if v["model_name"] == Q and v["version"] == "1"]
     assert v1 and v1[0]["request_count"] == 6 and v1[0]["deployed"] is False, versions

@@ -124,5 +124,6 @@ def test_kill_minus_9_mid_change_loses_nothing_acknowledged(server_factory):
             raise result["error"]
         v = result.get("v", v + 1000)
         srv.start()
+        srv.wait_ready()
         check(srv, model)
     srv.stop()

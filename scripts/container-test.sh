@@ -217,6 +217,21 @@ r=$(http POST "$infer_path" "$token" "$infer")
 expect "infer" 200 "$r"
 json_check "infer output" 'd["outputs"][0]["data"] == [6, 15]' "$r"
 log "deployed and inferred"
+viewer=""
+if [ -n "$auth" ]; then
+    # `dynserve token` in the running container (DYNSERVE_DATA_DIR=/data): a viewer token
+    # created there reads the deployments but may not deploy.
+    viewer=$("$engine" exec "$id-1" /opt/dynserve/dynserve token create --role viewer \
+        --name container-test 2>/dev/null) || fail "dynserve token create in the container"
+    # The server reloads its token table about once a second: wait for it (30 s at most).
+    for _ in $(seq 1 60); do
+        [ "$(status_of "$(http GET /deployments "$viewer")")" = 200 ] && break
+        sleep 0.5
+    done
+    expect "viewer reads deployments" 200 "$(http GET /deployments "$viewer")"
+    expect "viewer may not undeploy" 403 "$(http POST /deployments/undeploy "$viewer" "$deploy")"
+    log "a token made with dynserve token in the container works with its role"
+fi
 
 stop "$id-1"
 "$engine" rm "$id-1" >/dev/null 2>&1
@@ -229,6 +244,10 @@ r=$(http POST "$infer_path" "$token" "$infer")
 expect "infer after restart" 200 "$r"
 json_check "infer output after restart" 'd["outputs"][0]["data"] == [6, 15]' "$r"
 log "new container on the same volume restored the deployment"
+if [ -n "$auth" ]; then
+    expect "viewer token after restart" 200 "$(http GET /deployments "$viewer")"
+    expect "deploy without token after restart" 401 "$(http POST /deployments/deploy "" "$deploy")"
+fi
 stop "$id-2"
 
 log "passed in $(($(date +%s) - started)) s (image $((size / 1000000)) MB)"

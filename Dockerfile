@@ -29,7 +29,7 @@ RUN /tmp/install-deps.sh runtime \
 RUN groupadd --gid 10001 dynserve \
  && useradd --uid 10001 --gid dynserve --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin dynserve \
- && mkdir -p /data && chown dynserve:dynserve /data && chmod 0750 /data
+ && mkdir -p /data && chown dynserve:dynserve /data && chmod 0700 /data
 COPY --from=build /opt/dynserve /opt/dynserve
 COPY scripts/container-healthcheck.sh /opt/dynserve/healthcheck
 # Inside its own network namespace the server must listen on all addresses; the server refuses

@@ -185,8 +185,9 @@ if [ -n "$auth" ]; then
     containers+=("$id-open")
     rc=0
     timeout 60 "$engine" run --name "$id-open" --no-healthcheck "${rt[@]}" -v "$volume:/data" "$image" \
-        >/dev/null 2>&1 || rc=$?
-    [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "image started open on 0.0.0.0 without auth (rc $rc)"
+        >"$work/open.log" 2>&1 || rc=$?
+    [ "$rc" = 1 ] && grep -q -- --insecure "$work/open.log" ||
+        fail "image without auth: expected exit 1 naming --insecure, got $rc: $(tail -3 "$work/open.log")"
     log "without a token the image refuses to start (exit $rc)"
 else
     log "server has no --admin-token-file yet: auth assertions skipped"

@@ -2,9 +2,10 @@
 # Builds the container image from the Dockerfile and runs it as a user would (scripts/test.sh's
 # container stage; also fine on its own):
 #   start on a loopback port with an admin token from a mounted secret file, wait for ready,
-#   check the healthcheck and that the server runs as a non-root uid owning /data, deploy and
-#   infer with the token, stop (exit 0), start a new container on the same volume and see the
-#   deployment restored, then remove every container, volume and image it created.
+#   check the healthcheck and that the server runs as a non-root uid owning /data, deploy (one
+#   version in process, one in a worker process) and infer with the token, stop (exit 0), start
+#   a new container on the same volume and see both deployments restored, then remove every
+#   container, volume and image it created.
 # With a server that has authentication (--admin-token-file in `dynserve --help`) it also checks
 # that the image refuses to start open on 0.0.0.0 without a token and that requests without the
 # token are refused.
@@ -217,7 +218,14 @@ expect "deploy" 201 "$(http POST /deployments/deploy "$token" "$deploy")"
 r=$(http POST "$infer_path" "$token" "$infer")
 expect "infer" 200 "$r"
 json_check "infer output" 'd["outputs"][0]["data"] == [6, 15]' "$r"
-log "deployed and inferred"
+# An isolated deployment: its plugin runs in a `dynserve worker` child inside the container.
+iso='{"model_name":"quadratic_predictor","version":"2","isolation":"process"}'
+iso_path=/v2/models/quadratic_predictor/versions/2/infer
+expect "deploy isolated" 201 "$(http POST /deployments/deploy "$token" "$iso")"
+r=$(http POST "$iso_path" "$token" "$infer")
+expect "infer isolated" 200 "$r"
+json_check "isolated infer output" 'd["outputs"][0]["data"] == [0, 3]' "$r"
+log "deployed and inferred (in process and in a worker process)"
 viewer=""
 if [ -n "$auth" ]; then
     # `dynserve token` in the running container (DYNSERVE_DATA_DIR=/data): a viewer token
@@ -240,10 +248,15 @@ start "$id-2" "${secret_args[@]}"
 r=$(http GET /deployments "$token")
 expect "deployments after restart" 200 "$r"
 json_check "deployment restored" \
-    'any(x.get("model_name") == "quadratic_predictor" and str(x.get("version")) == "1" and x.get("status") == "active" for x in d["deployments"])' "$r"
+    'any(x.get("model_name") == "quadratic_predictor" and x.get("version") == "1" and x.get("status") == "active" for x in d["deployments"])' "$r"
+json_check "isolated deployment restored" \
+    'any(x.get("version") == "2" and x.get("status") == "active" and x.get("isolation") == "process" for x in d["deployments"])' "$r"
 r=$(http POST "$infer_path" "$token" "$infer")
 expect "infer after restart" 200 "$r"
 json_check "infer output after restart" 'd["outputs"][0]["data"] == [6, 15]' "$r"
+r=$(http POST "$iso_path" "$token" "$infer")
+expect "isolated infer after restart" 200 "$r"
+json_check "isolated infer output after restart" 'd["outputs"][0]["data"] == [0, 3]' "$r"
 log "new container on the same volume restored the deployment"
 if [ -n "$auth" ]; then
     expect "viewer token after restart" 200 "$(http GET /deployments "$viewer")"

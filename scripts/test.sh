@@ -49,7 +49,7 @@ build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DDY
 
 if [ "${CONTAINER_TEST:-1}" != 0 ]; then
     stage "container image: build, run, restart on the same volume"
-    timeout 300 ./scripts/container-test.sh
+    timeout 600 ./scripts/container-test.sh
 fi
 
 echo

@@ -356,3 +356,16 @@ def test_inprocess_plugin_that_crashed_the_server_is_quarantined(server_factory)
     srv.restart()  # and it stays quarantined
     srv.wait_ready()
     assert deployment(srv, "faulty", 1)["status"] == "failed"
+
+
+def test_shutdown_is_bounded_by_a_call_that_never_returns(server_factory):
+    srv = server_factory(args=["--drain-timeout-ms", "300"])
+    srv.register("stuck", 1, fixture_plugin("faults"), config={"execute": "hang"})
+    deploy(srv, "stuck", 1)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: srv.infer("stuck", 1, quad_inputs([1.0]), timeout=60))
+        time.sleep(0.5)
+        r = srv.post("/deployments/undeploy?drain_timeout_ms=100",
+                     {"model_name": "stuck", "version": "1"})
+        assert expect_status(r, 202)["status"] == "draining"
+        srv.stop(timeout=30)  # exits (0) within drain timeout + 5 s instead of hanging

@@ -74,7 +74,7 @@ static void cj_handler(int sig, siginfo_t *info, void *uctx)
         cj_map->deployment_id = crash_journal_current;
         cj_map->signo = sig;
         cj_map->at_unix = (int64_t)time(NULL);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* the fields before the magic */
         cj_map->magic = CJ_MAGIC;
     }
     /* Hand the signal back to whoever had it: a fault re-executes and faults into the previous

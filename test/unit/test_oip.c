@@ -1034,8 +1034,8 @@ static void test_bad_nesting_in_data_with_the_right_count_is_rejected(void **sta
 {
     fx *f = *state;
     static const char *bad[] = {
-        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,2],\"datatype\":\"FP32\","
-        "\"data\":[[1.0,2.00,[3.0,4.0]]}]}",
+        ("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,2],\"datatype\":\"FP32\","
+         "\"data\":[[1.0,2.00,[3.0,4.0]]}]}"),
         "{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,2}]}",
         "{\"parameters\":{\"a\":[1,2},\"inputs\":[]}",
     };

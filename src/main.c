@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "crash_journal.h"
+#include "ctl.h"
 #include "deploy.h"
 #include "host.h"
 #include "http.h"
@@ -274,6 +275,8 @@ static int main_start_deployments(ds_server *s)
                              .deploy = s->deploy,
                              .http = s->http,
                              .host = plugin_host_api()};
+    s->serve.repository = manage_repository;
+    s->serve.repository_ctx = &s->manage;
     if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {
         fprintf(stderr, "dynserve: out of memory at startup\n");
         return -1;
@@ -327,6 +330,8 @@ static void main_arm_shutdown_watchdog(ds_server *s)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
+        return ctl_main(argc - 1, argv + 1); /* the command-line client (src/ctl/) */
     static ds_server server; /* the process's one server; see ds_server above */
     ds_server *s = &server;
     char err[512];

@@ -304,7 +304,7 @@ static int ctl_register(const ctl_opts *o, int argc, char **argv)
     const char *config = NULL;
     if (argc == 5 && strcmp(argv[3], "--config") == 0)
         config = argv[4];
-    else if (argc != 3)
+    else if (argc != 3 || strncmp(argv[2], "--", 2) == 0)
         return ctl_usage_error("usage: register MODEL VERSION PLUGIN [--config JSON]", NULL);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "name", argv[0]);

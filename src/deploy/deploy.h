@@ -44,6 +44,7 @@
 #include "dynserve/plugin.h"
 #include "errors.h"
 #include "guard.h"
+#include "phase_stats.h"
 #include "registry.h"
 #include "stats.h"
 
@@ -69,6 +70,8 @@ typedef struct deploy_target {
     atomic_uint_fast64_t *timeouts;      /* requests answered 504, lifetime of this deployment */
     atomic_int_fast64_t *last_timeout_s; /* CLOCK_MONOTONIC seconds of the last one, 0 = never */
     atomic_bool *draining;               /* undeployed: requests still holding it get a 404 */
+    ds_phase_stats *phases;  /* Triton statistics: success/fail, queue/compute phases, shadow */
+    const char *deployed_at; /* ISO-8601 UTC, from the registry row */
 } deploy_target;
 
 /* What a route leads to: exactly one of the two is set. */
@@ -208,6 +211,9 @@ void deploy_release(deployment *d);
 const deploy_target *deploy_target_of(const deployment *d);
 /* The path of the versioned infer route, e.g. "/v2/models/m/versions/1/infer". */
 const char *deploy_infer_path(const deployment *d);
+/* The model entry for a name (stable until deploy_manager_free), or NULL when the model was
+ * never deployed. */
+deploy_model *deploy_model_lookup(deploy_manager *m, const char *name);
 /* The model's name and unversioned infer route path ("/v2/models/m/infer"). */
 const char *deploy_model_name(const deploy_model *dm);
 const char *deploy_model_infer_path(const deploy_model *dm);
@@ -225,6 +231,21 @@ size_t deploy_versions(deploy_manager *m, const char *model, char (*versions)[RE
  * into the manager). traffic_weight is -1 for a model without a split. */
 typedef void (*deploy_visit_fn)(void *ud, const deploy_target *t, int traffic_weight);
 void deploy_foreach(deploy_manager *m, deploy_visit_fn fn, void *ud);
+
+/* Version order as Triton's "latest" policy sees it: numbers numerically, else by text.
+ * <0, 0, >0 like strcmp. Pure. */
+int deploy_version_cmp(const char *a, const char *b);
+
+/* Where a (model, version) is in its lifecycle right now: being deployed, live, being
+ * undeployed, or none of these (not deployed; a failed restore shows in the registry only).
+ * For Triton's repository index (LOADING, READY, UNLOADING, UNAVAILABLE). */
+typedef enum deploy_state {
+    DEPLOY_STATE_NONE,
+    DEPLOY_STATE_LOADING,
+    DEPLOY_STATE_READY,
+    DEPLOY_STATE_UNLOADING
+} deploy_state;
+deploy_state deploy_state_of(deploy_manager *m, const char *model, const char *version);
 
 /* Save every live deployment's lifetime stats to the registry (periodic flush and shutdown). */
 void deploy_flush_stats(deploy_manager *m);

@@ -37,6 +37,7 @@ struct deployment {
     struct deployment *next_draining; /* deploy_model.draining list; guarded by lifecycle */
     pthread_mutex_t exec_lock;        /* serializes execute() when the plugin is not thread-safe */
     atomic_int refs;                  /* requests holding this deployment; drained before unload */
+    char deployed_at[REG_TIME_MAX];
     deploy_model *model;
     deploy_manager *mgr;
     struct deployment *next_endpoint; /* endpoint hash chain; guarded by the index lock */
@@ -58,8 +59,18 @@ struct deploy_model {
     deploy_model *next;   /* hash chain; guarded by the manager's index lock */
 };
 
+/* A deploy or undeploy in progress, for deploy_state_of (LOADING / UNLOADING). */
+#define DEPLOY_TRANSITS 64
+typedef struct deploy_transit {
+    char model[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1];
+    deploy_state state; /* DEPLOY_STATE_NONE: a free slot */
+} deploy_transit;
+
 struct deploy_manager {
     deploy_env env;
+    pthread_mutex_t transit_lock; /* guards transit[] */
+    deploy_transit transit[DEPLOY_TRANSITS];
     bool router_live;            /* env.router may be used (false after router_stopped) */
     pthread_mutex_t router_gate; /* guards router_live against route removals by drain threads */
     atomic_int drains;           /* drain threads running */
@@ -84,6 +95,11 @@ deploy_result deploy_fail(deploy_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A registry failure in the manager's terms. */
 deploy_result deploy_from_registry(reg_status rs, const char *err);
+/* A deploy / undeploy of (model, version) in progress, for deploy_state_of: begin returns a
+ * slot (or -1 when all are busy; the state then reads from the tables), end frees it. */
+int deploy_transit_begin(deploy_manager *m, const char *model, const char *version,
+                         deploy_state state);
+void deploy_transit_end(deploy_manager *m, int slot);
 /* Record an event {"reason": reason}; failures are logged, not returned. */
 void deploy_event(deploy_manager *m, const char *kind, const char *model, const char *version,
                   const char *reason);

@@ -201,8 +201,8 @@ static deploy_result drain_stop_failed(deploy_manager *m, const char *model, con
     return rs == REG_OK ? deploy_ok() : deploy_from_registry(rs, err);
 }
 
-deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
-                          const char *endpoint_name, int drain_timeout_ms)
+static deploy_result drain_stop(deploy_manager *m, const char *model, const char *version,
+                                const char *endpoint_name, int drain_timeout_ms)
 {
     char model_buf[REG_NAME_MAX + 1], version_buf[REG_NAME_MAX + 1];
     if (model == NULL) {
@@ -242,5 +242,15 @@ deploy_result deploy_stop(deploy_manager *m, const char *model, const char *vers
     if (rs != REG_OK)
         return deploy_fail(DEPLOY_INTERNAL, "undeployed, but the registry did not record it: %s",
                            err);
+    return r;
+}
+
+deploy_result deploy_stop(deploy_manager *m, const char *model, const char *version,
+                          const char *endpoint_name, int drain_timeout_ms)
+{
+    bool named = model != NULL && name_valid(model) && name_valid(version);
+    int slot = named ? deploy_transit_begin(m, model, version, DEPLOY_STATE_UNLOADING) : -1;
+    deploy_result r = drain_stop(m, model, version, endpoint_name, drain_timeout_ms);
+    deploy_transit_end(m, slot);
     return r;
 }

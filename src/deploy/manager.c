@@ -43,7 +43,7 @@ static bool deploy_all_digits(const char *s)
 }
 
 /* Version order as Triton's "latest" policy sees it: numbers numerically, else by text. */
-static int deploy_version_cmp(const char *a, const char *b)
+int deploy_version_cmp(const char *a, const char *b)
 {
     if (deploy_all_digits(a) && deploy_all_digits(b)) {
         while (*a == '0' && a[1])
@@ -86,6 +86,7 @@ int deploy_manager_new(const deploy_env *env, deploy_manager **out)
     m->router_live = true;
     pthread_rwlock_init(&m->index_lock, NULL);
     pthread_mutex_init(&m->router_gate, NULL);
+    pthread_mutex_init(&m->transit_lock, NULL);
     atomic_init(&m->drains, 0);
     *out = m;
     return 0;
@@ -150,6 +151,7 @@ void deployment_free(deployment *d)
         loader_close(d->plugin);
     }
     stats_free(d->t.stats);
+    phase_stats_free(d->t.phases);
     admission_destroy(&d->adm);
     pthread_mutex_destroy(&d->reason_lock);
     pthread_mutex_destroy(&d->exec_lock);
@@ -274,6 +276,8 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .version = d->version,
                            .endpoint_name = d->endpoint_name,
                            .stats = stats_new(),
+                           .phases = phase_stats_new(),
+                           .deployed_at = d->deployed_at,
                            .isolated = deployment_isolated(m, opts),
                            .timeout_ms = deployment_timeout(m, opts),
                            .admission = &d->adm,
@@ -282,7 +286,7 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .draining = &d->draining};
     int rc = -1;
     char err[512] = "";
-    if (d->t.stats == NULL)
+    if (d->t.stats == NULL || d->t.phases == NULL)
         *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
     else if (!d->t.isolated)
         rc = deployment_load_inproc(m, d, v, journal_id, res);
@@ -473,6 +477,7 @@ static deploy_result deploy_record_locked(deploy_manager *m, deploy_model *dm, d
         return deploy_from_registry(rs, err);
     d->t.deployment_id = row.id;
     snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row.endpoint_name);
+    snprintf(d->deployed_at, sizeof d->deployed_at, "%s", row.deployed_at);
     if (deployment_publish(m, dm, d) != 0) {
         deployment_unpublish(m, dm, d);
         registry_deployment_end(m->env.reg, row.id, "failed", "out of memory adding routes", err,
@@ -489,9 +494,73 @@ static deploy_result deploy_record_locked(deploy_manager *m, deploy_model *dm, d
     return deploy_ok();
 }
 
-deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
-                           const char *endpoint_name, const ds_deploy_options *opts,
-                           reg_deployment *out)
+/* ---- lifecycle states (Triton's repository index) ---------------------------------------- */
+
+int deploy_transit_begin(deploy_manager *m, const char *model, const char *version,
+                         deploy_state state)
+{
+    pthread_mutex_lock(&m->transit_lock);
+    int slot = -1;
+    for (int i = 0; i < DEPLOY_TRANSITS && slot < 0; i++)
+        if (m->transit[i].state == DEPLOY_STATE_NONE) {
+            snprintf(m->transit[i].model, sizeof m->transit[i].model, "%s", model);
+            snprintf(m->transit[i].version, sizeof m->transit[i].version, "%s", version);
+            m->transit[i].state = state;
+            slot = i;
+        }
+    pthread_mutex_unlock(&m->transit_lock);
+    return slot;
+}
+
+void deploy_transit_end(deploy_manager *m, int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&m->transit_lock);
+    m->transit[slot].state = DEPLOY_STATE_NONE;
+    pthread_mutex_unlock(&m->transit_lock);
+}
+
+/* true when (dm, version) is undeployed but a call still holds it. */
+static bool deploy_is_draining(deploy_model *dm, const char *version)
+{
+    pthread_mutex_lock(&dm->lifecycle);
+    bool found = false;
+    for (const deployment *d = dm->draining; d != NULL && !found; d = d->next_draining)
+        found = strcmp(d->version, version) == 0;
+    pthread_mutex_unlock(&dm->lifecycle);
+    return found;
+}
+
+deploy_state deploy_state_of(deploy_manager *m, const char *model, const char *version)
+{
+    deploy_state st = DEPLOY_STATE_NONE;
+    pthread_mutex_lock(&m->transit_lock);
+    for (int i = 0; i < DEPLOY_TRANSITS && st == DEPLOY_STATE_NONE; i++)
+        if (m->transit[i].state != DEPLOY_STATE_NONE && strcmp(m->transit[i].model, model) == 0 &&
+            strcmp(m->transit[i].version, version) == 0)
+            st = m->transit[i].state;
+    pthread_mutex_unlock(&m->transit_lock);
+    if (st != DEPLOY_STATE_NONE)
+        return st;
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    if (d != NULL) {
+        deploy_release(d);
+        return DEPLOY_STATE_READY;
+    }
+    deploy_model *dm = deploy_model_find(m, model);
+    return dm != NULL && deploy_is_draining(dm, version) ? DEPLOY_STATE_UNLOADING
+                                                        : DEPLOY_STATE_NONE;
+}
+
+deploy_model *deploy_model_lookup(deploy_manager *m, const char *name)
+{
+    return deploy_model_find(m, name);
+}
+
+static deploy_result deploy_start_now(deploy_manager *m, const char *model, const char *version,
+                                      const char *endpoint_name, const ds_deploy_options *opts,
+                                      reg_deployment *out)
 {
     static const ds_deploy_options none;
     if (!name_valid(model) || !name_valid(version))
@@ -531,6 +600,17 @@ deploy_result deploy_start(deploy_manager *m, const char *model, const char *ver
     if (res.code != DEPLOY_OK)
         deployment_free(d);
     return res;
+}
+
+deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
+                           const char *endpoint_name, const ds_deploy_options *opts,
+                           reg_deployment *out)
+{
+    bool named = name_valid(model) && name_valid(version);
+    int slot = named ? deploy_transit_begin(m, model, version, DEPLOY_STATE_LOADING) : -1;
+    deploy_result r = deploy_start_now(m, model, version, endpoint_name, opts, out);
+    deploy_transit_end(m, slot);
+    return r;
 }
 
 void deploy_manager_router_stopped(deploy_manager *m)
@@ -593,6 +673,7 @@ void deploy_manager_free(deploy_manager *m)
     }
     pthread_mutex_destroy(&m->router_gate);
     pthread_rwlock_destroy(&m->index_lock);
+    pthread_mutex_destroy(&m->transit_lock);
     free(m);
 }
 

@@ -97,6 +97,7 @@ static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
     }
     d->t.deployment_id = row->id;
     snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row->endpoint_name);
+    snprintf(d->deployed_at, sizeof d->deployed_at, "%s", row->deployed_at);
     reg_stats base = {0};
     if (registry_stats_load(m->env.reg, row->id, &base, err, sizeof err) == REG_OK) {
         stats_set_base(d->t.stats, base.request_count, base.error_4xx, base.error_5xx,

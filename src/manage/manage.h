@@ -26,6 +26,11 @@ typedef struct manage_ctx {
     const ds_host_api *host; /* for probing uploaded plugins (plugin/host.h) */
 } manage_ctx;
 
+/* Triton's model repository extension, POST /v2/repository/index and
+ * /v2/repository/models/<m>/load|unload (repository.c). The /v2 prefix is serve/'s, which calls
+ * this through serve_ctx.repository (main wires it); cbdata is the manage_ctx. */
+void manage_repository(void *cbdata, const http_request *req, http_response *resp);
+
 /* Register /models, /deployments, /metrics and the "/" catch-all (static files). 0 or -1. */
 int manage_register_routes(manage_ctx *s);
 

@@ -2,9 +2,11 @@
 #include "openapi.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "oip.h"
 
@@ -490,16 +492,15 @@ void openapi_docs(ds_server *s, const http_request *req, http_response *resp)
         http_response_header(resp, "Allow", "GET, HEAD");
         return;
     }
-    http_request page = *req;
-    page.path = "/docs/swagger-ui-bundle.js";
-    http_serve_static(s->http, &page, resp);
-    if (resp->status != 200) {
+    char bundle[PATH_MAX];
+    int n = snprintf(bundle, sizeof bundle, "%s/docs/swagger-ui-bundle.js", s->cfg.web_root);
+    if (n < 0 || (size_t)n >= sizeof bundle || access(bundle, R_OK) != 0) {
         http_error(resp, 404,
                    "the /docs renderer is not installed (build with npm available); the "
                    "document itself is at /openapi.json");
         return;
     }
-    buf_reset(resp->body);
+    http_request page = *req;
     page.path = "/docs/index.html";
     http_serve_static(s->http, &page, resp);
 }

@@ -1,13 +1,39 @@
-/* repository: Triton's model repository extension over the registry. See repository.h. */
-#include "repository.h"
-
+/*
+ * repository: Triton's model repository extension (docs/protocol/extension_model_repository.md
+ * of triton-inference-server/server), as another view of the registry and the deployment
+ * manager — the same calls /deployments/deploy and /deployments/undeploy make, so both views
+ * always agree:
+ *
+ *   POST /v2/repository/index              body optional: {"ready": bool}
+ *        -> 200 [{"name","version","state","reason"}] for every registered version;
+ *           state READY (deployed), LOADING / UNLOADING (a deploy / undeploy in progress),
+ *           UNAVAILABLE (not deployed: reason "unloaded"; or its deployment failed: the reason)
+ *   POST /v2/repository/models/<m>/load    body optional: {"parameters":{"version":"2"}} or
+ *        {"parameters":{"versions":["1","2"]}} (or "1,2"); default: the newest registered version
+ *        -> 200 with an empty body (Triton's reply) once the versions serve; versions already
+ *           deployed stay as they are
+ *   POST /v2/repository/models/<m>/unload  body optional: {"parameters":{"unload_dependents":b}}
+ *        -> 200 with an empty body once every version of <m> is undeployed and drained
+ *
+ * Errors are {"error": "..."}: 400 bad body or parameter (Triton's "config" and "file:..." load
+ * parameters are refused: register versions with POST /models or PUT /models/<m>/versions/<v>),
+ * 404 unknown model or version, 405 not POST, and the deploy's own failure status.
+ *
+ * Thread-safety: handlers run on many threads; the registry and the deployment manager
+ * serialize what they must.
+ */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
 #include "deploy.h"
+#include "manage_internal.h"
+#include "names.h"
+#include "path.h"
 #include "registry.h"
+#include "reply.h"
 
 #define REPO_MAX_VERSIONS 256
 
@@ -66,24 +92,24 @@ static int repo_mark_failed(void *ud, const reg_deployment *d)
 
 /* Registered versions (of one model when model != NULL) with failed-deployment reasons.
  * 0, or -1 after writing a 500. rows->rows is the caller's to free. */
-static int repo_load_rows(ds_server *s, const char *model, repo_rows *rows, http_response *resp)
+static int repo_load_rows(manage_ctx *s, const char *model, repo_rows *rows, http_response *resp)
 {
     char err[256];
     rows->only_model = model;
     if (registry_version_list(s->reg, repo_collect_version, rows, err, sizeof err) != REG_OK ||
         registry_deployment_list(s->reg, repo_mark_failed, rows, err, sizeof err) != REG_OK) {
-        http_error(resp, 500, "registry: %s", err);
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
         return -1;
     }
     if (rows->oom) {
-        http_error(resp, 500, "out of memory");
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory");
         return -1;
     }
     return 0;
 }
 
 /* Triton state and reason of one registered version. */
-static const char *repo_state(ds_server *s, const repo_row *row, const char **reason)
+static const char *repo_state(manage_ctx *s, const repo_row *row, const char **reason)
 {
     *reason = "";
     switch (deploy_state_of(s->deploy, row->name, row->version)) {
@@ -96,8 +122,10 @@ static const char *repo_state(ds_server *s, const repo_row *row, const char **re
     return "UNAVAILABLE";
 }
 
-/* Parse an optional JSON object body. Empty body: *out = NULL, returns 0. -1 after a 400. */
-static int repo_body(const http_request *req, cJSON **out, http_response *resp)
+/* Parse an optional JSON object body whose keys are all in `allowed`. Empty body: *out = NULL,
+ * returns 0. -1 after a 400. */
+static int repo_body(const http_request *req, const char *const *allowed, cJSON **out,
+                     http_response *resp)
 {
     *out = NULL;
     size_t i = 0;
@@ -106,14 +134,8 @@ static int repo_body(const http_request *req, cJSON **out, http_response *resp)
         i++;
     if (i == req->body_len)
         return 0;
-    cJSON *obj = cJSON_ParseWithLength(req->body, req->body_len);
-    if (!cJSON_IsObject(obj)) {
-        cJSON_Delete(obj);
-        http_error(resp, 400, "request body must be a JSON object");
-        return -1;
-    }
-    *out = obj;
-    return 0;
+    *out = body_object(req, resp, allowed);
+    return *out ? 0 : -1;
 }
 
 /* Only `allowed` keys in obj (NULL obj passes). false after a 400. */
@@ -125,28 +147,24 @@ static bool repo_known_keys(const cJSON *obj, const char *const *allowed, const 
         for (const char *const *a = allowed; *a && !known; a++)
             known = strcmp(*a, f->string) == 0;
         if (!known) {
-            http_error(resp, 400, "unknown %s \"%s\"", what, f->string);
+            reply_error(resp, HTTP_BAD_REQUEST, "unknown %s \"%s\"", what, f->string);
             return false;
         }
     }
     return true;
 }
 
-static void repo_index(ds_server *s, const http_request *req, http_response *resp)
+static void repo_index(manage_ctx *s, const http_request *req, http_response *resp)
 {
     static const char *const keys[] = {"ready", NULL};
     cJSON *body;
-    if (repo_body(req, &body, resp) != 0)
+    if (repo_body(req, keys, &body, resp) != 0)
         return;
     bool ready_only = false;
-    if (!repo_known_keys(body, keys, "field", resp)) {
-        cJSON_Delete(body);
-        return;
-    }
     const cJSON *ready = cJSON_GetObjectItemCaseSensitive(body, "ready");
     if (ready != NULL && !cJSON_IsBool(ready)) {
         cJSON_Delete(body);
-        http_error(resp, 400, "Invalid value for 'ready': expected a boolean");
+        reply_error(resp, HTTP_BAD_REQUEST, "Invalid value for 'ready': expected a boolean");
         return;
     }
     ready_only = cJSON_IsTrue(ready);
@@ -172,7 +190,7 @@ static void repo_index(ds_server *s, const http_request *req, http_response *res
     }
     buf_append_char(resp->body, ']');
     free(rows.rows);
-    resp->status = 200;
+    resp->status = HTTP_OK;
 }
 
 /* ---- load / unload ------------------------------------------------------------------------ */
@@ -186,13 +204,13 @@ static bool repo_add_version(repo_versions *out, const char *v, size_t len, http
 {
     char name[REG_NAME_MAX + 1];
     if (len == 0 || len > REG_NAME_MAX || out->count == REPO_MAX_VERSIONS) {
-        http_error(resp, 400, "bad version list in \"parameters\"");
+        reply_error(resp, HTTP_BAD_REQUEST, "bad version list in \"parameters\"");
         return false;
     }
     memcpy(name, v, len);
     name[len] = '\0';
-    if (!registry_name_valid(name)) {
-        http_error(resp, 400, "invalid version \"%s\"", name);
+    if (!name_valid(name)) {
+        reply_error(resp, HTTP_BAD_REQUEST, "invalid version \"%s\"", name);
         return false;
     }
     for (size_t i = 0; i < out->count; i++)
@@ -228,7 +246,7 @@ static bool repo_param_versions(const cJSON *p, repo_versions *out, http_respons
         cJSON_ArrayForEach(e, p)
         {
             if (cJSON_IsArray(e)) {
-                http_error(resp, 400, "\"parameters\" versions must be a flat list");
+                reply_error(resp, HTTP_BAD_REQUEST, "\"parameters\" versions must be a flat list");
                 return false;
             }
             if (!repo_param_versions(e, out, resp))
@@ -236,18 +254,18 @@ static bool repo_param_versions(const cJSON *p, repo_versions *out, http_respons
         }
         return true;
     }
-    http_error(resp, 400, "\"parameters\" version(s) must be a string, a number or an array");
+    reply_error(resp, HTTP_BAD_REQUEST, "\"parameters\" version(s) must be a string, a number or an array");
     return false;
 }
 
 /* The versions a load asks for; default the newest registered one. false after an error. */
-static bool repo_load_targets(ds_server *s, const char *model, const cJSON *params,
+static bool repo_load_targets(manage_ctx *s, const char *model, const cJSON *params,
                               repo_versions *want, http_response *resp)
 {
     static const char *const keys[] = {"version", "versions", NULL};
     for (const cJSON *f = params ? params->child : NULL; f != NULL; f = f->next)
         if (strcmp(f->string, "config") == 0 || strncmp(f->string, "file:", 5) == 0) {
-            http_error(resp, 400,
+            reply_error(resp, HTTP_BAD_REQUEST,
                        "load parameter \"%s\" is not supported: register the version with "
                        "POST /models or PUT /models/%s/versions/<v>, then load it",
                        f->string, model);
@@ -262,7 +280,7 @@ static bool repo_load_targets(ds_server *s, const char *model, const cJSON *para
     }
     bool ok = true;
     if (rows.count == 0) {
-        http_error(resp, 404, "model %s is not registered", model);
+        reply_error(resp, HTTP_NOT_FOUND, "model %s is not registered", model);
         ok = false;
     }
     for (const cJSON *f = params ? params->child : NULL; ok && f != NULL; f = f->next)
@@ -272,7 +290,7 @@ static bool repo_load_targets(ds_server *s, const char *model, const cJSON *para
         for (size_t r = 0; r < rows.count && !found; r++)
             found = strcmp(rows.rows[r].version, want->v[i]) == 0;
         if (!found) {
-            http_error(resp, 404, "model %s has no version %s", model, want->v[i]);
+            reply_error(resp, HTTP_NOT_FOUND, "model %s has no version %s", model, want->v[i]);
             ok = false;
         }
     }
@@ -287,20 +305,17 @@ static bool repo_load_targets(ds_server *s, const char *model, const cJSON *para
     return ok;
 }
 
-static void repo_load(ds_server *s, const char *model, const cJSON *body, http_response *resp)
+static void repo_load(manage_ctx *s, const char *model, const cJSON *body, http_response *resp)
 {
-    static const char *const keys[] = {"parameters", NULL};
-    if (!repo_known_keys(body, keys, "field", resp))
-        return;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "parameters");
     if (params != NULL && !cJSON_IsObject(params) && !cJSON_IsNull(params)) {
-        http_error(resp, 400, "\"parameters\" must be an object");
+        reply_error(resp, HTTP_BAD_REQUEST, "\"parameters\" must be an object");
         return;
     }
     repo_versions *want = calloc(1, sizeof *want);
     bool loaded[REPO_MAX_VERSIONS] = {false};
     if (want == NULL) {
-        http_error(resp, 500, "out of memory");
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory");
         return;
     }
     if (!repo_load_targets(s, model, cJSON_IsObject(params) ? params : NULL, want, resp)) {
@@ -310,34 +325,32 @@ static void repo_load(ds_server *s, const char *model, const cJSON *body, http_r
     for (size_t i = 0; i < want->count; i++) {
         if (deploy_state_of(s->deploy, model, want->v[i]) == DEPLOY_STATE_READY)
             continue; /* already serving: Triton would reload; we keep it as it is */
-        deploy_result r = deploy_start(s->deploy, model, want->v[i], NULL, NULL);
-        if (r.status == 409 && deploy_state_of(s->deploy, model, want->v[i]) != DEPLOY_STATE_NONE)
+        deploy_result r = deploy_start(s->deploy, model, want->v[i], NULL, NULL, NULL);
+        deploy_state now = deploy_state_of(s->deploy, model, want->v[i]);
+        if (r.code == DEPLOY_CONFLICT && (now == DEPLOY_STATE_READY || now == DEPLOY_STATE_LOADING))
             continue; /* deployed concurrently by someone else */
-        if (r.status != 201) {
+        if (r.code != DEPLOY_OK) {
             /* All or nothing: undo what this request loaded. */
             for (size_t j = 0; j < i; j++)
                 if (loaded[j])
-                    deploy_stop(s->deploy, model, want->v[j], NULL);
-            http_error(resp, r.status, "failed to load '%s' version %s: %s", model, want->v[i],
-                       r.message);
+                    deploy_stop(s->deploy, model, want->v[j], NULL, -1);
+            reply_error(resp, reply_status_of_deploy(r.code), "failed to load '%s' version %s: %s",
+                        model, want->v[i], r.message);
             free(want);
             return;
         }
         loaded[i] = true;
     }
     free(want);
-    resp->status = 200; /* Triton answers a load with 200 and an empty body */
+    resp->status = HTTP_OK; /* Triton answers a load with 200 and an empty body */
 }
 
-static void repo_unload(ds_server *s, const char *model, const cJSON *body, http_response *resp)
+static void repo_unload(manage_ctx *s, const char *model, const cJSON *body, http_response *resp)
 {
-    static const char *const keys[] = {"parameters", NULL};
     static const char *const params_keys[] = {"unload_dependents", NULL};
-    if (!repo_known_keys(body, keys, "field", resp))
-        return;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(body, "parameters");
     if (params != NULL && !cJSON_IsObject(params) && !cJSON_IsNull(params)) {
-        http_error(resp, 400, "\"parameters\" must be an object");
+        reply_error(resp, HTTP_BAD_REQUEST, "\"parameters\" must be an object");
         return;
     }
     if (!repo_known_keys(cJSON_IsObject(params) ? params : NULL, params_keys, "unload parameter",
@@ -345,7 +358,7 @@ static void repo_unload(ds_server *s, const char *model, const cJSON *body, http
         return;
     const cJSON *dep = cJSON_GetObjectItemCaseSensitive(params, "unload_dependents");
     if (dep != NULL && !cJSON_IsBool(dep)) {
-        http_error(resp, 400, "Unable to parse 'unload_dependents': expected a boolean");
+        reply_error(resp, HTTP_BAD_REQUEST, "Unable to parse 'unload_dependents': expected a boolean");
         return; /* dynserve has no ensembles, so there are never dependents to unload */
     }
     repo_rows rows = {0};
@@ -355,51 +368,55 @@ static void repo_unload(ds_server *s, const char *model, const cJSON *body, http
     }
     if (rows.count == 0) {
         free(rows.rows);
-        http_error(resp, 404, "model %s is not registered", model);
+        reply_error(resp, HTTP_NOT_FOUND, "model %s is not registered", model);
         return;
     }
     for (size_t i = 0; i < rows.count; i++) {
         if (deploy_state_of(s->deploy, model, rows.rows[i].version) == DEPLOY_STATE_NONE &&
             !rows.rows[i].failed)
             continue;
-        deploy_result r = deploy_stop(s->deploy, model, rows.rows[i].version, NULL);
-        if (r.status != 200 && r.status != 404) {
-            http_error(resp, r.status, "failed to unload '%s' version %s: %s", model,
-                       rows.rows[i].version, r.message);
+        deploy_result r = deploy_stop(s->deploy, model, rows.rows[i].version, NULL, -1);
+        /* DRAINING: out of service, a call past the drain timeout still finishing (UNLOADING) */
+        if (r.code != DEPLOY_OK && r.code != DEPLOY_NOT_FOUND && r.code != DEPLOY_DRAINING) {
+            reply_error(resp, reply_status_of_deploy(r.code), "failed to unload '%s' version %s: %s",
+                        model, rows.rows[i].version, r.message);
             free(rows.rows);
             return;
         }
     }
     free(rows.rows);
-    resp->status = 200;
+    resp->status = HTTP_OK;
 }
 
-void repository_route(ds_server *s, const http_request *req, const char **seg, int n,
-                      http_response *resp)
+void manage_repository(void *cbdata, const http_request *req, http_response *resp)
 {
+    manage_ctx *s = cbdata;
+    char buf[512];
+    const char *seg[6];
+    int n = path_segments(req->path, buf, sizeof buf, seg, 6);
     /* seg: "v2" "repository" ( "index" | "models" m ("load" | "unload") ) */
     bool index = n == 3 && strcmp(seg[2], "index") == 0;
     bool control = n == 5 && strcmp(seg[2], "models") == 0 &&
                    (strcmp(seg[4], "load") == 0 || strcmp(seg[4], "unload") == 0);
     if (!index && !control) {
-        http_error(resp, 404, "no route for %s", req->path);
+        reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
         return;
     }
-    if (strcmp(req->method, "POST") != 0) {
-        http_error(resp, 405, "%s needs POST, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "POST");
+    if (!reply_method_is(req, "POST")) {
+        reply_bad_method(req, resp, "POST");
         return;
     }
     if (index) {
         repo_index(s, req, resp);
         return;
     }
-    if (!registry_name_valid(seg[3])) {
-        http_error(resp, 400, "invalid model name");
+    if (!name_valid(seg[3])) {
+        reply_error(resp, HTTP_BAD_REQUEST, "invalid model name");
         return;
     }
+    static const char *const keys[] = {"parameters", NULL};
     cJSON *body;
-    if (repo_body(req, &body, resp) != 0)
+    if (repo_body(req, keys, &body, resp) != 0)
         return;
     if (strcmp(seg[4], "load") == 0)
         repo_load(s, seg[3], body, resp);

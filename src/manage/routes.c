@@ -1,6 +1,10 @@
 /*
  * manage routes: the one place the management API's routes are registered. The whole surface:
  *
+ *   /v2/repository/index                 POST (Triton)                        repository.c
+ *   /v2/repository/models/<m>/load|unload POST (Triton; reached through
+ *                                        serve's /v2 prefix, see manage.h)    repository.c
+ *
  *   /models                              GET list, POST register              models.c
  *   /models/stats                        GET                                  stats.c
  *   /models/<m>/versions/<v>             PUT upload, DELETE                   models.c

@@ -63,8 +63,7 @@ static oip_arena *infer_arena(void)
     return tl_arena;
 }
 
-/* Inference-Header-Content-Length as a size, (size_t)-1 when absent; -2 when malformed. */
-static size_t infer_header_length(const http_request *req)
+size_t infer_header_length(const http_request *req)
 {
     const char *v = http_header(req, "Inference-Header-Content-Length");
     if (v == NULL)
@@ -75,6 +74,28 @@ static size_t infer_header_length(const http_request *req)
     if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n > req->body_len)
         return (size_t)-2;
     return (size_t)n;
+}
+
+size_t infer_response_json_len(const http_response *resp, size_t body_len)
+{
+    static const char key[] = "Inference-Header-Content-Length: ";
+    const char *h = strstr(resp->extra_headers, key);
+    if (h == NULL)
+        return body_len;
+    unsigned long long n = strtoull(h + sizeof key - 1, NULL, 10);
+    return n <= body_len ? (size_t)n : body_len;
+}
+
+/* Triton's batch size of a request: the first input's first dimension when the model declares
+ * that dimension variable (-1), else 1. */
+static uint64_t infer_batch_size(const deploy_target *t, const oip_request *oreq)
+{
+    const ds_model_desc *md = t->model;
+    if ((md->flags & DS_MODEL_DYNAMIC_IO) || md->input_count == 0 || md->inputs[0].rank < 1 ||
+        md->inputs[0].shape[0] != -1 || oreq->plugin.input_count == 0 ||
+        oreq->inputs[0].rank < 1)
+        return 1;
+    return (uint64_t)oreq->inputs[0].shape[0];
 }
 
 /* Decode the body into *oreq. 0, or -1 after writing the error response. */
@@ -137,13 +158,15 @@ static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_respo
 /* Run the plugin (or its worker). In process, the crash journal learns which deployment this
  * thread runs, and *late tells whether the call returned past the deadline. */
 static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, oip_response *out,
-                               uint64_t start_ns, ds_error *perr, bool *late)
+                               uint64_t start_ns, ds_error *perr, bool *late, uint64_t *exec_ns)
 {
     if (!t->isolated)
         crash_journal_enter(t->deployment_id);
     if (t->exec_lock != NULL)
         pthread_mutex_lock(t->exec_lock);
+    uint64_t t0 = infer_now_ns();
     ds_status st = t->api->execute(t->instance, &oreq->plugin, out, perr);
+    *exec_ns = infer_now_ns() - t0;
     if (t->exec_lock != NULL)
         pthread_mutex_unlock(t->exec_lock);
     if (!t->isolated)
@@ -154,15 +177,19 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
 }
 
 /* Check, admit, execute, check, encode: the part after decoding. start_ns: when the request
- * began (its deadline counts from there). Writes resp. */
+ * began (its deadline counts from there). Writes resp, and times the phases into ph (input: the
+ * request check, added to the decode time the caller measured; queue: the admission wait and a
+ * non-thread-safe plugin's exec lock; infer: execute; output: output check + encode). */
 static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
-                      http_response *resp)
+                      http_response *resp, phase_sample *ph)
 {
     oip_error err = {0};
+    uint64_t t0 = infer_now_ns();
     if (oip_check_request(oreq, t->model, &err) != 0) {
         reply_error(resp, reply_status_of_oip(err.code), "%s", err.message);
         return;
     }
+    uint64_t t1 = infer_now_ns();
     uint64_t deadline = t->timeout_ms > 0 ? start_ns + (uint64_t)t->timeout_ms * 1000000u : 0;
     if (!infer_admit(t, deadline, resp))
         return;
@@ -170,7 +197,9 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
     oip_response_init(&out, tl_arena);
     ds_error perr = {.code = DS_OK, .message = ""};
     bool late = false;
-    ds_status st = infer_execute(t, oreq, &out, start_ns, &perr, &late);
+    uint64_t exec_ns = 0;
+    ds_status st = infer_execute(t, oreq, &out, start_ns, &perr, &late, &exec_ns);
+    uint64_t t3 = infer_now_ns();
     if (t->admission != NULL)
         admission_leave(t->admission);
     if (late || (int)st == DS_STATUS_WORKER_TIMEOUT)
@@ -205,6 +234,11 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
         http_response_header(resp, "Inference-Header-Content-Length", n);
         resp->content_type = "application/octet-stream";
     }
+    ph->ns[PHASE_INPUT] += t1 - t0;
+    ph->ns[PHASE_INFER] = exec_ns;
+    ph->ns[PHASE_QUEUE] = t3 - t1 - exec_ns;
+    ph->ns[PHASE_OUTPUT] = infer_now_ns() - t3;
+    ph->batch_size = infer_batch_size(t, oreq);
 }
 
 uint64_t infer_stats_begin(const deploy_target *t)
@@ -213,9 +247,15 @@ uint64_t infer_stats_begin(const deploy_target *t)
     return infer_now_ns();
 }
 
-void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp)
+void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp,
+                     const phase_sample *ph)
 {
-    stats_end(t->stats, infer_now_ns() - start_ns, resp->status);
+    uint64_t total = infer_now_ns() - start_ns;
+    stats_end(t->stats, total, resp->status);
+    if (resp->status >= 200 && resp->status < 300 && ph != NULL)
+        phase_stats_success(t->phases, total, ph);
+    else
+        phase_stats_fail(t->phases, total);
 }
 
 static bool infer_method_ok(const http_request *req, http_response *resp)
@@ -227,25 +267,46 @@ static bool infer_method_ok(const http_request *req, http_response *resp)
     return false;
 }
 
-void infer_oip(const deploy_target *t, const http_request *req, http_response *resp)
+static infer_input infer_input_of(const http_request *req)
+{
+    return (infer_input){.body = req->body,
+                         .len = req->body_len,
+                         .header_len = infer_header_length(req),
+                         .routing_key = http_header(req, "X-Routing-Key")};
+}
+
+void infer_oip_input(const deploy_target *t, const infer_input *in, http_response *resp)
 {
     uint64_t start = infer_stats_begin(t);
     oip_request oreq;
-    if (infer_method_ok(req, resp) &&
-        infer_decode(req->body, req->body_len, infer_header_length(req), &oreq, resp) == 0)
-        infer_run(t, &oreq, start, resp);
-    infer_stats_end(t, start, resp);
+    phase_sample ph = {{0}, 0};
+    if (infer_decode(in->body, in->len, in->header_len, &oreq, resp) == 0) {
+        ph.ns[PHASE_INPUT] = infer_now_ns() - start;
+        infer_run(t, &oreq, start, resp, &ph);
+    }
+    infer_stats_end(t, start, resp, &ph);
 }
 
-void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp)
+void infer_oip(const deploy_target *t, const http_request *req, http_response *resp)
+{
+    if (!infer_method_ok(req, resp)) {
+        infer_stats_end(t, infer_stats_begin(t), resp, NULL);
+        return;
+    }
+    infer_input in = infer_input_of(req);
+    infer_oip_input(t, &in, resp);
+}
+
+static void infer_routed_input(deploy_model *dm, const infer_input *in, http_response *resp)
 {
     uint64_t start = infer_now_ns();
     oip_request oreq;
-    if (!infer_method_ok(req, resp) ||
-        infer_decode(req->body, req->body_len, infer_header_length(req), &oreq, resp) != 0)
+    if (infer_decode(in->body, in->len, in->header_len, &oreq, resp) != 0)
         return;
-    const char *key = http_header(req, "X-Routing-Key");
-    deployment *d = deploy_acquire_from_model(dm, key ? key : oreq.routing_key);
+    phase_sample ph = {{0}, 0};
+    ph.ns[PHASE_INPUT] = infer_now_ns() - start;
+    deployment *d =
+        deploy_acquire_from_model(dm, in->routing_key ? in->routing_key : oreq.routing_key);
     if (d == NULL) {
         reply_error(resp, HTTP_NOT_FOUND, "model %s has no deployed version",
                     deploy_model_name(dm));
@@ -253,15 +314,46 @@ void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *
     }
     const deploy_target *t = deploy_target_of(d);
     stats_begin(t->stats); /* started before the pick: the decode counts in its latency */
-    infer_run(t, &oreq, start, resp);
-    infer_stats_end(t, start, resp);
+    infer_run(t, &oreq, start, resp, &ph);
+    infer_stats_end(t, start, resp, &ph);
     deploy_release(d);
 }
 
-void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp)
+void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp)
+{
+    if (!infer_method_ok(req, resp))
+        return;
+    infer_input in = infer_input_of(req);
+    infer_routed_input(dm, &in, resp);
+}
+
+void infer_oip_by_name(deploy_manager *m, const char *model, const char *version,
+                       const infer_input *in, http_response *resp)
+{
+    if (version == NULL) {
+        deploy_model *dm = deploy_model_lookup(m, model);
+        if (dm == NULL)
+            reply_error(resp, HTTP_NOT_FOUND, "model %s is not deployed", model);
+        else
+            infer_routed_input(dm, in, resp);
+        return;
+    }
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    if (d == NULL) {
+        reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", model, version);
+        return;
+    }
+    infer_oip_input(deploy_target_of(d), in, resp);
+    deploy_release(d);
+}
+
+void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp,
+                    phase_sample *ph)
 {
     oip_request oreq;
     uint64_t start = infer_now_ns();
-    if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0)
-        infer_run(t, &oreq, start, resp);
+    if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0) {
+        ph->ns[PHASE_INPUT] = infer_now_ns() - start;
+        infer_run(t, &oreq, start, resp, ph);
+    }
 }

@@ -19,6 +19,29 @@
 #include "oip.h"
 #include "serve.h"
 
+/* An infer request's body as the data path needs it, from HTTP or from an async job. */
+typedef struct infer_input {
+    const char *body;
+    size_t len;
+    size_t header_len;       /* Inference-Header-Content-Length, (size_t)-1 none, -2 malformed */
+    const char *routing_key; /* X-Routing-Key or NULL */
+} infer_input;
+
+/* Inference-Header-Content-Length of req as infer_input.header_len wants it. */
+size_t infer_header_length(const http_request *req);
+
+/* The length of a finished response's JSON part (its Inference-Header-Content-Length when it
+ * carries binary data, else all of body_len). */
+size_t infer_response_json_len(const http_response *resp, size_t body_len);
+
+/* Answer `in` with deployment t (stats and phases counted on t). */
+void infer_oip_input(const deploy_target *t, const infer_input *in, http_response *resp);
+
+/* Answer `in` for (model, version); version NULL routes by the traffic split like the
+ * unversioned route. 404 when not deployed. For async jobs (jobs.c). */
+void infer_oip_by_name(deploy_manager *m, const char *model, const char *version,
+                       const infer_input *in, http_response *resp);
+
 /* Answer an OIP infer request (req->body) with the deployment `t` (versioned route). */
 void infer_oip(const deploy_target *t, const http_request *req, http_response *resp);
 
@@ -26,12 +49,15 @@ void infer_oip(const deploy_target *t, const http_request *req, http_response *r
  * traffic split (sticky on X-Routing-Key or the "routing_key" request parameter), run. */
 void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp);
 
-/* Decode `body` (OIP request JSON, no binary part) and run it on t, writing resp. No stats:
- * the caller brackets it with infer_stats_begin / infer_stats_end. */
-void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp);
-/* Count a request in t's stats; returns the start time for infer_stats_end. */
+/* Decode `body` (OIP request JSON, no binary part) and run it on t, writing resp and timing
+ * the phases into *ph. No stats: the caller brackets it with infer_stats_begin / _end. */
+void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp,
+                    phase_sample *ph);
+/* Count a request in t's stats; returns the start time for infer_stats_end, which also counts
+ * it in t's Triton statistics (success with the phases of ph, or fail; ph may be NULL then). */
 uint64_t infer_stats_begin(const deploy_target *t);
-void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp);
+void infer_stats_end(const deploy_target *t, uint64_t start_ns, const http_response *resp,
+                     const phase_sample *ph);
 
 /* ---- predict.c ----------------------------------------------------------------------------- */
 

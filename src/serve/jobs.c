@@ -137,16 +137,6 @@ static void jobs_sweep_locked(jobs *j)
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
-/* Inference-Header-Content-Length of a finished response (from its extra headers), else len. */
-static size_t jobs_json_len(const http_response *resp, size_t len)
-{
-    const char *h = strstr(resp->extra_headers, "Inference-Header-Content-Length: ");
-    if (h == NULL)
-        return len;
-    unsigned long long n = strtoull(h + strlen("Inference-Header-Content-Length: "), NULL, 10);
-    return n <= len ? (size_t)n : len;
-}
-
 static void jobs_run_one(jobs *j, job *jb)
 {
     ds_buf out = DS_BUF_INIT;
@@ -159,7 +149,7 @@ static void jobs_run_one(jobs *j, job *jb)
     if (resp.status == 0 || out.failed)
         http_error(&resp, 500, "out of memory");
     size_t len = out.len;
-    size_t json_len = jobs_json_len(&resp, len);
+    size_t json_len = infer_response_json_len(&resp, len);
     char *result = buf_detach(&out);
     free(jb->body);
     jb->body = NULL;

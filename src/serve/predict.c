@@ -135,13 +135,14 @@ void infer_predict(const deploy_target *t, const char *input_json, http_response
     uint64_t start = infer_stats_begin(t);
     ds_buf request = DS_BUF_INIT;
     bool scalar = false;
+    phase_sample ph = {{0}, 0};
     if (infer_predict_request(t, input_json, &request, &scalar, resp) == 0) {
-        infer_run_json(t, request.data, request.len, resp);
+        infer_run_json(t, request.data, request.len, resp, &ph);
         if (resp->status == HTTP_OK)
             infer_predict_reply(t, scalar, resp);
     }
     buf_free(&request);
-    infer_stats_end(t, start, resp);
+    infer_stats_end(t, start, resp, &ph);
 }
 
 /* ---- the /predict route ------------------------------------------------------------------- */

@@ -24,6 +24,10 @@
 typedef struct serve_ctx {
     deploy_manager *deploy;
     atomic_bool ready; /* deployments restored: /v2/health/ready answers 200 */
+    /* /v2/repository/... (Triton's model repository extension) is a management operation that
+     * manage/ implements; main hands it in here (NULL: 404). */
+    http_handler_fn repository;
+    void *repository_ctx;
 } serve_ctx;
 
 /* The codec limits of every inference; once at startup, before any request (infer.c). */

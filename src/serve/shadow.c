@@ -63,15 +63,6 @@ bool shadow_same(int status_a, const char *a, size_t a_len, size_t a_json, int s
 
 /* ---- worker -------------------------------------------------------------------------------- */
 
-static size_t shadow_json_len(const http_response *resp, size_t len)
-{
-    const char *h = strstr(resp->extra_headers, "Inference-Header-Content-Length: ");
-    if (h == NULL)
-        return len;
-    unsigned long long n = strtoull(h + strlen("Inference-Header-Content-Length: "), NULL, 10);
-    return n <= len ? (size_t)n : len;
-}
-
 static void shadow_run(shadow *s, const shadow_item *it)
 {
     deployment *d = deploy_acquire(s->deploy, it->model, it->version, NULL);
@@ -84,7 +75,7 @@ static void shadow_run(shadow *s, const shadow_item *it)
     infer_oip_input(t, &in, &resp);
     bool same = !out.failed && shadow_same(it->primary_status, it->primary, it->primary_len,
                                            it->primary_json_len, resp.status, out.data ? out.data : "",
-                                           out.len, shadow_json_len(&resp, out.len));
+                                           out.len, infer_response_json_len(&resp, out.len));
     phase_stats_shadow(t->phases, !same);
     buf_free(&out);
     deploy_release(d);
@@ -163,18 +154,29 @@ void shadow_free(shadow *s)
     free(s);
 }
 
+/* Count a dropped copy in the shadow version's stats (if it is still deployed). */
+static bool shadow_drop(shadow *s, const shadow_copy *c)
+{
+    deployment *d = deploy_acquire(s->deploy, c->model, c->version, NULL);
+    if (d != NULL) {
+        phase_stats_shadow_dropped(deploy_target_of(d)->phases);
+        deploy_release(d);
+    }
+    return false;
+}
+
 bool shadow_offer(shadow *s, const shadow_copy *c)
 {
     pthread_mutex_lock(&s->lock);
     bool full = s->count >= s->max_queue || s->stop;
     pthread_mutex_unlock(&s->lock);
     if (full)
-        return false;
+        return shadow_drop(s, c);
     shadow_item *it = calloc(1, sizeof *it);
     char *mem = it ? malloc(c->body_len + c->primary_len + 2) : NULL;
     if (mem == NULL) {
         free(it);
-        return false;
+        return shadow_drop(s, c);
     }
     memcpy(mem, c->body, c->body_len);
     mem[c->body_len] = '\0';
@@ -194,7 +196,7 @@ bool shadow_offer(shadow *s, const shadow_copy *c)
         pthread_mutex_unlock(&s->lock);
         free(mem);
         free(it);
-        return false;
+        return shadow_drop(s, c);
     }
     if (s->tail != NULL)
         s->tail->next = it;

@@ -10,8 +10,8 @@
  *
  * Off the client's path: the request thread only copies the request and response into a bounded
  * queue (max_queue entries); when the queue is full the copy is dropped and counted in the
- * shadow's shadow_dropped, and the client never waits. A shadow that is not deployed when its
- * copy runs is skipped (counted as dropped).
+ * shadow's shadow_dropped, and the client never waits. A copy whose shadow version was undeployed
+ * before it ran is skipped (there is no deployment left to count it in).
  *
  * Thread-safety: shadow_offer runs on many HTTP threads; one mutex guards the queue (held for a
  * list push/pop only); workers run inference without it.
@@ -33,7 +33,8 @@ void shadow_free(shadow *s);
 
 /* A copy of one unversioned request for (model, shadow_version): the request body (with its
  * Inference-Header-Content-Length, or (size_t)-1) and the primary's answer (status, body and
- * its JSON part's length). Copies everything; false when the queue was full (dropped). */
+ * its JSON part's length). Copies everything; false when the queue was full or memory ran out
+ * (the copy is dropped and counted in the shadow's shadow_dropped). */
 typedef struct shadow_copy {
     const char *model, *version;
     const char *body;

@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "reply.h"
+
 static void ts_duration(ds_buf *out, const char *key, const phase_duration *d, bool comma)
 {
     buf_printf(out, "%s\"%s\":{\"count\":%" PRIu64 ",\"ns\":%" PRIu64 "}", comma ? "," : "", key,
@@ -107,9 +109,8 @@ static void ts_visit(void *ud, const deploy_target *t, int weight)
 void triton_stats_reply(deploy_manager *m, const http_request *req, const char *model,
                         const char *version, http_response *resp)
 {
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        http_error(resp, 405, "%s needs GET, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "GET, HEAD");
+    if (!reply_method_is(req, "GET")) {
+        reply_bad_method(req, resp, "GET, HEAD");
         return;
     }
     ts_walk w = {.model = model, .version = version, .out = resp->body};
@@ -118,10 +119,10 @@ void triton_stats_reply(deploy_manager *m, const http_request *req, const char *
     buf_append_str(resp->body, "]}");
     if (w.rows == 0 && model != NULL) {
         if (version != NULL)
-            http_error(resp, 404, "model %s version %s is not deployed", model, version);
+            reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", model, version);
         else
-            http_error(resp, 404, "model %s is not deployed", model);
+            reply_error(resp, HTTP_NOT_FOUND, "model %s is not deployed", model);
         return;
     }
-    resp->status = 200;
+    resp->status = HTTP_OK;
 }

@@ -9,6 +9,7 @@
 #include "oip.h"
 #include "path.h"
 #include "reply.h"
+#include "triton_stats.h"
 
 #define DATAPLANE_MAX_VERSIONS 256
 
@@ -103,6 +104,10 @@ static void v2_models_route(serve_ctx *s, const http_request *req, const char **
         rest = 5;
     }
     const char *action = n > rest ? seg[rest] : NULL;
+    if (n == rest + 1 && strcmp(action, "stats") == 0) {
+        triton_stats_reply(s->deploy, req, model, version, resp);
+        return;
+    }
     if (n > rest + 1 || (action && strcmp(action, "ready") && strcmp(action, "infer")) ||
         (n == 4 && strcmp(seg[3], "versions") == 0)) {
         reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
@@ -133,8 +138,16 @@ static void v2_prefix(void *cbdata, const http_request *req, http_response *resp
     char buf[512];
     const char *seg[8];
     int n = path_segments(req->path, buf, sizeof buf, seg, 8);
+    if (n == 3 && strcmp(seg[1], "models") == 0 && strcmp(seg[2], "stats") == 0) {
+        triton_stats_reply(s->deploy, req, NULL, NULL, resp);
+        return;
+    }
     if (n >= 3 && strcmp(seg[1], "models") == 0) {
         v2_models_route(s, req, seg, n, resp);
+        return;
+    }
+    if (n >= 2 && strcmp(seg[1], "repository") == 0 && s->repository != NULL) {
+        s->repository(s->repository_ctx, req, resp);
         return;
     }
     bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;

@@ -348,6 +348,7 @@ def test_repository_index_reports_failed_deployments_with_their_reason(server, t
     (server.data_dir / "plugins" / f"{sha256_file(plugin)}.so").unlink()
     server.start()
     server.wait_ready()
+    triton = TritonHttpClient(server.base)  # the restarted server listens on a new port
     states = assert_views_agree(server, triton)
     state, reason = states[("fragile", "1")]
     assert state == "UNAVAILABLE" and reason and reason != "unloaded", (state, reason)

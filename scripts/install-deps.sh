@@ -19,11 +19,13 @@ profile=${1:-test}
 want=("${runtime_pkgs[@]}")
 case $profile in
 runtime) ;;
-build) want+=("${build_pkgs[@]}") ;;
-test)
-    want+=("${build_pkgs[@]}" "${test_pkgs[@]}")
-    # A machine may already have Node.js from elsewhere (with its own npm); Debian's npm would
-    # conflict with it, so only install node and npm when the commands are missing.
+build | test)
+    want+=("${build_pkgs[@]}")
+    [ "$profile" = test ] && want+=("${test_pkgs[@]}")
+    # npm: the build installs the /docs renderer (swagger-ui-dist); the tests use playwright-core
+    # and an OpenAPI validator. A machine may already have Node.js from elsewhere (with its own
+    # npm); Debian's npm would conflict with it, so only install them when the commands are
+    # missing.
     command -v node >/dev/null || want+=(nodejs)
     command -v npm >/dev/null || want+=(npm)
     ;;

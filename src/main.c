@@ -24,6 +24,7 @@
 #include "ctl.h"
 #include "deploy.h"
 #include "host.h"
+#include "jobs.h"
 #include "http.h"
 #include "loader.h"
 #include "log.h"
@@ -32,6 +33,7 @@
 #include "oip.h"
 #include "registry.h"
 #include "serve.h"
+#include "shadow.h"
 #include "store.h"
 #include "worker.h"
 #include "worker_main.h"
@@ -52,6 +54,8 @@ typedef struct ds_server {
     manage_ctx manage;  /* the management API's view */
     bool had_crash;     /* the last stop was a crash inside an in-process plugin ... */
     crash_record crash; /* ... of this deployment, by this signal (crash_journal.h) */
+    jobs *jobs;         /* async inference (serve/jobs.h) */
+    shadow *shadow;     /* shadow-traffic copies (serve/shadow.h) */
 } ds_server;
 
 /* ---- model repository ------------------------------------------------------------------------ */
@@ -269,6 +273,18 @@ static int main_start_deployments(ds_server *s)
         fprintf(stderr, "dynserve: out of memory at startup\n");
         return -1;
     }
+    jobs_config jc = {.workers = s->cfg.async_workers,
+                      .max_queued = (size_t)s->cfg.async_max_queued,
+                      .max_kept = (size_t)s->cfg.async_max_kept,
+                      .retention_s = s->cfg.async_retention_s};
+    if (jobs_new(&jc, s->deploy, &s->jobs) != 0 ||
+        shadow_new((size_t)s->cfg.shadow_max_queue, s->cfg.shadow_workers, s->deploy,
+                   &s->shadow) != 0) {
+        fprintf(stderr, "dynserve: out of memory or threads at startup\n");
+        return -1;
+    }
+    infer_set_shadow(s->shadow);
+    s->serve.jobs = s->jobs;
     s->serve.deploy = s->deploy;
     s->manage = (manage_ctx){.cfg = &s->cfg,
                              .reg = s->reg,
@@ -373,6 +389,9 @@ int main(int argc, char **argv)
             if (s->deploy != NULL)
                 deploy_manager_router_stopped(s->deploy);
         }
+        /* Before the deployments go: running jobs and shadow copies hold references. */
+        jobs_free(s->jobs);
+        shadow_free(s->shadow);
         deploy_manager_free(s->deploy); /* flushes stats, destroys instances, dlcloses */
         registry_close(s->reg);
     }

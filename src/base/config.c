@@ -54,6 +54,18 @@ static const opt options[] = {
      "request deadline of deployments without timeout_ms; 0 = none (default 0)"},
     {"drain-timeout-ms", NUM(OPT_INT, drain_timeout_ms, 1, 3600000),
      "undeploy/shutdown wait for in-flight calls before giving up on them (default 10000)"},
+    {"async-workers", NUM(OPT_INT, async_workers, 1, 256),
+     "threads running async inference jobs (default 2)"},
+    {"async-max-queued", NUM(OPT_I64, async_max_queued, 1, 10000000),
+     "async jobs queued or running before 429 (default 1000)"},
+    {"async-max-kept", NUM(OPT_I64, async_max_kept, 1, 10000000),
+     "finished async jobs kept for GET /v2/jobs/<id> (default 10000)"},
+    {"async-retention-s", NUM(OPT_INT, async_retention_s, 1, 604800),
+     "seconds a finished async job is kept (default 600)"},
+    {"shadow-max-queue", NUM(OPT_I64, shadow_max_queue, 1, 10000000),
+     "shadow copies waiting to run before new ones are dropped (default 1000)"},
+    {"shadow-workers", NUM(OPT_INT, shadow_workers, 1, 256),
+     "threads running shadow copies (default 1)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -82,7 +94,13 @@ static void config_defaults(ds_config *cfg)
                        .keep_alive_ms = 500,
                        .max_elements = 64LL << 20,
                        .max_depth = 32,
-                       .stats_flush_s = 10};
+                       .stats_flush_s = 10,
+                       .async_workers = 2,
+                       .async_max_queued = 1000,
+                       .async_max_kept = 10000,
+                       .async_retention_s = 600,
+                       .shadow_max_queue = 1000,
+                       .shadow_workers = 1};
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
     snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8, bin);

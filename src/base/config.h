@@ -30,6 +30,12 @@ typedef struct ds_config {
     char isolation[16];     /* "inproc" or "process": default of deployments without one */
     int default_timeout_ms; /* deadline of a request when its deployment sets none; 0 = none */
     int drain_timeout_ms;   /* undeploy and shutdown wait this long for in-flight calls */
+    int async_workers;        /* threads running async inference jobs */
+    int64_t async_max_queued; /* async jobs queued or running before 429 */
+    int64_t async_max_kept;   /* finished async jobs kept */
+    int async_retention_s;    /* seconds a finished async job is kept */
+    int64_t shadow_max_queue; /* shadow copies waiting before new ones are dropped */
+    int shadow_workers;       /* threads running shadow copies */
 } ds_config;
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };

@@ -247,6 +247,21 @@ typedef enum deploy_state {
 } deploy_state;
 deploy_state deploy_state_of(deploy_manager *m, const char *model, const char *version);
 
+/* ---- shadow traffic (traffic.c; serve/shadow.h runs the copies) ----------------------- */
+
+/* Set (version non-NULL, percent 1..100) or clear (version NULL) the model's shadow: that share
+ * of its unversioned requests is copied to the version. The version must be live (CONFLICT).
+ * Serialized with deploy/undeploy of the model; undeploying the version clears it. Kept in
+ * memory only: a restart starts without a shadow. */
+deploy_result deploy_shadow_set(deploy_manager *m, const char *model, const char *version,
+                                int percent);
+/* The model's shadow: true with version (REG_NAME_MAX + 1 bytes) and percent when it has one. */
+bool deploy_shadow_get(deploy_manager *m, const char *model, char *version, int *percent);
+/* On the unversioned route: whether this request is one of the shadow's share (exact: of any n
+ * consecutive requests, floor(n * percent / 100) are picked), and the shadow version. A load
+ * and a branch when the model has no shadow. */
+bool deploy_shadow_pick(deploy_model *dm, char *version);
+
 /* Save every live deployment's lifetime stats to the registry (periodic flush and shutdown). */
 void deploy_flush_stats(deploy_manager *m);
 

@@ -56,6 +56,11 @@ struct deploy_model {
     bool route_added;     /* unversioned route registered; guarded by lifecycle */
     deployment *draining; /* undeployed, in-flight calls still running; guarded by lifecycle */
     deploy_guard guard;   /* automatic rollback rule; guarded by lifecycle */
+    /* Shadow traffic: shadow_percent 0 = none (atomic, so the request path tests it without a
+     * lock); shadow_version is guarded by `lock`; shadow_seq counts picks. */
+    atomic_int shadow_percent;
+    char shadow_version[REG_NAME_MAX + 1];
+    atomic_uint_fast64_t shadow_seq;
     deploy_model *next;   /* hash chain; guarded by the manager's index lock */
 };
 

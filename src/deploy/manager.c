@@ -359,6 +359,8 @@ void deployment_untable(deploy_manager *m, deploy_model *dm, deployment *d)
         if (dm->has_split)
             dm->has_split = split_spread_removed(dm->weights, dm->count, removed);
     }
+    if (strcmp(dm->shadow_version, d->version) == 0) /* the shadow goes with its version */
+        atomic_store(&dm->shadow_percent, 0);
     pthread_rwlock_unlock(&dm->lock);
     atomic_store(&d->draining, true);
 

@@ -250,6 +250,77 @@ void deploy_tick(deploy_manager *m)
     free(l.items);
 }
 
+/* ,"shadow":{"version","percent"} or ,"shadow":null. Caller holds dm->lifecycle. */
+static void traffic_shadow_json(deploy_model *dm, ds_buf *out)
+{
+    int pct = atomic_load(&dm->shadow_percent);
+    if (pct <= 0) {
+        buf_append_str(out, ",\"shadow\":null");
+        return;
+    }
+    buf_append_str(out, ",\"shadow\":{\"version\":");
+    buf_append_json_string(out, dm->shadow_version, strlen(dm->shadow_version));
+    buf_printf(out, ",\"percent\":%d}", pct);
+}
+
+deploy_result deploy_shadow_set(deploy_manager *m, const char *model, const char *version,
+                                int percent)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return deploy_fail(DEPLOY_NOT_FOUND, "model %s has no deployed version", model);
+    if (version != NULL && (percent < 1 || percent > 100))
+        return deploy_fail(DEPLOY_INVALID, "shadow percent must be 1..100");
+    pthread_mutex_lock(&dm->lifecycle);
+    deploy_result r = deploy_ok();
+    if (version != NULL && deploy_model_index(dm, version) < 0) {
+        r = deploy_fail(DEPLOY_CONFLICT, "shadow version %s of %s is not deployed", version,
+                        model);
+    } else {
+        pthread_rwlock_wrlock(&dm->lock);
+        atomic_store(&dm->shadow_percent, 0);
+        if (version != NULL) {
+            snprintf(dm->shadow_version, sizeof dm->shadow_version, "%s", version);
+            atomic_store(&dm->shadow_seq, 0);
+            atomic_store(&dm->shadow_percent, percent);
+        }
+        pthread_rwlock_unlock(&dm->lock);
+    }
+    pthread_mutex_unlock(&dm->lifecycle);
+    return r;
+}
+
+bool deploy_shadow_get(deploy_manager *m, const char *model, char *version, int *percent)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    *percent = 0;
+    if (dm == NULL)
+        return false;
+    pthread_rwlock_rdlock(&dm->lock);
+    *percent = atomic_load(&dm->shadow_percent);
+    snprintf(version, REG_NAME_MAX + 1, "%s", dm->shadow_version);
+    pthread_rwlock_unlock(&dm->lock);
+    return *percent > 0;
+}
+
+bool deploy_shadow_pick(deploy_model *dm, char *version)
+{
+    if (atomic_load_explicit(&dm->shadow_percent, memory_order_relaxed) <= 0)
+        return false;
+    pthread_rwlock_rdlock(&dm->lock);
+    int pct = atomic_load(&dm->shadow_percent);
+    bool pick = false;
+    if (pct > 0) {
+        uint64_t n = atomic_fetch_add(&dm->shadow_seq, 1);
+        /* request n is picked when floor((n+1)p/100) > floor(np/100): exactly p% of any run */
+        pick = ((n + 1) * (uint64_t)pct) / 100 > (n * (uint64_t)pct) / 100;
+        if (pick)
+            snprintf(version, REG_NAME_MAX + 1, "%s", dm->shadow_version);
+    }
+    pthread_rwlock_unlock(&dm->lock);
+    return pick;
+}
+
 void deploy_traffic_describe(deploy_manager *m, ds_buf *out)
 {
     model_list l = traffic_models(m);
@@ -265,6 +336,7 @@ void deploy_traffic_describe(deploy_manager *m, ds_buf *out)
             traffic_weights_json(dm, out);
             buf_append_str(out, ",\"guard\":");
             guard_json(&dm->guard, out);
+            traffic_shadow_json(dm, out);
             buf_append_char(out, '}');
             first = false;
         }

@@ -17,6 +17,9 @@ void manage_models(void *cbdata, const http_request *req, http_response *resp); 
 void manage_deployments(void *cbdata, const http_request *req,
                         http_response *resp);                                    /* deployments.c */
 void manage_metrics(void *cbdata, const http_request *req, http_response *resp); /* metrics.c */
+/* openapi.c: GET /openapi.json (the live document) and GET /docs (its rendered page). */
+void manage_openapi(manage_ctx *s, const http_request *req, http_response *resp);
+void manage_docs(manage_ctx *s, const http_request *req, http_response *resp);
 
 /* ---- sub-resources ----------------------------------------------------------------------------
  */

@@ -1,5 +1,18 @@
-/* openapi: the live OpenAPI 3.1 document. See openapi.h. */
-#include "openapi.h"
+/*
+ * openapi: the live OpenAPI 3.1 document of this server, GET /openapi.json, and the page that
+ * renders it, GET /docs (Swagger UI from npm, installed by the build into <web-root>/docs and
+ * served from there: no CDN).
+ *
+ * The document is built on each request from two sources, so it cannot drift from what is
+ * served: the static route table below (every management and data-plane route, with its
+ * method, role and body schema) and the deployment manager's live deployments — one path per
+ * deployed version (`/v2/models/<m>/versions/<v>/infer`, plus `/v2/models/<m>/infer` per model)
+ * whose request and response schemas name that version's tensors (name, datatype, shape) from
+ * the plugin's metadata. A deploy adds those paths and an undeploy removes them the moment it
+ * returns.
+ *
+ * Thread-safety: handlers may run on many threads; they only read the deployment manager.
+ */
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -8,7 +21,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "oip.h"
+#include "manage_internal.h"
+#include "reply.h"
+
+/* The route table entry for one documented operation. */
+typedef struct openapi_route {
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* OpenAPI template, e.g. "/v2/models/{model_name}/ready" */
+    const char *role;    /* least role allowed: "open", "inference", "viewer", "deployer",
+                            "admin" (CONTRACTS roles; "inference" routes are open unless
+                            --infer-auth required) */
+    const char *tag;     /* group in the rendered page */
+    const char *summary; /* one line */
+    const char *request; /* components.schemas name of the JSON body, or NULL */
+    const char *ok;      /* success status, e.g. "200" */
+    const char *reply;   /* components.schemas name of the success body, or NULL */
+} openapi_route;
 
 /* Model and version names are [A-Za-z0-9_.-] (registry_name_valid), so they need no escaping
  * in a path, and "{model_name}" can never be one. */
@@ -99,9 +127,19 @@ static const openapi_route openapi_table[] = {
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
-const openapi_route *openapi_routes(void)
+/* The OIP name of a datatype ("FP32"). The codec has the same table, but manage/ may not use
+ * the codec (src/CMakeLists.txt); these names are the protocol's and never change. */
+static const char *oa_datatype_name(ds_datatype t)
 {
-    return openapi_table;
+    static const char *const names[] = {
+        [DS_TYPE_BOOL] = "BOOL",     [DS_TYPE_UINT8] = "UINT8",   [DS_TYPE_UINT16] = "UINT16",
+        [DS_TYPE_UINT32] = "UINT32", [DS_TYPE_UINT64] = "UINT64", [DS_TYPE_INT8] = "INT8",
+        [DS_TYPE_INT16] = "INT16",   [DS_TYPE_INT32] = "INT32",   [DS_TYPE_INT64] = "INT64",
+        [DS_TYPE_FP16] = "FP16",     [DS_TYPE_FP32] = "FP32",     [DS_TYPE_FP64] = "FP64",
+        [DS_TYPE_BYTES] = "BYTES"};
+    if ((size_t)t < sizeof names / sizeof names[0] && names[t] != NULL)
+        return names[t];
+    return "BYTES";
 }
 
 /* ---- schemas ---------------------------------------------------------------------------- */
@@ -338,7 +376,7 @@ static cJSON *oa_tensor_schema(const ds_io_desc *io)
     if (io->datatype == DS_TYPE_ANY)
         cJSON_AddStringToObject(dt, "$ref", "#/components/schemas/Datatype");
     else
-        cJSON_AddStringToObject(dt, "const", oip_datatype_name(io->datatype));
+        cJSON_AddStringToObject(dt, "const", oa_datatype_name(io->datatype));
     cJSON *shape = cJSON_AddObjectToObject(props, "shape");
     cJSON_AddStringToObject(shape, "type", "array");
     cJSON_AddItemToObject(shape, "items", oa_parse("{\"type\":\"integer\",\"minimum\":0}"));
@@ -431,7 +469,7 @@ static void oa_visit(void *ud, const deploy_target *t, int weight)
 
 /* ---- document ---------------------------------------------------------------------------- */
 
-static cJSON *oa_document(ds_server *s)
+static cJSON *oa_document(manage_ctx *s)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "openapi", "3.1.0");
@@ -466,36 +504,34 @@ static cJSON *oa_document(ds_server *s)
     return doc;
 }
 
-void openapi_reply(ds_server *s, const http_request *req, http_response *resp)
+void manage_openapi(manage_ctx *s, const http_request *req, http_response *resp)
 {
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        http_error(resp, 405, "%s needs GET, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "GET, HEAD");
+    if (!reply_method_is(req, "GET")) {
+        reply_bad_method(req, resp, "GET, HEAD");
         return;
     }
     cJSON *doc = oa_document(s);
     char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     if (text == NULL) {
-        http_error(resp, 500, "out of memory");
+        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory");
         return;
     }
     buf_append_str(resp->body, text);
     free(text);
-    resp->status = 200;
+    resp->status = HTTP_OK;
 }
 
-void openapi_docs(ds_server *s, const http_request *req, http_response *resp)
+void manage_docs(manage_ctx *s, const http_request *req, http_response *resp)
 {
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        http_error(resp, 405, "%s needs GET, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "GET, HEAD");
+    if (!reply_method_is(req, "GET")) {
+        reply_bad_method(req, resp, "GET, HEAD");
         return;
     }
     char bundle[PATH_MAX];
-    int n = snprintf(bundle, sizeof bundle, "%s/docs/swagger-ui-bundle.js", s->cfg.web_root);
+    int n = snprintf(bundle, sizeof bundle, "%s/docs/swagger-ui-bundle.js", s->cfg->web_root);
     if (n < 0 || (size_t)n >= sizeof bundle || access(bundle, R_OK) != 0) {
-        http_error(resp, 404,
+        reply_error(resp, HTTP_NOT_FOUND,
                    "the /docs renderer is not installed (build with npm available); the "
                    "document itself is at /openapi.json");
         return;

@@ -15,6 +15,7 @@
  *   /deployments/<m>/promote | rollback  POST                                 traffic.c
  *   /deployments/<m>/<v>/stats           GET (with histogram)                 stats.c
  *   /metrics                             GET (Prometheus)                     metrics.c
+ *   /openapi.json, /docs                 GET (inside the catch-all)           openapi.c
  *   /                                    the dashboard's static files         http/http.c
  *
  * The data plane (/v2/..., /predict) is src/serve/'s (serve_register).
@@ -22,11 +23,19 @@
 #include "manage_internal.h"
 
 #include <stddef.h>
+#include <string.h>
 
 static void manage_static(void *cbdata, const http_request *req, http_response *resp)
 {
     manage_ctx *s = cbdata;
-    http_serve_static(s->http, req, resp);
+    /* Exact paths inside the catch-all rather than routes of their own: CivetWeb scans its
+     * handler list on every request, so it stays short. */
+    if (strcmp(req->path, "/openapi.json") == 0)
+        manage_openapi(s, req, resp);
+    else if (strcmp(req->path, "/docs") == 0 || strcmp(req->path, "/docs/") == 0)
+        manage_docs(s, req, resp);
+    else
+        http_serve_static(s->http, req, resp);
 }
 
 int manage_register_routes(manage_ctx *s)

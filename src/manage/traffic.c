@@ -44,6 +44,15 @@ static void manage_traffic_reply(manage_ctx *s, const char *model, http_response
         cJSON_AddStringToObject(found, "model_name", model);
         cJSON_AddNullToObject(found, "weights");
         cJSON_AddNullToObject(found, "guard");
+        char shadow_version[REG_NAME_MAX + 1];
+        int pct = 0;
+        if (deploy_shadow_get(s->deploy, model, shadow_version, &pct)) {
+            cJSON *sh = cJSON_AddObjectToObject(found, "shadow");
+            cJSON_AddStringToObject(sh, "version", shadow_version);
+            cJSON_AddNumberToObject(sh, "percent", pct);
+        } else {
+            cJSON_AddNullToObject(found, "shadow");
+        }
         cJSON_AddItemToArray(list, found);
     }
     char *text = cJSON_PrintUnformatted(found);
@@ -83,6 +92,33 @@ static int manage_read_weights(const cJSON *obj, const char **versions, int *wei
     return 0;
 }
 
+/* "shadow": {"version": "3", "percent": 20}, or null / absent for none. The version must be
+ * deployed (409). 0, or -1 after writing the error. */
+static int manage_read_shadow(manage_ctx *s, const char *model, const cJSON *sh, char *version,
+                              int *pct, http_response *resp)
+{
+    *pct = 0;
+    if (sh == NULL || cJSON_IsNull(sh))
+        return 0;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sh, "version");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(sh, "percent");
+    if (!cJSON_IsObject(sh) || cJSON_GetArraySize(sh) != 2 || !cJSON_IsNumber(p) ||
+        p->valuedouble != (double)p->valueint || p->valueint < 1 || p->valueint > 100 ||
+        !cJSON_IsString(v) || !name_valid(v->valuestring)) {
+        reply_error(resp, HTTP_BAD_REQUEST,
+                    "shadow must be {\"version\": \"<deployed version>\", \"percent\": 1..100}");
+        return -1;
+    }
+    if (deploy_state_of(s->deploy, model, v->valuestring) != DEPLOY_STATE_READY) {
+        reply_error(resp, HTTP_CONFLICT, "shadow version %s of %s is not deployed", v->valuestring,
+                    model);
+        return -1;
+    }
+    snprintf(version, REG_NAME_MAX + 1, "%s", v->valuestring);
+    *pct = p->valueint;
+    return 0;
+}
+
 static void manage_traffic_put(manage_ctx *s, const char *model, const http_request *req,
                                http_response *resp)
 {
@@ -98,7 +134,8 @@ static void manage_traffic_put(manage_ctx *s, const char *model, const http_requ
     }
     if (cJSON_GetObjectItemCaseSensitive(body, "weights") != NULL) {
         for (const cJSON *f = body->child; f; f = f->next)
-            if (strcmp(f->string, "weights") != 0 && strcmp(f->string, "guard") != 0) {
+            if (strcmp(f->string, "weights") != 0 && strcmp(f->string, "guard") != 0 &&
+                strcmp(f->string, "shadow") != 0) {
                 reply_error(resp, HTTP_BAD_REQUEST, "unknown field \"%s\"", f->string);
                 goto done;
             }
@@ -117,7 +154,14 @@ static void manage_traffic_put(manage_ctx *s, const char *model, const http_requ
         }
         g = &guard;
     }
+    char shadow_version[REG_NAME_MAX + 1];
+    int shadow_pct = 0;
+    if (manage_read_shadow(s, model, cJSON_GetObjectItemCaseSensitive(body, "shadow"),
+                           shadow_version, &shadow_pct, resp) != 0)
+        goto done;
     deploy_result r = deploy_traffic_set(s->deploy, model, versions, weights, n, g, "traffic");
+    if (r.code == DEPLOY_OK) /* PUT replaces: no "shadow" ends the shadow */
+        r = deploy_shadow_set(s->deploy, model, shadow_pct ? shadow_version : NULL, shadow_pct);
     if (r.code != DEPLOY_OK)
         reply_error(resp, reply_status_of_deploy(r.code), "%s", r.message);
     else

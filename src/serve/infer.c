@@ -18,10 +18,12 @@
 #include <time.h>
 
 #include "reply.h"
+#include "shadow.h"
 
 /* Written once by infer_set_limits before the server starts; read-only afterwards. */
 static oip_limits infer_limits;
 static bool infer_limits_set;
+static shadow *infer_shadow; /* infer_set_shadow; NULL: no shadow traffic */
 
 /* Per-thread decode arena: no lock, reused across requests. The pthread key's destructor frees
  * it when a worker thread ends. */
@@ -37,6 +39,11 @@ static void infer_arena_destroy(void *arena)
 static void infer_arena_key_init(void)
 {
     pthread_key_create(&infer_arena_key, infer_arena_destroy);
+}
+
+void infer_set_shadow(shadow *s)
+{
+    infer_shadow = s;
 }
 
 void infer_set_limits(const oip_limits *limits)
@@ -297,6 +304,25 @@ void infer_oip(const deploy_target *t, const http_request *req, http_response *r
     infer_oip_input(t, &in, resp);
 }
 
+/* Copy a routed request and its answer to the model's shadow, when this one is picked. After
+ * the answer is complete: the client's response is never touched. */
+static void infer_offer_shadow(deploy_model *dm, const infer_input *in, const http_response *resp)
+{
+    char version[REG_NAME_MAX + 1];
+    if (infer_shadow == NULL || !deploy_shadow_pick(dm, version))
+        return;
+    shadow_copy c = {.model = deploy_model_name(dm),
+                     .version = version,
+                     .body = in->body,
+                     .body_len = in->len,
+                     .header_len = in->header_len,
+                     .primary_status = resp->status,
+                     .primary_body = resp->body->data ? resp->body->data : "",
+                     .primary_len = resp->body->len,
+                     .primary_json_len = infer_response_json_len(resp, resp->body->len)};
+    shadow_offer(infer_shadow, &c); /* a full queue drops the copy (counted by shadow.c) */
+}
+
 static void infer_routed_input(deploy_model *dm, const infer_input *in, http_response *resp)
 {
     uint64_t start = infer_now_ns();
@@ -317,6 +343,7 @@ static void infer_routed_input(deploy_model *dm, const infer_input *in, http_res
     infer_run(t, &oreq, start, resp, &ph);
     infer_stats_end(t, start, resp, &ph);
     deploy_release(d);
+    infer_offer_shadow(dm, in, resp);
 }
 
 void infer_oip_routed(deploy_model *dm, const http_request *req, http_response *resp)

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "infer.h"
+#include "reply.h"
 #include "log.h"
 
 #define JOBS_BUCKETS 4096
@@ -147,7 +148,7 @@ static void jobs_run_one(jobs *j, job *jb)
                       .routing_key = jb->has_routing_key ? jb->routing_key : NULL};
     infer_oip_by_name(j->deploy, jb->model, jb->version[0] ? jb->version : NULL, &in, &resp);
     if (resp.status == 0 || out.failed)
-        http_error(&resp, 500, "out of memory");
+        reply_error(&resp, HTTP_INTERNAL_ERROR, "out of memory");
     size_t len = out.len;
     size_t json_len = infer_response_json_len(&resp, len);
     char *result = buf_detach(&out);
@@ -299,7 +300,7 @@ static job *jobs_make(const char *model, const char *version, const http_request
 {
     size_t header_len = infer_header_length(req);
     if (header_len == (size_t)-2) {
-        http_error(resp, 400, "Inference-Header-Content-Length must be a byte count within the body");
+        reply_error(resp, HTTP_BAD_REQUEST, "Inference-Header-Content-Length must be a byte count within the body");
         return NULL;
     }
     job *jb = calloc(1, sizeof *jb);
@@ -307,7 +308,7 @@ static job *jobs_make(const char *model, const char *version, const http_request
     if (jb == NULL || body == NULL || jobs_new_id(jb->id) != 0) {
         free(jb);
         free(body);
-        http_error(resp, 500, "cannot create a job (out of memory or no randomness)");
+        reply_error(resp, HTTP_INTERNAL_ERROR, "cannot create a job (out of memory or no randomness)");
         return NULL;
     }
     memcpy(body, req->body, req->body_len);
@@ -331,8 +332,7 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
                  http_response *resp)
 {
     if (strcmp(req->method, "POST") != 0) {
-        http_error(resp, 405, "%s needs POST, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "POST");
+        reply_bad_method(req, resp, "POST");
         return;
     }
     job *jb = jobs_make(model, version, req, resp);
@@ -344,7 +344,7 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
         j->rejected++;
         pthread_mutex_unlock(&j->lock);
         job_free(jb);
-        http_error(resp, 429, "the async job queue is full (%zu jobs queued or running)",
+        reply_error(resp, HTTP_TOO_MANY_REQUESTS, "the async job queue is full (%zu jobs queued or running)",
                    j->cfg.max_queued);
         http_response_header(resp, "Retry-After", "1");
         return;
@@ -369,7 +369,7 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
     http_response_header(resp, "Location", location);
     buf_printf(resp->body, "{\"id\":\"%s\",\"status\":\"queued\",\"location\":\"%s\"}", id,
                location);
-    resp->status = 202;
+    resp->status = HTTP_ACCEPTED;
 }
 
 /* ---- read ------------------------------------------------------------------------------ */
@@ -433,7 +433,7 @@ static void jobs_describe_locked(const job *jb, ds_buf *out)
 static void jobs_result_locked(const job *jb, http_response *resp)
 {
     if (jb->state == JOB_QUEUED || jb->state == JOB_RUNNING) {
-        http_error(resp, 409, "job %s is %s", jb->id, job_state_name[jb->state]);
+        reply_error(resp, HTTP_CONFLICT, "job %s is %s", jb->id, job_state_name[jb->state]);
         http_response_header(resp, "Retry-After", "1");
         return;
     }
@@ -451,12 +451,11 @@ void jobs_route(jobs *j, const http_request *req, const char **seg, int n, http_
 {
     bool result = n == 4 && strcmp(seg[3], "result") == 0;
     if ((n != 3 && !result) || strlen(seg[2]) != JOBS_ID_LEN) {
-        http_error(resp, 404, "no job at %s", req->path);
+        reply_error(resp, HTTP_NOT_FOUND, "no job at %s", req->path);
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        http_error(resp, 405, "%s needs GET, not %s", req->path, req->method);
-        http_response_header(resp, "Allow", "GET, HEAD");
+        reply_bad_method(req, resp, "GET, HEAD");
         return;
     }
     pthread_mutex_lock(&j->lock);
@@ -464,14 +463,14 @@ void jobs_route(jobs *j, const http_request *req, const char **seg, int n, http_
     const job *jb = jobs_find_locked(j, seg[2]);
     if (jb == NULL) {
         pthread_mutex_unlock(&j->lock);
-        http_error(resp, 404, "no job %s (unknown, expired, or from before a restart)", seg[2]);
+        reply_error(resp, HTTP_NOT_FOUND, "no job %s (unknown, expired, or from before a restart)", seg[2]);
         return;
     }
     if (result) {
         jobs_result_locked(jb, resp);
     } else {
         jobs_describe_locked(jb, resp->body);
-        resp->status = 200;
+        resp->status = HTTP_OK;
     }
     pthread_mutex_unlock(&j->lock);
 }

@@ -28,10 +28,16 @@ typedef struct serve_ctx {
      * manage/ implements; main hands it in here (NULL: 404). */
     http_handler_fn repository;
     void *repository_ctx;
+    struct jobs *jobs; /* async inference (jobs.h); NULL: ?async=true is refused */
 } serve_ctx;
 
 /* The codec limits of every inference; once at startup, before any request (infer.c). */
 void infer_set_limits(const oip_limits *limits);
+
+/* The shadow-traffic queue the unversioned route copies requests to (shadow.h; NULL: none).
+ * Once at startup, before any request (infer.c). */
+struct shadow;
+void infer_set_shadow(struct shadow *s);
 
 /* Register the "/v2" and "/predict" prefix handlers. 0, or -1 when memory runs out. */
 int serve_register(http_server *http, serve_ctx *ctx);

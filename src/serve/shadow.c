@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "infer.h"
+#include "reply.h"
 #include "phase_stats.h"
 
 typedef struct shadow_item {

@@ -6,12 +6,17 @@
 #include <string.h>
 
 #include "infer.h"
+#include "jobs.h"
 #include "oip.h"
 #include "path.h"
 #include "reply.h"
 #include "triton_stats.h"
 
 #define DATAPLANE_MAX_VERSIONS 256
+
+/* Set by serve_register before the server starts; read-only afterwards. The infer routes'
+ * cbdata is the deployment (or model), so they find the job queue here. */
+static jobs *v2_jobs;
 
 static void v2_version_infer(void *cbdata, const http_request *req, http_response *resp)
 {
@@ -21,16 +26,21 @@ static void v2_version_infer(void *cbdata, const http_request *req, http_respons
     if (t->draining != NULL && atomic_load(t->draining)) /* undeployed; route on its way out */
         reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", t->model_name,
                     t->version);
-    else if (strcmp(req->path, deploy_infer_path(d)) == 0)
-        infer_oip(t, req, resp);
-    else
+    else if (strcmp(req->path, deploy_infer_path(d)) != 0)
         reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
+    else if (v2_jobs != NULL && jobs_requested(req))
+        jobs_submit(v2_jobs, t->model_name, t->version, req, resp);
+    else
+        infer_oip(t, req, resp);
     deploy_release(d);
 }
 
 static void v2_model_infer(void *cbdata, const http_request *req, http_response *resp)
 {
-    if (strcmp(req->path, deploy_model_infer_path(cbdata)) == 0)
+    if (strcmp(req->path, deploy_model_infer_path(cbdata)) == 0 && v2_jobs != NULL &&
+        jobs_requested(req))
+        jobs_submit(v2_jobs, deploy_model_name(cbdata), NULL, req, resp);
+    else if (strcmp(req->path, deploy_model_infer_path(cbdata)) == 0)
         infer_oip_routed(cbdata, req, resp);
     else
         reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
@@ -146,6 +156,10 @@ static void v2_prefix(void *cbdata, const http_request *req, http_response *resp
         v2_models_route(s, req, seg, n, resp);
         return;
     }
+    if (n >= 3 && strcmp(seg[1], "jobs") == 0 && s->jobs != NULL) {
+        jobs_route(s->jobs, req, seg, n, resp);
+        return;
+    }
     if (n >= 2 && strcmp(seg[1], "repository") == 0 && s->repository != NULL) {
         s->repository(s->repository_ctx, req, resp);
         return;
@@ -185,6 +199,7 @@ deploy_router serve_router(http_server *http)
 
 int serve_register(http_server *http, serve_ctx *ctx)
 {
+    v2_jobs = ctx->jobs;
     int rc = http_route_add(http, "/v2", v2_prefix, ctx);
     rc |= http_route_add(http, "/predict", predict_route, ctx);
     return rc;

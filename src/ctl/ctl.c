@@ -33,7 +33,7 @@ static const char ctl_usage[] =
     "  rollback MODEL                        back to the previous split\n"
     "  stats [MODEL]                         per-deployment statistics table\n"
     "  events [--model MODEL] [--limit N]    registry events, newest first\n"
-    "  tokens list | tokens create NAME ROLE | tokens revoke NAME\n"
+    "  tokens list | tokens create NAME ROLE [--expires 30d] | tokens revoke NAME|ID\n"
     "environment: DYNSERVE_SERVER (default " CTL_DEFAULT_SERVER "), DYNSERVE_TOKEN (bearer)\n"
     "exit codes: 0 ok, 1 server error, 2 usage, 3 unreachable, 4 not found, 5 conflict,\n"
     "            6 unauthorized/forbidden, 7 unavailable (retry later)\n";
@@ -573,18 +573,21 @@ static int ctl_rollback(const ctl_opts *o, int argc, char **argv)
     return ctl_call(o, "POST", path, "{}", ctl_show_traffic, NULL);
 }
 
-/* ---- tokens (sec-auth's /auth/tokens) ----------------------------------------------------- */
+/* ---- tokens (/tokens, admin only) ----------------------------------------------------- */
 
 static void ctl_show_tokens(const cJSON *reply, void *ud)
 {
     (void)ud;
-    static const char *const head[] = {"NAME", "ROLE", "CREATED_AT", "LAST_USED_AT"};
-    ctl_table *t = ctl_table_new(4, head);
+    static const char *const head[] = {"ID", "NAME", "ROLE", "CREATED_AT", "EXPIRES_AT",
+                                       "LAST_USED_AT", "REVOKED_AT"};
+    ctl_table *t = ctl_table_new(7, head);
     const cJSON *k;
     cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(reply, "tokens"))
     {
-        const char *row[] = {ctl_str(k, "name"), ctl_str(k, "role"), ctl_str(k, "created_at"),
-                             ctl_str(k, "last_used_at")};
+        const char *row[] = {ctl_str(k, "id"),         ctl_str(k, "name"),
+                             ctl_str(k, "role"),       ctl_str(k, "created_at"),
+                             ctl_str(k, "expires_at"), ctl_str(k, "last_used_at"),
+                             ctl_str(k, "revoked_at")};
         ctl_table_add(t, row);
     }
     ctl_table_print(t, stdout);
@@ -601,25 +604,29 @@ static void ctl_show_new_token(const cJSON *reply, void *ud)
 static int ctl_tokens(const ctl_opts *o, int argc, char **argv)
 {
     if (argc == 1 && strcmp(argv[0], "list") == 0)
-        return ctl_call(o, "GET", "/auth/tokens", NULL, ctl_show_tokens, NULL);
-    if (argc == 3 && strcmp(argv[0], "create") == 0) {
+        return ctl_call(o, "GET", "/tokens", NULL, ctl_show_tokens, NULL);
+    bool expires = argc == 5 && strcmp(argv[3], "--expires") == 0;
+    if ((argc == 3 || expires) && strcmp(argv[0], "create") == 0) {
         cJSON *body = cJSON_CreateObject();
         cJSON_AddStringToObject(body, "name", argv[1]);
         cJSON_AddStringToObject(body, "role", argv[2]);
+        if (expires)
+            cJSON_AddStringToObject(body, "expires", argv[4]);
         char *text = cJSON_PrintUnformatted(body);
         cJSON_Delete(body);
-        int code = ctl_call(o, "POST", "/auth/tokens", text, ctl_show_new_token, NULL);
+        int code = ctl_call(o, "POST", "/tokens", text, ctl_show_new_token, NULL);
         free(text);
         return code;
     }
     if (argc == 2 && strcmp(argv[0], "revoke") == 0) {
         char n[CTL_SEG], path[CTL_SEG + 32], msg[256];
         ctl_escape(argv[1], n, sizeof n);
-        snprintf(path, sizeof path, "/auth/tokens/%s", n);
+        snprintf(path, sizeof path, "/tokens/%s", n);
         snprintf(msg, sizeof msg, "revoked token %s", argv[1]);
         return ctl_call(o, "DELETE", path, NULL, ctl_show_message, msg);
     }
-    return ctl_usage_error("usage: tokens list | tokens create NAME ROLE | tokens revoke NAME",
+    return ctl_usage_error("usage: tokens list | tokens create NAME ROLE [--expires D] | "
+                           "tokens revoke NAME",
                            NULL);
 }
 

@@ -15,8 +15,9 @@
  * A crash anywhere here only ends this process; the server sees the sockets close, reaps the
  * child and reports the signal. Exit status: 0 done, 3 the control socket failed, 4 bad INIT.
  *
- * Memory: the output buffers a plugin fills are per-channel scratch (wk_chan.outs), reused across
- * requests and freed at exit; inputs are read in place from shared memory.
+ * Memory: the plugin gets the server's own host table (plugin/host.c), so its outputs land in a
+ * per-channel OIP arena (reset per request, bounded) exactly as in process; inputs are read in
+ * place from shared memory.
  */
 #include "worker_main.h"
 
@@ -34,31 +35,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "loader.h"
+#include "oip.h"
 #include "worker_proto.h"
-
-/* One output the plugin allocated: reused across requests of its channel. */
-typedef struct wk_out {
-    char name[WP_NAME_MAX + 1];
-    int32_t datatype;
-    uint32_t rank;
-    int64_t shape[DS_MAX_RANK];
-    uint64_t element_count;
-    void *data;
-    size_t byte_size, cap;
-} wk_out;
-
-/* Worker-side ds_infer_response: the outputs of one execute. */
-struct ds_infer_response {
-    wk_out *outs;
-    uint32_t count, cap;
-};
 
 typedef struct wk_chan {
     unsigned index;
     int sock;
     wp_shm shm;
-    ds_infer_response resp;
+    oip_arena *arena;  /* the outputs of one execute; reset per request */
+    oip_response resp; /* what the plugin fills through the host table's output_alloc */
     ds_tensor *inputs;
     int64_t *shapes;
     const char **requested;
@@ -105,82 +92,6 @@ __attribute__((format(printf, 1, 2))) static void wk_say(const char *fmt, ...)
     va_end(ap);
     wk_log(0, msg);
 }
-
-/* ---- the host table the plugin sees ------------------------------------------------------- */
-
-static void *wk_fail_alloc(ds_error *err, const char *fmt, const char *name)
-{
-    ds_error_set(err, DS_ERR_INVALID_ARGUMENT, fmt, name ? name : "(null)");
-    return NULL;
-}
-
-/* Outputs land in per-channel scratch; the same checks as the server's output_alloc, so a plugin
- * behaves the same isolated or not (the server checks everything again anyway). */
-static void *wk_output_alloc(ds_infer_response *r, const char *name, ds_datatype dt, uint32_t rank,
-                             const int64_t *shape, size_t byte_size, ds_error *err)
-{
-    if (name == NULL || name[0] == '\0' || strlen(name) > WP_NAME_MAX)
-        return wk_fail_alloc(err, "output name '%s' must be 1..64 characters", name);
-    if (dt < DS_TYPE_BOOL || dt > DS_TYPE_BYTES || rank > DS_MAX_RANK ||
-        (rank > 0 && shape == NULL))
-        return wk_fail_alloc(err, "output '%s' has an invalid datatype or shape", name);
-    uint64_t elements = 1;
-    for (uint32_t i = 0; i < rank; i++) {
-        if (shape[i] < 0 || (shape[i] > 0 && elements > UINT64_MAX / (uint64_t)shape[i]))
-            return wk_fail_alloc(err, "output '%s' has an invalid shape", name);
-        elements *= (uint64_t)shape[i];
-    }
-    size_t es = wp_datatype_size(dt);
-    if (es != 0 && (elements > SIZE_MAX / es || elements * es != byte_size))
-        return wk_fail_alloc(err, "output '%s': byte_size does not match datatype and shape", name);
-    for (uint32_t i = 0; i < r->count; i++)
-        if (strcmp(r->outs[i].name, name) == 0)
-            return wk_fail_alloc(err, "output '%s' was added twice", name);
-    if (r->count == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 8;
-        wk_out *grown = realloc(r->outs, cap * sizeof *grown);
-        if (grown == NULL || cap > WP_MAX_IO) {
-            ds_error_set(err, DS_ERR_NO_MEMORY, "too many outputs");
-            if (grown != NULL)
-                r->outs = grown;
-            return NULL;
-        }
-        memset(grown + r->cap, 0, (cap - r->cap) * sizeof *grown);
-        r->outs = grown;
-        r->cap = cap;
-    }
-    wk_out *o = &r->outs[r->count];
-    if (o->cap < byte_size || o->data == NULL) {
-        size_t cap = wp_align(byte_size ? byte_size : 16);
-        void *data = aligned_alloc(16, cap);
-        if (data == NULL) {
-            ds_error_set(err, DS_ERR_NO_MEMORY, "out of memory for output '%s'", name);
-            return NULL;
-        }
-        free(o->data);
-        o->data = data;
-        o->cap = cap;
-    }
-    memset(o->data, 0, byte_size);
-    snprintf(o->name, sizeof o->name, "%s", name);
-    o->datatype = dt;
-    o->rank = rank;
-    memset(o->shape, 0, sizeof o->shape);
-    if (rank > 0)
-        memcpy(o->shape, shape, rank * sizeof *shape);
-    o->element_count = elements;
-    o->byte_size = byte_size;
-    r->count++;
-    return o->data;
-}
-
-static const ds_host_api wk_host = {
-    .struct_size = sizeof(ds_host_api),
-    .abi_major = DS_PLUGIN_ABI_MAJOR,
-    .abi_minor = DS_PLUGIN_ABI_MINOR,
-    .output_alloc = wk_output_alloc,
-    .log = wk_log,
-};
 
 /* ---- confinement ----------------------------------------------------------------------- */
 
@@ -251,7 +162,8 @@ static void wk_rename(const char *msg, char *out, size_t outlen)
 static int wk_load(const char *config_json, char *err, size_t errlen)
 {
     char raw[1024];
-    if (loader_open(wk.fd_path, &wk_host, &wk.plugin, raw, sizeof raw) != 0 ||
+    /* the server's own host table: outputs land in an OIP response exactly as in process */
+    if (loader_open(wk.fd_path, plugin_host_api(), &wk.plugin, raw, sizeof raw) != 0 ||
         loader_instance_create(wk.plugin, config_json, &wk.instance, raw, sizeof raw) != 0) {
         wk_rename(raw, err, errlen);
         return -1;
@@ -388,11 +300,11 @@ static int wk_decode(wk_chan *c, ds_infer_request *req)
 /* Write status, message and outputs over the request; *used is the bytes written. 0 or -1. */
 static int wk_encode(wk_chan *c, ds_status st, const ds_error *perr, size_t *used)
 {
-    const ds_infer_response *r = &c->resp;
+    const oip_response *r = &c->resp;
     uint32_t count = st == DS_OK ? r->count : 0;
     size_t need = wp_align(sizeof(wp_response)) + wp_align(count * sizeof(wp_tensor));
     for (uint32_t i = 0; i < count; i++)
-        need += wp_str_size(strlen(r->outs[i].name)) + wp_align(r->outs[i].byte_size);
+        need += wp_str_size(strlen(r->outputs[i].name)) + wp_align(r->outputs[i].byte_size);
     if (wp_shm_reserve(&c->shm, need) != 0)
         return -1;
     wp_writer w = {.base = c->shm.base};
@@ -403,11 +315,11 @@ static int wk_encode(wk_chan *c, ds_status st, const ds_error *perr, size_t *use
     memcpy(h->message, perr->message, sizeof h->message);
     h->message[sizeof h->message - 1] = '\0';
     for (uint32_t i = 0; i < count; i++) {
-        const wk_out *o = &r->outs[i];
+        const oip_output *o = &r->outputs[i];
         memset(&ts[i], 0, sizeof ts[i]);
         ts[i].name = wp_put_str(&w, o->name);
         ts[i].data = wp_put(&w, o->data, o->byte_size);
-        ts[i].datatype = o->datatype;
+        ts[i].datatype = (int32_t)o->datatype;
         ts[i].rank = o->rank;
         memcpy(ts[i].shape, o->shape, sizeof ts[i].shape);
         ts[i].element_count = o->element_count;
@@ -446,7 +358,8 @@ static void wk_call_leave(void)
 
 static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, ds_error *perr)
 {
-    c->resp.count = 0;
+    oip_arena_reset(c->arena);
+    oip_response_init(&c->resp, c->arena);
     if (!wk_call_enter())
         return ds_error_set(perr, DS_ERR_UNAVAILABLE, "worker: stopping");
     const ds_plugin_api *api = loader_api(wk.plugin);
@@ -553,6 +466,9 @@ static int wk_start_channels(const wp_init *in, wp_shm *shm0)
             return -1;
         c->index = i;
         c->sock = wp_fd_sock(i);
+        if ((c->arena = oip_arena_new()) == NULL)
+            return -1;
+        oip_response_init(&c->resp, c->arena);
         if (i == 0)
             c->shm = *shm0;
         else if (wp_shm_attach(&c->shm, wp_fd_shm(i), 0) != 0)

@@ -199,22 +199,3 @@ int wp_recv(int fd, wp_msg *m, int timeout_ms)
         return 1;
     }
 }
-
-size_t wp_datatype_size(int32_t datatype)
-{
-    switch ((ds_datatype)datatype) {
-    case DS_TYPE_BOOL:
-    case DS_TYPE_UINT8:
-    case DS_TYPE_INT8: return 1;
-    case DS_TYPE_UINT16:
-    case DS_TYPE_INT16:
-    case DS_TYPE_FP16: return 2;
-    case DS_TYPE_UINT32:
-    case DS_TYPE_INT32:
-    case DS_TYPE_FP32: return 4;
-    case DS_TYPE_UINT64:
-    case DS_TYPE_INT64:
-    case DS_TYPE_FP64: return 8;
-    default: return 0;
-    }
-}

@@ -200,7 +200,4 @@ int wp_send(int fd, uint32_t type, uint64_t seq, uint64_t shm_size, int32_t stat
  * error. */
 int wp_recv(int fd, wp_msg *m, int timeout_ms);
 
-/* Element size of a fixed-size datatype, 0 for BYTES and invalid ones. */
-size_t wp_datatype_size(int32_t datatype);
-
 #endif

@@ -514,11 +514,15 @@ int worker_main(int argc, char **argv)
     pthread_mutex_init(&wk.exec_lock, NULL);
     pthread_mutex_init(&wk.calls_lock, NULL);
     pthread_cond_init(&wk.calls_done, NULL);
+    /* Nothing of the server's but our own descriptors: a descriptor some library left without
+     * FD_CLOEXEC must not reach plugin code. */
+    close_range(WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS + 1, ~0u, 0);
     int rc = wk_read_init(&shm0, &in, config, sizeof config, err, sizeof err);
     if (rc != 0) {
         wk_say("%s", err[0] ? err : "no INIT from the server");
         return rc;
     }
+    close_range((unsigned)wp_fd_plugin(in.channels) + 1, WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS, 0);
     if (wk_confine(&in, err, sizeof err) != 0 || wk_load(config, err, sizeof err) != 0) {
         wk_send_error(&shm0, err);
         return 0;

@@ -401,6 +401,34 @@ static void test_stop_kills_a_worker_stuck_in_a_call(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
+static void test_worker_inherits_only_its_own_descriptors(void **state)
+{
+    (void)state;
+    int leak[2];
+    assert_int_equal(pipe(leak), 0); /* no O_CLOEXEC: a careless library's descriptor */
+    worker *w = start(QUAD_V1, NULL, 5000, NULL);
+    worker_info info;
+    worker_get_info(w, &info);
+    char dir[64], path[128], target[256];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", info.pid);
+    int pipes = 0, fds = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "%s/%d", dir, fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        fds++;
+        if (fd > 2 && strncmp(target, "pipe:", 5) == 0)
+            pipes++;
+    }
+    worker_stop(w, 1000);
+    close(leak[0]);
+    close(leak[1]);
+    assert_int_equal(pipes, 0);
+    assert_true(fds <= 3 + 1 + 2 * 2 + 1); /* stdio, control, two channels, the plugin */
+}
+
 typedef struct load_arg {
     worker *w;
     atomic_int ok;
@@ -455,6 +483,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_crash_in_create_fails_the_start),
         cmocka_unit_test(test_stop_kills_a_worker_stuck_in_a_call),
         cmocka_unit_test(test_concurrent_calls_share_the_channels),
+        cmocka_unit_test(test_worker_inherits_only_its_own_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * stats: per-deployment request statistics (contract in stats.h).
  *
- * One ds_stats is a single fixed allocation (~63 KiB, stats_footprint()) holding three parts:
+ * One ds_stats is a single fixed allocation (~83 KiB, stats_footprint()) holding three parts:
  *
  * 1. STATS_STRIPES counter stripes, 128 bytes each on their own cache lines. A thread writes
  *    only the stripe it was given on its first request (round-robin from a global counter, kept
@@ -34,6 +34,9 @@
  * requests that race with the zeroing of a slot after an idle period may be missing from the
  * window, and a request that read the clock just before a second boundary may land in the
  * previous second; both are a handful of requests at most.
+ *
+ * A second ring of the same slots, 15 s each (WIN5_SLOTS), keeps the last 5 minutes for
+ * stats_recent_get(300); each request is added to both rings (two more relaxed adds).
  *
  * Snapshots read every counter once; each value is exact, but counters are not read at one
  * instant, so e.g. request_count and the histogram total may differ by the requests that ended
@@ -75,6 +78,10 @@
 #define WIN_MAX_S     60
 #define WIN_SLOTS     (WIN_MAX_S + 2) /* the longest window, the next second, one spare */
 #define WIN_RESETTING INT64_MIN
+/* The 5-minute ring: the same slots, 15 s each (a 300 s window spans 286..300 s of them). */
+#define WIN5_SLOT_S 15
+#define WIN5_MAX_S  300
+#define WIN5_SLOTS  (WIN5_MAX_S / WIN5_SLOT_S + 2)
 
 /* Code slots: the statuses the server sends, then the class fallbacks, then "other" (1xx, 3xx,
  * invalid), which counts in request_count only. */
@@ -100,7 +107,8 @@ typedef struct stats_slot {
 struct ds_stats {
     stats_stripe stripe[STATS_STRIPES];
     _Atomic uint64_t hist[HIST_BUCKETS];
-    stats_slot slot[WIN_SLOTS];
+    stats_slot slot[WIN_SLOTS];    /* one-second slots, keyed by the second */
+    stats_slot slot5[WIN5_SLOTS]; /* 15-second slots, keyed by second / WIN5_SLOT_S */
     /* From stats_set_base; plain fields because set_base is not concurrent with anything. */
     uint64_t base_requests, base_4xx, base_5xx;
     double base_latency_ms;
@@ -249,10 +257,11 @@ static int stats_code_slot(int status)
     return SLOT_OTHER;
 }
 
-/* The slot of a second; readers pass a const ds_stats and only load through the result. */
-static stats_slot *stats_slot_at(const ds_stats *s, int64_t second)
+/* The slot of an epoch (a second, or a 15 s period) in a ring of n slots; readers pass const
+ * slots and only load through the result. */
+static stats_slot *stats_ring_at(const stats_slot *ring, size_t n, int64_t epoch)
 {
-    return (stats_slot *)&s->slot[(uint64_t)second % WIN_SLOTS];
+    return (stats_slot *)&ring[(uint64_t)epoch % n];
 }
 
 /* Make `slot` count `second`, having seen epoch `seen`. False when this writer must leave its
@@ -278,20 +287,26 @@ static bool stats_slot_claim(stats_slot *slot, int64_t seen, int64_t second)
     return true;
 }
 
-static void stats_window_add(ds_stats *s, int64_t now_s, size_t bucket, bool is_5xx)
+static void stats_ring_add(stats_slot *ring, size_t n, int64_t epoch, size_t bucket, bool is_5xx)
 {
-    stats_slot *slot = stats_slot_at(s, now_s);
+    stats_slot *slot = stats_ring_at(ring, n, epoch);
     int64_t seen = atomic_load_explicit(&slot->epoch, memory_order_acquire);
-    if (seen == now_s || stats_slot_claim(slot, seen, now_s)) {
+    if (seen == epoch || stats_slot_claim(slot, seen, epoch)) {
         atomic_fetch_add_explicit(&slot->hist[bucket / WIN_FOLD], 1, memory_order_relaxed);
         if (is_5xx)
             atomic_fetch_add_explicit(&slot->errors_5xx, 1, memory_order_relaxed);
     }
-    /* Prepare the next second's slot now, so that the writers of that second find it ready. */
-    stats_slot *next = stats_slot_at(s, now_s + 1);
+    /* Prepare the next epoch's slot now, so that the writers of that epoch find it ready. */
+    stats_slot *next = stats_ring_at(ring, n, epoch + 1);
     int64_t next_seen = atomic_load_explicit(&next->epoch, memory_order_relaxed);
-    if (next_seen < now_s + 1 && next_seen != WIN_RESETTING)
-        stats_slot_claim(next, next_seen, now_s + 1);
+    if (next_seen < epoch + 1 && next_seen != WIN_RESETTING)
+        stats_slot_claim(next, next_seen, epoch + 1);
+}
+
+static void stats_window_add(ds_stats *s, int64_t now_s, size_t bucket, bool is_5xx)
+{
+    stats_ring_add(s->slot, WIN_SLOTS, now_s, bucket, is_5xx);
+    stats_ring_add(s->slot5, WIN5_SLOTS, now_s / WIN5_SLOT_S, bucket, is_5xx);
 }
 
 static void stats_record(ds_stats *s, uint64_t latency_ns, int http_status, int64_t now_s,
@@ -475,7 +490,7 @@ void stats_window_at(const ds_stats *s, int window_s, int64_t now_s, stats_windo
         window_s = WIN_MAX_S;
     uint64_t hist[WIN_BUCKETS] = {0}, errors = 0;
     for (int64_t t = now_s - window_s + 1; t <= now_s; t++)
-        stats_slot_read(stats_slot_at(s, t), t, hist, &errors);
+        stats_slot_read(stats_ring_at(s->slot, WIN_SLOTS, t), t, hist, &errors);
     uint64_t total = 0;
     for (size_t i = 0; i < WIN_BUCKETS; i++)
         total += hist[i];
@@ -485,6 +500,51 @@ void stats_window_at(const ds_stats *s, int window_s, int64_t now_s, stats_windo
         size_t b = stats_rank_bucket(hist, WIN_BUCKETS, total, 0.99);
         out->p99_ms = stats_mid_ms(b * WIN_FOLD, b * WIN_FOLD + WIN_FOLD - 1);
     }
+}
+
+/* Percentile q of a window histogram (coarse buckets), in ms. */
+static double stats_window_quantile_ms(const uint64_t *hist, uint64_t total, double q)
+{
+    size_t b = stats_rank_bucket(hist, WIN_BUCKETS, total, q);
+    return stats_mid_ms(b * WIN_FOLD, b * WIN_FOLD + WIN_FOLD - 1);
+}
+
+void stats_recent_get_at(const ds_stats *s, int window_s, int64_t now_s, stats_recent *out)
+{
+    memset(out, 0, sizeof *out);
+    if (window_s < 1)
+        window_s = 1;
+    if (window_s > WIN5_MAX_S)
+        window_s = WIN5_MAX_S;
+    uint64_t hist[WIN_BUCKETS] = {0}, errors = 0;
+    if (window_s <= WIN_MAX_S) { /* one-second slots: exactly window_s seconds */
+        out->window_s = window_s;
+        for (int64_t t = now_s - window_s + 1; s != NULL && t <= now_s; t++)
+            stats_slot_read(stats_ring_at(s->slot, WIN_SLOTS, t), t, hist, &errors);
+    } else { /* 15 s slots: the current (partial) one and the full ones before it */
+        int64_t last = now_s / WIN5_SLOT_S;
+        int64_t first = last - (window_s + WIN5_SLOT_S - 1) / WIN5_SLOT_S + 1;
+        out->window_s = (int)(now_s - first * WIN5_SLOT_S + 1);
+        for (int64_t e = first; s != NULL && e <= last; e++)
+            stats_slot_read(stats_ring_at(s->slot5, WIN5_SLOTS, e), e, hist, &errors);
+    }
+    for (size_t i = 0; i < WIN_BUCKETS; i++)
+        out->request_count += hist[i];
+    out->error_count = errors;
+    out->request_rate = (double)out->request_count / out->window_s;
+    if (out->request_count == 0)
+        return;
+    out->error_rate = (double)errors / (double)out->request_count;
+    out->p50_ms = stats_window_quantile_ms(hist, out->request_count, 0.50);
+    out->p95_ms = stats_window_quantile_ms(hist, out->request_count, 0.95);
+    out->p99_ms = stats_window_quantile_ms(hist, out->request_count, 0.99);
+}
+
+void stats_recent_get(const ds_stats *s, int window_s, stats_recent *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    stats_recent_get_at(s, window_s, (int64_t)ts.tv_sec, out);
 }
 
 void stats_window(const ds_stats *s, int window_s, stats_window_view *out)

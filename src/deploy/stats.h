@@ -85,7 +85,25 @@ void stats_snapshot_live(const ds_stats *s, stats_snapshot *out);
 void stats_end_at(ds_stats *s, uint64_t latency_ns, int http_status, int64_t now_s);
 void stats_window_at(const ds_stats *s, int window_s, int64_t now_s, stats_window_view *out);
 
-/* Bytes one ds_stats occupies (fixed; for capacity planning: ~63 KiB per deployment). */
+/* Recent traffic over the last window_s seconds (1..300): for "how is the canary doing right
+ * now" in /models/stats, the per-deployment route and /metrics. Up to 60 s from one-second
+ * slots (exactly window_s seconds); above, from 15 s slots, so the 300 s window covers between
+ * 286 and 300 s (window_s says how many). Percentiles are the coarse window histogram's (within
+ * 6.25%). This process only: windows start empty after a restart (nothing of them is
+ * persisted). */
+typedef struct stats_recent {
+    int window_s;           /* seconds actually covered */
+    uint64_t request_count; /* requests answered in the window, any status */
+    uint64_t error_count;   /* of which 5xx */
+    double request_rate;    /* request_count / window_s, per second */
+    double error_rate;      /* error_count / request_count; 0 without requests */
+    double p50_ms, p95_ms, p99_ms; /* 0 without requests */
+} stats_recent;
+void stats_recent_get(const ds_stats *s, int window_s, stats_recent *out);
+/* The same as seen at CLOCK_MONOTONIC_COARSE second now_s (tests, with stats_end_at). */
+void stats_recent_get_at(const ds_stats *s, int window_s, int64_t now_s, stats_recent *out);
+
+/* Bytes one ds_stats occupies (fixed; for capacity planning: ~83 KiB per deployment). */
 size_t stats_footprint(void);
 
 #endif

@@ -157,6 +157,34 @@ static void metrics_count_status(metrics_writer *w, const char *status)
     w->status[w->status_count++].count = 1;
 }
 
+/* The recent windows (stats_recent_get): request rate, 5xx share and latency quantiles. */
+static void metrics_add_windows(metrics_writer *w, const metrics_deployment *d)
+{
+    static const int window_s[] = {60, 300};
+    static const char *const window_name[] = {"1m", "5m"};
+    for (size_t i = 0; i < sizeof window_s / sizeof window_s[0]; i++) {
+        stats_recent r;
+        stats_recent_get(d->stats, window_s[i], &r);
+        metrics_series_start(&w->window_rate, "dynserve_window_request_rate", d);
+        buf_printf(&w->window_rate, ",window=\"%s\"} ", window_name[i]);
+        metrics_double(&w->window_rate, r.request_rate);
+        buf_append_char(&w->window_rate, '\n');
+        metrics_series_start(&w->window_errors, "dynserve_window_error_ratio", d);
+        buf_printf(&w->window_errors, ",window=\"%s\"} ", window_name[i]);
+        metrics_double(&w->window_errors, r.error_rate);
+        buf_append_char(&w->window_errors, '\n');
+        const double q[] = {r.p50_ms, r.p95_ms, r.p99_ms};
+        static const char *const q_name[] = {"p50", "p95", "p99"};
+        for (size_t k = 0; k < 3; k++) {
+            metrics_series_start(&w->window_latency, "dynserve_window_latency_seconds", d);
+            buf_printf(&w->window_latency, ",window=\"%s\",percentile=\"%s\"} ", window_name[i],
+                       q_name[k]);
+            metrics_double(&w->window_latency, q[k] / 1000.0);
+            buf_append_char(&w->window_latency, '\n');
+        }
+    }
+}
+
 void metrics_writer_init(metrics_writer *w)
 {
     memset(w, 0, sizeof *w);
@@ -180,6 +208,7 @@ void metrics_writer_add(metrics_writer *w, const metrics_deployment *d)
         metrics_series_start(&w->weight, "dynserve_traffic_weight", d);
         buf_printf(&w->weight, "} %d\n", d->traffic_weight);
     }
+    metrics_add_windows(w, d);
 }
 
 /* ---- process metrics ------------------------------------------------------------------------- */
@@ -322,6 +351,15 @@ void metrics_writer_finish(metrics_writer *w, ds_buf *out)
     metrics_family(out, "dynserve_traffic_weight", "gauge",
                    "Percent of the model's unversioned traffic routed to this version.");
     metrics_append_family(out, &w->weight);
+    metrics_family(out, "dynserve_window_request_rate", "gauge",
+                   "Inference requests per second over the last 1m / 5m (5m: 286-300 s).");
+    metrics_append_family(out, &w->window_rate);
+    metrics_family(out, "dynserve_window_error_ratio", "gauge",
+                   "Share of 5xx answers among the inference requests of the last 1m / 5m.");
+    metrics_append_family(out, &w->window_errors);
+    metrics_family(out, "dynserve_window_latency_seconds", "gauge",
+                   "Inference latency percentiles (p50, p95, p99) over the last 1m / 5m (within 6.25%).");
+    metrics_append_family(out, &w->window_latency);
     metrics_family(out, "dynserve_deployments", "gauge", "Deployments by status.");
     for (size_t i = 0; i < w->status_count; i++) {
         buf_append_str(out, "dynserve_deployments{status=\"");

@@ -52,6 +52,7 @@ typedef struct metrics_deployment {
  * Owns its buffers until metrics_writer_finish. */
 typedef struct metrics_writer {
     ds_buf requests, duration, in_flight, weight;
+    ds_buf window_rate, window_errors, window_latency; /* the 1m and 5m windows */
     struct {
         char name[METRICS_STATUS_LEN];
         uint64_t count;

@@ -1,6 +1,7 @@
 /*
  * manage_stats: the read side of per-deployment statistics — GET /models/stats,
- * GET /deployments/<m>/<v>/stats (with histogram buckets) and GET /metrics (Prometheus).
+ * GET /deployments/<m>/<v>/stats (with histogram buckets) and GET /metrics (Prometheus). Each
+ * entry has lifetime figures and "window":{"1m":{...},"5m":{...}} (stats_recent_get).
  * Snapshots are read lock-free from the live deployments; deployed_at and status come from the
  * registry, so failed deployments are listed too (with zero counts).
  */
@@ -22,8 +23,40 @@ static void manage_time_iso(int64_t unix_ms, char *out, size_t len)
     strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The stats object of one deployment; snap NULL for one that is not live (failed). */
-static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *snap, int weight)
+/* The two recent windows of /models/stats ("1m", "5m"), read with stats_recent_get. */
+#define MANAGE_WINDOWS 2
+static const int manage_window_s[MANAGE_WINDOWS] = {60, 300};
+static const char *const manage_window_name[MANAGE_WINDOWS] = {"1m", "5m"};
+
+static void manage_recent_read(const ds_stats *st, stats_recent *out)
+{
+    for (int i = 0; i < MANAGE_WINDOWS; i++)
+        stats_recent_get(st, manage_window_s[i], &out[i]);
+}
+
+/* {"1m":{...},"5m":{...}}: rate per second, 5xx share and percentiles over each window. */
+static cJSON *manage_window_json(const stats_recent *recent)
+{
+    static const stats_recent none[MANAGE_WINDOWS] = {{0}};
+    const stats_recent *r = recent ? recent : none;
+    cJSON *w = cJSON_CreateObject();
+    for (int i = 0; i < MANAGE_WINDOWS; i++) {
+        cJSON *o = cJSON_AddObjectToObject(w, manage_window_name[i]);
+        cJSON_AddNumberToObject(o, "request_rate", r[i].request_rate);
+        cJSON_AddNumberToObject(o, "error_rate", r[i].error_rate);
+        cJSON_AddNumberToObject(o, "p50_ms", r[i].p50_ms);
+        cJSON_AddNumberToObject(o, "p95_ms", r[i].p95_ms);
+        cJSON_AddNumberToObject(o, "p99_ms", r[i].p99_ms);
+        cJSON_AddNumberToObject(o, "request_count", (double)r[i].request_count);
+        cJSON_AddNumberToObject(o, "error_count", (double)r[i].error_count);
+        cJSON_AddNumberToObject(o, "window_s", recent ? r[i].window_s : manage_window_s[i]);
+    }
+    return w;
+}
+
+/* The stats object of one deployment; snap and recent NULL for one that is not live (failed). */
+static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *snap,
+                                const stats_recent *recent, int weight)
 {
     static const stats_snapshot none = {0};
     const stats_snapshot *s = snap ? snap : &none;
@@ -50,6 +83,7 @@ static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *s
     cJSON_AddStringToObject(o, "status", d->status);
     if (weight >= 0)
         cJSON_AddNumberToObject(o, "traffic_weight", weight);
+    cJSON_AddItemToObject(o, "window", manage_window_json(recent));
     return o;
 }
 
@@ -57,6 +91,7 @@ static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *s
 typedef struct live_stats {
     int64_t *ids;
     stats_snapshot *snaps;
+    stats_recent (*recent)[MANAGE_WINDOWS];
     int *weights;
     size_t count, cap;
 } live_stats;
@@ -72,7 +107,11 @@ static void manage_collect_live(void *ud, const deploy_target *t, int weight)
         stats_snapshot *snaps = ids ? realloc(l->snaps, cap * sizeof *snaps) : NULL;
         if (snaps)
             l->snaps = snaps;
-        int *weights = snaps ? realloc(l->weights, cap * sizeof *weights) : NULL;
+        stats_recent(*recent)[MANAGE_WINDOWS] =
+            snaps ? realloc(l->recent, cap * sizeof *recent) : NULL;
+        if (recent)
+            l->recent = recent;
+        int *weights = recent ? realloc(l->weights, cap * sizeof *weights) : NULL;
         if (weights == NULL)
             return; /* out of memory: the entry shows zeros rather than failing the page */
         l->weights = weights;
@@ -80,6 +119,7 @@ static void manage_collect_live(void *ud, const deploy_target *t, int weight)
     }
     l->ids[l->count] = t->deployment_id;
     l->weights[l->count] = weight;
+    manage_recent_read(t->stats, l->recent[l->count]);
     stats_snapshot_get(t->stats, &l->snaps[l->count++]);
 }
 
@@ -105,12 +145,13 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
     stats_page *p = ud;
     for (size_t i = 0; i < p->live.count; i++)
         if (p->live.ids[i] == d->id) {
-            cJSON *o = manage_stats_json(d, &p->live.snaps[i], p->live.weights[i]);
+            cJSON *o = manage_stats_json(d, &p->live.snaps[i], p->live.recent[i],
+                                         p->live.weights[i]);
             manage_stats_runtime(p->s, o, d);
             cJSON_AddItemToArray(p->list, o);
             return 0;
         }
-    cJSON_AddItemToArray(p->list, manage_stats_json(d, NULL, -1));
+    cJSON_AddItemToArray(p->list, manage_stats_json(d, NULL, NULL, -1));
     return 0;
 }
 
@@ -226,6 +267,7 @@ void manage_stats_all(manage_ctx *s, http_response *resp)
     reg_status rs = registry_deployment_list(s->reg, manage_add_stats_row, &page, err, sizeof err);
     free(page.live.ids);
     free(page.live.snaps);
+    free(page.live.recent);
     free(page.live.weights);
     if (rs == REG_OK)
         rs = manage_versions_json(s, root, err, sizeof err);
@@ -286,9 +328,12 @@ void manage_stats_one(manage_ctx *s, const char *model, const char *version, htt
     }
     deployment *d = deploy_acquire(s->deploy, model, version, NULL);
     stats_snapshot snap;
-    if (d != NULL)
+    stats_recent recent[MANAGE_WINDOWS];
+    if (d != NULL) {
         stats_snapshot_get(deploy_target_of(d)->stats, &snap);
-    cJSON *o = manage_stats_json(&f.row, d ? &snap : NULL, -1);
+        manage_recent_read(deploy_target_of(d)->stats, recent);
+    }
+    cJSON *o = manage_stats_json(&f.row, d ? &snap : NULL, d ? recent : NULL, -1);
     cJSON_AddItemToObject(o, "histogram",
                           d ? manage_histogram_json(deploy_target_of(d)->stats)
                             : cJSON_CreateArray());

@@ -546,3 +546,38 @@ def test_metrics_exposition_has_the_families_and_passes_promtool(shared):
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_stats_have_one_and_five_minute_windows(shared):
+    shared.deploy(Q, "1")
+    with requests.Session() as s:
+        for _ in range(40):
+            r = s.post(shared.url(versioned("1")), json={"inputs": quad_inputs([1.0])},
+                       timeout=10)
+            assert r.status_code == 200, describe(r)
+    st = stats_of(shared, "1")
+    rows = [x for x in expect_status(shared.get("/models/stats"), 200)["stats"]
+            if x["model_name"] == Q and x["version"] == "1"]
+    assert len(rows) == 1
+    for entry in (st, rows[0]):
+        w = entry["window"]
+        assert set(w) == {"1m", "5m"}, w
+        assert w["1m"]["window_s"] == 60, w
+        assert 286 <= w["5m"]["window_s"] <= 300, w
+        for name in ("1m", "5m"):
+            x = w[name]
+            assert set(x) >= {"request_rate", "error_rate", "p50_ms", "p95_ms", "p99_ms"}, x
+            # the 40 requests just sent are inside both windows (counts only grow here)
+            assert x["request_count"] >= 40, (name, x)
+            # JSON numbers carry 15 significant digits
+            assert x["request_rate"] == pytest.approx(x["request_count"] / x["window_s"])
+            assert 0 <= x["error_rate"] <= 1, x
+            assert 0 < x["p50_ms"] <= x["p95_ms"] <= x["p99_ms"], x
+    smp = samples(scrape(shared))
+    for window in ("1m", "5m"):
+        assert metric(smp, "dynserve_window_request_rate", model=Q, version="1",
+                      window=window) > 0, window
+        assert metric(smp, "dynserve_window_error_ratio", model=Q, version="1",
+                      window=window) is not None
+        assert metric(smp, "dynserve_window_latency_seconds", model=Q, version="1",
+                      window=window, percentile="p99") > 0

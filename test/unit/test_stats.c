@@ -597,11 +597,66 @@ static void test_bucket_export_matches_requests(void **state)
     stats_free(s);
 }
 
-static void test_memory_budget_is_64_kib(void **state)
+static void test_recent_windows_count_the_last_minute_and_five_minutes(void **state)
 {
     (void)state;
-    assert_true(stats_footprint() <= 64 * 1024);
-    /* A thousand deployments: 64 MiB at most, and allocation works. */
+    ds_stats *s = stats_new();
+    /* 10 requests a second from t=10000 to t=10599 (600 s), 1 in 10 a 503, latency 2 ms. */
+    for (int64_t t = 10000; t < 10600; t++)
+        for (int i = 0; i < 10; i++)
+            stats_end_at(s, 2000000, i == 0 ? 503 : 200, t);
+    stats_recent r;
+    stats_recent_get_at(s, 60, 10599, &r);
+    assert_int_equal(r.window_s, 60);
+    assert_int_equal(r.request_count, 600);
+    assert_int_equal(r.error_count, 60);
+    assert_true(fabs(r.request_rate - 10.0) < 1e-9);
+    assert_true(fabs(r.error_rate - 0.1) < 1e-9);
+    assert_true(fabs(r.p50_ms - 2.0) <= 2.0 * 0.0625);
+    assert_true(r.p50_ms <= r.p95_ms && r.p95_ms <= r.p99_ms);
+    assert_true(fabs(r.p99_ms - 2.0) <= 2.0 * 0.0625);
+    stats_recent_get_at(s, 300, 10599, &r);
+    assert_true(r.window_s >= 286 && r.window_s <= 300);
+    assert_int_equal(r.request_count, (uint64_t)r.window_s * 10); /* whole seconds, none older */
+    assert_int_equal(r.error_count, (uint64_t)r.window_s);
+    assert_true(fabs(r.request_rate - 10.0) < 1e-9);
+    /* Ten idle minutes later both windows are empty. */
+    stats_recent_get_at(s, 60, 11200, &r);
+    assert_int_equal(r.request_count, 0);
+    assert_true(r.request_rate == 0 && r.error_rate == 0 && r.p99_ms == 0);
+    stats_recent_get_at(s, 300, 11200, &r);
+    assert_int_equal(r.request_count, 0);
+    /* Out-of-range windows are clamped; NULL stats read as empty. */
+    stats_recent_get_at(s, 100000, 10599, &r);
+    assert_true(r.window_s <= 300);
+    stats_recent_get_at(NULL, 60, 10599, &r);
+    assert_int_equal(r.request_count, 0);
+    stats_free(s);
+}
+
+static void test_five_minute_window_forgets_requests_older_than_five_minutes(void **state)
+{
+    (void)state;
+    ds_stats *s = stats_new();
+    stats_end_at(s, 1000000, 200, 20000);      /* 400 s before the read: out */
+    stats_end_at(s, 1000000, 200, 20400 - 280); /* 280 s before: in */
+    stats_end_at(s, 1000000, 500, 20399);
+    stats_recent r;
+    stats_recent_get_at(s, 300, 20400, &r);
+    assert_int_equal(r.request_count, 2);
+    assert_int_equal(r.error_count, 1);
+    assert_true(fabs(r.error_rate - 0.5) < 1e-9);
+    stats_recent_get_at(s, 60, 20400, &r);
+    assert_int_equal(r.request_count, 1);
+    stats_free(s);
+}
+
+static void test_memory_budget_is_96_kib(void **state)
+{
+    (void)state;
+    /* 63 KiB of lifetime counters and the one-minute ring, 20 KiB for the five-minute ring. */
+    assert_true(stats_footprint() <= 96 * 1024);
+    /* A thousand deployments: 96 MiB at most, and allocation works. */
     enum { DEPLOYMENTS = 1000 };
     ds_stats **many = calloc(DEPLOYMENTS, sizeof *many);
     for (size_t i = 0; i < DEPLOYMENTS; i++) {
@@ -634,7 +689,9 @@ int main(void)
         cmocka_unit_test(test_window_p99_is_coarse_but_close),
         cmocka_unit_test(test_window_sees_requests_of_the_real_clock),
         cmocka_unit_test(test_bucket_export_matches_requests),
-        cmocka_unit_test(test_memory_budget_is_64_kib),
+        cmocka_unit_test(test_recent_windows_count_the_last_minute_and_five_minutes),
+        cmocka_unit_test(test_five_minute_window_forgets_requests_older_than_five_minutes),
+        cmocka_unit_test(test_memory_budget_is_96_kib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

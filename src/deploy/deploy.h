@@ -72,7 +72,16 @@ typedef struct deploy_target {
     atomic_bool *draining;               /* undeployed: requests still holding it get a 404 */
     ds_phase_stats *phases;  /* Triton statistics: success/fail, queue/compute phases, shadow */
     const char *deployed_at; /* ISO-8601 UTC, from the registry row */
+    /* in process with a deadline: start times (CLOCK_MONOTONIC ns, 0 = free) of calls running,
+     * so a call stuck past its deadline shows the deployment "degraded" while it is stuck */
+    _Atomic uint64_t *call_starts;
+    unsigned call_slots;
 } deploy_target;
+
+/* Mark a call of t as running since start_ns; returns the slot to give back (-1: none taken).
+ * (runtime.c) */
+int deploy_call_begin(const deploy_target *t, uint64_t start_ns);
+void deploy_call_end(const deploy_target *t, int slot);
 
 /* What a route leads to: exactly one of the two is set. */
 typedef struct deploy_route {

@@ -15,8 +15,9 @@
 #include "loader.h"
 #include "worker.h"
 
-#define DEPLOY_BUCKETS  1024
-#define DEPLOY_PATH_MAX (2 * REG_NAME_MAX + 48)
+#define DEPLOY_CALL_SLOTS 32
+#define DEPLOY_BUCKETS    1024
+#define DEPLOY_PATH_MAX   (2 * REG_NAME_MAX + 48)
 
 struct deployment {
     deploy_target t; /* the view handed to requests; its strings point at the fields below */
@@ -30,6 +31,7 @@ struct deployment {
     admission adm;          /* max_in_flight / max_queue */
     atomic_uint_fast64_t timeouts;
     atomic_int_fast64_t last_timeout_s;
+    _Atomic uint64_t call_starts[DEPLOY_CALL_SLOTS]; /* see deploy_target.call_starts */
     atomic_bool draining;        /* out of the tables; requests still holding it get a 404 */
     atomic_bool failed;          /* the worker gave up (crash limit); set by its supervisor */
     pthread_mutex_t reason_lock; /* guards fail_reason */
@@ -61,7 +63,7 @@ struct deploy_model {
     atomic_int shadow_percent;
     char shadow_version[REG_NAME_MAX + 1];
     atomic_uint_fast64_t shadow_seq;
-    deploy_model *next;   /* hash chain; guarded by the manager's index lock */
+    deploy_model *next; /* hash chain; guarded by the manager's index lock */
 };
 
 /* A deploy or undeploy in progress, for deploy_state_of (LOADING / UNLOADING). */

@@ -283,7 +283,9 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .admission = &d->adm,
                            .timeouts = &d->timeouts,
                            .last_timeout_s = &d->last_timeout_s,
-                           .draining = &d->draining};
+                           .draining = &d->draining,
+                           .call_starts = d->call_starts,
+                           .call_slots = DEPLOY_CALL_SLOTS};
     int rc = -1;
     char err[512] = "";
     if (d->t.stats == NULL || d->t.phases == NULL)
@@ -552,7 +554,7 @@ deploy_state deploy_state_of(deploy_manager *m, const char *model, const char *v
     }
     deploy_model *dm = deploy_model_find(m, model);
     return dm != NULL && deploy_is_draining(dm, version) ? DEPLOY_STATE_UNLOADING
-                                                        : DEPLOY_STATE_NONE;
+                                                         : DEPLOY_STATE_NONE;
 }
 
 deploy_model *deploy_model_lookup(deploy_manager *m, const char *name)

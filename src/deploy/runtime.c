@@ -29,6 +29,38 @@ static void runtime_worker(const deployment *d, deploy_runtime *out)
     }
 }
 
+int deploy_call_begin(const deploy_target *t, uint64_t start_ns)
+{
+    if (t->call_starts == NULL || t->timeout_ms <= 0 || t->isolated)
+        return -1;
+    unsigned first = (unsigned)(start_ns >> 10) % t->call_slots;
+    for (unsigned k = 0; k < t->call_slots; k++) {
+        unsigned i = (first + k) % t->call_slots;
+        uint64_t free_slot = 0;
+        if (atomic_compare_exchange_strong(&t->call_starts[i], &free_slot, start_ns))
+            return (int)i;
+    }
+    return -1; /* more calls than slots: the extra ones are not watched */
+}
+
+void deploy_call_end(const deploy_target *t, int slot)
+{
+    if (slot >= 0)
+        atomic_store(&t->call_starts[slot], 0);
+}
+
+/* The longest-running watched in-process call, in ms (0 when none). */
+static int64_t runtime_oldest_call_ms(const deployment *d, uint64_t now_ns)
+{
+    uint64_t oldest = 0;
+    for (unsigned i = 0; i < DEPLOY_CALL_SLOTS; i++) {
+        uint64_t s = atomic_load(&d->call_starts[i]);
+        if (s != 0 && s < now_ns && now_ns - s > oldest)
+            oldest = now_ns - s;
+    }
+    return (int64_t)(oldest / 1000000u);
+}
+
 static void runtime_fill(deployment *d, deploy_runtime *out)
 {
     memset(out, 0, sizeof *out);
@@ -45,6 +77,14 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
         snprintf(out->reason, sizeof out->reason,
                  "a request passed its %lld ms deadline %lld s ago", (long long)d->t.timeout_ms,
                  (long long)(now.tv_sec - last));
+    }
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    int64_t stuck = runtime_oldest_call_ms(d, now_ns);
+    if (d->t.timeout_ms > 0 && stuck > d->t.timeout_ms) {
+        out->status = "degraded";
+        snprintf(out->reason, sizeof out->reason,
+                 "a call has been running for %lld ms, past timeout_ms (%lld ms)", (long long)stuck,
+                 (long long)d->t.timeout_ms);
     }
     if (d->worker != NULL)
         runtime_worker(d, out);

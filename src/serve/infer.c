@@ -99,8 +99,7 @@ static uint64_t infer_batch_size(const deploy_target *t, const oip_request *oreq
 {
     const ds_model_desc *md = t->model;
     if ((md->flags & DS_MODEL_DYNAMIC_IO) || md->input_count == 0 || md->inputs[0].rank < 1 ||
-        md->inputs[0].shape[0] != -1 || oreq->plugin.input_count == 0 ||
-        oreq->inputs[0].rank < 1)
+        md->inputs[0].shape[0] != -1 || oreq->plugin.input_count == 0 || oreq->inputs[0].rank < 1)
         return 1;
     return (uint64_t)oreq->inputs[0].shape[0];
 }
@@ -167,6 +166,7 @@ static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_respo
 static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, oip_response *out,
                                uint64_t start_ns, ds_error *perr, bool *late, uint64_t *exec_ns)
 {
+    int slot = deploy_call_begin(t, start_ns);
     if (!t->isolated)
         crash_journal_enter(t->deployment_id);
     if (t->exec_lock != NULL)
@@ -178,6 +178,7 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
         pthread_mutex_unlock(t->exec_lock);
     if (!t->isolated)
         crash_journal_leave();
+    deploy_call_end(t, slot);
     *late = !t->isolated && t->timeout_ms > 0 &&
             infer_now_ns() - start_ns > (uint64_t)t->timeout_ms * 1000000u;
     return st;

@@ -369,3 +369,15 @@ def test_shutdown_is_bounded_by_a_call_that_never_returns(server_factory):
                      {"model_name": "stuck", "version": "1"})
         assert expect_status(r, 202)["status"] == "draining"
         srv.stop(timeout=30)  # exits (0) within drain timeout + 5 s instead of hanging
+
+
+def test_inprocess_call_stuck_past_its_deadline_shows_degraded_while_stuck(shared):
+    shared.register("slowpoke", 5, fixture_plugin("slow"), config={"sleep_ms": 3000})
+    deploy(shared, "slowpoke", 5, timeout_ms=200)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        call = pool.submit(infer_x, shared, "slowpoke", 5, 1.0, timeout=60)
+        d = wait_until(lambda: (x := deployment(shared, "slowpoke", 5))["status"] == "degraded"
+                       and x, what="degraded while the call is stuck")
+        assert "past timeout_ms" in d["reason"], d
+        assert not call.done()
+        assert call.result().status_code == 504

@@ -25,9 +25,13 @@ build | test)
     # npm: the build installs the /docs renderer (swagger-ui-dist); the tests use playwright-core
     # and an OpenAPI validator. A machine may already have Node.js from elsewhere (with its own
     # npm); Debian's npm would conflict with it, so only install them when the commands are
-    # missing.
-    command -v node >/dev/null || want+=(nodejs)
-    command -v npm >/dev/null || want+=(npm)
+    # missing. Debian's npm reads its CAs from ca-certificates' bundle (/etc/npmrc), which a
+    # minimal system lacks. DYNSERVE_NO_NPM=1 leaves npm out (the container image's default
+    # build: /docs then says its renderer is missing).
+    if [ "${DYNSERVE_NO_NPM:-0}" != 1 ]; then
+        command -v node >/dev/null || want+=(nodejs)
+        command -v npm >/dev/null || want+=(npm ca-certificates)
+    fi
     ;;
 *) echo "install-deps: unknown profile '$profile' (runtime, build or test)" >&2; exit 2 ;;
 esac

@@ -37,7 +37,13 @@ struct conn_guard {
 
 static bool conn_waiting(int state)
 {
-    return state == CONN_IDLE || state == CONN_BODY;
+    return state == CONN_IDLE || state == CONN_KEEPALIVE || state == CONN_BODY;
+}
+
+/* Lower is evicted first (see conn_guard.h). */
+static int conn_victim_rank(int state)
+{
+    return state == CONN_IDLE ? 0 : state == CONN_BODY ? 1 : 2;
 }
 
 conn_guard *conn_guard_new(const conn_guard_config *cfg, conn_guard_kick_fn kick, void *ud)
@@ -78,11 +84,11 @@ static void conn_kick_slot(conn_guard *g, int i)
     g->kick(&g->slots[i].peer, g->kick_ud);
 }
 
-/* The oldest IDLE (else BODY) connection other than `except`, of `addr` when not NULL, or -1.
+/* The first victim (by rank, then age) other than `except`, of `addr` when not NULL, or -1.
  * Caller holds the lock. */
 static int conn_oldest_waiting(conn_guard *g, const char *addr, int except)
 {
-    int best = -1, best_state = 0;
+    int best = -1, best_rank = 0;
     uint64_t best_since = 0;
     for (int i = 0; i < g->nslots; i++) {
         conn_slot *s = &g->slots[i];
@@ -92,11 +98,11 @@ static int conn_oldest_waiting(conn_guard *g, const char *addr, int except)
         if (addr != NULL && strcmp(s->peer.addr, addr) != 0)
             continue;
         uint64_t since = atomic_load(&s->since);
-        bool better = best < 0 || (st == CONN_IDLE && best_state == CONN_BODY) ||
-                      (st == best_state && since < best_since);
+        int rank = conn_victim_rank(st);
+        bool better = best < 0 || rank < best_rank || (rank == best_rank && since < best_since);
         if (better) {
             best = i;
-            best_state = st;
+            best_rank = rank;
             best_since = since;
         }
     }

@@ -7,14 +7,17 @@
  * hold every worker and nothing else is served until their timeouts run out. CivetWeb has no
  * hook at accept time, but it calls init_connection on the worker that picks a connection up,
  * begin_request/end_request around each request and connection_close before it closes the
- * socket. With those the guard tracks every connection (one slot per worker) in one of three
- * states: IDLE (waiting for request headers: new, or kept alive between requests), BODY (its
- * body is being read) or BUSY (a handler runs or the response is written). When a worker picks
- * up a connection it:
+ * socket. With those the guard tracks every connection (one slot per worker) and its state
+ * (conn_state below); IDLE, KEEPALIVE and BODY connections are "waiting" for their client.
+ * When a worker picks up a connection it:
  *   - caps connections per client address (max_per_client): over the cap, the address's oldest
- *     IDLE/BODY connection is closed to make room, or the new one when there is none;
- *   - keeps `reserve` workers for new connections: when IDLE + BODY connections would exceed
- *     slots - reserve, the oldest of them (IDLE before BODY) is closed.
+ *     waiting connection is closed to make room, or the new one when none of its connections is
+ *     waiting (all are being served);
+ *   - keeps `reserve` workers for new connections: when waiting connections would exceed
+ *     slots - reserve, the oldest waiting one is closed.
+ * Victims are chosen in this order: IDLE (never sent a whole request: what a slowloris client
+ * looks like), then BODY (a slow upload), then KEEPALIVE (a client that was served and may come
+ * back, and which CivetWeb closes after the keep-alive timeout anyway); the oldest first.
  * A connection is closed with shutdown(2) on its socket (the "kick"), which wakes its worker
  * with end-of-file; CivetWeb then closes it as usual. nginx does the same under worker pressure
  * (ngx_drain_connections closes idle keep-alive connections). conn_guard_pressure() tells the
@@ -34,7 +37,15 @@
 
 typedef struct conn_guard conn_guard;
 
-typedef enum conn_state { CONN_IDLE = 1, CONN_BODY, CONN_BUSY, CONN_KICKED } conn_state;
+/* IDLE: waiting for the first request's headers; KEEPALIVE: waiting for a later request's;
+ * BODY: its request body is being read; BUSY: a handler runs or the response is written. */
+typedef enum conn_state {
+    CONN_IDLE = 1,
+    CONN_KEEPALIVE,
+    CONN_BODY,
+    CONN_BUSY,
+    CONN_KICKED
+} conn_state;
 
 typedef struct conn_guard_config {
     int slots;          /* worker threads: connections served at once */
@@ -68,11 +79,11 @@ void conn_guard_free(conn_guard *g);
  * not tracked (table full: cannot happen with one slot per worker) or was refused; *refused is
  * set when the guard kicked the new connection itself. */
 int conn_guard_open(conn_guard *g, const conn_peer *peer, uint64_t now_ms, bool *refused);
-/* The connection in `slot` changes state (IDLE after a response, BODY, BUSY). */
+/* The connection in `slot` changes state (BODY, BUSY, KEEPALIVE after a response). */
 void conn_guard_set_state(conn_guard *g, int slot, conn_state state, uint64_t now_ms);
 /* The connection in `slot` closes (CivetWeb's connection_close). */
 void conn_guard_close(conn_guard *g, int slot);
-/* True when IDLE + BODY connections leave fewer than `reserve` workers free: the response
+/* True when waiting connections leave fewer than `reserve` workers free: the response
  * being written should close its connection instead of keeping it alive. */
 bool conn_guard_pressure(conn_guard *g);
 void conn_guard_get_stats(conn_guard *g, conn_guard_stats *out);

@@ -1,9 +1,9 @@
 /*
  * Unit tests for src/http/conn_guard.c: the per-address cap closes the address's oldest waiting
  * connection (or refuses the new one when all of its connections are busy), the reserve closes
- * the oldest waiting connection anywhere (idle before body), kicked and closed connections stop
- * counting, and the real kick shuts down exactly the server-side socket of a loopback
- * connection. The policy tests use a recording kick.
+ * the oldest waiting connection anywhere (new before body before kept-alive), kicked and closed
+ * connections stop counting, and the real kick shuts down exactly the server-side socket of a
+ * loopback connection. The policy tests use a recording kick.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +116,34 @@ static void test_reserve_closes_the_oldest_waiting_connection_anywhere(void **st
     conn_guard_free(g);
 }
 
+static void test_kept_alive_connections_are_evicted_last(void **state)
+{
+    (void)state;
+    kicks k = {0};
+    conn_guard *g = conn_guard_new(&(conn_guard_config){.slots = 3, .reserve = 1}, record_kick, &k);
+    bool refused;
+    int a = open_conn(g, "10.0.0.1", 1, 1, &refused);
+    conn_guard_set_state(g, a, CONN_BUSY, 2);
+    conn_guard_set_state(g, a, CONN_KEEPALIVE, 3); /* served once, waits for the next request */
+    int b = open_conn(g, "10.0.0.2", 2, 4, &refused);
+    conn_guard_set_state(g, b, CONN_BODY, 5);
+    open_conn(g, "10.0.0.3", 3, 6, &refused); /* 3 waiting > 2: the body reader goes first */
+    assert_int_equal(k.n, 1);
+    assert_int_equal(k.last[0].port, 2);
+    open_conn(g, "10.0.0.4", 4, 7, &refused); /* then the never-served one */
+    assert_int_equal(k.last[1].port, 3);
+    int e = open_conn(g, "10.0.0.5", 5, 8, &refused);
+    assert_int_equal(k.last[2].port, 4);
+    conn_guard_set_state(g, e, CONN_BUSY, 9);
+    int f6 = open_conn(g, "10.0.0.6", 6, 10, &refused);
+    assert_int_equal(k.n, 3);
+    conn_guard_set_state(g, f6, CONN_BUSY, 11);
+    open_conn(g, "10.0.0.7", 7, 12, &refused); /* only then the kept-alive one */
+    assert_int_equal(k.n, 4);
+    assert_int_equal(k.last[3].port, 1);
+    conn_guard_free(g);
+}
+
 static void test_kicked_connection_ignores_later_state_changes(void **state)
 {
     (void)state;
@@ -173,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_cap_closes_the_addresses_oldest_waiting_connection),
         cmocka_unit_test(test_cap_refuses_a_new_connection_when_all_are_busy),
         cmocka_unit_test(test_reserve_closes_the_oldest_waiting_connection_anywhere),
+        cmocka_unit_test(test_kept_alive_connections_are_evicted_last),
         cmocka_unit_test(test_kicked_connection_ignores_later_state_changes),
         cmocka_unit_test(test_kick_socket_shuts_down_the_server_side_of_a_connection),
     };

@@ -1,9 +1,8 @@
 /*
- * conn_guard: per-connection accounting and eviction of slow or idle clients. See conn_guard.h.
+ * conn_guard: connection accounting and eviction of slow or idle clients. See conn_guard.h.
  *
  * The table has twice as many slots as workers (a worker's next connection may be opened a
  * moment before the previous one's close is recorded). A slot is free when `used` is false.
- * Searching it is linear, once per connection open; workers are at most a few hundred.
  */
 #include "conn_guard.h"
 
@@ -12,41 +11,30 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct conn_slot {
     bool used;                  /* guarded by the mutex */
-    conn_peer peer;             /* set at open, read under the mutex */
-    atomic_int state;           /* conn_state, changed by the connection's own worker */
+    conn_peer peer;             /* set by begin (the connection's own worker), read in a scan */
+    atomic_bool known;          /* peer is valid */
+    atomic_int state;           /* conn_state */
     atomic_uint_fast64_t since; /* ms when the current state began */
 } conn_slot;
 
 struct conn_guard {
     conn_guard_config cfg;
-    conn_guard_kick_fn kick;
-    void *kick_ud;
-    pthread_mutex_t lock; /* guards slot allocation (used, peer) and the kick */
+    pthread_mutex_t lock; /* guards slot allocation and the scan + kicks */
     int nslots;
     conn_slot *slots;
-    atomic_int waiting; /* slots in IDLE or BODY */
-    atomic_int open;
-    atomic_uint_fast64_t evicted, refused;
+    atomic_int open, busy;
+    atomic_uint_fast64_t evicted, over_cap;
 };
 
-static bool conn_waiting(int state)
-{
-    return state == CONN_IDLE || state == CONN_KEEPALIVE || state == CONN_BODY;
-}
-
-/* Lower is evicted first (see conn_guard.h). */
-static int conn_victim_rank(int state)
-{
-    return state == CONN_IDLE ? 0 : state == CONN_BODY ? 1 : 2;
-}
-
-conn_guard *conn_guard_new(const conn_guard_config *cfg, conn_guard_kick_fn kick, void *ud)
+conn_guard *conn_guard_new(const conn_guard_config *cfg)
 {
     conn_guard *g = calloc(1, sizeof *g);
     int n = cfg->slots > 0 ? cfg->slots * 2 : 2;
@@ -60,8 +48,6 @@ conn_guard *conn_guard_new(const conn_guard_config *cfg, conn_guard_kick_fn kick
     if (g->cfg.reserve < 0)
         g->cfg.reserve = 0;
     g->nslots = n;
-    g->kick = kick;
-    g->kick_ud = ud;
     pthread_mutex_init(&g->lock, NULL);
     return g;
 }
@@ -75,91 +61,174 @@ void conn_guard_free(conn_guard *g)
     free(g);
 }
 
-/* Mark slot i kicked and close it; caller holds the lock. */
-static void conn_kick_slot(conn_guard *g, int i)
+/* Victim order (conn_guard.h): lower rank first, then older. */
+static int conn_rank(conn_state st)
 {
-    int old = atomic_exchange(&g->slots[i].state, CONN_KICKED);
-    if (conn_waiting(old))
-        atomic_fetch_sub(&g->waiting, 1);
-    g->kick(&g->slots[i].peer, g->kick_ud);
+    return st == CONN_WAITING ? 0 : st == CONN_BODY ? 1 : 2;
 }
 
-/* The first victim (by rank, then age) other than `except`, of `addr` when not NULL, or -1.
- * Caller holds the lock. */
-static int conn_oldest_waiting(conn_guard *g, const char *addr, int except)
+static bool conn_before(const conn_sock *a, const conn_sock *b)
 {
-    int best = -1, best_rank = 0;
-    uint64_t best_since = 0;
-    for (int i = 0; i < g->nslots; i++) {
-        conn_slot *s = &g->slots[i];
-        int st = atomic_load(&s->state);
-        if (!s->used || i == except || !conn_waiting(st))
+    int ra = conn_rank(a->state), rb = conn_rank(b->state);
+    if (ra != rb)
+        return ra < rb;
+    if (a->state == CONN_WAITING)
+        return a->ino < b->ino;
+    return a->since < b->since;
+}
+
+/* The first victim among sockets not yet marked, of `addr` when not NULL, or -1. */
+static int conn_next_victim(const conn_sock *s, int n, const char *addr)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        if (s[i].kick || s[i].state == CONN_BUSY)
             continue;
-        if (addr != NULL && strcmp(s->peer.addr, addr) != 0)
+        if (addr != NULL && strcmp(s[i].peer.addr, addr) != 0)
             continue;
-        uint64_t since = atomic_load(&s->since);
-        int rank = conn_victim_rank(st);
-        bool better = best < 0 || rank < best_rank || (rank == best_rank && since < best_since);
-        if (better) {
+        if (best < 0 || conn_before(&s[i], &s[best]))
             best = i;
-            best_rank = rank;
-            best_since = since;
-        }
     }
     return best;
 }
 
-/* Connections of `addr` that still count against its cap (not kicked); caller holds the lock. */
-static int conn_count_addr(conn_guard *g, const char *addr)
+int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, int *over_cap)
 {
+    int marked = 0;
+    *over_cap = 0;
+    for (int i = 0; max_per_client > 0 && i < n; i++) {
+        int count = 0;
+        for (int j = 0; j < n; j++)
+            if (!socks[j].kick && strcmp(socks[j].peer.addr, socks[i].peer.addr) == 0)
+                count++;
+        while (count > max_per_client) {
+            int v = conn_next_victim(socks, n, socks[i].peer.addr);
+            if (v < 0)
+                break; /* all of them are being served: none is cut off mid-request */
+            socks[v].kick = true;
+            count--;
+            marked++;
+            (*over_cap)++;
+        }
+    }
+    int waiting = 0;
+    for (int i = 0; i < n; i++)
+        waiting += !socks[i].kick && socks[i].state != CONN_BUSY;
+    while (waiting > max_waiting) {
+        int v = conn_next_victim(socks, n, NULL);
+        if (v < 0)
+            break;
+        socks[v].kick = true;
+        waiting--;
+        marked++;
+    }
+    return marked;
+}
+
+/* Does `sa` name a TCP endpoint? Fills text and port. */
+static bool conn_endpoint(const struct sockaddr_storage *sa, char *text, size_t len, int *port)
+{
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        *port = ntohs(in->sin_port);
+        return inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)len) != NULL;
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        *port = ntohs(in6->sin6_port);
+        return inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)len) != NULL;
+    }
+    return false;
+}
+
+int conn_guard_scan(const int *ports, int nports, conn_sock *out, int max)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
     int n = 0;
-    for (int i = 0; i < g->nslots; i++)
-        if (g->slots[i].used && atomic_load(&g->slots[i].state) != CONN_KICKED &&
-            strcmp(g->slots[i].peer.addr, addr) == 0)
-            n++;
+    struct dirent *e;
+    while (n < max && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        struct sockaddr_storage local, peer;
+        socklen_t llen = sizeof local, plen = sizeof peer;
+        char addr[INET6_ADDRSTRLEN], link[64], path[64];
+        int lport = 0, pport = 0;
+        if (fd == dirfd(d) || getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
+            !conn_endpoint(&local, addr, sizeof addr, &lport))
+            continue;
+        bool ours = false;
+        for (int i = 0; i < nports; i++)
+            ours |= ports[i] != 0 && ports[i] == lport;
+        if (!ours || getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
+            !conn_endpoint(&peer, addr, sizeof addr, &pport))
+            continue; /* a listening socket has no peer */
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        link[k > 0 ? k : 0] = '\0';
+        unsigned long ino = 0;
+        sscanf(link, "socket:[%lu]", &ino);
+        conn_sock *s = &out[n++];
+        *s = (conn_sock){.fd = fd, .ino = ino, .state = CONN_WAITING, .peer.port = pport};
+        snprintf(s->peer.addr, sizeof s->peer.addr, "%s", addr);
+    }
+    closedir(d);
     return n;
 }
 
-int conn_guard_open(conn_guard *g, const conn_peer *peer, uint64_t now_ms, bool *refused)
+/* Scan, match with the slots, plan and kick. Caller holds the lock. */
+static void conn_guard_enforce(conn_guard *g)
 {
-    *refused = false;
+    int max = g->nslots + 256;
+    conn_sock *socks = calloc((size_t)max, sizeof *socks);
+    if (socks == NULL)
+        return;
+    int n = conn_guard_scan(g->cfg.ports, CONN_GUARD_PORTS, socks, max);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < g->nslots; j++) {
+            conn_slot *s = &g->slots[j];
+            if (s->used && atomic_load(&s->known) && s->peer.port == socks[i].peer.port &&
+                strcmp(s->peer.addr, socks[i].peer.addr) == 0) {
+                socks[i].state = (conn_state)atomic_load(&s->state);
+                socks[i].since = atomic_load(&s->since);
+                break;
+            }
+        }
+    }
+    int over_cap = 0;
+    int marked =
+        conn_guard_plan(socks, n, g->cfg.max_per_client, g->cfg.slots - g->cfg.reserve, &over_cap);
+    for (int i = 0; i < n && marked > 0; i++)
+        if (socks[i].kick)
+            shutdown(socks[i].fd, SHUT_RDWR);
+    atomic_fetch_add(&g->over_cap, (uint64_t)over_cap);
+    atomic_fetch_add(&g->evicted, (uint64_t)(marked - over_cap));
+    free(socks);
+}
+
+int conn_guard_open(conn_guard *g)
+{
     pthread_mutex_lock(&g->lock);
     int slot = -1;
     for (int i = 0; i < g->nslots && slot < 0; i++)
         if (!g->slots[i].used)
             slot = i;
-    if (slot < 0) {
-        pthread_mutex_unlock(&g->lock);
-        return -1;
+    if (slot >= 0) {
+        conn_slot *s = &g->slots[slot];
+        s->used = true;
+        atomic_store(&s->known, false);
+        atomic_store(&s->state, CONN_WAITING);
+        atomic_store(&s->since, 0);
+        atomic_fetch_add(&g->open, 1);
     }
-    conn_slot *s = &g->slots[slot];
-    s->used = true;
-    s->peer = *peer;
-    atomic_store(&s->since, now_ms);
-    atomic_store(&s->state, CONN_IDLE);
-    atomic_fetch_add(&g->waiting, 1);
-    atomic_fetch_add(&g->open, 1);
-
-    if (g->cfg.max_per_client > 0 && conn_count_addr(g, peer->addr) > g->cfg.max_per_client) {
-        int victim = conn_oldest_waiting(g, peer->addr, slot);
-        if (victim < 0) {
-            conn_kick_slot(g, slot);
-            atomic_fetch_add(&g->refused, 1);
-            *refused = true;
-        } else {
-            conn_kick_slot(g, victim);
-            atomic_fetch_add(&g->evicted, 1);
-        }
-    }
-    while (!*refused && atomic_load(&g->waiting) > g->cfg.slots - g->cfg.reserve) {
-        int victim = conn_oldest_waiting(g, NULL, slot);
-        if (victim < 0)
-            break;
-        conn_kick_slot(g, victim);
-        atomic_fetch_add(&g->evicted, 1);
-    }
+    int open = atomic_load(&g->open), busy = atomic_load(&g->busy);
+    if (open - busy > g->cfg.slots - g->cfg.reserve ||
+        (g->cfg.max_per_client > 0 && open > g->cfg.max_per_client))
+        conn_guard_enforce(g);
     pthread_mutex_unlock(&g->lock);
-    return *refused ? -1 : slot;
+    return slot;
 }
 
 void conn_guard_set_state(conn_guard *g, int slot, conn_state state, uint64_t now_ms)
@@ -167,17 +236,27 @@ void conn_guard_set_state(conn_guard *g, int slot, conn_state state, uint64_t no
     if (slot < 0 || slot >= g->nslots)
         return;
     conn_slot *s = &g->slots[slot];
-    int old = atomic_load(&s->state);
-    /* Only the connection's own worker changes a live state; a kick may race and wins. */
-    if (old == CONN_KICKED || old == (int)state)
-        return;
-    if (!atomic_compare_exchange_strong(&s->state, &old, (int)state))
+    int old = atomic_exchange(&s->state, (int)state);
+    if (old == (int)state)
         return;
     atomic_store(&s->since, now_ms);
-    if (conn_waiting(old) && !conn_waiting((int)state))
-        atomic_fetch_sub(&g->waiting, 1);
-    else if (!conn_waiting(old) && conn_waiting((int)state))
-        atomic_fetch_add(&g->waiting, 1);
+    if (old == CONN_BUSY)
+        atomic_fetch_sub(&g->busy, 1);
+    if (state == CONN_BUSY)
+        atomic_fetch_add(&g->busy, 1);
+}
+
+void conn_guard_begin(conn_guard *g, int slot, const conn_peer *peer, uint64_t now_ms)
+{
+    if (slot < 0 || slot >= g->nslots)
+        return;
+    conn_slot *s = &g->slots[slot];
+    if (!atomic_load(&s->known)) {
+        /* Written before `known` is published; a scan reads peer only after seeing known. */
+        s->peer = *peer;
+        atomic_store(&s->known, true);
+    }
+    conn_guard_set_state(g, slot, CONN_BUSY, now_ms);
 }
 
 void conn_guard_close(conn_guard *g, int slot)
@@ -187,9 +266,9 @@ void conn_guard_close(conn_guard *g, int slot)
     pthread_mutex_lock(&g->lock);
     conn_slot *s = &g->slots[slot];
     if (s->used) {
-        int old = atomic_exchange(&s->state, 0);
-        if (conn_waiting(old))
-            atomic_fetch_sub(&g->waiting, 1);
+        if (atomic_exchange(&s->state, 0) == CONN_BUSY)
+            atomic_fetch_sub(&g->busy, 1);
+        atomic_store(&s->known, false);
         s->used = false;
         atomic_fetch_sub(&g->open, 1);
     }
@@ -198,68 +277,13 @@ void conn_guard_close(conn_guard *g, int slot)
 
 bool conn_guard_pressure(conn_guard *g)
 {
-    return atomic_load(&g->waiting) >= g->cfg.slots - g->cfg.reserve;
+    return atomic_load(&g->open) - atomic_load(&g->busy) >= g->cfg.slots - g->cfg.reserve;
 }
 
 void conn_guard_get_stats(conn_guard *g, conn_guard_stats *out)
 {
     out->open = atomic_load(&g->open);
-    out->waiting = atomic_load(&g->waiting);
+    out->busy = atomic_load(&g->busy);
     out->evicted = atomic_load(&g->evicted);
-    out->refused = atomic_load(&g->refused);
-}
-
-/* Does the socket address `sa` name addr:port? */
-static bool conn_addr_matches(const struct sockaddr_storage *sa, const char *addr, int port)
-{
-    char text[INET6_ADDRSTRLEN];
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return ntohs(in->sin_port) == port &&
-               inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) && strcmp(text, addr) == 0;
-    }
-    if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        return ntohs(in6->sin6_port) == port &&
-               inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text) && strcmp(text, addr) == 0;
-    }
-    return false;
-}
-
-static int conn_local_port(int fd)
-{
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof sa;
-    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        return -1;
-    if (sa.ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)&sa)->sin_port);
-    if (sa.ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)&sa)->sin6_port);
-    return -1;
-}
-
-int conn_guard_kick_socket(const conn_peer *peer)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -1;
-    int found = -1;
-    struct dirent *e;
-    while (found < 0 && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        int fd = atoi(e->d_name);
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof sa;
-        if (fd == dirfd(d) || getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
-            continue;
-        if (conn_addr_matches(&sa, peer->addr, peer->port) &&
-            conn_local_port(fd) == peer->local_port) {
-            shutdown(fd, SHUT_RDWR);
-            found = fd;
-        }
-    }
-    closedir(d);
-    return found >= 0 ? 0 : -1;
+    out->over_cap = atomic_load(&g->over_cap);
 }

@@ -61,6 +61,14 @@ void conn_guard_free(conn_guard *g)
     free(g);
 }
 
+void conn_guard_set_ports(conn_guard *g, const int *ports, int n)
+{
+    pthread_mutex_lock(&g->lock);
+    for (int i = 0; i < CONN_GUARD_PORTS; i++)
+        g->cfg.ports[i] = i < n ? ports[i] : 0;
+    pthread_mutex_unlock(&g->lock);
+}
+
 /* Victim order (conn_guard.h): lower rank first, then older. */
 static int conn_rank(conn_state st)
 {

@@ -85,6 +85,8 @@ typedef struct conn_guard_stats {
 /* New guard (owned by the caller, conn_guard_free), or NULL when memory runs out. */
 conn_guard *conn_guard_new(const conn_guard_config *cfg);
 void conn_guard_free(conn_guard *g);
+/* Our listening ports, once known (after the listeners are bound; port 0 picks one). */
+void conn_guard_set_ports(conn_guard *g, const int *ports, int n);
 
 /* A worker picked up a connection. Returns its slot (>= 0; -1 when the table is full, which
  * one slot per worker rules out); kicks other connections when under pressure. */

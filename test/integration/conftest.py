@@ -54,6 +54,15 @@ def port_is_free(port):
         return True
 
 
+def tmp_root_of(path):
+    """The pytest-N directory holding every test's tmp_path (or path itself)."""
+    path = pathlib.Path(path).resolve()
+    for p in [path, *path.parents]:
+        if p.parent.name.startswith("pytest-of-"):
+            return p
+    return path
+
+
 def sha256_file(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
@@ -155,6 +164,10 @@ class Server:
         err = open(self.stderr_path, "wb")
         self._files += [out, err]
         env = dict(os.environ)
+        # Tests register plugins from the fixture and model builds and from their own temporary
+        # directories: make those plugin directories (a test's --plugin-dir flag still wins).
+        env.setdefault("DYNSERVE_PLUGIN_DIR", ",".join(
+            str(p) for p in (FIXTURES, MODELS, tmp_root_of(self.workdir))))
         if self.env:
             env.update(self.env)
         self.proc = subprocess.Popen(self.command(self.port), stdout=out, stderr=err,

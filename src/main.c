@@ -31,6 +31,8 @@
 #include "manage.h"
 #include "names.h"
 #include "oip.h"
+#include "plugin_file.h"
+#include "ratelimit.h"
 #include "registry.h"
 #include "serve.h"
 #include "shadow.h"
@@ -50,12 +52,14 @@ typedef struct ds_server {
     registry *reg;
     http_server *http;
     deploy_manager *deploy;
-    serve_ctx serve;    /* the data path's view: deploy + ready */
-    manage_ctx manage;  /* the management API's view */
-    bool had_crash;     /* the last stop was a crash inside an in-process plugin ... */
-    crash_record crash; /* ... of this deployment, by this signal (crash_journal.h) */
-    jobs *jobs;         /* async inference (serve/jobs.h) */
-    shadow *shadow;     /* shadow-traffic copies (serve/shadow.h) */
+    serve_ctx serve;         /* the data path's view: deploy + ready */
+    manage_ctx manage;       /* the management API's view */
+    bool had_crash;          /* the last stop was a crash inside an in-process plugin ... */
+    crash_record crash;      /* ... of this deployment, by this signal (crash_journal.h) */
+    jobs *jobs;              /* async inference (serve/jobs.h) */
+    shadow *shadow;          /* shadow-traffic copies (serve/shadow.h) */
+    plugin_dirs plugin_dirs; /* where POST /models may read plugin paths (plugin_file.h) */
+    rl_table *client_limits; /* --rate-limit per client, or NULL */
 } ds_server;
 
 /* ---- model repository ------------------------------------------------------------------------ */
@@ -247,6 +251,9 @@ static int main_start_http(ds_server *s)
                       .threads = s->cfg.threads,
                       .max_body_bytes = (size_t)s->cfg.max_body_bytes,
                       .request_timeout_ms = s->cfg.request_timeout_ms,
+                      .header_timeout_ms = s->cfg.header_timeout_ms,
+                      .max_conns_per_client = s->cfg.max_conns_per_client,
+                      .client_limits = s->client_limits,
                       .keep_alive_ms = s->cfg.keep_alive_ms,
                       .web_root = s->cfg.web_root};
     if (http_start(&hc, &s->http, err, sizeof err) != 0) {
@@ -278,8 +285,8 @@ static int main_start_deployments(ds_server *s)
                       .max_kept = (size_t)s->cfg.async_max_kept,
                       .retention_s = s->cfg.async_retention_s};
     if (jobs_new(&jc, s->deploy, &s->jobs) != 0 ||
-        shadow_new((size_t)s->cfg.shadow_max_queue, s->cfg.shadow_workers, s->deploy,
-                   &s->shadow) != 0) {
+        shadow_new((size_t)s->cfg.shadow_max_queue, s->cfg.shadow_workers, s->deploy, &s->shadow) !=
+            0) {
         fprintf(stderr, "dynserve: out of memory or threads at startup\n");
         return -1;
     }
@@ -290,7 +297,8 @@ static int main_start_deployments(ds_server *s)
                              .reg = s->reg,
                              .deploy = s->deploy,
                              .http = s->http,
-                             .host = plugin_host_api()};
+                             .host = plugin_host_api(),
+                             .plugin_dirs = &s->plugin_dirs};
     s->serve.repository = manage_repository;
     s->serve.repository_ctx = &s->manage;
     if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {
@@ -344,11 +352,31 @@ static void main_arm_shutdown_watchdog(ds_server *s)
         pthread_detach(t);
 }
 
+/* --plugin-dir (default: the model repository) plus <data-dir>/import, and --rate-limit. 0, or
+ * -1 with a message (a bad command line). */
+static int main_setup_limits(ds_server *s, char *err, size_t errlen)
+{
+    char import[PATH_MAX + 16];
+    snprintf(import, sizeof import, "%s/import", s->cfg.data_dir);
+    const char *dirs = s->cfg.plugin_dirs[0] ? s->cfg.plugin_dirs : s->cfg.model_repository;
+    if (plugin_dirs_add(&s->plugin_dirs, dirs, err, errlen) != 0 ||
+        plugin_dirs_add(&s->plugin_dirs, import, err, errlen) != 0)
+        return -1;
+    rl_limit limit = {0};
+    if (s->cfg.rate_limit[0] && rl_parse(s->cfg.rate_limit, &limit, err, errlen) != 0)
+        return -1;
+    if (rl_active(limit) && (s->client_limits = rl_table_new(limit, 4096)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
         return ctl_main(argc - 1, argv + 1); /* the command-line client (src/ctl/) */
-    static ds_server server; /* the process's one server; see ds_server above */
+    static ds_server server;                 /* the process's one server; see ds_server above */
     ds_server *s = &server;
     char err[512];
     if (argc > 1 && strcmp(argv[1], "worker") == 0)
@@ -357,6 +385,10 @@ int main(int argc, char **argv)
     case CONFIG_EXIT: return 0;
     case CONFIG_ERROR: fprintf(stderr, "dynserve: %s\n", err); return 2;
     case CONFIG_OK: break;
+    }
+    if (main_setup_limits(s, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: %s\n", err);
+        return 2;
     }
     log_set_level((enum log_level)log_level_parse(s->cfg.log_level));
     oip_limits limits = oip_default_limits;
@@ -396,5 +428,7 @@ int main(int argc, char **argv)
         registry_close(s->reg);
     }
     http_global_cleanup();
+    plugin_dirs_free(&s->plugin_dirs);
+    rl_table_free(s->client_limits);
     return rc;
 }

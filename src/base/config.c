@@ -2,8 +2,10 @@
 #include "config.h"
 
 #include "log.h"
+#include "ratelimit.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stddef.h>
@@ -11,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum opt_type { OPT_STR, OPT_INT, OPT_I64 };
+enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_I64 };
 
 typedef struct opt {
     const char *flag; /* without "--" */
@@ -24,6 +26,7 @@ typedef struct opt {
 
 #define STR(field)               OPT_STR, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
 #define NUM(type, field, lo, hi) type, offsetof(ds_config, field), 0, lo, hi
+#define LIST(field)              OPT_LIST, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
 
 static const opt options[] = {
     {"host", STR(host), "address to listen on (default 0.0.0.0)"},
@@ -40,6 +43,15 @@ static const opt options[] = {
      "largest uploaded plugin; larger gets 413 (default 268435456)"},
     {"request-timeout-ms", NUM(OPT_INT, request_timeout_ms, 100, 3600000),
      "drop a request that has not arrived whole after this (default 30000)"},
+    {"header-timeout-ms", NUM(OPT_INT, header_timeout_ms, 100, 3600000),
+     "drop a client that has not sent its request headers after this (default 10000)"},
+    {"max-conns-per-client", NUM(OPT_INT, max_conns_per_client, 0, 1000000),
+     "connections one client address may hold; 0 = no cap (default 32)"},
+    {"plugin-dir", LIST(plugin_dirs),
+     "directory POST /models may register plugin paths from; repeatable or a comma list "
+     "(default: the model repository; <data-dir>/import always)"},
+    {"rate-limit", STR(rate_limit),
+     "requests per second (and burst) per API token or client address: RPS[:BURST] (default off)"},
     {"keep-alive-ms", NUM(OPT_INT, keep_alive_ms, 0, 3600000),
      "close idle keep-alive connections after this (default 500)"},
     {"max-elements", NUM(OPT_I64, max_elements, 1, INT64_MAX / 2),
@@ -92,6 +104,8 @@ static void config_defaults(ds_config *cfg)
                        .max_upload_bytes = 256LL << 20,
                        .request_timeout_ms = 30000,
                        .keep_alive_ms = 500,
+                       .header_timeout_ms = 10000,
+                       .max_conns_per_client = 32,
                        .max_elements = 64LL << 20,
                        .max_depth = 32,
                        .stats_flush_s = 10,
@@ -110,10 +124,26 @@ static void config_defaults(ds_config *cfg)
     cfg->drain_timeout_ms = 10000;
 }
 
+/* Append value to a comma list; the first command-line value replaces the environment's. */
+static int config_append(char *field, const opt *o, const char *value, const char *origin,
+                         char *err, size_t errlen)
+{
+    size_t used = strlen(field);
+    if (value[0] == '\0' || used + strlen(value) + 2 > o->size) {
+        snprintf(err, errlen, "%s: %s must be 1 to %zu characters in all", origin, o->flag,
+                 o->size - 1);
+        return -1;
+    }
+    snprintf(field + used, o->size - used, "%s%s", used ? "," : "", value);
+    return 0;
+}
+
 static int config_set(ds_config *cfg, const opt *o, const char *value, const char *origin,
                       char *err, size_t errlen)
 {
     char *field = (char *)cfg + o->offset;
+    if (o->type == OPT_LIST)
+        return config_append(field, o, value, origin, err, errlen);
     if (o->type == OPT_STR) {
         if (strlen(value) >= o->size || value[0] == '\0') {
             snprintf(err, errlen, "%s: %s must be 1 to %zu characters", origin, o->flag,
@@ -176,6 +206,7 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
     config_defaults(cfg);
     if (config_from_env(cfg, err, errlen) != 0)
         return CONFIG_ERROR;
+    bool list_from_cli[N_OPTIONS] = {false};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -202,9 +233,16 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
             snprintf(err, errlen, "option --%s needs a value", o->flag);
             return CONFIG_ERROR;
         }
+        size_t idx = (size_t)(o - options);
+        if (o->type == OPT_LIST && !list_from_cli[idx]) /* the flag wins over the environment */
+            ((char *)cfg + o->offset)[0] = '\0';
+        list_from_cli[idx] = true;
         if (config_set(cfg, o, value, "command line", err, errlen) != 0)
             return CONFIG_ERROR;
     }
+    rl_limit limit;
+    if (cfg->rate_limit[0] && rl_parse(cfg->rate_limit, &limit, err, errlen) != 0)
+        return CONFIG_ERROR;
     if (log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errlen, "log level must be error, warn, info or debug, not '%s'",
                  cfg->log_level);

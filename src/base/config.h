@@ -23,6 +23,10 @@ typedef struct ds_config {
     int64_t max_upload_bytes;
     int request_timeout_ms;
     int keep_alive_ms;
+    int header_timeout_ms;
+    int max_conns_per_client;
+    char plugin_dirs[4096]; /* comma list; "" = the model repository */
+    char rate_limit[64];    /* "RPS[:BURST]" per client, "" = off */
     int64_t max_elements;
     int max_depth;
     int stats_flush_s;

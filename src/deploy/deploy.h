@@ -42,6 +42,7 @@
 #include "crash_journal.h"
 #include "deploy_options.h"
 #include "dynserve/plugin.h"
+#include "ratelimit.h"
 #include "errors.h"
 #include "guard.h"
 #include "phase_stats.h"
@@ -76,6 +77,7 @@ typedef struct deploy_target {
      * so a call stuck past its deadline shows the deployment "degraded" while it is stuck */
     _Atomic uint64_t *call_starts;
     unsigned call_slots;
+    rl_bucket *rate; /* the deployment's rate limit (inactive unless set) */
 } deploy_target;
 
 /* Mark a call of t as running since start_ns; returns the slot to give back (-1: none taken).
@@ -273,5 +275,12 @@ bool deploy_shadow_pick(deploy_model *dm, char *version);
 
 /* Save every live deployment's lifetime stats to the registry (periodic flush and shutdown). */
 void deploy_flush_stats(deploy_manager *m);
+
+/* Set the rate limit of a live deployment (rps <= 0: none). DEPLOY_OK, or DEPLOY_NOT_FOUND. */
+deploy_result deploy_set_rate_limit(deploy_manager *m, const char *model, const char *version,
+                                    rl_limit limit);
+/* The rate limit of a live deployment into *out; false when not deployed. */
+bool deploy_get_rate_limit(deploy_manager *m, const char *model, const char *version,
+                           rl_limit *out);
 
 #endif

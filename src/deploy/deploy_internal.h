@@ -38,6 +38,7 @@ struct deployment {
     char fail_reason[256];
     struct deployment *next_draining; /* deploy_model.draining list; guarded by lifecycle */
     pthread_mutex_t exec_lock;        /* serializes execute() when the plugin is not thread-safe */
+    rl_bucket rate;                   /* requests per second (t.rate points here) */
     atomic_int refs;                  /* requests holding this deployment; drained before unload */
     char deployed_at[REG_TIME_MAX];
     deploy_model *model;

@@ -5,10 +5,11 @@
 #include "deploy_options.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef enum opt_kind { OPT_INT, OPT_ISOLATION } opt_kind;
+typedef enum opt_kind { OPT_INT, OPT_ISOLATION, OPT_RATE } opt_kind;
 
 typedef struct opt_field {
     const char *name;
@@ -24,6 +25,7 @@ typedef struct opt_field {
 
 static const opt_field opt_fields[] = {
     {"isolation", OPT_ISOLATION, offsetof(ds_deploy_options, isolation), 0, 0},
+    {"rate_limit", OPT_RATE, offsetof(ds_deploy_options, rate_limit), 0, 0},
     OPT_INT_FIELD(timeout_ms, 1, 3600000),
     OPT_INT_FIELD(max_in_flight, 1, 100000),
     OPT_INT_FIELD(max_queue, 0, 1000000),
@@ -54,10 +56,35 @@ bool deploy_options_known(const char *key)
     return false;
 }
 
+int deploy_rate_limit_parse(const cJSON *v, rl_limit *out, char *err, size_t errlen)
+{
+    *out = (rl_limit){0};
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    const cJSON *rps = cJSON_GetObjectItemCaseSensitive(v, "rps");
+    const cJSON *burst = cJSON_GetObjectItemCaseSensitive(v, "burst");
+    int fields = 0;
+    for (const cJSON *f = cJSON_IsObject(v) ? v->child : NULL; f; f = f->next)
+        fields++;
+    bool ok = cJSON_IsObject(v) && cJSON_IsNumber(rps) && rps->valuedouble > 0 &&
+              rps->valuedouble <= 1e9 && fields == 1 + (burst != NULL) &&
+              (burst == NULL ||
+               (cJSON_IsNumber(burst) && burst->valuedouble >= 1 && burst->valuedouble <= 1e9));
+    if (!ok) {
+        snprintf(err, errlen, "\"rate_limit\" must be null or {\"rps\": > 0, \"burst\": >= 1}");
+        return -1;
+    }
+    out->rps = rps->valuedouble;
+    out->burst = burst ? burst->valuedouble : 0;
+    return 0;
+}
+
 static int opt_read(const opt_field *f, const cJSON *v, ds_deploy_options *o, char *err,
                     size_t errlen)
 {
     char *at = (char *)o + f->offset;
+    if (f->kind == OPT_RATE)
+        return deploy_rate_limit_parse(v, (rl_limit *)(void *)at, err, errlen);
     if (f->kind == OPT_ISOLATION) {
         ds_isolation iso = DS_ISOLATION_DEFAULT;
         if (cJSON_IsString(v) && strcmp(v->valuestring, "inproc") == 0)
@@ -121,7 +148,13 @@ void deploy_options_to_json(const ds_deploy_options *o, ds_buf *out)
     for (size_t i = 0; i < OPT_COUNT; i++) {
         const opt_field *f = &opt_fields[i];
         const char *at = (const char *)o + f->offset;
-        if (f->kind == OPT_ISOLATION) {
+        if (f->kind == OPT_RATE) {
+            const rl_limit *l = (const rl_limit *)(const void *)at;
+            if (!rl_active(*l))
+                continue;
+            buf_printf(out, "%s\"%s\":{\"rps\":%.17g,\"burst\":%.17g}", sep, f->name, l->rps,
+                       rl_burst(*l));
+        } else if (f->kind == OPT_ISOLATION) {
             ds_isolation iso;
             memcpy(&iso, at, sizeof iso);
             if (iso != DS_ISOLATION_DEFAULT)

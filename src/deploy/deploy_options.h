@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "ratelimit.h"
 
 typedef enum ds_isolation {
     DS_ISOLATION_DEFAULT = 0, /* the server's --isolation */
@@ -37,7 +38,12 @@ typedef struct ds_deploy_options {
     int64_t max_open_files;  /* RLIMIT_NOFILE; 0 = inherited */
     int64_t cpu_limit_ms;    /* CPU time one execute may use; 0 = none */
     int64_t workers;         /* execute calls in flight inside the worker; 0 = 4 */
+    rl_limit rate_limit;     /* "rate_limit" {"rps","burst"}: 429 beyond it; rps 0 = none */
 } ds_deploy_options;
+
+/* A "rate_limit" value: null (none) or {"rps": > 0, "burst": >= 1 (default max(1, rps))}.
+ * 0, or -1 with a message (a 400 for the caller). */
+int deploy_rate_limit_parse(const cJSON *v, rl_limit *out, char *err, size_t errlen);
 
 /* The name of option i, or NULL past the last (to list the fields a deploy body may carry). */
 const char *deploy_options_name(size_t i);

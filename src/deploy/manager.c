@@ -154,6 +154,7 @@ void deployment_free(deployment *d)
     phase_stats_free(d->t.phases);
     admission_destroy(&d->adm);
     pthread_mutex_destroy(&d->reason_lock);
+    rl_bucket_destroy(&d->rate);
     pthread_mutex_destroy(&d->exec_lock);
     free(d);
 }
@@ -268,6 +269,7 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
     pthread_mutex_init(&d->exec_lock, NULL);
     pthread_mutex_init(&d->reason_lock, NULL);
     admission_init(&d->adm, opts->max_in_flight, opts->max_queue);
+    rl_bucket_init(&d->rate, opts->rate_limit, rl_now_ns());
     snprintf(d->model_name, sizeof d->model_name, "%s", v->name);
     snprintf(d->version, sizeof d->version, "%s", v->version);
     snprintf(d->infer_path, sizeof d->infer_path, "/v2/models/%s/versions/%s/infer", v->name,
@@ -285,7 +287,8 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .last_timeout_s = &d->last_timeout_s,
                            .draining = &d->draining,
                            .call_starts = d->call_starts,
-                           .call_slots = DEPLOY_CALL_SLOTS};
+                           .call_slots = DEPLOY_CALL_SLOTS,
+                           .rate = &d->rate};
     int rc = -1;
     char err[512] = "";
     if (d->t.stats == NULL || d->t.phases == NULL)
@@ -571,23 +574,30 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
         return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
     if (endpoint_name != NULL && endpoint_name[0] != '\0' && !name_valid(endpoint_name))
         return deploy_fail(DEPLOY_INVALID, "endpoint_name must match " NAME_RULE);
+    /* The registry first: a name that is not registered never gets a model entry (entries
+     * live as long as the manager, so clients could otherwise grow memory one unknown name at
+     * a time). */
+    char err[512] = "";
+    reg_version v = {0};
+    reg_status rs = registry_version_get(m->env.reg, model, version, &v, err, sizeof err);
+    if (rs != REG_OK)
+        return rs == REG_NOT_FOUND
+                   ? deploy_fail(DEPLOY_NOT_FOUND, "model %s version %s is not registered", model,
+                                 version)
+                   : deploy_from_registry(rs, err);
     deploy_model *dm = deploy_model_get(m, model);
-    if (dm == NULL)
+    if (dm == NULL) {
+        reg_version_free(&v);
         return deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    }
     deploy_result res = deploy_ok();
     pthread_mutex_lock(&dm->lifecycle);
     bool taken = deploy_taken_locked(dm, version, &res);
     pthread_mutex_unlock(&dm->lifecycle);
-    if (taken)
+    if (taken) {
+        reg_version_free(&v);
         return res;
-    char err[512] = "";
-    reg_version v = {0};
-    reg_status rs = registry_version_get(m->env.reg, dm->name, version, &v, err, sizeof err);
-    if (rs != REG_OK)
-        return rs == REG_NOT_FOUND
-                   ? deploy_fail(DEPLOY_NOT_FOUND, "model %s version %s is not registered",
-                                 dm->name, version)
-                   : deploy_from_registry(rs, err);
+    }
     /* The plugin loads (or its worker starts) without the lifecycle lock: readers of this model
      * and its other changes never wait for plugin code. A concurrent deploy of the same version
      * loses at the second check. */
@@ -836,4 +846,25 @@ void deploy_flush_stats(deploy_manager *m)
         log_warn("saving stats of %zu deployments: %s", b.count, err);
     free(b.ids);
     free(b.totals);
+}
+
+deploy_result deploy_set_rate_limit(deploy_manager *m, const char *model, const char *version,
+                                    rl_limit limit)
+{
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    if (d == NULL)
+        return deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
+    rl_bucket_set(&d->rate, limit);
+    deploy_release(d);
+    return deploy_ok();
+}
+
+bool deploy_get_rate_limit(deploy_manager *m, const char *model, const char *version, rl_limit *out)
+{
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    if (d == NULL)
+        return false;
+    *out = rl_bucket_limit(&d->rate);
+    deploy_release(d);
+    return true;
 }

@@ -37,6 +37,7 @@ typedef struct stats_snapshot {
     /* per-code counts: code_label[i] is "200", "400", ..., or "2xx"/"4xx"/"5xx" */
     const char *code_label[STATS_CODE_SLOTS];
     uint64_t code_count[STATS_CODE_SLOTS];
+    uint64_t rate_limited; /* 429s from the deployment's rate limit (this process) */
 } stats_snapshot;
 
 /* Allocated and zeroed; caller owns, release with stats_free. NULL when memory runs out. */
@@ -102,6 +103,10 @@ typedef struct stats_recent {
 void stats_recent_get(const ds_stats *s, int window_s, stats_recent *out);
 /* The same as seen at CLOCK_MONOTONIC_COARSE second now_s (tests, with stats_end_at). */
 void stats_recent_get_at(const ds_stats *s, int window_s, int64_t now_s, stats_recent *out);
+
+/* A request was refused by the deployment's rate limit (429); counted apart from requests. */
+void stats_rate_limited(ds_stats *s);
+uint64_t stats_rate_limited_count(const ds_stats *s);
 
 /* Bytes one ds_stats occupies (fixed; for capacity planning: ~83 KiB per deployment). */
 size_t stats_footprint(void);

@@ -5,17 +5,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonscan.h"
 #include "names.h"
 #include "reply.h"
 
-cJSON *body_object(const http_request *req, http_response *resp, const char *const *allowed)
+cJSON *body_parse(const http_request *req, http_response *resp)
 {
+    /* cJSON would decode "x\u0000y" to the C string "x" (jsonscan.h): refuse it instead. */
+    if (json_has_escaped_nul(req->body, req->body_len)) {
+        reply_error(resp, HTTP_BAD_REQUEST, "a JSON string in the body holds an escaped NUL");
+        return NULL;
+    }
     cJSON *obj = cJSON_ParseWithLength(req->body, req->body_len);
     if (!cJSON_IsObject(obj)) {
         cJSON_Delete(obj);
         reply_error(resp, HTTP_BAD_REQUEST, "request body must be a JSON object");
         return NULL;
     }
+    return obj;
+}
+
+cJSON *body_object(const http_request *req, http_response *resp, const char *const *allowed)
+{
+    cJSON *obj = body_parse(req, resp);
+    if (obj == NULL)
+        return NULL;
     for (const cJSON *f = obj->child; f != NULL; f = f->next) {
         bool known = false;
         for (const char *const *a = allowed; *a && !known; a++)

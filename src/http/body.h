@@ -15,8 +15,11 @@
 
 struct cJSON;
 
-/* Parse a JSON object body whose keys are all in `allowed` (NULL-terminated). NULL after
- * writing a 400. The caller owns the result (cJSON_Delete). */
+/* Parse a JSON object body (any keys). NULL after writing a 400 — also when a string in it
+ * holds an escaped NUL (base/jsonscan.h). The caller owns the result (cJSON_Delete). */
+struct cJSON *body_parse(const http_request *req, http_response *resp);
+
+/* The same, and every key must be in `allowed` (NULL-terminated). */
 struct cJSON *body_object(const http_request *req, http_response *resp, const char *const *allowed);
 
 /* A name field of obj: a string, or for "version" also a whole number ({"version": 2}, as

@@ -9,12 +9,14 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct conn_slot {
@@ -32,6 +34,9 @@ struct conn_guard {
     conn_slot *slots;
     atomic_int open, busy;
     atomic_uint_fast64_t evicted, over_cap;
+    pthread_t ticker; /* conn_guard_start's thread */
+    bool ticking;
+    atomic_bool stopping;
 };
 
 conn_guard *conn_guard_new(const conn_guard_config *cfg)
@@ -80,17 +85,19 @@ static bool conn_before(const conn_sock *a, const conn_sock *b)
     int ra = conn_rank(a->state), rb = conn_rank(b->state);
     if (ra != rb)
         return ra < rb;
-    if (a->state == CONN_WAITING)
-        return a->ino < b->ino;
-    return a->since < b->since;
+    if (a->since != b->since)
+        return a->since < b->since;
+    return a->ino < b->ino;
 }
 
 /* The first victim among sockets not yet marked, of `addr` when not NULL, or -1. */
-static int conn_next_victim(const conn_sock *s, int n, const char *addr)
+static int conn_next_victim(const conn_sock *s, int n, const char *addr, uint64_t now_ms)
 {
     int best = -1;
     for (int i = 0; i < n; i++) {
-        if (s[i].kick || s[i].state == CONN_BUSY)
+        if (s[i].kick || s[i].state == CONN_BUSY || s[i].state == CONN_QUEUED)
+            continue;
+        if (s[i].state == CONN_WAITING && now_ms < s[i].since + CONN_GUARD_GRACE_MS)
             continue;
         if (addr != NULL && strcmp(s[i].peer.addr, addr) != 0)
             continue;
@@ -100,7 +107,8 @@ static int conn_next_victim(const conn_sock *s, int n, const char *addr)
     return best;
 }
 
-int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, int *over_cap)
+int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, uint64_t now_ms,
+                    int *over_cap)
 {
     int marked = 0;
     *over_cap = 0;
@@ -110,7 +118,7 @@ int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting
             if (!socks[j].kick && strcmp(socks[j].peer.addr, socks[i].peer.addr) == 0)
                 count++;
         while (count > max_per_client) {
-            int v = conn_next_victim(socks, n, socks[i].peer.addr);
+            int v = conn_next_victim(socks, n, socks[i].peer.addr, now_ms);
             if (v < 0)
                 break; /* all of them are being served: none is cut off mid-request */
             socks[v].kick = true;
@@ -121,9 +129,9 @@ int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting
     }
     int waiting = 0;
     for (int i = 0; i < n; i++)
-        waiting += !socks[i].kick && socks[i].state != CONN_BUSY;
+        waiting += !socks[i].kick && socks[i].state != CONN_BUSY && socks[i].state != CONN_QUEUED;
     while (waiting > max_waiting) {
-        int v = conn_next_victim(socks, n, NULL);
+        int v = conn_next_victim(socks, n, NULL, now_ms);
         if (v < 0)
             break;
         socks[v].kick = true;
@@ -149,7 +157,7 @@ static bool conn_endpoint(const struct sockaddr_storage *sa, char *text, size_t 
     return false;
 }
 
-int conn_guard_scan(const int *ports, int nports, conn_sock *out, int max)
+int conn_guard_scan(const int *ports, int nports, uint64_t now_ms, conn_sock *out, int max)
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
@@ -173,27 +181,52 @@ int conn_guard_scan(const int *ports, int nports, conn_sock *out, int max)
         if (!ours || getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
             !conn_endpoint(&peer, addr, sizeof addr, &pport))
             continue; /* a listening socket has no peer */
+        char c;
+        ssize_t pending = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (pending == 0)
+            continue; /* end-of-file: kicked already (or the client left); closing anyway */
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
         ssize_t k = readlink(path, link, sizeof link - 1);
         link[k > 0 ? k : 0] = '\0';
         unsigned long ino = 0;
         sscanf(link, "socket:[%lu]", &ino);
+        /* How long the client has sent nothing (since it connected, if it never sent). */
+        struct tcp_info ti;
+        socklen_t tlen = sizeof ti;
+        uint64_t quiet = 0;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0)
+            quiet = ti.tcpi_last_data_recv;
         conn_sock *s = &out[n++];
-        *s = (conn_sock){.fd = fd, .ino = ino, .state = CONN_WAITING, .peer.port = pport};
+        *s = (conn_sock){.fd = fd,
+                         .ino = ino,
+                         /* unread input: the client has spoken, and no worker has
+                          * read it yet (still queued): not an idle connection */
+                         .state = pending > 0 ? CONN_QUEUED : CONN_WAITING,
+                         .since = now_ms > quiet ? now_ms - quiet : 0,
+                         .peer.port = pport};
         snprintf(s->peer.addr, sizeof s->peer.addr, "%s", addr);
     }
     closedir(d);
     return n;
 }
 
+static uint64_t conn_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* Scan, match with the slots, plan and kick. Caller holds the lock. */
 static void conn_guard_enforce(conn_guard *g)
 {
+    uint64_t now_ms = conn_now_ms();
+
     int max = g->nslots + 256;
     conn_sock *socks = calloc((size_t)max, sizeof *socks);
     if (socks == NULL)
         return;
-    int n = conn_guard_scan(g->cfg.ports, CONN_GUARD_PORTS, socks, max);
+    int n = conn_guard_scan(g->cfg.ports, CONN_GUARD_PORTS, now_ms, socks, max);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < g->nslots; j++) {
             conn_slot *s = &g->slots[j];
@@ -206,14 +239,23 @@ static void conn_guard_enforce(conn_guard *g)
         }
     }
     int over_cap = 0;
-    int marked =
-        conn_guard_plan(socks, n, g->cfg.max_per_client, g->cfg.slots - g->cfg.reserve, &over_cap);
+    int marked = conn_guard_plan(socks, n, g->cfg.max_per_client, g->cfg.slots - g->cfg.reserve,
+                                 now_ms, &over_cap);
     for (int i = 0; i < n && marked > 0; i++)
         if (socks[i].kick)
             shutdown(socks[i].fd, SHUT_RDWR);
     atomic_fetch_add(&g->over_cap, (uint64_t)over_cap);
     atomic_fetch_add(&g->evicted, (uint64_t)(marked - over_cap));
     free(socks);
+}
+
+/* More connections wait for their clients than leave `reserve` workers free, or more are open
+ * than one address may hold (then some address may be over its cap). */
+static bool conn_guard_needs_check(conn_guard *g)
+{
+    int open = atomic_load(&g->open), busy = atomic_load(&g->busy);
+    return open - busy > g->cfg.slots - g->cfg.reserve ||
+           (g->cfg.max_per_client > 0 && open > g->cfg.max_per_client);
 }
 
 int conn_guard_open(conn_guard *g)
@@ -228,15 +270,45 @@ int conn_guard_open(conn_guard *g)
         s->used = true;
         atomic_store(&s->known, false);
         atomic_store(&s->state, CONN_WAITING);
-        atomic_store(&s->since, 0);
+        atomic_store(&s->since, conn_now_ms());
         atomic_fetch_add(&g->open, 1);
     }
-    int open = atomic_load(&g->open), busy = atomic_load(&g->busy);
-    if (open - busy > g->cfg.slots - g->cfg.reserve ||
-        (g->cfg.max_per_client > 0 && open > g->cfg.max_per_client))
+    if (conn_guard_needs_check(g))
         conn_guard_enforce(g);
     pthread_mutex_unlock(&g->lock);
     return slot;
+}
+
+static void *conn_guard_ticker(void *arg)
+{
+    conn_guard *g = arg;
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = CONN_GUARD_TICK_MS * 1000000L};
+    while (!atomic_load(&g->stopping)) {
+        nanosleep(&pause, NULL);
+        if (conn_guard_needs_check(g)) {
+            pthread_mutex_lock(&g->lock);
+            conn_guard_enforce(g);
+            pthread_mutex_unlock(&g->lock);
+        }
+    }
+    return NULL;
+}
+
+int conn_guard_start(conn_guard *g)
+{
+    if (pthread_create(&g->ticker, NULL, conn_guard_ticker, g) != 0)
+        return -1;
+    g->ticking = true;
+    return 0;
+}
+
+void conn_guard_stop(conn_guard *g)
+{
+    if (g == NULL || !g->ticking)
+        return;
+    atomic_store(&g->stopping, true);
+    pthread_join(g->ticker, NULL);
+    g->ticking = false;
 }
 
 void conn_guard_set_state(conn_guard *g, int slot, conn_state state, uint64_t now_ms)

@@ -20,8 +20,9 @@
  *   - per client address, all but max_per_client of its connections, never a BUSY one;
  *   - anywhere, the oldest waiting connections until at most slots - reserve wait.
  * Victims are taken in this order: a connection that never sent a whole request (unknown to
- * the guard: what a slowloris client looks like; age by socket inode number, which the kernel
- * hands out in increasing order), then BODY (a slow upload), then KEEPALIVE (a served client,
+ * the guard: what a slowloris client looks like; its age is how long the client has sent
+ * nothing, from TCP_INFO, and one quiet for less than CONN_GUARD_GRACE_MS is left alone), then
+ * BODY (a slow upload), then KEEPALIVE (a served client,
  * which CivetWeb would close after the keep-alive timeout anyway); the oldest first. nginx does
  * the same under pressure (ngx_drain_connections closes idle keep-alive connections).
  * conn_guard_pressure() asks the glue to answer "Connection: close" instead of keeping a
@@ -48,7 +49,15 @@ typedef enum conn_state {
     CONN_BODY,
     CONN_BUSY,
     CONN_KEEPALIVE,
+    CONN_QUEUED, /* seen by a scan with unread input: sent something no worker read yet */
 } conn_state;
+
+/* A connection that has not sent a whole request is not closed before its client has been
+ * quiet this long: a client that just connected, or is sending, gets the time to finish. */
+#define CONN_GUARD_GRACE_MS 100
+/* How often the guard's own thread checks for pressure (a worker busy with a slow client cannot
+ * do it, and when all of them are, no new connection is picked up to trigger it). */
+#define CONN_GUARD_TICK_MS 50
 
 #define CONN_GUARD_PORTS 4
 
@@ -68,10 +77,10 @@ typedef struct conn_peer {
 /* One server-side socket seen by a scan, with what the guard knows of it. */
 typedef struct conn_sock {
     int fd;
-    unsigned long ino; /* socket inode number: larger = newer */
+    unsigned long ino; /* socket inode number (a tie-break only) */
     conn_peer peer;
     conn_state state; /* CONN_WAITING when the guard knows nothing of it */
-    uint64_t since;   /* ms the known state began (0 when unknown) */
+    uint64_t since;   /* ms the state began; for an unknown one, when its client last sent */
     bool kick;        /* set by conn_guard_plan */
 } conn_sock;
 
@@ -102,12 +111,22 @@ bool conn_guard_pressure(conn_guard *g);
 void conn_guard_get_stats(conn_guard *g, conn_guard_stats *out);
 
 /* The policy alone: mark (kick = true) the sockets to close so that no address holds more
- * than max_per_client (0 = no cap) and at most max_waiting are not BUSY. Returns how many were
- * marked; *over_cap of them for the cap. Pure. */
-int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, int *over_cap);
+ * than max_per_client (0 = no cap) and at most max_waiting hold a worker without being BUSY.
+ * Never marked: BUSY and QUEUED ones, and WAITING ones younger than CONN_GUARD_GRACE_MS at
+ * now_ms. Returns how many were marked; *over_cap of them for the cap. Pure. */
+int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, uint64_t now_ms,
+                    int *over_cap);
 
-/* This process's server-side TCP sockets on one of `ports` (up to max), from /proc/self/fd;
- * state CONN_WAITING, since 0. Returns the count. */
-int conn_guard_scan(const int *ports, int nports, conn_sock *out, int max);
+/* Start / stop the guard's thread that enforces the limits every CONN_GUARD_TICK_MS under
+ * pressure. start: 0 or -1; stop joins it (call before conn_guard_free). */
+int conn_guard_start(conn_guard *g);
+void conn_guard_stop(conn_guard *g);
+
+/* This process's server-side TCP sockets on one of `ports` (up to max), from /proc/self/fd,
+ * except those at end-of-file (kicked already, or the client left); state CONN_QUEUED when
+ * input is waiting unread (see conn_state), else CONN_WAITING; and
+ * since = when the client last sent data, or connected (TCP_INFO's tcpi_last_data_recv).
+ * Returns the count. */
+int conn_guard_scan(const int *ports, int nports, uint64_t now_ms, conn_sock *out, int max);
 
 #endif

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conn_guard.h"
+#include "framing.h"
 #include "log.h"
 #include "reply.h"
 
@@ -34,7 +36,9 @@ typedef struct http_route {
     http_server *srv;
     http_handler_fn fn;
     void *cbdata;
-    size_t max_body; /* body limit of this route */
+    size_t max_body;          /* body limit of this route */
+    http_upload_fn is_upload; /* NULL, or which requests get max_upload instead */
+    size_t max_upload;
     char *uri;
     struct http_route *next;
 } http_route;
@@ -48,6 +52,8 @@ struct http_server {
     http_route *routes;
     atomic_int in_flight; /* requests inside http_dispatch; drained by http_stop */
     atomic_bool draining; /* set by http_stop: new requests get 503 */
+    conn_guard *guard;    /* slow and idle clients (conn_guard.h) */
+    atomic_ullong framing_errors, rate_limited;
 };
 
 /* Worker-thread buffers. Thread-local, so no lock: each CivetWeb worker owns its pair. */
@@ -76,7 +82,15 @@ void http_close_after(http_response *resp)
 }
 
 /* Read the whole body into `in`. Returns 0, or an HTTP status after writing the error. */
-static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, http_response *resp)
+static uint64_t http_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms, ds_buf *in,
+                          http_response *resp)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     buf_reset(in);
@@ -92,7 +106,13 @@ static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, ht
         reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory reading the request body");
         return HTTP_INTERNAL_ERROR;
     }
+    uint64_t deadline = http_now_ms() + (uint64_t)timeout_ms;
+    bool late = false;
     for (;;) {
+        if (http_now_ms() > deadline) {
+            late = true;
+            break;
+        }
         size_t room = in->size - (size_t)(in->data - in->base) - in->len - 1;
         if (room == 0) {
             if (in->len >= max + 1 || !buf_reserve(in, 65536))
@@ -112,6 +132,12 @@ static int http_read_body(struct mg_connection *conn, size_t max, ds_buf *in, ht
                     max);
         http_close_after(resp);
         return HTTP_PAYLOAD_TOO_LARGE;
+    }
+    if (late) {
+        reply_error(resp, HTTP_REQUEST_TIMEOUT, "request body not received within %d ms",
+                    timeout_ms);
+        http_close_after(resp);
+        return 408;
     }
     if (expect && in->len < expect) {
         reply_error(resp, HTTP_BAD_REQUEST, "request body ended after %zu of %zu bytes", in->len,
@@ -157,6 +183,89 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
     }
 }
 
+/* ---- connection guard and framing (conn_guard.h, framing.h) ------------------------------- */
+
+/* CivetWeb keeps one user pointer per connection: the guard slot + 1 (0 = not tracked). */
+static int http_conn_slot(const struct mg_connection *conn)
+{
+    return (int)(intptr_t)mg_get_user_connection_data(conn) - 1;
+}
+
+static void http_guard_state(http_server *srv, const struct mg_connection *conn, conn_state st)
+{
+    if (srv->guard != NULL)
+        conn_guard_set_state(srv->guard, http_conn_slot(conn), st, http_now_ms());
+}
+
+static int http_on_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+    http_server *srv = mg_get_user_data(mg_get_context(conn));
+    if (srv == NULL || srv->guard == NULL)
+        return 0;
+    *conn_data = (void *)(intptr_t)(conn_guard_open(srv->guard) + 1);
+    return 0;
+}
+
+static void http_on_connection_close(const struct mg_connection *conn)
+{
+    http_server *srv = mg_get_user_data(mg_get_context(conn));
+    if (srv != NULL && srv->guard != NULL)
+        conn_guard_close(srv->guard, http_conn_slot(conn));
+}
+
+static void http_on_end_request(const struct mg_connection *conn, int status)
+{
+    (void)status;
+    http_server *srv = mg_get_user_data(mg_get_context(conn));
+    if (srv != NULL)
+        http_guard_state(srv, conn, CONN_KEEPALIVE);
+}
+
+/* Before any handler: the request head must frame one unambiguous message (framing.h). */
+static int http_on_begin_request(struct mg_connection *conn)
+{
+    http_server *srv = mg_get_user_data(mg_get_context(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    framing_field fields[MG_MAX_HEADERS];
+    for (int i = 0; i < ri->num_headers; i++)
+        fields[i] = (framing_field){ri->http_headers[i].name, ri->http_headers[i].value};
+    framing_head head = {.http_version = ri->http_version,
+                         .fields = fields,
+                         .nfields = ri->num_headers,
+                         .max_fields = MG_MAX_HEADERS,
+                         .check_line_endings = true};
+    char why[128];
+    if (srv != NULL && srv->guard != NULL) {
+        conn_peer peer = {.port = ri->remote_port};
+        snprintf(peer.addr, sizeof peer.addr, "%s", ri->remote_addr);
+        conn_guard_begin(srv->guard, http_conn_slot(conn), &peer, http_now_ms());
+    }
+    if (framing_check(&head, why, sizeof why) == 0)
+        return 0;
+    if (srv != NULL)
+        atomic_fetch_add(&srv->framing_errors, 1);
+    ds_buf *out = &tl_response;
+    buf_reset(out);
+    buf_set_headroom(out, HTTP_HEADROOM);
+    http_response resp = {.body = out};
+    reply_error(&resp, HTTP_BAD_REQUEST, "malformed request: %s", why);
+    http_close_after(&resp);
+    http_send(conn, &resp, false);
+    return 400;
+}
+
+void http_get_stats(http_server *srv, http_stats *out)
+{
+    conn_guard_stats g = {0};
+    if (srv->guard != NULL)
+        conn_guard_get_stats(srv->guard, &g);
+    out->connections = g.open;
+    out->evicted = g.evicted;
+    out->refused = g.over_cap;
+    out->framing_errors = atomic_load(&srv->framing_errors);
+    out->rate_limited = atomic_load(&srv->rate_limited);
+}
+
 static void http_trim_thread_buffers(void)
 {
     if (tl_request_body.size > HTTP_KEEP_BUFFER_BYTES)
@@ -174,6 +283,34 @@ static bool http_route_owns(const http_route *rt, const char *path)
     if (n == 1 && rt->uri[0] == '/')
         return true;
     return strncmp(path, rt->uri, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* The body limit of this request: the route's upload limit for its uploads, else max_body. */
+static size_t http_body_limit(const http_route *rt, const struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (rt->is_upload != NULL &&
+        rt->is_upload(ri->request_method, ri->local_uri, mg_get_header(conn, "Content-Type")))
+        return rt->max_upload;
+    return rt->max_body;
+}
+
+/* The per-client rate limit (http_config.client_limits); false after writing the 429. The
+ * client is its address: a token is only known to be real after the handler checks it. */
+static bool http_client_admitted(http_server *srv, const struct mg_request_info *ri,
+                                 http_response *resp)
+{
+    int retry_s = 1;
+    if (srv->cfg.client_limits == NULL || strncmp(ri->local_uri, "/v2/health/", 11) == 0 ||
+        rl_table_take(srv->cfg.client_limits, ri->remote_addr, rl_now_ns(), &retry_s))
+        return true;
+    atomic_fetch_add(&srv->rate_limited, 1);
+    char retry[16];
+    snprintf(retry, sizeof retry, "%d", retry_s);
+    reply_error(resp, HTTP_TOO_MANY_REQUESTS, "too many requests from %s: over --rate-limit",
+                ri->remote_addr);
+    http_response_header(resp, "Retry-After", retry);
+    return false;
 }
 
 static int http_dispatch(struct mg_connection *conn, void *cbdata)
@@ -196,11 +333,19 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     } else if (!http_route_owns(rt, req.path)) {
         reply_error(&resp, HTTP_NOT_FOUND, "no route for %s", req.path);
         http_close_after(&resp); /* the body was not read */
-    } else if (http_read_body(conn, rt->max_body, &tl_request_body, &resp) == 0) {
+    } else if (!http_client_admitted(srv, ri, &resp)) {
+        http_close_after(&resp); /* the body was not read */
+    } else if (http_guard_state(srv, conn, CONN_BODY),
+               http_read_body(conn, http_body_limit(rt, conn), srv->cfg.request_timeout_ms,
+                              &tl_request_body, &resp) == 0) {
+        http_guard_state(srv, conn, CONN_BUSY);
         req.body = tl_request_body.data;
         req.body_len = tl_request_body.len;
         rt->fn(rt->cbdata, &req, &resp);
     }
+    http_guard_state(srv, conn, CONN_BUSY);
+    if (srv->guard != NULL && conn_guard_pressure(srv->guard))
+        http_close_after(&resp); /* workers are short: do not keep this one waiting */
     http_send(conn, &resp, strcmp(ri->request_method, "HEAD") == 0);
     int status = resp.status;
     http_trim_thread_buffers();
@@ -273,9 +418,24 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     srv->cfg.web_root = cfg->web_root ? srv->web_root : NULL;
     pthread_mutex_init(&srv->routes_lock, NULL);
 
-    char threads[16], req_timeout[16], keep_alive[16];
+    /* One slot per worker; a quarter of the workers, at most 8, stay for new connections. */
+    int reserve = cfg->threads / 4 < 8 ? cfg->threads / 4 : 8;
+    conn_guard_config gc = {.slots = cfg->threads,
+                            .max_per_client = cfg->max_conns_per_client,
+                            .reserve = reserve < 1 ? 1 : reserve};
+    srv->guard = conn_guard_new(&gc);
+    if (srv->guard == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(srv);
+        return -1;
+    }
+    char threads[16], req_timeout[16], keep_alive[16], backlog[16];
     snprintf(threads, sizeof threads, "%d", cfg->threads);
-    snprintf(req_timeout, sizeof req_timeout, "%d", cfg->request_timeout_ms);
+    /* CivetWeb's request_timeout_ms bounds the wait for the request head (and each single
+     * read or write); the body has its own deadline in http_read_body. */
+    snprintf(req_timeout, sizeof req_timeout, "%d",
+             cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : cfg->request_timeout_ms);
+    snprintf(backlog, sizeof backlog, "%d", 1024);
     snprintf(keep_alive, sizeof keep_alive, "%d", cfg->keep_alive_ms);
     const char *options[] = {"listening_ports",
                              cfg->listen,
@@ -291,11 +451,17 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
                              keep_alive,
                              "decode_url",
                              "yes",
+                             "listen_backlog",
+                             backlog,
                              NULL};
     struct mg_callbacks callbacks = {0};
     callbacks.http_error = http_on_civet_error;
     callbacks.log_message = http_on_log;
     callbacks.exit_thread = http_on_thread_exit;
+    callbacks.begin_request = http_on_begin_request;
+    callbacks.end_request = http_on_end_request;
+    callbacks.init_connection = http_on_init_connection;
+    callbacks.connection_close = http_on_connection_close;
     struct mg_init_data init = {
         .callbacks = &callbacks, .user_data = srv, .configuration_options = options};
     struct mg_error_data error = {.text = err, .text_buffer_size = errlen};
@@ -304,6 +470,7 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
         if (err[0] == '\0')
             snprintf(err, errlen, "cannot listen on %s", cfg->listen);
         pthread_mutex_destroy(&srv->routes_lock);
+        conn_guard_free(srv->guard);
         free(srv);
         return -1;
     }
@@ -311,6 +478,12 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     struct mg_server_port ports[4];
     int nports = mg_get_server_ports(srv->ctx, 4, ports);
     srv->port = nports > 0 ? ports[0].port : 0;
+    int guard_ports[4];
+    for (int i = 0; i < nports; i++)
+        guard_ports[i] = ports[i].port;
+    conn_guard_set_ports(srv->guard, guard_ports, nports);
+    if (conn_guard_start(srv->guard) != 0)
+        log_warn("connection guard: no thread; limits are enforced only as connections arrive");
     *out = srv;
     return 0;
 }
@@ -341,13 +514,9 @@ static void http_route_free(http_route *rt)
     }
 }
 
-int http_route_add(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata)
-{
-    return http_route_add_sized(srv, uri, fn, cbdata, srv->cfg.max_body_bytes);
-}
-
-int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
-                         size_t max_body_bytes)
+static int http_route_add_full(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                               size_t max_body_bytes, http_upload_fn is_upload,
+                               size_t max_upload_bytes)
 {
     http_route *rt = calloc(1, sizeof *rt);
     if (rt == NULL || (rt->uri = strdup(uri)) == NULL) {
@@ -358,6 +527,8 @@ int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, 
     rt->fn = fn;
     rt->cbdata = cbdata;
     rt->max_body = max_body_bytes;
+    rt->is_upload = is_upload;
+    rt->max_upload = max_upload_bytes;
     pthread_mutex_lock(&srv->routes_lock);
     http_route *old = http_route_take(srv, uri);
     rt->next = srv->routes;
@@ -368,6 +539,24 @@ int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, 
     pthread_mutex_unlock(&srv->routes_lock);
     http_route_free(old);
     return 0;
+}
+
+int http_route_add(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata)
+{
+    return http_route_add_sized(srv, uri, fn, cbdata, srv->cfg.max_body_bytes);
+}
+
+int http_route_add_upload(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                          http_upload_fn is_upload, size_t max_upload_bytes)
+{
+    return http_route_add_full(srv, uri, fn, cbdata, srv->cfg.max_body_bytes, is_upload,
+                               max_upload_bytes);
+}
+
+int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                         size_t max_body_bytes)
+{
+    return http_route_add_full(srv, uri, fn, cbdata, max_body_bytes, NULL, 0);
 }
 
 void http_route_remove(http_server *srv, const char *uri)
@@ -406,12 +595,14 @@ void http_stop(http_server *srv)
     if (srv == NULL)
         return;
     http_drain(srv);
+    conn_guard_stop(srv->guard); /* before CivetWeb closes sockets without telling the guard */
     mg_stop(srv->ctx); /* joins every worker: no handler runs after this */
     pthread_mutex_lock(&srv->routes_lock);
     while (srv->routes != NULL)
         http_route_free(http_route_take(srv, srv->routes->uri));
     pthread_mutex_unlock(&srv->routes_lock);
     pthread_mutex_destroy(&srv->routes_lock);
+    conn_guard_free(srv->guard);
     free(srv);
 }
 

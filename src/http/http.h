@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "ratelimit.h"
 
 typedef struct http_server http_server;
 
@@ -49,12 +50,17 @@ typedef struct http_response {
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
 
 typedef struct http_config {
-    const char *listen;     /* "127.0.0.1:8080", "8080" or "[::]:8080" */
-    int threads;            /* worker threads = keep-alive connections served at once */
-    size_t max_body_bytes;  /* larger bodies get 413 */
-    int request_timeout_ms; /* a slow or partial request is dropped after this */
-    int keep_alive_ms;      /* idle keep-alive connections are closed after this */
-    const char *web_root;   /* static files for "/" (dashboard), or NULL */
+    const char *listen;       /* "127.0.0.1:8080", "8080" or "[::]:8080" */
+    int threads;              /* worker threads = keep-alive connections served at once */
+    size_t max_body_bytes;    /* larger bodies get 413 */
+    int request_timeout_ms;   /* the body must be received within this after the headers */
+    int header_timeout_ms;    /* the headers must be received within this (and every single
+                               * read or write may wait this long) */
+    int keep_alive_ms;        /* idle keep-alive connections are closed after this */
+    int max_conns_per_client; /* connections one client address may hold; 0 = no cap */
+    const char *web_root;     /* static files for "/" (dashboard), or NULL */
+    rl_table *client_limits;  /* per-client token buckets (429 + Retry-After), or NULL; the
+                               * health probes /v2/health/... are never limited */
 } http_config;
 
 /* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after
@@ -76,9 +82,16 @@ int http_port(const http_server *srv);
 /* Add (or replace) the handler for `uri`. cbdata is passed to fn and must stay valid until the
  * route is removed. 0 on success, -1 when memory runs out. */
 int http_route_add(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata);
-/* The same with its own body limit instead of the server's max_body_bytes (plugin uploads). */
+/* The same with its own body limit instead of the server's max_body_bytes. */
 int http_route_add_sized(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
                          size_t max_body_bytes);
+/* Tells whether a request on a route is an upload (gets the route's upload limit). Called
+ * before the body is read; must not keep the pointers. */
+typedef bool (*http_upload_fn)(const char *method, const char *path, const char *content_type);
+/* A route whose uploads (is_upload true) may be up to max_upload_bytes; every other request on
+ * it keeps the server's max_body_bytes. */
+int http_route_add_upload(http_server *srv, const char *uri, http_handler_fn fn, void *cbdata,
+                          http_upload_fn is_upload, size_t max_upload_bytes);
 /* Remove the handler for `uri`; returns once no call of it is in flight. */
 void http_route_remove(http_server *srv, const char *uri);
 
@@ -90,5 +103,16 @@ void http_close_after(http_response *resp);
 
 /* Serve a file from the web root with a content type chosen by its extension, or 404. */
 void http_serve_static(http_server *srv, const http_request *req, http_response *resp);
+
+/* Counters of the connection guard (conn_guard.h), the framing rules and the per-client rate
+ * limit, for /metrics. */
+typedef struct http_stats {
+    int connections;                   /* open now */
+    unsigned long long evicted;        /* slow or idle connections closed to keep workers free */
+    unsigned long long refused;        /* closed because their address was over its cap */
+    unsigned long long framing_errors; /* requests refused by the framing rules */
+    unsigned long long rate_limited;   /* requests refused by the per-client rate limit */
+} http_stats;
+void http_get_stats(http_server *srv, http_stats *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include "deploy.h"
 #include "dynserve/plugin.h"
 #include "http.h"
+#include "plugin_file.h"
 #include "registry.h"
 
 /* What the management handlers use. Owned by main; set before the routes are registered and
@@ -23,7 +24,8 @@ typedef struct manage_ctx {
     registry *reg;
     deploy_manager *deploy;
     http_server *http;
-    const ds_host_api *host; /* for probing uploaded plugins (plugin/host.h) */
+    const ds_host_api *host;        /* for probing uploaded plugins (plugin/host.h) */
+    const plugin_dirs *plugin_dirs; /* where register-by-path may read (plugin/plugin_file.h) */
 } manage_ctx;
 
 /* Triton's model repository extension, POST /v2/repository/index and

@@ -6,8 +6,10 @@
 #define DS_MANAGE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "manage.h"
+#include "ratelimit.h"
 
 struct cJSON;
 
@@ -28,6 +30,13 @@ void manage_docs(manage_ctx *s, const http_request *req, http_response *resp);
  * when the path is none of them. seg[0] is "deployments". */
 bool manage_traffic_route(manage_ctx *s, const http_request *req, const char **seg, int n,
                           http_response *resp);
+
+/* limits.c: PUT/GET /deployments/<m>/<v>/limits (the "rate_limit" object of the deploy body,
+ * deploy_options.h, changed on a live deployment); json: a new cJSON value of a limit (null when
+ * unlimited), caller owns. */
+void manage_limits(manage_ctx *s, const http_request *req, const char *model, const char *version,
+                   http_response *resp);
+struct cJSON *manage_rate_limit_json(rl_limit l);
 
 /* stats.c: GET /models/stats and GET /deployments/<m>/<v>/stats. */
 void manage_stats_all(manage_ctx *s, http_response *resp);

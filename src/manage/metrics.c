@@ -403,6 +403,42 @@ static int manage_metrics_add_failed(void *ud, const reg_deployment *row)
     return 0;
 }
 
+static void manage_metrics_rate_limited(void *ud, const deploy_target *t, int weight)
+{
+    (void)weight;
+    buf_printf(
+        ud, "dynserve_rate_limited_total{scope=\"deployment\",model=\"%s\",version=\"%s\"} %llu\n",
+        t->model_name, t->version, (unsigned long long)stats_rate_limited_count(t->stats));
+}
+
+/* Connection guard, framing and rate-limit counters (issue 10), after the deployment metrics. */
+static void manage_metrics_limits(manage_ctx *s, ds_buf *out)
+{
+    http_stats h;
+    http_get_stats(s->http, &h);
+    buf_printf(out,
+               "# HELP dynserve_http_connections Client connections open now.\n"
+               "# TYPE dynserve_http_connections gauge\n"
+               "dynserve_http_connections %d\n"
+               "# HELP dynserve_http_connections_evicted_total Slow or idle connections closed "
+               "to keep workers free.\n"
+               "# TYPE dynserve_http_connections_evicted_total counter\n"
+               "dynserve_http_connections_evicted_total %llu\n"
+               "# HELP dynserve_http_connections_over_cap_total Connections closed because their "
+               "client address held --max-conns-per-client.\n"
+               "# TYPE dynserve_http_connections_over_cap_total counter\n"
+               "dynserve_http_connections_over_cap_total %llu\n"
+               "# HELP dynserve_http_framing_errors_total Requests refused for ambiguous framing "
+               "(400, connection closed).\n"
+               "# TYPE dynserve_http_framing_errors_total counter\n"
+               "dynserve_http_framing_errors_total %llu\n"
+               "# HELP dynserve_rate_limited_total Requests answered 429 by a rate limit.\n"
+               "# TYPE dynserve_rate_limited_total counter\n"
+               "dynserve_rate_limited_total{scope=\"client\"} %llu\n",
+               h.connections, h.evicted, h.refused, h.framing_errors, h.rate_limited);
+    deploy_foreach(s->deploy, manage_metrics_rate_limited, out);
+}
+
 void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
 {
     manage_ctx *s = cbdata;
@@ -420,6 +456,7 @@ void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
     char err[256];
     registry_deployment_list(s->reg, manage_metrics_add_failed, &w, err, sizeof err);
     metrics_writer_finish(&w, resp->body);
+    manage_metrics_limits(s, resp->body);
     resp->status = HTTP_OK;
     resp->content_type = METRICS_CONTENT_TYPE;
 }

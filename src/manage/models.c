@@ -2,26 +2,33 @@
  * manage models: the /models resource — list (GET /models), register a plugin file
  * (POST /models {"name","version","plugin","config"?}), upload one (PUT
  * /models/<m>/versions/<v>, the .so as the body), delete a version (DELETE, same path). Every
- * plugin is copied into the content-addressed store and probed before the registry records it.
+ * plugin must be an ELF shared object of this machine; a path must pass plugin_file_open (only
+ * under --plugin-dir, one message for every refusal). It is copied into the content-addressed
+ * store and probed before the registry records it, and removed again when it is refused.
  * GET /models/stats is stats.c's.
  */
 #include "manage_internal.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "body.h"
+#include "log.h"
+#include "names.h"
+#include "path.h"
+#include "plugin_file.h"
+#include "reply.h"
+#include "store.h"
 #include "worker.h"
 
 /* Registration probes a plugin in a worker process; this long at most (load + create). */
 #define MANAGE_PROBE_TIMEOUT_MS 10000
-#include "names.h"
-#include "path.h"
-#include "reply.h"
-#include "store.h"
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
@@ -73,11 +80,17 @@ static void manage_models_list(manage_ctx *s, http_response *resp)
     reply_json(resp, HTTP_OK, root);
 }
 
-/* Store, probe and record a plugin as (name, version). Writes the reply. */
+/* Probe and record a stored plugin as (name, version). Writes the reply. */
 static void manage_register(manage_ctx *s, const char *name, const char *version, const char *path,
                             const char *sha, const char *config_json, http_response *resp)
 {
     char err[512];
+    reg_version existing = {0};
+    if (registry_version_get(s->reg, name, version, &existing, err, sizeof err) == REG_OK) {
+        reg_version_free(&existing);
+        reply_error(resp, HTTP_CONFLICT, "%s version %s is already registered", name, version);
+        return;
+    }
     /* in a worker process: a plugin's code never runs in the server before it is deployed */
     if (worker_probe(path, config_json, MANAGE_PROBE_TIMEOUT_MS, err, sizeof err) != 0) {
         reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
@@ -99,6 +112,58 @@ static void manage_register(manage_ctx *s, const char *name, const char *version
     }
     reply_json(resp, HTTP_CREATED, manage_version_json(&v));
     reg_version_free(&v);
+}
+
+/* Serializes store -> probe -> record, so that a plugin file this registration created can be
+ * removed again when it is refused: no other registration can have come to use it meanwhile. */
+static pthread_mutex_t manage_register_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Check, store, probe and record plugin bytes; a refused plugin leaves nothing in the store.
+ * Writes the reply. */
+static void manage_store_and_register(manage_ctx *s, const char *name, const char *version,
+                                      const void *data, size_t len, const char *config_json,
+                                      http_response *resp)
+{
+    char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
+    if (plugin_elf_check(data, len, err, sizeof err) != 0) {
+        reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
+        return;
+    }
+    store_sha256_bytes(data, len, sha);
+    pthread_mutex_lock(&manage_register_lock);
+    bool existed = store_has(s->cfg->data_dir, sha);
+    if (store_import_bytes(s->cfg->data_dir, data, len, sha, stored, sizeof stored, err,
+                           sizeof err) != 0) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "%s", err);
+    } else {
+        manage_register(s, name, version, stored, sha, config_json, resp);
+        if (resp->status != HTTP_CREATED && !existed)
+            store_remove(s->cfg->data_dir, sha);
+    }
+    pthread_mutex_unlock(&manage_register_lock);
+}
+
+/* Register by path: only a file plugin_file_open accepts (plugin/plugin_file.h). */
+static void manage_register_path(manage_ctx *s, const char *name, const char *version,
+                                 const char *path, const char *config_json, http_response *resp)
+{
+    char err[256], why[256];
+    int fd = -1;
+    size_t len = 0;
+    if (plugin_file_open(s->plugin_dirs, path, (size_t)s->cfg->max_upload_bytes, &fd, &len, err,
+                         sizeof err, why, sizeof why) != 0) {
+        log_warn("register %s version %s: plugin path refused: %s", name, version, why);
+        reply_error(resp, HTTP_BAD_REQUEST, "%s", err);
+        return;
+    }
+    void *data = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (data == MAP_FAILED) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "cannot read the plugin file");
+        return;
+    }
+    manage_store_and_register(s, name, version, data, len, config_json, resp);
+    munmap(data, len);
 }
 
 static void manage_models_register(manage_ctx *s, const http_request *req, http_response *resp)
@@ -123,12 +188,7 @@ static void manage_models_register(manage_ctx *s, const http_request *req, http_
         reply_error(resp, HTTP_BAD_REQUEST, "\"config\" must be a JSON object");
     } else {
         config_text = config ? cJSON_PrintUnformatted(config) : NULL;
-        char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
-        if (store_import_file(s->cfg->data_dir, plugin->valuestring, sha, stored, sizeof stored,
-                              err, sizeof err) != 0)
-            reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
-        else
-            manage_register(s, n, v, stored, sha, config_text ? config_text : "{}", resp);
+        manage_register_path(s, n, v, plugin->valuestring, config_text ? config_text : "{}", resp);
     }
     free(config_text);
     cJSON_Delete(body);
@@ -147,13 +207,7 @@ static void manage_models_upload(manage_ctx *s, const char *name, const char *ve
         reply_error(resp, HTTP_BAD_REQUEST, "upload the plugin's bytes as the request body");
         return;
     }
-    char sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
-    if (store_import_bytes(s->cfg->data_dir, req->body, req->body_len, sha, stored, sizeof stored,
-                           err, sizeof err) != 0) {
-        reply_error(resp, HTTP_INTERNAL_ERROR, "%s", err);
-        return;
-    }
-    manage_register(s, name, version, stored, sha, "{}", resp);
+    manage_store_and_register(s, name, version, req->body, req->body_len, "{}", resp);
 }
 
 static void manage_models_delete(manage_ctx *s, const char *name, const char *version,

@@ -24,6 +24,9 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
+
+#include "path.h"
 
 static void manage_static(void *cbdata, const http_request *req, http_response *resp)
 {
@@ -38,13 +41,26 @@ static void manage_static(void *cbdata, const http_request *req, http_response *
         http_serve_static(s->http, req, resp);
 }
 
+/* Only PUT /models/<m>/versions/<v> with a plugin (application/octet-stream) or a model
+ * archive (application/x-tar) is an upload and gets --max-upload-bytes; every other request on
+ * /models keeps --max-body-bytes. */
+static bool manage_is_upload(const char *method, const char *path, const char *content_type)
+{
+    if (strcmp(method, "PUT") != 0 || content_type == NULL)
+        return false;
+    size_t n = strcspn(content_type, "; ");
+    bool binary = (n == 24 && strncasecmp(content_type, "application/octet-stream", n) == 0) ||
+                  (n == 17 && strncasecmp(content_type, "application/x-tar", n) == 0);
+    char buf[512];
+    const char *seg[6];
+    return binary && path_segments(path, buf, sizeof buf, seg, 6) == 4 &&
+           strcmp(seg[0], "models") == 0 && strcmp(seg[2], "versions") == 0;
+}
+
 int manage_register_routes(manage_ctx *s)
 {
-    size_t upload =
-        (size_t)(s->cfg->max_upload_bytes > s->cfg->max_body_bytes ? s->cfg->max_upload_bytes
-                                                                   : s->cfg->max_body_bytes);
-    /* Accept a little more than the upload limit so the handler can answer a clean 413. */
-    int rc = http_route_add_sized(s->http, "/models", manage_models, s, upload + 1);
+    int rc = http_route_add_upload(s->http, "/models", manage_models, s, manage_is_upload,
+                                   (size_t)s->cfg->max_upload_bytes);
     rc |= http_route_add(s->http, "/deployments", manage_deployments, s);
     rc |= http_route_add(s->http, "/metrics", manage_metrics, s);
     rc |= http_route_add(s->http, "/", manage_static, s);

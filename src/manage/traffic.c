@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "body.h"
+#include "jsonscan.h"
 #include "names.h"
 #include "reply.h"
 
@@ -122,16 +124,14 @@ static int manage_read_shadow(manage_ctx *s, const char *model, const cJSON *sh,
 static void manage_traffic_put(manage_ctx *s, const char *model, const http_request *req,
                                http_response *resp)
 {
-    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    cJSON *body = body_parse(req, resp); /* writes the 400 when not an object */
     const cJSON *weights_obj = body, *guard_obj = NULL;
     const char *versions[API_MAX_SPLIT];
     int weights[API_MAX_SPLIT];
     size_t n = 0;
     deploy_guard guard, *g = NULL;
-    if (!cJSON_IsObject(body)) {
-        reply_error(resp, HTTP_BAD_REQUEST, "request body must be a JSON object");
+    if (body == NULL)
         goto done;
-    }
     if (cJSON_GetObjectItemCaseSensitive(body, "weights") != NULL) {
         for (const cJSON *f = body->child; f; f = f->next)
             if (strcmp(f->string, "weights") != 0 && strcmp(f->string, "guard") != 0 &&
@@ -173,7 +173,9 @@ done:
 static void manage_promote(manage_ctx *s, const char *model, const http_request *req,
                            http_response *resp)
 {
-    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
+    cJSON *body = json_has_escaped_nul(req->body, req->body_len)
+                      ? NULL
+                      : cJSON_ParseWithLength(req->body, req->body_len);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "version");
     char version[REG_NAME_MAX + 1] = "";
     if (cJSON_IsString(v))
@@ -217,6 +219,10 @@ bool manage_traffic_route(manage_ctx *s, const http_request *req, const char **s
     if (!name_valid(seg[1]))
         return false;
     const char *model = seg[1];
+    if (n == 4 && strcmp(seg[3], "limits") == 0 && name_valid(seg[2])) {
+        manage_limits(s, req, model, seg[2], resp);
+        return true;
+    }
     if (n == 4 && strcmp(seg[3], "stats") == 0 && name_valid(seg[2])) {
         if (manage_is_method(req, "GET"))
             manage_stats_one(s, model, seg[2], resp);

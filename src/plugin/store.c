@@ -1,6 +1,7 @@
 /* store: content-addressed plugin files. See store.h. */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,6 +31,19 @@ void store_sha256_bytes(const void *data, size_t len, char hex[STORE_SHA256_HEX]
     store_hex(md, hex);
 }
 
+/* Remove the .upload-* temporaries a crash left behind in dir. */
+static void store_remove_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, ".upload-", 8) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
 int store_init(const char *data_dir, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
@@ -38,7 +52,27 @@ int store_init(const char *data_dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
+    store_remove_temporaries(dir);
+    snprintf(dir, sizeof dir, "%s/import", data_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
     return 0;
+}
+
+bool store_has(const char *data_dir, const char hex[STORE_SHA256_HEX])
+{
+    char path[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/plugins/%s.so", data_dir, hex);
+    return access(path, F_OK) == 0;
+}
+
+void store_remove(const char *data_dir, const char hex[STORE_SHA256_HEX])
+{
+    char path[PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/plugins/%s.so", data_dir, hex);
+    unlink(path);
 }
 
 /* Map a whole regular file read-only: 0 with data and len set (munmap when len > 0), or -1. */

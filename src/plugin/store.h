@@ -12,11 +12,14 @@
 #ifndef DS_STORE_H
 #define DS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define STORE_SHA256_HEX 65
 
-/* Create <data_dir>/plugins if needed. 0, or -1 with a reason. */
+/* Create <data_dir>/plugins (removing .upload-* temporaries a crash left there) and
+ * <data_dir>/import (mode 0700: the one plugin directory that is always allowed) if needed.
+ * 0, or -1 with a reason. */
 int store_init(const char *data_dir, char *err, size_t errlen);
 
 /* SHA-256 of a file / of bytes as lowercase hex (65 bytes with NUL). 0, or -1 with a reason. */
@@ -39,5 +42,10 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
 int store_private_copy(const char *data_dir, const char *src, const char *model,
                        const char *version, char *out_path, size_t out_len, char *err,
                        size_t errlen);
+/* Is <data_dir>/plugins/<hex>.so present? */
+bool store_has(const char *data_dir, const char hex[STORE_SHA256_HEX]);
+/* Remove <data_dir>/plugins/<hex>.so: only for a file this registration created and then
+ * refused (callers serialize registrations, so nothing else refers to it). */
+void store_remove(const char *data_dir, const char hex[STORE_SHA256_HEX]);
 
 #endif

@@ -191,6 +191,16 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
 static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
                       http_response *resp, phase_sample *ph)
 {
+    int retry_s = 1;
+    if (t->rate != NULL && !rl_bucket_take(t->rate, rl_now_ns(), &retry_s)) {
+        char retry[16];
+        snprintf(retry, sizeof retry, "%d", retry_s);
+        stats_rate_limited(t->stats);
+        reply_error(resp, HTTP_TOO_MANY_REQUESTS, "%s version %s is over its rate limit",
+                    t->model_name, t->version);
+        http_response_header(resp, "Retry-After", retry);
+        return;
+    }
     oip_error err = {0};
     uint64_t t0 = infer_now_ns();
     if (oip_check_request(oreq, t->model, &err) != 0) {

@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn_guard.h"
+
+#define NOW 100000 /* ms: every WAITING socket below is older than the grace period */
 
 static conn_sock sock(const char *addr, unsigned long ino, conn_state st, uint64_t since)
 {
@@ -34,7 +37,7 @@ static void test_cap_closes_the_oldest_never_served_connections_of_the_address(v
                      sock("10.0.0.1", 7, CONN_KEEPALIVE, 2), sock("10.0.0.1", 8, CONN_WAITING, 0),
                      sock("10.0.0.2", 9, CONN_WAITING, 0)};
     int over;
-    assert_int_equal(conn_guard_plan(s, 5, 2, 100, &over), 2);
+    assert_int_equal(conn_guard_plan(s, 5, 2, 100, NOW, &over), 2);
     assert_int_equal(over, 2);
     assert_true(s[1].kick && s[3].kick); /* both never-served ones, before the kept-alive one */
     assert_false(s[0].kick || s[2].kick || s[4].kick);
@@ -46,7 +49,7 @@ static void test_cap_never_cuts_off_a_busy_connection(void **state)
     conn_sock s[] = {sock("::1", 1, CONN_BUSY, 1), sock("::1", 2, CONN_BUSY, 1),
                      sock("::1", 3, CONN_WAITING, 0)};
     int over;
-    assert_int_equal(conn_guard_plan(s, 3, 1, 100, &over), 1);
+    assert_int_equal(conn_guard_plan(s, 3, 1, 100, NOW, &over), 1);
     assert_true(s[2].kick); /* the new one goes; the busy ones stay over the cap */
     assert_false(s[0].kick || s[1].kick);
 }
@@ -59,12 +62,12 @@ static void test_reserve_closes_oldest_waiting_in_victim_order(void **state)
                      sock("e", 14, CONN_BUSY, 0),      sock("f", 15, CONN_BODY, 3)};
     int over;
     /* 5 waiting, 2 may wait: c, d (never served, oldest first), then f (older body reader) */
-    assert_int_equal(conn_guard_plan(s, 6, 0, 2, &over), 3);
+    assert_int_equal(conn_guard_plan(s, 6, 0, 2, NOW, &over), 3);
     assert_int_equal(over, 0);
     assert_true(s[2].kick && s[3].kick && s[5].kick);
     assert_false(s[0].kick || s[1].kick || s[4].kick);
     conn_sock t[] = {sock("a", 1, CONN_KEEPALIVE, 9), sock("b", 2, CONN_KEEPALIVE, 4)};
-    assert_int_equal(conn_guard_plan(t, 2, 0, 1, &over), 1);
+    assert_int_equal(conn_guard_plan(t, 2, 0, 1, NOW, &over), 1);
     assert_true(t[1].kick); /* kept alive longer ago */
 }
 
@@ -73,8 +76,20 @@ static void test_nothing_is_closed_without_pressure(void **state)
     (void)state;
     conn_sock s[] = {sock("a", 1, CONN_WAITING, 0), sock("a", 2, CONN_WAITING, 0)};
     int over;
-    assert_int_equal(conn_guard_plan(s, 2, 2, 2, &over), 0);
-    assert_int_equal(conn_guard_plan(s, 2, 0, 2, &over), 0);
+    assert_int_equal(conn_guard_plan(s, 2, 2, 2, NOW, &over), 0);
+    assert_int_equal(conn_guard_plan(s, 2, 0, 2, NOW, &over), 0);
+}
+
+static void test_young_and_queued_connections_are_left_alone(void **state)
+{
+    (void)state;
+    conn_sock s[] = {sock("a", 1, CONN_WAITING, NOW - 10), sock("a", 2, CONN_QUEUED, NOW),
+                     sock("a", 3, CONN_BODY, 5), sock("a", 4, CONN_WAITING, NOW - 5000)};
+    int over;
+    /* 3 hold a worker, 1 may: the old never-served one, then the body reader, not the young */
+    assert_int_equal(conn_guard_plan(s, 4, 0, 1, NOW, &over), 2);
+    assert_true(s[3].kick && s[2].kick);
+    assert_false(s[0].kick || s[1].kick);
 }
 
 typedef struct pair {
@@ -114,7 +129,7 @@ static void test_scan_finds_server_side_sockets_only(void **state)
     pair p;
     loopback_pairs(&p, 2);
     conn_sock s[16];
-    int n = conn_guard_scan(&p.port, 1, s, 16);
+    int n = conn_guard_scan(&p.port, 1, 0, s, 16);
     assert_int_equal(n, 2); /* not the listener, not the clients' ends */
     for (int i = 0; i < n; i++) {
         assert_true(s[i].fd == p.server[0] || s[i].fd == p.server[1]);
@@ -138,7 +153,10 @@ static void test_guard_shuts_down_a_connection_over_the_cap(void **state)
     conn_peer cp = {.addr = "127.0.0.1", .port = ntohs(peer.sin_port)};
     conn_guard_begin(g, a, &cp, 1); /* server[0] is busy */
     conn_guard_open(g);
-    conn_guard_open(g); /* three open, cap 2: the oldest never-served one goes */
+    const struct timespec past_grace = {.tv_sec = 0,
+                                        .tv_nsec = (CONN_GUARD_GRACE_MS + 50) * 1000000L};
+    nanosleep(&past_grace, NULL);
+    conn_guard_open(g); /* three open, cap 2: the oldest never-served one goes, not the new */
     char c;
     assert_int_equal(recv(p.client[1], &c, 1, 0), 0);
     assert_int_equal(recv(p.client[0], &c, 1, MSG_DONTWAIT), -1); /* still open */
@@ -164,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_cap_never_cuts_off_a_busy_connection),
         cmocka_unit_test(test_reserve_closes_oldest_waiting_in_victim_order),
         cmocka_unit_test(test_nothing_is_closed_without_pressure),
+        cmocka_unit_test(test_young_and_queued_connections_are_left_alone),
         cmocka_unit_test(test_scan_finds_server_side_sockets_only),
         cmocka_unit_test(test_guard_shuts_down_a_connection_over_the_cap),
     };

@@ -5,7 +5,7 @@
 #   2. the same against Debian's libcivetweb (DYNSERVE_SYSTEM_CIVETWEB=ON): build + HTTP unit tests
 #   3. ASan+UBSan build: unit + integration + stress (shortened)
 #   4. TSan build: unit + the concurrency integration tests
-#   5. clang libFuzzer build: the OIP decoder fuzzer for FUZZ_SECONDS (default 60)
+#   5. clang libFuzzer build: the OIP decoder and management-body fuzzers, FUZZ_SECONDS each (default 60)
 # Before any build: scripts/check-deps.py (the module graph; no build needed).
 #   6. container image: build the Dockerfile, run it, restart it on its volume
 #      (scripts/container-test.sh; CONTAINER_TEST=0 skips it)
@@ -43,7 +43,7 @@ build build-tsan -DCMAKE_BUILD_TYPE=Debug -DDYNSERVE_TSAN=ON
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/../test/tsan.supp" \
     ctest --output-on-failure -L 'unit|tsan')
 
-stage "fuzz: OIP request decoder"
+stage "fuzz: OIP request decoder, management JSON bodies"
 build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DDYNSERVE_FUZZ=ON
 (cd build-fuzz && FUZZ_SECONDS=${FUZZ_SECONDS:-60} ctest --output-on-failure -L fuzz)
 

@@ -14,9 +14,10 @@
  * CivetWeb parses the request head in place: it overwrites every line terminator and the colon
  * with NUL and hands out pointers into that buffer. framing_check() reads the bytes around those
  * pointers to tell CRLF from a bare LF, which the parsed values no longer show. That is a
- * property of CivetWeb 1.15's parser (parse_http_request/parse_http_headers), pinned by Debian
- * 12's libcivetweb 1.15 and guarded by the raw-socket tests in test/unit/test_http.c and
- * test/integration/test_limits.py: if a new CivetWeb changes it, those tests fail.
+ * property of CivetWeb's parser (parse_http_request/parse_http_headers), the same in Debian's
+ * 1.15 and in the copy vendored in third_party/civetweb, and guarded by the raw-socket tests in
+ * test/integration/test_limits.py: if a new CivetWeb changes it, those tests fail. (The
+ * vendored copy already refuses Content-Length with Transfer-Encoding itself.)
  *
  * Pure function, no allocation, thread-safe.
  */

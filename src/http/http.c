@@ -361,6 +361,9 @@ static int http_on_civet_error(struct mg_connection *conn, int status, const cha
     buf_set_headroom(out, HTTP_HEADROOM);
     http_response resp = {.status = status, .body = out};
     reply_error(&resp, status, "%s", status == HTTP_NOT_FOUND ? "not found" : msg);
+    /* A request CivetWeb could not parse (400, 411, 413, 505, ...) ends its connection: say so. */
+    if (status != HTTP_NOT_FOUND && status != HTTP_METHOD_NOT_ALLOWED)
+        http_close_after(&resp);
     http_send(conn, &resp, false);
     return 0;
 }

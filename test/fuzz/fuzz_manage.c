@@ -29,10 +29,14 @@
 #include "registry.h"
 #include "serve.h"
 #include "store.h"
+#include "worker.h"
 
-#ifndef DS_FUZZ_MODELS_DIR
-#error "DS_FUZZ_MODELS_DIR must name the built model repository"
+#if !defined(DS_FUZZ_MODELS_DIR) || !defined(DS_FUZZ_SERVER_BIN)
+#error "DS_FUZZ_MODELS_DIR and DS_FUZZ_SERVER_BIN must name the built models and server"
 #endif
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct {
     ds_config cfg;
@@ -55,6 +59,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     log_set_level(LOG_ERROR);
+    worker_set_executable(DS_FUZZ_SERVER_BIN); /* registration probes run in `dynserve worker` */
     char err[512];
     snprintf(F.cfg.data_dir, sizeof F.cfg.data_dir, "/tmp/ds-fuzz-manage-XXXXXX");
     if (mkdtemp(F.cfg.data_dir) == NULL)
@@ -114,7 +119,7 @@ static const fuzz_route routes[] = {
 static int fuzz_undeploy_all(void *ud, const reg_deployment *d)
 {
     (void)ud;
-    deploy_stop(F.deploy, d->model_name, d->version, NULL);
+    deploy_stop(F.deploy, d->model_name, d->version, NULL, 1000);
     return 0;
 }
 

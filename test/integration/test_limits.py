@@ -268,6 +268,9 @@ def test_unknown_model_names_never_allocate(server):
     before = rss_kib(server.proc.pid)
     burst(2000, 20000)
     grown = rss_kib(server.proc.pid) - before
+    maps = open(f"/proc/{server.proc.pid}/maps").read()
+    if "libasan" in maps or "libtsan" in maps:
+        pytest.skip("a sanitizer's allocator quarantine makes RSS meaningless (the 404s held)")
     # The bug this guards against kept ~700 bytes per unknown name (35 MB per 50,000).
     assert grown < 3 * 1024, f"RSS grew by {grown} KiB over 20,000 unknown names"
 

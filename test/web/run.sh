@@ -11,4 +11,4 @@ if [ ! -x "$chromium" ]; then
   exit 1
 fi
 { [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ]; } || npm ci --no-audit --no-fund --loglevel=error
-exec node --test --test-reporter=spec dashboard.test.mjs
+exec node --test --test-reporter=spec dashboard.test.mjs docs.test.mjs

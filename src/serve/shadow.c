@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,11 @@ static void shadow_run(shadow *s, const shadow_item *it)
 static void *shadow_worker(void *arg)
 {
     shadow *s = arg;
+    /* SCHED_IDLE: a shadow copy runs only on CPU time nobody else wants, so on a busy machine the
+     * client's requests never wait behind shadows (their copies queue up and are dropped
+     * instead). Not fatal when refused. */
+    struct sched_param idle = {.sched_priority = 0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
     pthread_mutex_lock(&s->lock);
     while (true) {
         while (!s->stop && s->head == NULL)

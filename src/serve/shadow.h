@@ -10,7 +10,8 @@
  *
  * Off the client's path: the request thread only copies the request and response into a bounded
  * queue (max_queue entries); when the queue is full the copy is dropped and counted in the
- * shadow's shadow_dropped, and the client never waits. A copy whose shadow version was undeployed
+ * shadow's shadow_dropped, and the client never waits. The workers run at SCHED_IDLE, so on a
+ * saturated machine shadows yield the CPU to client requests (and get dropped). A copy whose shadow version was undeployed
  * before it ran is skipped (there is no deployment left to count it in).
  *
  * Thread-safety: shadow_offer runs on many HTTP threads; one mutex guards the queue (held for a

@@ -112,6 +112,11 @@ static const openapi_route openapi_table[] = {
      "Back to the previous split", NULL, "200", "Traffic"},
     {"GET", "/deployments/{model_name}/{model_version}/stats", "viewer", "stats",
      "One deployment's stats with latency histogram", NULL, "200", "Object"},
+    {"GET", "/deployments/{model_name}/{model_version}/limits", "viewer", "deployments",
+     "A live deployment's rate limit", NULL, "200", "Limits"},
+    {"PUT", "/deployments/{model_name}/{model_version}/limits", "deployer", "deployments",
+     "Set a live deployment's rate limit ({\"rate_limit\":{\"rps\",\"burst\"}} or null)",
+     "Limits", "200", "Limits"},
     /* seed-style */
     {"POST", "/predict/{endpoint_name}", "inference", "predict",
      "Seed-style inference on a named endpoint", "PredictRequest", "200", "PredictResponse"},
@@ -229,6 +234,9 @@ static const char oa_components_json[] =
     "{\\\"weights\\\":{...},\\\"guard\\\":{...},\\\"shadow\\\":{\\\"version\\\":\\\"3\\\","
     "\\\"percent\\\":20}}\"},"
     "\"Traffic\":{\"type\":\"object\"},"
+    "\"Limits\":{\"type\":\"object\",\"properties\":{\"rate_limit\":{\"type\":[\"object\","
+    "\"null\"],\"properties\":{\"rps\":{\"type\":\"number\"},\"burst\":{\"type\":"
+    "\"number\"}}}}},"
     "\"PromoteRequest\":{\"type\":\"object\",\"required\":[\"version\"],\"properties\":{"
     "\"version\":{\"type\":\"string\"}}},"
     "\"Stats\":{\"type\":\"object\",\"properties\":{\"stats\":{\"type\":\"array\"}}},"

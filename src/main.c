@@ -250,6 +250,7 @@ static int main_start_http(ds_server *s)
     http_config hc = {.listen = listen,
                       .threads = s->cfg.threads,
                       .max_body_bytes = (size_t)s->cfg.max_body_bytes,
+                      .max_response_bytes = (size_t)s->cfg.max_response_bytes,
                       .request_timeout_ms = s->cfg.request_timeout_ms,
                       .header_timeout_ms = s->cfg.header_timeout_ms,
                       .max_conns_per_client = s->cfg.max_conns_per_client,

@@ -19,6 +19,10 @@ bool buf_reserve(ds_buf *b, size_t extra)
         b->failed = true;
         return false;
     }
+    if (b->limit != 0 && b->len + extra > b->limit) {
+        b->failed = b->over_limit = true;
+        return false;
+    }
     size_t need = b->len + extra + 1; /* +1: room for a terminating NUL */
     if (b->base != NULL && buf_room(b) >= need)
         return true;
@@ -31,6 +35,8 @@ bool buf_reserve(ds_buf *b, size_t extra)
         }
         size *= 2;
     }
+    if (b->limit != 0 && size > offset + b->limit + 1)
+        size = offset + b->limit + 1; /* never more than the cap (need fits: len+extra <= limit) */
     char *p = realloc(b->base, size);
     if (p == NULL) {
         b->failed = true;
@@ -149,6 +155,12 @@ void buf_reset(ds_buf *b)
         b->data = b->base + b->headroom;
     b->len = 0;
     b->failed = false;
+    b->over_limit = false;
+}
+
+void buf_set_limit(ds_buf *b, size_t limit)
+{
+    b->limit = limit;
 }
 
 void buf_free(ds_buf *b)

@@ -23,6 +23,8 @@ typedef struct ds_buf {
     size_t len;      /* content bytes */
     size_t headroom; /* bytes reserved before the content by buf_set_headroom */
     bool failed;     /* an allocation failed; content is incomplete */
+    size_t limit;    /* most content bytes allowed (buf_set_limit); 0 = no limit */
+    bool over_limit; /* an append would have passed `limit`: failed is set too */
 } ds_buf;
 
 /* Zero-initialised ds_buf is valid and empty. */
@@ -45,6 +47,11 @@ void buf_printf(ds_buf *b, const char *fmt, ...) __attribute__((format(printf, 2
 void buf_vprintf(ds_buf *b, const char *fmt, va_list ap);
 /* Append s as a JSON string literal, quotes included, escaping what JSON requires. */
 void buf_append_json_string(ds_buf *b, const char *s, size_t n);
+/* Cap the content at `limit` bytes (0 = no cap). An append that would pass it fails like an
+ * allocation failure (failed is set, sticky) and also sets over_limit, so the owner can answer
+ * "too large" instead of "out of memory"; the buffer never grows past the cap. Kept by
+ * buf_reset, cleared by buf_free. */
+void buf_set_limit(ds_buf *b, size_t limit);
 /* Drop content, keep memory (and headroom setting) for reuse. */
 void buf_reset(ds_buf *b);
 /* Release memory; b is empty and reusable afterwards. */

@@ -20,6 +20,7 @@ typedef struct ds_config {
     char web_root[PATH_MAX];         /* default: <directory of the binary>/web */
     int threads;
     int64_t max_body_bytes;
+    int64_t max_response_bytes;
     int64_t max_upload_bytes;
     int request_timeout_ms;
     int keep_alive_ms;

@@ -24,6 +24,7 @@ typedef enum oip_code {
     OIP_OK = 0,
     OIP_BAD_REQUEST = 1, /* the request (or what it asks for) is malformed or does not fit */
     OIP_INTERNAL = 2,    /* out of memory, or the plugin produced something inconsistent */
+    OIP_TOO_LARGE = 3,   /* the response would pass its buffer's cap (--max-response-bytes) */
 } oip_code;
 
 /* src/deploy/deploy.h */

@@ -152,9 +152,17 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
 {
     ds_buf *b = resp->body;
     if (b->failed) {
+        bool too_large = b->over_limit;
+        size_t limit = b->limit;
         buf_free(b);
         buf_set_headroom(b, HTTP_HEADROOM);
-        reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory building the response");
+        if (too_large)
+            reply_error(resp, HTTP_PAYLOAD_TOO_LARGE,
+                        "the response would be larger than --max-response-bytes (%zu bytes): "
+                        "request fewer elements, or the outputs in binary",
+                        limit);
+        else
+            reply_error(resp, HTTP_INTERNAL_ERROR, "out of memory building the response");
     }
     if (resp->status == 0)
         reply_error(resp, HTTP_INTERNAL_ERROR, "handler produced no response");
@@ -322,6 +330,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     ds_buf *out = &tl_response;
     buf_reset(out);
     buf_set_headroom(out, HTTP_HEADROOM);
+    buf_set_limit(out, srv->cfg.max_response_bytes);
     http_response resp = {.status = 0, .content_type = "application/json", .body = out};
     http_request req = {.method = ri->request_method,
                         .path = ri->local_uri,

@@ -50,17 +50,18 @@ typedef struct http_response {
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
 
 typedef struct http_config {
-    const char *listen;       /* "127.0.0.1:8080", "8080" or "[::]:8080" */
-    int threads;              /* worker threads = keep-alive connections served at once */
-    size_t max_body_bytes;    /* larger bodies get 413 */
-    int request_timeout_ms;   /* the body must be received within this after the headers */
-    int header_timeout_ms;    /* the headers must be received within this (and every single
-                               * read or write may wait this long) */
-    int keep_alive_ms;        /* idle keep-alive connections are closed after this */
-    int max_conns_per_client; /* connections one client address may hold; 0 = no cap */
-    const char *web_root;     /* static files for "/" (dashboard), or NULL */
-    rl_table *client_limits;  /* per-client token buckets (429 + Retry-After), or NULL; the
-                               * health probes /v2/health/... are never limited */
+    const char *listen;        /* "127.0.0.1:8080", "8080" or "[::]:8080" */
+    int threads;               /* worker threads = keep-alive connections served at once */
+    size_t max_body_bytes;     /* larger bodies get 413 */
+    size_t max_response_bytes; /* a response body that would be larger becomes a 413; 0 = none */
+    int request_timeout_ms;    /* the body must be received within this after the headers */
+    int header_timeout_ms;     /* the headers must be received within this (and every single
+                                * read or write may wait this long) */
+    int keep_alive_ms;         /* idle keep-alive connections are closed after this */
+    int max_conns_per_client;  /* connections one client address may hold; 0 = no cap */
+    const char *web_root;      /* static files for "/" (dashboard), or NULL */
+    rl_table *client_limits;   /* per-client token buckets (429 + Retry-After), or NULL; the
+                                * health probes /v2/health/... are never limited */
 } http_config;
 
 /* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after

@@ -106,6 +106,7 @@ int reply_status_of_oip(oip_code c)
     switch (c) {
     case OIP_OK: return HTTP_OK;
     case OIP_BAD_REQUEST: return HTTP_BAD_REQUEST;
+    case OIP_TOO_LARGE: return HTTP_PAYLOAD_TOO_LARGE;
     case OIP_INTERNAL: break;
     }
     return HTTP_INTERNAL_ERROR;

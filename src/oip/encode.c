@@ -252,6 +252,11 @@ int oip_encode_response(ds_buf *out, const char *model_name, const char *model_v
         if (binary)
             buf_append(out, o->data, o->byte_size);
     }
+    if (out->over_limit)
+        return oip_errorf(err, OIP_TOO_LARGE,
+                          "the response would be larger than --max-response-bytes (%zu bytes): "
+                          "request fewer elements, or the outputs in binary",
+                          out->limit);
     if (out->failed)
         return oip_errorf(err, OIP_INTERNAL, "out of memory while encoding the response");
     if (json_len != NULL)

@@ -643,3 +643,32 @@ def test_concurrent_malformed_and_good_requests_never_5xx(shared):
         t.join(timeout=60)
     assert not errors, errors[:5]
     expect_status(shared.get("/v2/health/live"), 200)
+
+
+# ---- bounded responses (--max-response-bytes) -------------------------------------------------
+
+def test_a_response_over_max_response_bytes_is_a_413_and_the_server_keeps_serving(server_factory):
+    srv = server_factory(args=["--max-response-bytes", "8192"])
+    srv.deploy("identity", "1")
+    n = 4000  # 4,000 FP32 as JSON text: ~16 KB, twice the cap
+    tensor = {"name": "t", "datatype": "FP32", "shape": [n], "data": [1.5] * n}
+    with requests.Session() as s:
+        r = s.post(srv.url(IDENTITY), json={"inputs": [tensor]}, timeout=30)
+        err = expect_error(r, 413)["error"]
+        assert "max-response-bytes" in err and "8192" in err, err
+        # the same keep-alive connection still serves, and a small echo passes
+        small = {"name": "t", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}
+        r = s.post(srv.url(IDENTITY), json={"inputs": [small]}, timeout=30)
+        assert r.status_code == 200, describe(r)
+        assert r.json()["outputs"][0]["data"] == [1, 2, 3, 4]
+        # 1,000 FP32 as binary output is 4,000 bytes plus a short JSON header: under the cap
+        payload = struct.pack("<1000f", *([0.25] * 1000))
+        body, headers = binary_request(
+            {"inputs": [{"name": "t", "datatype": "FP32", "shape": [1000],
+                         "parameters": {"binary_data_size": len(payload)}}],
+             "outputs": [{"name": "t", "parameters": {"binary_data": True}}]}, payload)
+        head, raw = split_binary_response(s.post(srv.url(IDENTITY), data=body, headers=headers,
+                                                 timeout=30))
+        assert raw == payload, head
+    # management responses are bounded by the same cap but stay far below it
+    expect_status(srv.get("/models/stats"), 200)

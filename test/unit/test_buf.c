@@ -426,9 +426,43 @@ static void test_reset_keeps_memory_for_reuse(void **state)
     buf_free(&b);
 }
 
+static void test_a_limit_stops_growth_and_is_reported_apart_from_out_of_memory(void **state)
+{
+    (void)state;
+    ds_buf b = DS_BUF_INIT;
+    buf_set_headroom(&b, 64);
+    buf_set_limit(&b, 1000);
+    char chunk[300];
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; i < 3; i++)
+        buf_append(&b, chunk, sizeof chunk);
+    assert_false(b.failed);
+    assert_int_equal(b.len, 900);
+    buf_append(&b, chunk, sizeof chunk); /* 1200 > 1000 */
+    assert_true(b.failed);
+    assert_true(b.over_limit);
+    assert_int_equal(b.len, 900);
+    assert_true(b.size <= 64 + 1000 + 1); /* never allocated past the cap */
+    buf_append_str(&b, "y");             /* sticky */
+    assert_int_equal(b.len, 900);
+    buf_reset(&b); /* keeps the cap, clears the failure */
+    assert_false(b.failed);
+    assert_false(b.over_limit);
+    buf_append(&b, chunk, sizeof chunk);
+    assert_int_equal(b.len, 300);
+    buf_set_limit(&b, 0); /* no cap */
+    for (int i = 0; i < 10; i++)
+        buf_append(&b, chunk, sizeof chunk);
+    assert_false(b.failed);
+    assert_int_equal(b.len, 3300);
+    buf_free(&b);
+    assert_int_equal(b.limit, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_limit_stops_growth_and_is_reported_apart_from_out_of_memory),
         cmocka_unit_test(test_zero_initialised_buffer_is_empty_and_valid),
         cmocka_unit_test(test_appends_grow_and_stay_nul_terminated),
         cmocka_unit_test(test_empty_appends_change_nothing_but_terminate),

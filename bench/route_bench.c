@@ -146,8 +146,11 @@ int main(int argc, char **argv)
     printf("\n");
     for (int k = 0; k < count; k++) {
         int n = ns[k] < 1 ? 1 : ns[k] > MAX_N ? MAX_N : ns[k];
-        http_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body_bytes = 1 << 20,
-                           .request_timeout_ms = 10000, .keep_alive_ms = 10000};
+        http_config cfg = {.listen = "127.0.0.1:0",
+                           .threads = 4,
+                           .max_body_bytes = 1 << 20,
+                           .request_timeout_ms = 10000,
+                           .keep_alive_ms = 10000};
         http_server *srv;
         char err[256];
         if (http_start(&cfg, &srv, err, sizeof err) != 0) {

@@ -107,7 +107,7 @@ typedef struct stats_slot {
 struct ds_stats {
     stats_stripe stripe[STATS_STRIPES];
     _Atomic uint64_t hist[HIST_BUCKETS];
-    stats_slot slot[WIN_SLOTS];    /* one-second slots, keyed by the second */
+    stats_slot slot[WIN_SLOTS];   /* one-second slots, keyed by the second */
     stats_slot slot5[WIN5_SLOTS]; /* 15-second slots, keyed by second / WIN5_SLOT_S */
     /* From stats_set_base; plain fields because set_base is not concurrent with anything. */
     _Atomic uint64_t rate_limited; /* 429s from the deployment's rate limit */

@@ -93,11 +93,11 @@ void stats_window_at(const ds_stats *s, int window_s, int64_t now_s, stats_windo
  * 6.25%). This process only: windows start empty after a restart (nothing of them is
  * persisted). */
 typedef struct stats_recent {
-    int window_s;           /* seconds actually covered */
-    uint64_t request_count; /* requests answered in the window, any status */
-    uint64_t error_count;   /* of which 5xx */
-    double request_rate;    /* request_count / window_s, per second */
-    double error_rate;      /* error_count / request_count; 0 without requests */
+    int window_s;                  /* seconds actually covered */
+    uint64_t request_count;        /* requests answered in the window, any status */
+    uint64_t error_count;          /* of which 5xx */
+    double request_rate;           /* request_count / window_s, per second */
+    double error_rate;             /* error_count / request_count; 0 without requests */
     double p50_ms, p95_ms, p99_ms; /* 0 without requests */
 } stats_recent;
 void stats_recent_get(const ds_stats *s, int window_s, stats_recent *out);

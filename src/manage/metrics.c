@@ -357,8 +357,9 @@ void metrics_writer_finish(metrics_writer *w, ds_buf *out)
     metrics_family(out, "dynserve_window_error_ratio", "gauge",
                    "Share of 5xx answers among the inference requests of the last 1m / 5m.");
     metrics_append_family(out, &w->window_errors);
-    metrics_family(out, "dynserve_window_latency_seconds", "gauge",
-                   "Inference latency percentiles (p50, p95, p99) over the last 1m / 5m (within 6.25%).");
+    metrics_family(
+        out, "dynserve_window_latency_seconds", "gauge",
+        "Inference latency percentiles (p50, p95, p99) over the last 1m / 5m (within 6.25%).");
     metrics_append_family(out, &w->window_latency);
     metrics_family(out, "dynserve_deployments", "gauge", "Deployments by status.");
     for (size_t i = 0; i < w->status_count; i++) {

@@ -146,8 +146,8 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
     stats_page *p = ud;
     for (size_t i = 0; i < p->live.count; i++)
         if (p->live.ids[i] == d->id) {
-            cJSON *o = manage_stats_json(d, &p->live.snaps[i], p->live.recent[i],
-                                         p->live.weights[i]);
+            cJSON *o =
+                manage_stats_json(d, &p->live.snaps[i], p->live.recent[i], p->live.weights[i]);
             manage_stats_runtime(p->s, o, d);
             cJSON_AddItemToArray(p->list, o);
             return 0;

@@ -41,8 +41,8 @@ void *oip_arena_alloc(oip_arena *a, size_t n);
 
 /* ---- errors and limits --------------------------------------------------------------------- */
 
-/* oip_code (OIP_OK, OIP_BAD_REQUEST, OIP_INTERNAL, OIP_TOO_LARGE): what went wrong, in the codec's own terms;
- * declared in base/errors.h. */
+/* oip_code (OIP_OK, OIP_BAD_REQUEST, OIP_INTERNAL, OIP_TOO_LARGE): what went wrong, in the codec's
+ * own terms; declared in base/errors.h. */
 typedef struct oip_error {
     oip_code code;     /* OIP_OK until a function fails */
     char message[256]; /* NUL-terminated */

@@ -443,7 +443,7 @@ static void test_a_limit_stops_growth_and_is_reported_apart_from_out_of_memory(v
     assert_true(b.over_limit);
     assert_int_equal(b.len, 900);
     assert_true(b.size <= 64 + 1000 + 1); /* never allocated past the cap */
-    buf_append_str(&b, "y");             /* sticky */
+    buf_append_str(&b, "y");              /* sticky */
     assert_int_equal(b.len, 900);
     buf_reset(&b); /* keeps the cap, clears the failure */
     assert_false(b.failed);

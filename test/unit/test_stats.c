@@ -638,7 +638,7 @@ static void test_five_minute_window_forgets_requests_older_than_five_minutes(voi
 {
     (void)state;
     ds_stats *s = stats_new();
-    stats_end_at(s, 1000000, 200, 20000);      /* 400 s before the read: out */
+    stats_end_at(s, 1000000, 200, 20000);       /* 400 s before the read: out */
     stats_end_at(s, 1000000, 200, 20400 - 280); /* 280 s before: in */
     stats_end_at(s, 1000000, 500, 20399);
     stats_recent r;

@@ -274,6 +274,7 @@ static int main_start_deployments(ds_server *s)
                                                : DS_ISOLATION_INPROC,
                       .default_timeout_ms = s->cfg.default_timeout_ms,
                       .drain_timeout_ms = s->cfg.drain_timeout_ms,
+                      .default_max_in_flight = s->cfg.default_max_in_flight,
                       .had_crash = s->had_crash,
                       .crash = s->crash};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);

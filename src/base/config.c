@@ -66,6 +66,8 @@ static const opt options[] = {
      "where a deployment's plugin runs unless it says: inproc or process (default inproc)"},
     {"default-timeout-ms", NUM(OPT_INT, default_timeout_ms, 0, 3600000),
      "request deadline of deployments without timeout_ms; 0 = none (default 0)"},
+    {"default-max-in-flight", NUM(OPT_INT, default_max_in_flight, 0, 100000),
+     "max_in_flight of deployments without one; 0 = no limit (default threads / 2)"},
     {"drain-timeout-ms", NUM(OPT_INT, drain_timeout_ms, 1, 3600000),
      "undeploy/shutdown wait for in-flight calls before giving up on them (default 10000)"},
     {"async-workers", NUM(OPT_INT, async_workers, 1, 256),
@@ -125,6 +127,7 @@ static void config_defaults(ds_config *cfg)
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     snprintf(cfg->isolation, sizeof cfg->isolation, "inproc");
     cfg->drain_timeout_ms = 10000;
+    cfg->default_max_in_flight = -1; /* unset: threads / 2, once --threads is known */
 }
 
 /* Append value to a comma list; the first command-line value replaces the environment's. */
@@ -255,5 +258,7 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
         snprintf(err, errlen, "isolation must be inproc or process, not '%s'", cfg->isolation);
         return CONFIG_ERROR;
     }
+    if (cfg->default_max_in_flight < 0)
+        cfg->default_max_in_flight = cfg->threads / 2;
     return CONFIG_OK;
 }

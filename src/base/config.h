@@ -35,6 +35,9 @@ typedef struct ds_config {
     char isolation[16];     /* "inproc" or "process": default of deployments without one */
     int default_timeout_ms; /* deadline of a request when its deployment sets none; 0 = none */
     int drain_timeout_ms;   /* undeploy and shutdown wait this long for in-flight calls */
+    int default_max_in_flight; /* max_in_flight of deployments without one; 0 = no limit;
+                                * unset: threads / 2, so one slow model leaves half the
+                                * worker threads to health, management and other models */
     int async_workers;        /* threads running async inference jobs */
     int64_t async_max_queued; /* async jobs queued or running before 429 */
     int64_t async_max_kept;   /* finished async jobs kept */

@@ -109,6 +109,7 @@ typedef struct deploy_env {
     ds_isolation default_isolation; /* --isolation */
     int default_timeout_ms;         /* --default-timeout-ms */
     int drain_timeout_ms;           /* --drain-timeout-ms (0: 10000) */
+    int default_max_in_flight;      /* --default-max-in-flight (0: no limit) */
     bool had_crash;                 /* the crash journal's record from the last stop */
     crash_record crash;
 } deploy_env;
@@ -165,6 +166,7 @@ typedef struct deploy_runtime {
     unsigned worker_restarts, worker_crashes;
     const char *worker_state; /* static string */
     uint64_t timeouts, rejected;
+    int64_t max_in_flight; /* in effect: its own or --default-max-in-flight; 0 = no limit */
 } deploy_runtime;
 
 /* The runtime view of (model, version); false when it is not live. Never waits for a plugin or

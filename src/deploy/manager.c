@@ -189,6 +189,11 @@ static int64_t deployment_timeout(const deploy_manager *m, const ds_deploy_optio
     return o->timeout_ms > 0 ? o->timeout_ms : m->env.default_timeout_ms;
 }
 
+static int64_t deployment_max_in_flight(const deploy_manager *m, const ds_deploy_options *o)
+{
+    return o->max_in_flight > 0 ? o->max_in_flight : m->env.default_max_in_flight;
+}
+
 static bool deployment_isolated(const deploy_manager *m, const ds_deploy_options *o)
 {
     ds_isolation iso =
@@ -268,7 +273,7 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
     d->opts = *opts;
     pthread_mutex_init(&d->exec_lock, NULL);
     pthread_mutex_init(&d->reason_lock, NULL);
-    admission_init(&d->adm, opts->max_in_flight, opts->max_queue);
+    admission_init(&d->adm, deployment_max_in_flight(m, opts), opts->max_queue);
     rl_bucket_init(&d->rate, opts->rate_limit, rl_now_ns());
     snprintf(d->model_name, sizeof d->model_name, "%s", v->name);
     snprintf(d->version, sizeof d->version, "%s", v->version);

@@ -68,6 +68,7 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
     out->isolated = d->t.isolated;
     out->timeouts = atomic_load(&d->timeouts);
     out->rejected = atomic_load(&d->adm.rejected);
+    out->max_in_flight = d->adm.max_in_flight;
     out->status = "active";
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

@@ -99,7 +99,8 @@ void http_route_remove(http_server *srv, const char *uri);
 /* Add a response header line; silently dropped if it does not fit (only short headers used). */
 void http_response_header(http_response *resp, const char *name, const char *value);
 
-/* Answer with "Connection: close" and really close: used when the request body was not read. */
+/* Answer with "Connection: close" and really close: used when the request body was not read,
+ * and for an overload 503, so the connection gives its worker thread back at once. */
 void http_close_after(http_response *resp);
 
 /* Serve a file from the web root with a content type chosen by its extension, or 404. */

@@ -42,6 +42,7 @@ void manage_worker_json(cJSON *o, const deploy_runtime *rt)
     cJSON_AddStringToObject(o, "isolation", rt->isolated ? "process" : "inproc");
     cJSON_AddNumberToObject(o, "timeouts", (double)rt->timeouts);
     cJSON_AddNumberToObject(o, "rejected", (double)rt->rejected);
+    cJSON_AddNumberToObject(o, "max_in_flight", (double)rt->max_in_flight);
     if (!rt->isolated)
         return;
     cJSON *w = cJSON_AddObjectToObject(o, "worker");

@@ -140,7 +140,8 @@ static void infer_count_timeout(const deploy_target *t)
 }
 
 /* Wait for a slot under the deployment's max_in_flight (bounded by its queue and deadline).
- * true to go on; false after writing the 503 (with Retry-After: come back) or 504. */
+ * true to go on; false after writing the 503 (with Retry-After: come back, and Connection:
+ * close) or 504. */
 static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_response *resp)
 {
     if (t->admission == NULL)
@@ -153,6 +154,9 @@ static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_respo
                     "model %s version %s is saturated (max_in_flight and max_queue reached)",
                     t->model_name, t->version);
         http_response_header(resp, "Retry-After", "1");
+        /* Close, so the caller's idle keep-alive connection does not hold a server thread for
+         * --keep-alive-ms: a burst turned away must not starve health and management. */
+        http_close_after(resp);
     } else {
         infer_count_timeout(t);
         reply_error(resp, 504, "model %s version %s: waited past timeout_ms (%lld ms) for a slot",

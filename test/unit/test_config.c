@@ -58,6 +58,7 @@ static const flag_case flags[] = {
     I64_CASE("max-upload-bytes", "DYNSERVE_MAX_UPLOAD_BYTES", "12345678901", max_upload_bytes),
     INT_CASE("request-timeout-ms", "DYNSERVE_REQUEST_TIMEOUT_MS", "2500", request_timeout_ms),
     INT_CASE("keep-alive-ms", "DYNSERVE_KEEP_ALIVE_MS", "750", keep_alive_ms),
+    INT_CASE("default-max-in-flight", "DYNSERVE_DEFAULT_MAX_IN_FLIGHT", "9", default_max_in_flight),
     I64_CASE("max-elements", "DYNSERVE_MAX_ELEMENTS", "5000000000", max_elements),
     INT_CASE("max-depth", "DYNSERVE_MAX_DEPTH", "12", max_depth),
     INT_CASE("stats-flush-s", "DYNSERVE_STATS_FLUSH_S", "3", stats_flush_s),
@@ -116,6 +117,7 @@ static void test_defaults_without_flags_or_environment(void **state)
     assert_int_equal(cfg.port, 8080);
     assert_string_equal(cfg.data_dir, "./data");
     assert_int_equal(cfg.threads, 64);
+    assert_int_equal(cfg.default_max_in_flight, 32); /* threads / 2 */
     assert_int_equal(cfg.max_body_bytes, 64LL << 20);
     assert_int_equal(cfg.max_upload_bytes, 256LL << 20);
     assert_int_equal(cfg.request_timeout_ms, 30000);
@@ -244,6 +246,7 @@ static void test_the_flag_beats_its_environment_twin(void **state)
     assert_int_equal(r, CONFIG_OK);
     assert_string_equal(cfg.data_dir, "/from/flag");
     assert_int_equal(cfg.threads, 16);
+    assert_int_equal(cfg.default_max_in_flight, 8); /* follows --threads unless set */
     assert_int_equal(cfg.port, 7000); /* no flag: the environment stays */
 }
 
@@ -332,6 +335,9 @@ static void test_range_limits_themselves_are_accepted(void **state)
     assert_int_equal(cfg.port, 65535);
     assert_int_equal(parse2(&cfg, err, "--threads=2", NULL), CONFIG_OK);
     assert_int_equal(cfg.threads, 2);
+    assert_int_equal(cfg.default_max_in_flight, 1);
+    assert_int_equal(parse2(&cfg, err, "--default-max-in-flight=0", NULL), CONFIG_OK);
+    assert_int_equal(cfg.default_max_in_flight, 0); /* 0: no limit, as before */
     assert_int_equal(parse2(&cfg, err, "--keep-alive-ms=0", NULL), CONFIG_OK);
     assert_int_equal(cfg.keep_alive_ms, 0);
 }

@@ -4,7 +4,8 @@
 --default-max-in-flight (threads / 2) admits that many, every other call gets 503 with
 Retry-After at once, no call fails at the TCP level, and /v2/health/live and GET /deployments
 keep answering 200 throughout. The callers are raw keep-alive sockets that stay open after their
-answer, as a client pool would keep them. Probe latency is printed and asserted against a bound
+answer, as a client pool would keep them, spread over 8 loopback addresses as 8 client hosts
+would be. Probe latency is printed and asserted against a bound
 (1 s) far above the goal (50 ms), so a loaded CI machine cannot make it flaky.
 """
 import json
@@ -18,6 +19,7 @@ CALLS = 200
 SLEEP_MS = 5000
 THREADS = 64  # the --threads default; the default max_in_flight is half of it
 PROBE_BOUND_S = 1.0
+SOURCES = 8  # client addresses 127.0.0.10-17 (all loopback on Linux)
 
 
 def read_response(sock):
@@ -51,7 +53,10 @@ def call(port, path, body, out, idx, hold, opened):
     req = (f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
            f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
     try:
-        with socket.create_connection((HOST, port), timeout=60) as s:
+        # 25 callers per loopback source address: under the per-client connection cap
+        # (--max-conns-per-client, 32), which would otherwise close the quietest of them
+        src = (f"127.0.0.{10 + idx % SOURCES}", 0)
+        with socket.create_connection((HOST, port), timeout=60, source_address=src) as s:
             opened.append(s)
             s.sendall(req)
             out[idx] = read_response(s)

@@ -32,18 +32,18 @@ typedef struct ds_config {
     int max_depth;
     int stats_flush_s;
     char log_level[16];
-    char isolation[16];     /* "inproc" or "process": default of deployments without one */
-    int default_timeout_ms; /* deadline of a request when its deployment sets none; 0 = none */
-    int drain_timeout_ms;   /* undeploy and shutdown wait this long for in-flight calls */
+    char isolation[16];        /* "inproc" or "process": default of deployments without one */
+    int default_timeout_ms;    /* deadline of a request when its deployment sets none; 0 = none */
+    int drain_timeout_ms;      /* undeploy and shutdown wait this long for in-flight calls */
     int default_max_in_flight; /* max_in_flight of deployments without one; 0 = no limit;
                                 * unset: threads / 2, so one slow model leaves half the
                                 * worker threads to health, management and other models */
-    int async_workers;        /* threads running async inference jobs */
-    int64_t async_max_queued; /* async jobs queued or running before 429 */
-    int64_t async_max_kept;   /* finished async jobs kept */
-    int async_retention_s;    /* seconds a finished async job is kept */
-    int64_t shadow_max_queue; /* shadow copies waiting before new ones are dropped */
-    int shadow_workers;       /* threads running shadow copies */
+    int async_workers;         /* threads running async inference jobs */
+    int64_t async_max_queued;  /* async jobs queued or running before 429 */
+    int64_t async_max_kept;    /* finished async jobs kept */
+    int async_retention_s;     /* seconds a finished async job is kept */
+    int64_t shadow_max_queue;  /* shadow copies waiting before new ones are dropped */
+    int shadow_workers;        /* threads running shadow copies */
 } ds_config;
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };

@@ -247,7 +247,7 @@ static void test_the_flag_beats_its_environment_twin(void **state)
     assert_string_equal(cfg.data_dir, "/from/flag");
     assert_int_equal(cfg.threads, 16);
     assert_int_equal(cfg.default_max_in_flight, 8); /* follows --threads unless set */
-    assert_int_equal(cfg.port, 7000); /* no flag: the environment stays */
+    assert_int_equal(cfg.port, 7000);               /* no flag: the environment stays */
 }
 
 static void expect_error(int argc, char **argv, const char *words)

@@ -71,14 +71,15 @@ static const char *const SQL[ST_COUNT] = {
                            "WHERE status IN ('active', 'failed') ORDER BY id",
     [ST_DEPLOYMENT_CRASH_ADD] = "UPDATE deployments SET server_crashes = server_crashes + 1 "
                                 "WHERE id = ?1 RETURNING server_crashes",
-    [ST_EVENT_INSERT] = "INSERT INTO events (kind, model_name, version, detail_json) "
-                        "VALUES (?1, ?2, ?3, ?4)",
-    [ST_EVENT_INSERT_DEPLOYMENT] = "INSERT INTO events (kind, model_name, version, detail_json) "
+    [ST_EVENT_INSERT] = "INSERT INTO events (kind, model_name, version, detail_json, actor, "
+                        "client_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_EVENT_INSERT_DEPLOYMENT] = "INSERT INTO events (kind, model_name, version, detail_json, "
+                                   "actor, client_addr) "
                                    "VALUES (?1, ?2, ?3, json_object('deployment_id', ?4, "
-                                   "'endpoint_name', ?5, 'reason', ?6))",
-    [ST_EVENT_INSERT_TRAFFIC] = "INSERT INTO events (kind, model_name, detail_json) "
-                                "VALUES (?1, ?2, json_object('weights', json(?3), "
-                                "'guard', json(?4), 'reason', ?5))",
+                                   "'endpoint_name', ?5, 'reason', ?6), ?7, ?8)",
+    [ST_EVENT_INSERT_TRAFFIC] = "INSERT INTO events (kind, model_name, detail_json, actor, "
+                                "client_addr) VALUES (?1, ?2, json_object('weights', json(?3), "
+                                "'guard', json(?4), 'reason', ?5), ?6, ?7)",
     [ST_EVENT_LIST_ALL] = "SELECT " EVENT_COLUMNS " FROM events ORDER BY id DESC LIMIT ?1",
     [ST_EVENT_LIST_MODEL] = "SELECT " EVENT_COLUMNS " FROM events WHERE model_name = ?1 "
                             "ORDER BY id DESC LIMIT ?2",
@@ -98,6 +99,18 @@ static const char *const SQL[ST_COUNT] = {
                       "request_count = excluded.request_count, error_4xx = excluded.error_4xx, "
                       "error_5xx = excluded.error_5xx, latency_sum_ms = excluded.latency_sum_ms, "
                       "last_request_ms = excluded.last_request_ms, updated_at = " NOW_SQL,
+    [ST_TOKEN_INSERT] = "INSERT INTO api_tokens (id, name, role, salt, token_hash, created_at, "
+                        "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, coalesce(?6, " NOW_SQL "), ?7)",
+    [ST_TOKEN_REVOKE_NAME] = "UPDATE api_tokens SET revoked_at = " NOW_SQL " "
+                             "WHERE name = ?1 AND revoked_at IS NULL",
+    /* An id match wins over a name match, so one call never revokes two tokens. */
+    [ST_TOKEN_REVOKE_ONE] = "UPDATE api_tokens SET revoked_at = " NOW_SQL " WHERE rowid = "
+                            "(SELECT rowid FROM api_tokens WHERE revoked_at IS NULL "
+                            "AND (id = ?1 OR name = ?1) ORDER BY id = ?1 DESC LIMIT 1) "
+                            "RETURNING " TOKEN_COLUMNS,
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY created_at, rowid",
+    [ST_TOKEN_TOUCH] = "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
+                       "AND (last_used_at IS NULL OR last_used_at < ?2)",
     [ST_STATS_LOAD] = "SELECT request_count, error_4xx, error_5xx, latency_sum_ms, "
                       "last_request_ms "
                       "FROM deployment_stats WHERE deployment_id = ?1",

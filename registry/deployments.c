@@ -88,8 +88,8 @@ static reg_status add_deployment_event(registry *r, const char *kind, const reg_
                                        const char *reason, char *err, size_t errlen)
 {
     const char *endpoint = d->endpoint_name[0] ? d->endpoint_name : NULL;
-    int rc = reg__run(r, ST_EVENT_INSERT_DEPLOYMENT, "sssiss", kind, d->model_name, d->version,
-                      d->id, endpoint, reason);
+    int rc = reg__run(r, ST_EVENT_INSERT_DEPLOYMENT, "sssissss", kind, d->model_name, d->version,
+                      d->id, endpoint, reason, reg__audit_actor(), reg__audit_addr());
     return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 

@@ -9,6 +9,28 @@
 
 #include "names.h"
 
+/* ---- audit context ----------------------------------------------------------------------- */
+
+/* Per thread, so no lock: each HTTP worker sets its own before serving a request. */
+static _Thread_local char tl_actor[129];
+static _Thread_local char tl_addr[65];
+
+void registry_audit_set(const char *actor, const char *client_addr)
+{
+    snprintf(tl_actor, sizeof tl_actor, "%s", actor ? actor : "");
+    snprintf(tl_addr, sizeof tl_addr, "%s", client_addr ? client_addr : "");
+}
+
+const char *reg__audit_actor(void)
+{
+    return tl_actor[0] ? tl_actor : NULL;
+}
+
+const char *reg__audit_addr(void)
+{
+    return tl_addr[0] ? tl_addr : NULL;
+}
+
 /* ---- events ---------------------------------------------------------------------------- */
 
 struct event_args {
@@ -24,7 +46,8 @@ static reg_status event_add_tx(registry *r, void *arg, char *err, size_t errlen)
     reg_status st = reg__check_json_object(r, "event detail", a->detail, true, err, errlen);
     if (st != REG_OK)
         return st;
-    int rc = reg__run(r, ST_EVENT_INSERT, "ssss", a->kind, a->model_name, a->version, a->detail);
+    int rc = reg__run(r, ST_EVENT_INSERT, "ssssss", a->kind, a->model_name, a->version, a->detail,
+                      reg__audit_actor(), reg__audit_addr());
     return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
@@ -57,6 +80,8 @@ static int event_row(sqlite3_stmt *st, void *arg)
     e.detail = (const char *)sqlite3_column_text(st, 5);
     if (!e.detail)
         return -1;
+    e.actor = (const char *)sqlite3_column_text(st, 6);       /* NULL stays NULL */
+    e.client_addr = (const char *)sqlite3_column_text(st, 7); /* likewise */
     return c->event_fn(c->ud, &e) ? 1 : 0;
 }
 

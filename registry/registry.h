@@ -140,7 +140,12 @@ typedef struct reg_event {
     char model_name[REG_NAME_MAX + 1];
     char version[REG_NAME_MAX + 1]; /* "" when not about one version */
     const char *detail;             /* JSON object text or "" */
+    const char *actor;       /* who: token name, "jwt:<sub>", "anonymous"; NULL = the server */
+    const char *client_addr; /* the request's peer address; NULL when not from a request */
 } reg_event;
+
+/* Every event (whichever function records it) carries the actor and client address set for the
+ * recording thread with registry_audit_set. */
 
 /* Append an event. kind: [A-Za-z0-9_.-]{1,31}. version: NULL or "" when not about one version.
  * detail_json: a JSON object, or NULL/"" for none. REG_INVALID otherwise. */
@@ -152,6 +157,50 @@ reg_status registry_event_add(registry *r, const char *kind, const char *model_n
 typedef int (*reg_event_fn)(void *ud, const reg_event *e);
 reg_status registry_event_list(registry *r, const char *model_name, int limit, reg_event_fn fn,
                                void *ud, char *err, size_t errlen);
+
+/* ---- API tokens (registry/tokens.c) ------------------------------------------------------ */
+
+#define REG_TOKEN_ID_MAX     17 /* 16 hex digits + NUL */
+#define REG_TOKEN_SALT_BYTES 16
+#define REG_TOKEN_HASH_BYTES 32
+
+/* One API token as stored: never the token itself, only its salted hash (see src/auth/). */
+typedef struct reg_token {
+    char id[REG_TOKEN_ID_MAX]; /* public id, 16 lowercase hex digits */
+    char name[REG_NAME_MAX + 1];
+    char role[16]; /* "inference", "viewer", "deployer" or "admin" */
+    unsigned char salt[REG_TOKEN_SALT_BYTES];
+    unsigned char hash[REG_TOKEN_HASH_BYTES];
+    char created_at[REG_TIME_MAX];
+    char expires_at[REG_TIME_MAX];   /* "" never */
+    char last_used_at[REG_TIME_MAX]; /* "" never used */
+    char revoked_at[REG_TIME_MAX];   /* "" while valid */
+} reg_token;
+
+/* Add a token (created_at "" means now). REG_EXISTS when the id is taken or a valid token has
+ * the name; REG_INVALID for a bad id, name, role or time. */
+reg_status registry_token_add(registry *r, const reg_token *t, char *err, size_t errlen);
+/* In one transaction, revoke the valid token named t->name (if any) and add t. */
+reg_status registry_token_replace(registry *r, const reg_token *t, char *err, size_t errlen);
+/* Revoke the valid token whose name or id is `which`; *out (may be NULL) gets it as revoked.
+ * REG_NOT_FOUND when there is none. */
+reg_status registry_token_revoke(registry *r, const char *which, reg_token *out, char *err,
+                                 size_t errlen);
+/* Call fn for every token ever added (revoked ones too), oldest first. */
+typedef int (*reg_token_fn)(void *ud, const reg_token *t);
+reg_status registry_token_list(registry *r, reg_token_fn fn, void *ud, char *err, size_t errlen);
+/* Record that token `id` was used at `at` (ISO-8601; never moves backwards). */
+reg_status registry_token_touch(registry *r, const char *id, const char *at, char *err,
+                                size_t errlen);
+
+/* ---- audit ------------------------------------------------------------------------------- */
+
+/* Who events recorded by *this thread* are attributed to: the auth guard sets it at the start of
+ * every request (actor = token name, "jwt:<sub>" or "anonymous"; client_addr = the peer) on the
+ * HTTP worker thread serving it (those threads run nothing but requests). NULL clears. Threads
+ * that never set it (startup, restore, the canary guard) record events with no actor: the
+ * server itself. The strings are copied (actor up to 128 bytes, address up to 64). */
+void registry_audit_set(const char *actor, const char *client_addr);
 
 /* ---- traffic splits (canary) ----------------------------------------------------------- */
 

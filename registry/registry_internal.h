@@ -8,7 +8,7 @@
  *   migrate.c      the migration runner (embedded migrations/NNNN_*.sql);
  *   versions.c     table model_versions;      deployments.c  table deployments;
  *   events.c       table events;              traffic.c      table traffic_splits;
- *   stats.c        table deployment_stats.
+ *   stats.c        table deployment_stats;    tokens.c       table api_tokens.
  *
  * Helpers are named reg__* (double underscore: internal, as libuv marks its own).
  * Locking: every public function holds registry.lock for its whole duration (see struct
@@ -46,7 +46,12 @@ extern const size_t reg_migrations_count;
 #define DEPLOYMENT_COLUMNS                                                                         \
     "id, model_name, version, coalesce(endpoint_name, ''), status, status_reason, deployed_at, "   \
     "coalesce(undeployed_at, ''), options, server_crashes"
-#define EVENT_COLUMNS "id, at, kind, model_name, coalesce(version, ''), coalesce(detail_json, '')"
+#define EVENT_COLUMNS                                                                              \
+    "id, at, kind, model_name, coalesce(version, ''), coalesce(detail_json, ''), actor, "          \
+    "client_addr"
+#define TOKEN_COLUMNS                                                                              \
+    "id, name, role, salt, token_hash, created_at, coalesce(expires_at, ''), "                     \
+    "coalesce(last_used_at, ''), coalesce(revoked_at, '')"
 
 /* ---- statements ----------------------------------------------------------------------- */
 
@@ -91,6 +96,11 @@ enum stmt_id {
     ST_STATS_SAVE,
     ST_STATS_LOAD,
     ST_STATS_ENDED_BY_VERSION,
+    ST_TOKEN_INSERT,
+    ST_TOKEN_REVOKE_NAME,
+    ST_TOKEN_REVOKE_ONE,
+    ST_TOKEN_LIST,
+    ST_TOKEN_TOUCH,
     ST_COUNT
 };
 
@@ -154,6 +164,12 @@ reg_status reg__check_json_object(registry *r, const char *what, const char *jso
 reg_status reg__read_applied_version(registry *r, int *version, char *err, size_t errlen);
 reg_status reg__refuse_if_too_new(const registry *r, int applied, char *err, size_t errlen);
 reg_status reg__migrate(registry *r, char *err, size_t errlen);
+
+/* ---- events.c ---- */
+
+/* The recording thread's audit context (registry_audit_set); NULL when unset. */
+const char *reg__audit_actor(void);
+const char *reg__audit_addr(void);
 
 /* ---- versions.c ---- */
 

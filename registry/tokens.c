@@ -161,7 +161,7 @@ reg_status registry_token_revoke(registry *r, const char *which, reg_token *out,
 {
     struct token_revoke_args a = {which, out};
     reg_status st = reg__check_handle(r, err, errlen);
-    if (st == REG_OK && (which == NULL || !registry_name_valid(which)))
+    if (st == REG_OK && (which == NULL || !name_valid(which)))
         st = reg__fail(err, errlen, REG_NOT_FOUND, "no valid token with that name or id");
     return st == REG_OK ? reg__locked_tx(r, token_revoke_tx, &a, err, errlen) : st;
 }

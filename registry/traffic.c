@@ -36,7 +36,8 @@ static reg_status add_traffic_event(registry *r, const char *kind, const char *m
                                     const char *weights, const char *guard, const char *reason,
                                     char *err, size_t errlen)
 {
-    int rc = reg__run(r, ST_EVENT_INSERT_TRAFFIC, "sssss", kind, model, weights, guard, reason);
+    int rc = reg__run(r, ST_EVENT_INSERT_TRAFFIC, "sssssss", kind, model, weights, guard, reason,
+                      reg__audit_actor(), reg__audit_addr());
     return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 

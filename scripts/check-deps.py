@@ -27,7 +27,8 @@ ALLOWED = {
     "plugin": ["oip", "base", "plugin_abi"],
     "deploy": ["plugin", "registry", "base", "plugin_abi"],
     "serve": ["deploy", "oip", "http", "base", "plugin_abi"],
-    "manage": ["deploy", "registry", "plugin", "http", "base", "plugin_abi"],
+    "auth": ["registry", "http", "base", "plugin_abi"],
+    "manage": ["auth", "deploy", "registry", "plugin", "http", "base", "plugin_abi"],
     "ctl": [],  # the command-line client: a plain HTTP client (libcurl, cJSON) of the server
 }
 # Spelled in two parts so that `git grep -l` for either header name lists only its includers.

@@ -7,10 +7,11 @@
 #                            including podman, runc and mmdebstrap for the container image test
 #   install-deps.sh runtime  only what the built server needs to run (Docker runtime stage)
 set -euo pipefail
-runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3 libcurl4)
+runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3 libcurl4 libjwt0)
 build_pkgs=(build-essential cmake pkg-config patch libcivetweb-dev libsqlite3-dev libcjson-dev libssl-dev
-            libcurl4-openssl-dev)
-test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests clang libclang-rt-14-dev
+            libcurl4-openssl-dev libjwt-dev)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests python3-jwt python3-cryptography
+           openssl clang libclang-rt-14-dev
            prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy
            podman runc mmdebstrap iptables)
 sudo_=""

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "auth_http.h"
 #include "config.h"
 #include "crash_journal.h"
 #include "ctl.h"
@@ -42,6 +44,7 @@
 
 /* Registration probes a plugin in a worker process; this long at most (load + create). */
 #define MAIN_PROBE_TIMEOUT_MS 10000
+#include "token_cmd.h"
 
 /* The long-lived state of the process, in one struct (redis's `server`); main builds it and
  * hands each module only the part it needs (serve_ctx, manage_ctx, deploy_env).
@@ -52,6 +55,7 @@ typedef struct ds_server {
     registry *reg;
     http_server *http;
     deploy_manager *deploy;
+    auth *auth;              /* tokens, JWT, the route table; the HTTP server's guard */
     serve_ctx serve;         /* the data path's view: deploy + ready */
     manage_ctx manage;       /* the management API's view */
     bool had_crash;          /* the last stop was a crash inside an in-process plugin ... */
@@ -198,11 +202,11 @@ static int main_mkdirs(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int main_open_data_dir(ds_server *s)
@@ -216,6 +220,14 @@ static int main_open_data_dir(ds_server *s)
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
         fprintf(stderr, "dynserve: data dir %s is not a writable directory\n", dir);
         return -1;
+    }
+    /* The registry and the plugins are the server's secrets and code: nobody else reads them. */
+    if ((st.st_mode & 077) != 0) {
+        if (chmod(dir, 0700) == 0)
+            log_info("data dir %s was mode %03o; made it 0700", dir, st.st_mode & 0777);
+        else
+            log_warn("data dir %s is mode %03o and cannot be made 0700: %s", dir,
+                     st.st_mode & 0777, strerror(errno));
     }
     char err[512], path[PATH_MAX];
     if (store_init(dir, err, sizeof err) != 0) {
@@ -247,6 +259,7 @@ static int main_start_http(ds_server *s)
         snprintf(listen, sizeof listen, "[%s]:%d", host, s->cfg.port);
     else
         snprintf(listen, sizeof listen, "%s:%d", host, s->cfg.port);
+    bool tls = s->cfg.tls_cert[0] != '\0';
     http_config hc = {.listen = listen,
                       .threads = s->cfg.threads,
                       .max_body_bytes = (size_t)s->cfg.max_body_bytes,
@@ -256,7 +269,11 @@ static int main_start_http(ds_server *s)
                       .max_conns_per_client = s->cfg.max_conns_per_client,
                       .client_limits = s->client_limits,
                       .keep_alive_ms = s->cfg.keep_alive_ms,
-                      .web_root = s->cfg.web_root};
+                      .web_root = s->cfg.web_root,
+                      .tls_cert = tls ? s->cfg.tls_cert : NULL,
+                      .tls_key = tls ? s->cfg.tls_key : NULL,
+                      .guard = auth_http_guard,
+                      .guard_cbdata = s->auth};
     if (http_start(&hc, &s->http, err, sizeof err) != 0) {
         fprintf(stderr, "dynserve: cannot listen on %s: %s\n", listen, err);
         return -1;
@@ -300,7 +317,8 @@ static int main_start_deployments(ds_server *s)
                              .deploy = s->deploy,
                              .http = s->http,
                              .host = plugin_host_api(),
-                             .plugin_dirs = &s->plugin_dirs};
+                             .plugin_dirs = &s->plugin_dirs,
+                             .auth = s->auth};
     s->serve.repository = manage_repository;
     s->serve.repository_ctx = &s->manage;
     if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {
@@ -309,6 +327,48 @@ static int main_start_deployments(ds_server *s)
     }
     int restored = deploy_restore(s->deploy);
     log_info("restored %d deployment%s", restored, restored == 1 ? "" : "s");
+    return 0;
+}
+
+/* Tokens and keys, and the safe default: without them, loopback only unless --insecure. */
+static int main_start_auth(ds_server *s)
+{
+    const ds_config *c = &s->cfg;
+    bool loopback = auth_address_is_loopback(c->host);
+    auth_config ac = {.jwt_hs256_secret_file = c->jwt_hs256_secret_file,
+                      .jwt_rs256_public_key = c->jwt_rs256_public_key,
+                      .jwt_role_claim = c->jwt_role_claim,
+                      .jwt_issuer = c->jwt_issuer,
+                      .jwt_audience = c->jwt_audience,
+                      .infer_auth_required = strcmp(c->infer_auth, "required") == 0,
+                      .cors_origins = c->cors_origin,
+                      .admin_token_file = c->admin_token_file,
+                      .loopback_listener = loopback,
+                      .tls = c->tls_cert[0] != '\0'};
+    char err[512];
+    if (auth_new(&ac, s->reg, &s->auth, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: %s\n", err);
+        return -1;
+    }
+    bool on = auth_enabled(s->auth);
+    if (!on && !loopback && !c->insecure) {
+        fprintf(stderr,
+                "dynserve: refusing to listen on %s with no authentication: anyone who reaches "
+                "it could upload and run code. Create a token first (dynserve token create "
+                "--role admin --name NAME --data-dir %s), or give --admin-token-file or a JWT key "
+                "(--jwt-hs256-secret-file, --jwt-rs256-public-key); --insecure starts anyway\n",
+                c->host, c->data_dir);
+        return -1;
+    }
+    if (!on && !loopback)
+        log_warn("--insecure: listening on %s with no authentication; anyone who can reach it "
+                 "can register and run code on this machine", c->host);
+    else if (!on)
+        log_info("no API tokens and no JWT key: every route is open, so the server answers on "
+                 "loopback (%s) only and refuses other Host names", c->host);
+    else if (!loopback && c->tls_cert[0] == '\0')
+        log_warn("listening on %s without TLS: bearer tokens cross the network in clear text "
+                 "(use --tls-cert/--tls-key or a TLS proxy)", c->host);
     return 0;
 }
 
@@ -327,6 +387,7 @@ static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
             return;
         }
         deploy_tick(s->deploy);
+        auth_tick(s->auth);
         if (++since_flush >= s->cfg.stats_flush_s) {
             deploy_flush_stats(s->deploy);
             since_flush = 0;
@@ -381,8 +442,11 @@ int main(int argc, char **argv)
     static ds_server server;                 /* the process's one server; see ds_server above */
     ds_server *s = &server;
     char err[512];
+    umask(077); /* the registry, the WAL and stored plugins are readable by this user only */
     if (argc > 1 && strcmp(argv[1], "worker") == 0)
         return worker_main(argc - 1, argv + 1); /* spawned by the server: see worker_main.c */
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return token_cmd_main(argc - 1, argv + 1);
     switch (config_parse(argc, argv, &s->cfg, err, sizeof err)) {
     case CONFIG_EXIT: return 0;
     case CONFIG_ERROR: fprintf(stderr, "dynserve: %s\n", err); return 2;
@@ -408,13 +472,14 @@ int main(int argc, char **argv)
 
     http_global_init();
     int rc = 1;
-    if (main_open_data_dir(s) == 0) {
+    if (main_open_data_dir(s) == 0 && main_start_auth(s) == 0) {
         main_register_repository(s);
         if (main_start_http(s) == 0) {
             if (main_start_deployments(s) == 0) {
                 atomic_store(&s->serve.ready, true);
-                log_info("dynserve %s listening on %s:%d, data in %s", DYNSERVE_VERSION,
-                         s->cfg.host, http_port(s->http), s->cfg.data_dir);
+                log_info("dynserve %s listening on %s://%s:%d, data in %s", DYNSERVE_VERSION,
+                         s->cfg.tls_cert[0] ? "https" : "http", s->cfg.host, http_port(s->http),
+                         s->cfg.data_dir);
                 main_wait_for_stop(s, &stop);
                 main_arm_shutdown_watchdog(s);
                 rc = 0;
@@ -427,8 +492,9 @@ int main(int argc, char **argv)
         jobs_free(s->jobs);
         shadow_free(s->shadow);
         deploy_manager_free(s->deploy); /* flushes stats, destroys instances, dlcloses */
-        registry_close(s->reg);
     }
+    auth_free(s->auth); /* saves last-use times; no guard runs after http_stop */
+    registry_close(s->reg);
     http_global_cleanup();
     plugin_dirs_free(&s->plugin_dirs);
     rl_table_free(s->client_limits);

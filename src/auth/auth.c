@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "names.h"
 
 #define AUTH_RELOAD_TICKS     2
 #define AUTH_FLUSH_TICKS      10
@@ -231,7 +232,7 @@ reg_status auth_token_create(registry *reg, const char *name, auth_role role, in
                              char text[AUTH_TOKEN_TEXT_MAX], reg_token *row, char *err,
                              size_t errlen)
 {
-    if (!registry_name_valid(name))
+    if (!name_valid(name))
         return auth_fail(err, errlen, REG_INVALID,
                          "token name must match [A-Za-z0-9_.-]{1,64}");
     if (role < 0 || role >= AUTH_ROLE_COUNT || ttl_s < 0)
@@ -372,9 +373,9 @@ void auth_free(auth *a)
 
 /* ---- decisions ------------------------------------------------------------------------------- */
 
-static void auth_refuse(auth_decision *d, int status, const char *fmt, const char *arg)
+static void auth_refuse(auth_decision *d, auth_verdict v, const char *fmt, const char *arg)
 {
-    d->status = status;
+    d->verdict = v;
     snprintf(d->message, sizeof d->message, fmt, arg);
 }
 
@@ -393,21 +394,21 @@ static const char *auth_bearer(const char *header, size_t *len)
     return n > 0 && n <= AUTH_HEADER_TOKEN_MAX ? t : NULL;
 }
 
-/* Check an entry for `text`; 0 with *who filled, or 401 with the reason. */
+/* Check an entry for `text`; 0 with *who filled, or -1 (unauthenticated) with the reason. */
 static int auth_entry_check(auth_entry *e, const char *text, size_t len, time_t now,
                             auth_decision *d)
 {
     if (e == NULL || !auth_token_matches(e->salt, e->hash, text, len)) {
-        auth_refuse(d, 401, "%s", "invalid token");
-        return 401;
+        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", "invalid token");
+        return -1;
     }
     if (e->revoked) {
-        auth_refuse(d, 401, "%s", "token has been revoked");
-        return 401;
+        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", "token has been revoked");
+        return -1;
     }
     if (e->expires != 0 && now >= e->expires) {
-        auth_refuse(d, 401, "%s", "token has expired");
-        return 401;
+        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", "token has expired");
+        return -1;
     }
     atomic_store_explicit(&e->last_used, (long long)now, memory_order_relaxed);
     d->who.authenticated = true;
@@ -421,9 +422,9 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
     size_t len;
     const char *t = auth_bearer(header, &len);
     if (t == NULL) {
-        auth_refuse(d, 401, "%s", header ? "Authorization must be \"Bearer <token>\""
+        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", header ? "Authorization must be \"Bearer <token>\""
                                          : "this route needs a token (Authorization: Bearer)");
-        return 401;
+        return -1;
     }
     char text[AUTH_HEADER_TOKEN_MAX + 1], id[AUTH_TOKEN_ID_HEX + 1];
     memcpy(text, t, len);
@@ -436,9 +437,9 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
         pthread_rwlock_unlock(&a->lock);
     } else if (a->jwt != NULL && strchr(text, '.') != NULL) {
         char why[160];
-        rc = auth_jwt_verify(a->jwt, text, now, &d->who, why, sizeof why) == 0 ? 0 : 401;
+        rc = auth_jwt_verify(a->jwt, text, now, &d->who, why, sizeof why);
         if (rc != 0)
-            auth_refuse(d, 401, "%s", why);
+            auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", why);
     } else {
         pthread_rwlock_rdlock(&a->lock);
         rc = auth_entry_check(a->bootstrap >= 0 ? &a->entries[a->bootstrap] : NULL, text, len,
@@ -453,10 +454,10 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
 static void auth_preflight(auth *a, const auth_request *req, auth_decision *d)
 {
     if (auth_origin_listed(req->origin, a->cors)) {
-        d->status = 204;
+        d->verdict = AUTH_PREFLIGHT;
         snprintf(d->allow_origin, sizeof d->allow_origin, "%s", req->origin);
     } else {
-        auth_refuse(d, 403, "cross-origin requests from %.100s are not allowed", req->origin);
+        auth_refuse(d, AUTH_FORBIDDEN, "cross-origin requests from %.100s are not allowed", req->origin);
     }
 }
 
@@ -475,14 +476,14 @@ void auth_decide(auth *a, const auth_request *req, auth_decision *d)
         return;
     }
     if (!enabled && a->loopback && req->host != NULL && !auth_host_is_loopback(req->host)) {
-        auth_refuse(d, 403, "Host %.100s is not a loopback name (this server has no tokens and "
+        auth_refuse(d, AUTH_FORBIDDEN, "Host %.100s is not a loopback name (this server has no tokens and "
                     "answers only on loopback)", req->host);
         return;
     }
     bool listed = auth_origin_listed(req->origin, a->cors);
     if (!auth_method_is_safe(method) && req->origin != NULL && !listed &&
         !auth_origin_is_same(req->origin, req->host, a->tls)) {
-        auth_refuse(d, 403, "cross-origin request from %.100s refused", req->origin);
+        auth_refuse(d, AUTH_FORBIDDEN, "cross-origin request from %.100s refused", req->origin);
         return;
     }
     if (listed)
@@ -495,7 +496,7 @@ void auth_decide(auth *a, const auth_request *req, auth_decision *d)
     if (auth_authenticate(a, req->authorization, d) != 0)
         return;
     if (!auth_role_allows(d->who.role, need)) {
-        d->status = 403;
+        d->verdict = AUTH_FORBIDDEN;
         snprintf(d->message, sizeof d->message, "role %s may not %s %.100s",
                  auth_role_name(d->who.role), method, path);
     }

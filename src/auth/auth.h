@@ -76,6 +76,9 @@ typedef struct auth auth;
 int auth_new(const auth_config *cfg, registry *reg, auth **out, char *err, size_t errlen);
 void auth_free(auth *a);
 
+/* Whether a listen address (--host: "127.0.0.1", "::1", "localhost", ...) is loopback only. */
+bool auth_address_is_loopback(const char *host);
+
 /* Whether tokens or a JWT key exist (see the top of this file). */
 bool auth_enabled(auth *a);
 /* Whether a JWT key is configured (auth is then on whatever the registry holds). */
@@ -109,8 +112,8 @@ typedef struct auth_principal {
 } auth_principal;
 
 typedef struct auth_decision {
-    int status;   /* 0: serve it; 204: CORS preflight answered; 401 or 403: refused */
-    char message[200];
+    auth_verdict verdict; /* base/errors.h: allow, preflight, unauthenticated, forbidden */
+    char message[200];    /* why it was refused */
     auth_principal who;
     /* Access-Control-Allow-Origin to send, or "" (the request's origin when it is allowed). */
     char allow_origin[128];

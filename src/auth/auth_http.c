@@ -12,6 +12,7 @@
 
 #include "auth_internal.h"
 #include "registry.h"
+#include "reply.h"
 
 /* The principal of the request this worker thread is serving; the request points at it. */
 static _Thread_local auth_principal tl_who;
@@ -51,20 +52,19 @@ bool auth_http_guard(void *cbdata, http_request *req, http_response *resp)
                        .acr_method = http_header(req, "Access-Control-Request-Method")};
     auth_decision d;
     auth_decide(a, &ar, &d);
-    auth_cors_headers(resp, &d, d.status == 204);
-    if (d.status == 204) {
-        resp->status = 204;
+    auth_cors_headers(resp, &d, d.verdict == AUTH_PREFLIGHT);
+    if (d.verdict == AUTH_PREFLIGHT) {
+        resp->status = reply_status_of_auth(d.verdict);
         return false;
     }
-    if (d.status != 0) {
-        http_error(resp, d.status, "%s", d.message);
-        if (d.status == 401)
+    if (d.verdict != AUTH_ALLOW) {
+        reply_error(resp, reply_status_of_auth(d.verdict), "%s", d.message);
+        if (d.verdict == AUTH_UNAUTHENTICATED)
             http_response_header(resp, "WWW-Authenticate",
                                  ar.authorization ? "Bearer realm=\"dynserve\", "
                                                     "error=\"invalid_token\""
                                                   : "Bearer realm=\"dynserve\"");
-        http_close_after(resp); /* the body was not read */
-        return false;
+        return false; /* http closes the connection: the body was not read */
     }
     tl_who = d.who;
     req->guard_data = &tl_who;

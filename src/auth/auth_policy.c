@@ -163,6 +163,15 @@ bool auth_host_is_loopback(const char *host)
     return auth_is_ipv4_loopback(name);
 }
 
+bool auth_address_is_loopback(const char *host)
+{
+    if (host == NULL)
+        return false;
+    if (strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0)
+        return true;
+    return strchr(host, ':') == NULL && auth_host_is_loopback(host);
+}
+
 bool auth_origin_is_same(const char *origin, const char *host, bool tls)
 {
     if (origin == NULL || host == NULL)

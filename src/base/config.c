@@ -11,9 +11,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_I64 };
+enum opt_type { OPT_STR, OPT_LIST, OPT_INT, OPT_I64, OPT_BOOL };
 
 typedef struct opt {
     const char *flag; /* without "--" */
@@ -27,9 +28,11 @@ typedef struct opt {
 #define STR(field)               OPT_STR, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
 #define NUM(type, field, lo, hi) type, offsetof(ds_config, field), 0, lo, hi
 #define LIST(field)              OPT_LIST, offsetof(ds_config, field), sizeof(((ds_config *)0)->field), 0, 0
+#define BOOL(field)              OPT_BOOL, offsetof(ds_config, field), 0, 0, 1
 
 static const opt options[] = {
-    {"host", STR(host), "address to listen on (default 0.0.0.0)"},
+    {"host", STR(host),
+     "address to listen on (default 127.0.0.1; another needs a token, a JWT key or --insecure)"},
     {"port", NUM(OPT_INT, port, 0, 65535), "TCP port (default 8080; 0 picks a free one)"},
     {"data-dir", STR(data_dir), "registry and plugin store directory (default ./data)"},
     {"model-repository", STR(model_repository),
@@ -82,6 +85,22 @@ static const opt options[] = {
      "shadow copies waiting to run before new ones are dropped (default 1000)"},
     {"shadow-workers", NUM(OPT_INT, shadow_workers, 1, 256),
      "threads running shadow copies (default 1)"},
+    {"insecure", BOOL(insecure),
+     "allow a non-loopback --host with no token or JWT key: anyone who reaches it may do anything"},
+    {"tls-cert", STR(tls_cert), "serve HTTPS (TLS >= 1.2) with this PEM certificate (chain)"},
+    {"tls-key", STR(tls_key), "the PEM private key of --tls-cert"},
+    {"jwt-hs256-secret-file", STR(jwt_hs256_secret_file),
+     "accept HS256 JWTs signed with the secret in this file (>= 32 bytes)"},
+    {"jwt-rs256-public-key", STR(jwt_rs256_public_key),
+     "accept RS256 JWTs verified with this PEM public key"},
+    {"jwt-role-claim", STR(jwt_role_claim), "JWT claim holding the role (default role)"},
+    {"jwt-issuer", STR(jwt_issuer), "JWTs must have this iss"},
+    {"jwt-audience", STR(jwt_audience), "JWTs must have this aud"},
+    {"infer-auth", STR(infer_auth), "open (default) or required: inference needs a token"},
+    {"cors-origin", STR(cors_origin),
+     "comma list of browser origins allowed cross-origin requests (default none)"},
+    {"admin-token-file", STR(admin_token_file),
+     "make the admin token \"bootstrap\" the secret in this file (e.g. a mounted k8s secret)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -120,7 +139,7 @@ static void config_defaults(ds_config *cfg)
                        .async_retention_s = 600,
                        .shadow_max_queue = 1000,
                        .shadow_workers = 1};
-    snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
+    snprintf(cfg->host, sizeof cfg->host, "127.0.0.1");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
     snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8, bin);
     snprintf(cfg->web_root, sizeof cfg->web_root, "%.*s/web", PATH_MAX - 8, bin);
@@ -128,6 +147,22 @@ static void config_defaults(ds_config *cfg)
     snprintf(cfg->isolation, sizeof cfg->isolation, "inproc");
     cfg->drain_timeout_ms = 10000;
     cfg->default_max_in_flight = -1; /* unset: threads / 2, once --threads is known */
+    snprintf(cfg->jwt_role_claim, sizeof cfg->jwt_role_claim, "role");
+    snprintf(cfg->infer_auth, sizeof cfg->infer_auth, "open");
+}
+
+/* "1", "true", "yes", "on" -> 1; "0", "false", "no", "off" -> 0; else -1. */
+static int config_bool(const char *v)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                                 "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 /* Append value to a comma list; the first command-line value replaces the environment's. */
@@ -150,6 +185,15 @@ static int config_set(ds_config *cfg, const opt *o, const char *value, const cha
     char *field = (char *)cfg + o->offset;
     if (o->type == OPT_LIST)
         return config_append(field, o, value, origin, err, errlen);
+    if (o->type == OPT_BOOL) {
+        int b = config_bool(value);
+        if (b < 0) {
+            snprintf(err, errlen, "%s: %s must be true or false, not '%s'", origin, o->flag, value);
+            return -1;
+        }
+        *(int *)(void *)field = b;
+        return 0;
+    }
     if (o->type == OPT_STR) {
         if (strlen(value) >= o->size || value[0] == '\0') {
             snprintf(err, errlen, "%s: %s must be 1 to %zu characters", origin, o->flag,
@@ -207,6 +251,24 @@ void config_usage(FILE *out)
     fprintf(out, "Every option can also be set as DYNSERVE_<NAME> (e.g. DYNSERVE_DATA_DIR).\n");
 }
 
+/* Settings that only make sense together. */
+static enum config_result config_check_security(const ds_config *cfg, char *err, size_t errlen)
+{
+    if (strcmp(cfg->infer_auth, "open") != 0 && strcmp(cfg->infer_auth, "required") != 0) {
+        snprintf(err, errlen, "--infer-auth must be open or required, not '%s'", cfg->infer_auth);
+        return CONFIG_ERROR;
+    }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
+        return CONFIG_ERROR;
+    }
+    if (cfg->jwt_hs256_secret_file[0] && cfg->jwt_rs256_public_key[0]) {
+        snprintf(err, errlen, "give --jwt-hs256-secret-file or --jwt-rs256-public-key, not both");
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
 enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err, size_t errlen)
 {
     config_defaults(cfg);
@@ -234,7 +296,11 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
             snprintf(err, errlen, "unknown option '%s' (see --help)", arg);
             return CONFIG_ERROR;
         }
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        /* A bare boolean flag (--insecure) means true; --insecure=false also works. */
+        const char *value = eq                   ? eq + 1
+                            : o->type == OPT_BOOL ? "true"
+                            : i + 1 < argc       ? argv[++i]
+                                                 : NULL;
         if (value == NULL) {
             snprintf(err, errlen, "option --%s needs a value", o->flag);
             return CONFIG_ERROR;
@@ -260,5 +326,5 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
     }
     if (cfg->default_max_in_flight < 0)
         cfg->default_max_in_flight = cfg->threads / 2;
-    return CONFIG_OK;
+    return config_check_security(cfg, err, errlen);
 }

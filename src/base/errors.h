@@ -2,7 +2,8 @@
  * errors: the error codes of every module that does not speak HTTP, declared together so that
  * the one table turning them into HTTP statuses (http/reply.c) needs no module but base.
  * Each module returns only its own enum: the registry reg_status, the OIP codec oip_code, the
- * deployment manager deploy_status, and plugins the ABI's ds_status (dynserve/plugin.h).
+ * deployment manager deploy_status, auth its auth_verdict, and plugins the ABI's ds_status
+ * (dynserve/plugin.h).
  * Codes are only ever appended; every new one gets a row in http/reply.c.
  */
 #ifndef DS_ERRORS_H
@@ -40,5 +41,13 @@ typedef enum deploy_status {
 /* src/plugin/worker.h: what an isolated deployment's execute returns beyond ds_status. */
 #define DS_STATUS_WORKER_CRASHED 100 /* the worker process died during the call (502) */
 #define DS_STATUS_WORKER_TIMEOUT 101 /* no answer by the deadline; worker killed (504) */
+
+/* src/auth/auth.h: what to do with a request */
+typedef enum auth_verdict {
+    AUTH_ALLOW = 0,           /* serve it */
+    AUTH_PREFLIGHT = 1,       /* a CORS preflight from an allowed origin, answered empty */
+    AUTH_UNAUTHENTICATED = 2, /* no token, or a bad, expired or revoked one */
+    AUTH_FORBIDDEN = 3,       /* the wrong role, a foreign Origin, a rebinding Host */
+} auth_verdict;
 
 #endif

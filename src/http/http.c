@@ -8,6 +8,8 @@
 #include "http.h"
 
 #include <civetweb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,7 +29,7 @@
 #include "reply.h"
 
 /* Status line + headers are written into the body buffer's headroom. */
-#define HTTP_HEADROOM 512
+#define HTTP_HEADROOM 1024
 /* Per-thread buffers larger than this are released after the request, so one huge request does
  * not pin memory in every worker. */
 #define HTTP_KEEP_BUFFER_BYTES (4u << 20)
@@ -47,6 +49,8 @@ struct http_server {
     struct mg_context *ctx;
     http_config cfg;
     char web_root[PATH_MAX];
+    char tls_cert[PATH_MAX], tls_key[PATH_MAX];
+    char tls_error[256]; /* why the certificate or key was refused (http_init_tls) */
     int port;
     pthread_mutex_t routes_lock; /* guards `routes` (the wrapper list), not the hot path */
     http_route *routes;
@@ -335,10 +339,13 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     http_request req = {.method = ri->request_method,
                         .path = ri->local_uri,
                         .query = ri->query_string,
+                        .client_addr = ri->remote_addr,
                         .conn = conn};
     if (atomic_load(&srv->draining)) {
         reply_error(&resp, HTTP_UNAVAILABLE, "server is shutting down");
         http_close_after(&resp);
+    } else if (srv->cfg.guard != NULL && !srv->cfg.guard(srv->cfg.guard_cbdata, &req, &resp)) {
+        http_close_after(&resp); /* answered by the guard: the body was not read */
     } else if (!http_route_owns(rt, req.path)) {
         reply_error(&resp, HTTP_NOT_FOUND, "no route for %s", req.path);
         http_close_after(&resp); /* the body was not read */
@@ -407,6 +414,29 @@ static int http_on_log(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* CivetWeb made the SSL_CTX; load our certificate and key into it, TLS 1.2 at least. Returns 1
+ * (done, CivetWeb loads nothing itself) or -1 with the reason kept for http_start's error. */
+static int http_init_tls(void *ssl_ctx, void *user_data)
+{
+    http_server *srv = user_data;
+    SSL_CTX *ctx = ssl_ctx;
+    const char *what = NULL;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        what = "cannot require TLS 1.2";
+    else if (SSL_CTX_use_certificate_chain_file(ctx, srv->tls_cert) != 1)
+        what = "cannot load the --tls-cert certificate";
+    else if (SSL_CTX_use_PrivateKey_file(ctx, srv->tls_key, SSL_FILETYPE_PEM) != 1)
+        what = "cannot load the --tls-key private key";
+    else if (SSL_CTX_check_private_key(ctx) != 1)
+        what = "the --tls-key private key does not match the --tls-cert certificate";
+    if (what == NULL)
+        return 1;
+    char reason[160];
+    ERR_error_string_n(ERR_get_error(), reason, sizeof reason);
+    snprintf(srv->tls_error, sizeof srv->tls_error, "TLS: %s (%s)", what, reason);
+    return -1;
+}
+
 void http_global_init(void)
 {
     mg_init_library(0);
@@ -428,6 +458,11 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     if (cfg->web_root != NULL)
         snprintf(srv->web_root, sizeof srv->web_root, "%s", cfg->web_root);
     srv->cfg.web_root = cfg->web_root ? srv->web_root : NULL;
+    bool tls = cfg->tls_cert != NULL && cfg->tls_key != NULL;
+    if (tls) {
+        snprintf(srv->tls_cert, sizeof srv->tls_cert, "%s", cfg->tls_cert);
+        snprintf(srv->tls_key, sizeof srv->tls_key, "%s", cfg->tls_key);
+    }
     pthread_mutex_init(&srv->routes_lock, NULL);
 
     /* One slot per worker; a quarter of the workers, at most 8, stay for new connections. */
@@ -441,7 +476,8 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
         free(srv);
         return -1;
     }
-    char threads[16], req_timeout[16], keep_alive[16], backlog[16];
+    char threads[16], req_timeout[16], keep_alive[16], backlog[16], listen[160];
+    snprintf(listen, sizeof listen, "%s%s", cfg->listen, tls ? "s" : ""); /* "s": TLS port */
     snprintf(threads, sizeof threads, "%d", cfg->threads);
     /* CivetWeb's request_timeout_ms bounds the wait for the request head (and each single
      * read or write); the body has its own deadline in http_read_body. */
@@ -449,8 +485,19 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
              cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : cfg->request_timeout_ms);
     snprintf(backlog, sizeof backlog, "%d", 1024);
     snprintf(keep_alive, sizeof keep_alive, "%d", cfg->keep_alive_ms);
+    /* CivetWeb answers CORS preflights itself with "Access-Control-Allow-Origin: *" unless
+     * these are empty; auth decides CORS instead (--cors-origin). ssl_protocol_version 4 is
+     * TLS 1.2 and newer. */
     const char *options[] = {"listening_ports",
-                             cfg->listen,
+                             listen,
+                             "access_control_allow_origin",
+                             "",
+                             "access_control_allow_methods",
+                             "",
+                             "access_control_allow_headers",
+                             "",
+                             "ssl_protocol_version",
+                             "4",
                              "num_threads",
                              threads,
                              "enable_keep_alive",
@@ -474,12 +521,16 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     callbacks.end_request = http_on_end_request;
     callbacks.init_connection = http_on_init_connection;
     callbacks.connection_close = http_on_connection_close;
+    if (tls)
+        callbacks.init_ssl = http_init_tls;
     struct mg_init_data init = {
         .callbacks = &callbacks, .user_data = srv, .configuration_options = options};
     struct mg_error_data error = {.text = err, .text_buffer_size = errlen};
     srv->ctx = mg_start2(&init, &error);
     if (srv->ctx == NULL) {
-        if (err[0] == '\0')
+        if (srv->tls_error[0] != '\0')
+            snprintf(err, errlen, "%s", srv->tls_error);
+        else if (err[0] == '\0')
             snprintf(err, errlen, "cannot listen on %s", cfg->listen);
         pthread_mutex_destroy(&srv->routes_lock);
         conn_guard_free(srv->guard);

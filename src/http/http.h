@@ -34,7 +34,9 @@ typedef struct http_request {
     const char *query; /* raw query string or NULL */
     const char *body;  /* whole body (NUL-terminated for convenience), owned by the server */
     size_t body_len;
-    const void *conn; /* private to http.c */
+    const char *client_addr; /* the peer's address ("127.0.0.1", "::1") */
+    const void *guard_data;  /* set by the guard for the handler (auth: the principal), or NULL */
+    const void *conn;        /* private to http.c */
 } http_request;
 
 /* Response filled by a handler. `body` is a per-worker buffer owned by the server: append to it,
@@ -43,11 +45,17 @@ typedef struct http_response {
     int status;
     const char *content_type; /* static string; default "application/json" */
     ds_buf *body;
-    char extra_headers[192]; /* "Name: value\r\n" lines, set with http_response_header() */
+    char extra_headers[640]; /* "Name: value\r\n" lines, set with http_response_header() */
     bool close;              /* close the connection after this response (http_close_after) */
 } http_response;
 
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
+
+/* Called for every routed request before its body is read (auth: src/auth/auth_http.h). true:
+ * serve it (the guard may set req->guard_data and response headers); false: resp holds the
+ * answer, the route's handler does not run and the connection is closed after it (the body was
+ * not read). Runs on many worker threads at once. */
+typedef bool (*http_guard_fn)(void *cbdata, http_request *req, http_response *resp);
 
 typedef struct http_config {
     const char *listen;        /* "127.0.0.1:8080", "8080" or "[::]:8080" */
@@ -62,6 +70,10 @@ typedef struct http_config {
     const char *web_root;      /* static files for "/" (dashboard), or NULL */
     rl_table *client_limits;   /* per-client token buckets (429 + Retry-After), or NULL; the
                                 * health probes /v2/health/... are never limited */
+    const char *tls_cert;      /* PEM certificate (chain) file: serve HTTPS only, TLS >= 1.2 */
+    const char *tls_key;       /* its PEM private key file (both NULL: plain HTTP) */
+    http_guard_fn guard;       /* auth: NULL sends every request straight to its handler */
+    void *guard_cbdata;        /* must outlive the server */
 } http_config;
 
 /* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after

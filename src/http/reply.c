@@ -125,6 +125,17 @@ int reply_status_of_deploy(deploy_status s)
     return HTTP_INTERNAL_ERROR;
 }
 
+int reply_status_of_auth(auth_verdict v)
+{
+    switch (v) {
+    case AUTH_ALLOW: return HTTP_OK;
+    case AUTH_PREFLIGHT: return HTTP_NO_CONTENT;
+    case AUTH_UNAUTHENTICATED: return HTTP_UNAUTHORIZED;
+    case AUTH_FORBIDDEN: break;
+    }
+    return HTTP_FORBIDDEN;
+}
+
 int reply_status_of_plugin(ds_status s)
 {
     switch ((int)s) { /* int: an isolated deployment's statuses lie beyond the enum */

@@ -21,7 +21,10 @@ enum {
     HTTP_OK = 200,
     HTTP_CREATED = 201,
     HTTP_ACCEPTED = 202,
+    HTTP_NO_CONTENT = 204,
     HTTP_BAD_REQUEST = 400,
+    HTTP_UNAUTHORIZED = 401,
+    HTTP_FORBIDDEN = 403,
     HTTP_NOT_FOUND = 404,
     HTTP_METHOD_NOT_ALLOWED = 405,
     HTTP_CONFLICT = 409,
@@ -58,5 +61,6 @@ int reply_status_of_registry(reg_status s);
 int reply_status_of_oip(oip_code c);
 int reply_status_of_deploy(deploy_status s);
 int reply_status_of_plugin(ds_status s);
+int reply_status_of_auth(auth_verdict v);
 
 #endif

@@ -233,6 +233,15 @@ static int manage_collect_event(void *ud, const reg_event *e)
         cJSON_AddNullToObject(o, "version");
     cJSON *detail = e->detail && e->detail[0] ? cJSON_Parse(e->detail) : NULL;
     cJSON_AddItemToObject(o, "detail", detail ? detail : cJSON_CreateObject());
+    /* who did it (null: the server itself, e.g. a restore or the canary guard) and from where */
+    if (e->actor)
+        cJSON_AddStringToObject(o, "actor", e->actor);
+    else
+        cJSON_AddNullToObject(o, "actor");
+    if (e->client_addr)
+        cJSON_AddStringToObject(o, "client_addr", e->client_addr);
+    else
+        cJSON_AddNullToObject(o, "client_addr");
     cJSON_AddItemToArray(ud, o);
     return 0;
 }

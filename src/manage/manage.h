@@ -10,6 +10,7 @@
 #ifndef DS_MANAGE_H
 #define DS_MANAGE_H
 
+#include "auth.h"
 #include "config.h"
 #include "deploy.h"
 #include "dynserve/plugin.h"
@@ -26,6 +27,7 @@ typedef struct manage_ctx {
     http_server *http;
     const ds_host_api *host;        /* for probing uploaded plugins (plugin/host.h) */
     const plugin_dirs *plugin_dirs; /* where register-by-path may read (plugin/plugin_file.h) */
+    auth *auth;                     /* tokens (reloaded after /tokens changes) and whoami */
 } manage_ctx;
 
 /* Triton's model repository extension, POST /v2/repository/index and
@@ -33,7 +35,8 @@ typedef struct manage_ctx {
  * this through serve_ctx.repository (main wires it); cbdata is the manage_ctx. */
 void manage_repository(void *cbdata, const http_request *req, http_response *resp);
 
-/* Register /models, /deployments, /metrics and the "/" catch-all (static files). 0 or -1. */
+/* Register /models, /deployments, /metrics, /tokens, /auth and the "/" catch-all (static files).
+ * 0 or -1. */
 int manage_register_routes(manage_ctx *s);
 
 #endif

@@ -16,9 +16,13 @@
  *   /deployments/<m>/<v>/stats           GET (with histogram)                 stats.c
  *   /metrics                             GET (Prometheus)                     metrics.c
  *   /openapi.json, /docs                 GET (inside the catch-all)           openapi.c
+ *   /tokens                              GET list, POST create                tokens.c
+ *   /tokens/<name|id>                    DELETE revoke                        tokens.c
+ *   /auth/whoami                         GET                                  tokens.c
  *   /                                    the dashboard's static files         http/http.c
  *
- * The data plane (/v2/..., /predict) is src/serve/'s (serve_register).
+ * The data plane (/v2/..., /predict) is src/serve/'s (serve_register). Who may call each route
+ * is declared in src/auth/auth_policy.c and enforced before any handler here runs.
  */
 #include "manage_internal.h"
 
@@ -63,6 +67,8 @@ int manage_register_routes(manage_ctx *s)
                                    (size_t)s->cfg->max_upload_bytes);
     rc |= http_route_add(s->http, "/deployments", manage_deployments, s);
     rc |= http_route_add(s->http, "/metrics", manage_metrics, s);
+    rc |= http_route_add(s->http, "/tokens", manage_tokens, s);
+    rc |= http_route_add(s->http, "/auth", manage_auth, s);
     rc |= http_route_add(s->http, "/", manage_static, s);
     return rc;
 }

@@ -48,10 +48,11 @@ int store_init(const char *data_dir, char *err, size_t errlen)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/plugins", data_dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
+    chmod(dir, 0700); /* private even when an older version made it 0755 (best effort) */
     store_remove_temporaries(dir);
     snprintf(dir, sizeof dir, "%s/import", data_dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -144,7 +145,7 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
         snprintf(err, errlen, "cannot create a file in %s/plugins: %s", data_dir, strerror(errno));
         return -1;
     }
-    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0755) == 0 && fsync(fd) == 0;
+    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
     int saved = errno;
     close(fd);
     if (!ok || rename(tmp, out_path) != 0) {

@@ -48,7 +48,7 @@ typedef struct flag_case {
     }
 
 static const flag_case flags[] = {
-    STR_CASE("host", "DYNSERVE_HOST", "127.0.0.1", host),
+    STR_CASE("host", "DYNSERVE_HOST", "192.0.2.7", host),
     INT_CASE("port", "DYNSERVE_PORT", "9123", port),
     STR_CASE("data-dir", "DYNSERVE_DATA_DIR", "/srv/dynserve-data", data_dir),
     STR_CASE("model-repository", "DYNSERVE_MODEL_REPOSITORY", "/srv/models", model_repository),
@@ -63,6 +63,15 @@ static const flag_case flags[] = {
     INT_CASE("max-depth", "DYNSERVE_MAX_DEPTH", "12", max_depth),
     INT_CASE("stats-flush-s", "DYNSERVE_STATS_FLUSH_S", "3", stats_flush_s),
     STR_CASE("log-level", "DYNSERVE_LOG_LEVEL", "debug", log_level),
+    STR_CASE("jwt-hs256-secret-file", "DYNSERVE_JWT_HS256_SECRET_FILE", "/run/s/jwt",
+             jwt_hs256_secret_file),
+    STR_CASE("jwt-role-claim", "DYNSERVE_JWT_ROLE_CLAIM", "dynserve_role", jwt_role_claim),
+    STR_CASE("jwt-issuer", "DYNSERVE_JWT_ISSUER", "https://idp.example", jwt_issuer),
+    STR_CASE("jwt-audience", "DYNSERVE_JWT_AUDIENCE", "dynserve", jwt_audience),
+    STR_CASE("infer-auth", "DYNSERVE_INFER_AUTH", "required", infer_auth),
+    STR_CASE("cors-origin", "DYNSERVE_CORS_ORIGIN", "https://a.example,https://b.example",
+             cors_origin),
+    STR_CASE("admin-token-file", "DYNSERVE_ADMIN_TOKEN_FILE", "/run/secrets/t", admin_token_file),
 };
 #define N_FLAGS (sizeof flags / sizeof flags[0])
 
@@ -71,6 +80,10 @@ static int clear_env(void **state)
     (void)state;
     for (size_t i = 0; i < N_FLAGS; i++)
         unsetenv(flags[i].env);
+    unsetenv("DYNSERVE_INSECURE"); /* a bare flag: tested on its own */
+    unsetenv("DYNSERVE_TLS_CERT");
+    unsetenv("DYNSERVE_TLS_KEY");
+    unsetenv("DYNSERVE_JWT_RS256_PUBLIC_KEY");
     return 0;
 }
 
@@ -113,7 +126,12 @@ static void test_defaults_without_flags_or_environment(void **state)
     char err[ERRLEN];
     char *argv[] = {"dynserve", NULL};
     assert_int_equal(parse(&cfg, err, 1, argv), CONFIG_OK);
-    assert_string_equal(cfg.host, "0.0.0.0");
+    assert_string_equal(cfg.host, "127.0.0.1"); /* loopback unless asked (README "Security") */
+    assert_int_equal(cfg.insecure, 0);
+    assert_string_equal(cfg.tls_cert, "");
+    assert_string_equal(cfg.jwt_role_claim, "role");
+    assert_string_equal(cfg.infer_auth, "open");
+    assert_string_equal(cfg.cors_origin, "");
     assert_int_equal(cfg.port, 8080);
     assert_string_equal(cfg.data_dir, "./data");
     assert_int_equal(cfg.threads, 64);
@@ -446,6 +464,35 @@ static void test_help_and_version_ask_to_exit(void **state)
     fflush(stdout);
 }
 
+static void test_security_flags_that_go_together(void **state)
+{
+    (void)state;
+    ds_config cfg;
+    char err[ERRLEN];
+    assert_int_equal(parse2(&cfg, err, "--insecure", NULL), CONFIG_OK); /* bare flag = true */
+    assert_int_equal(cfg.insecure, 1);
+    assert_int_equal(parse2(&cfg, err, "--insecure=false", NULL), CONFIG_OK);
+    assert_int_equal(cfg.insecure, 0);
+    assert_int_equal(parse2(&cfg, err, "--insecure=maybe", NULL), CONFIG_ERROR);
+    assert_non_null(strstr(err, "insecure"));
+    setenv("DYNSERVE_INSECURE", "yes", 1);
+    assert_int_equal(parse2(&cfg, err, "--port", "1"), CONFIG_OK);
+    assert_int_equal(cfg.insecure, 1);
+    unsetenv("DYNSERVE_INSECURE");
+    assert_int_equal(parse2(&cfg, err, "--tls-cert", "/c.pem"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "--tls-key"));
+    char *both[] = {"dynserve", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", NULL};
+    assert_int_equal(parse(&cfg, err, 5, both), CONFIG_OK);
+    assert_string_equal(cfg.tls_cert, "/c.pem");
+    assert_string_equal(cfg.tls_key, "/k.pem");
+    assert_int_equal(parse2(&cfg, err, "--infer-auth", "sometimes"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "infer-auth"));
+    char *two_keys[] = {"dynserve", "--jwt-hs256-secret-file", "/a", "--jwt-rs256-public-key",
+                        "/b", NULL};
+    assert_int_equal(parse(&cfg, err, 5, two_keys), CONFIG_ERROR);
+    assert_non_null(strstr(err, "not both"));
+}
+
 static void test_usage_lists_every_flag_and_the_environment_rule(void **state)
 {
     (void)state;
@@ -493,6 +540,7 @@ int main(void)
         T(test_stray_argument_is_an_error_naming_it),
         T(test_bad_environment_values_are_errors_naming_the_variable),
         T(test_help_and_version_ask_to_exit),
+        T(test_security_flags_that_go_together),
         T(test_usage_lists_every_flag_and_the_environment_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

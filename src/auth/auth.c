@@ -132,6 +132,8 @@ static int auth_entry_cmp(const void *a, const void *b)
 
 static auth_entry *auth_find(auth_entry *e, size_t n, const char *id)
 {
+    if (n == 0)
+        return NULL; /* e may be NULL then, which bsearch must not see */
     auth_entry key;
     snprintf(key.id, sizeof key.id, "%s", id);
     return bsearch(&key, e, n, sizeof *e, auth_entry_cmp);
@@ -147,7 +149,8 @@ static int auth_load_tokens(auth *a)
         log_warn("auth: cannot reload API tokens: %s", l.failed ? "out of memory" : err);
         return -1;
     }
-    qsort(l.e, l.n, sizeof *l.e, auth_entry_cmp);
+    if (l.n > 1)
+        qsort(l.e, l.n, sizeof *l.e, auth_entry_cmp);
     long bootstrap = -1;
     for (size_t i = 0; i < l.n; i++)
         if (!l.e[i].revoked && strcmp(l.e[i].name, AUTH_BOOTSTRAP_NAME) == 0)

@@ -92,12 +92,19 @@ static reg_status token_add_tx(registry *r, void *arg, char *err, size_t errlen)
     return token_insert(r, arg, err, errlen);
 }
 
-reg_status registry_token_add(registry *r, const reg_token *t, char *err, size_t errlen)
+/* Check t, then run `body` over it in one transaction. */
+static reg_status token_write(registry *r, const reg_token *t, tx_body body, char *err,
+                              size_t errlen)
 {
     reg_status st = reg__check_handle(r, err, errlen);
     if (st == REG_OK)
         st = check_token(t, err, errlen);
-    return st == REG_OK ? reg__locked_tx(r, token_add_tx, (void *)t, err, errlen) : st;
+    return st == REG_OK ? reg__locked_tx(r, body, (void *)t, err, errlen) : st;
+}
+
+reg_status registry_token_add(registry *r, const reg_token *t, char *err, size_t errlen)
+{
+    return token_write(r, t, token_add_tx, err, errlen);
 }
 
 static reg_status token_replace_tx(registry *r, void *arg, char *err, size_t errlen)
@@ -111,10 +118,7 @@ static reg_status token_replace_tx(registry *r, void *arg, char *err, size_t err
 
 reg_status registry_token_replace(registry *r, const reg_token *t, char *err, size_t errlen)
 {
-    reg_status st = reg__check_handle(r, err, errlen);
-    if (st == REG_OK)
-        st = check_token(t, err, errlen);
-    return st == REG_OK ? reg__locked_tx(r, token_replace_tx, (void *)t, err, errlen) : st;
+    return token_write(r, t, token_replace_tx, err, errlen);
 }
 
 static void token_of_row(sqlite3_stmt *st, reg_token *t)

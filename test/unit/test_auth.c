@@ -357,11 +357,17 @@ static void test_origins(void **state)
 
 /* ---- JWT ------------------------------------------------------------------------------------- */
 
+/* Write the HS256 secret file of the fixture into path (128 bytes). */
+static void hs_secret_file(struct fixture *f, char *path)
+{
+    snprintf(path, 128, "%s/hs.secret", f->dir);
+    write_file(path, HS_SECRET "\n");
+}
+
 static auth_jwt *hs_verifier(struct fixture *f, const char *issuer, const char *audience)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/hs.secret", f->dir);
-    write_file(path, HS_SECRET "\n");
+    hs_secret_file(f, path);
     auth_config cfg = {.jwt_hs256_secret_file = path, .jwt_issuer = issuer,
                        .jwt_audience = audience};
     auth_jwt *j = NULL;
@@ -485,8 +491,7 @@ static void test_jwt_role_claim_is_configurable(void **state)
 {
     struct fixture *f = *state;
     char path[128];
-    snprintf(path, sizeof path, "%s/hs.secret", f->dir);
-    write_file(path, HS_SECRET);
+    hs_secret_file(f, path);
     auth_config cfg = {.jwt_hs256_secret_file = path, .jwt_role_claim = "dynserve_role"};
     auth_jwt *j = NULL;
     assert_int_equal(auth_jwt_new(&cfg, &j, f->err, sizeof f->err), 0);
@@ -803,8 +808,7 @@ static void test_jwt_decisions(void **state)
 {
     struct fixture *f = *state;
     char path[128];
-    snprintf(path, sizeof path, "%s/hs.secret", f->dir);
-    write_file(path, HS_SECRET);
+    hs_secret_file(f, path);
     start(f, (auth_config){.loopback_listener = true, .jwt_hs256_secret_file = path,
                            .jwt_audience = "dynserve"});
     assert_true(auth_enabled(f->a)); /* a key alone turns auth on */

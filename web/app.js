@@ -103,7 +103,8 @@ async function request(method, path, body, contentType) {
     const text = await resp.text();
     let data;
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = { error: text.trim() || `HTTP ${resp.status}` }; }
-    return { ok: resp.ok, status: resp.status, statusText: resp.statusText, data, ms: performance.now() - t0 };
+    return { ok: resp.ok, status: resp.status, statusText: resp.statusText, data, ms: performance.now() - t0,
+      token: t };
   } catch (e) {
     return { ok: false, status: 0, statusText: '', data: { error: 'server unreachable' }, ms: performance.now() - t0 };
   }
@@ -115,7 +116,7 @@ const errorText = (r, method, path) =>
 // Resolves to the parsed body; throws with the server's {"error"} text.
 async function api(method, path, body, contentType) {
   const r = await request(method, path, body, contentType);
-  if (r.status === 401) needSignIn(errorText(r, method, path));
+  if (r.status === 401) needSignIn(errorText(r, method, path), r);
   if (!r.ok) throw new Error(errorText(r, method, path));
   return r.data;
 }
@@ -210,7 +211,10 @@ async function loadWho() {
   renderWho();
 }
 
-function needSignIn(message) {
+function needSignIn(message, r) {
+  // A 401 for a token that is no longer this tab's (a refresh that raced sign-in or sign-out)
+  // says nothing about the current one.
+  if (r && (r.token || null) !== (token() || null)) return;
   if (!who.auth) {
     who.auth = true;
     who.known = true;
@@ -228,6 +232,7 @@ $('signin-form').addEventListener('submit', async (ev) => {
   $('signin-token').value = '';
   hideError();
   await loadWho();
+  if (!token()) return; // refused: keep "sign-in failed: ..." instead of refreshing over it
   await refresh();
 });
 $('signout').addEventListener('click', async () => {
@@ -982,7 +987,8 @@ async function doRefresh() {
   $('main').classList.remove('stale');
   setText($('server-info'), server.ok && server.data ? `${server.data.name} ${server.data.version}` : '');
   setPill(health, ready.ok ? 'ready' : 'not ready', ready.ok ? 'active' : 'failed');
-  if ([models, deps, stats, events].some((r) => r.status === 401)) needSignIn(errorText(models, 'GET', '/models'));
+  const refused = [models, deps, stats, events].find((r) => r.status === 401);
+  if (refused) needSignIn(errorText(refused, 'GET', '/models'), refused);
 
   note('models-note', models, '/models');
   note('deployments-note', deps, '/deployments');

@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include <civetweb.h>
+#include <dlfcn.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <errno.h>
@@ -50,7 +51,8 @@ struct http_server {
     http_config cfg;
     char web_root[PATH_MAX];
     char tls_cert[PATH_MAX], tls_key[PATH_MAX];
-    char tls_error[256]; /* why the certificate or key was refused (http_init_tls) */
+    char tls_error[512]; /* why the certificate or key was refused (http_init_tls) */
+    void *tls_shims[2];  /* <bin dir>/tls/lib{crypto,ssl}.so while TLS runs (tls_shim_ssl.c) */
     int port;
     pthread_mutex_t routes_lock; /* guards `routes` (the wrapper list), not the hot path */
     http_route *routes;
@@ -437,6 +439,38 @@ static int http_init_tls(void *ssl_ctx, void *user_data)
     return -1;
 }
 
+/* Load <bin dir>/tls/libcrypto.so and libssl.so so that CivetWeb's dlopen of those names finds
+ * them (see tls_shim_ssl.c for why). 0, or -1 with the reason. */
+static int http_load_tls_shims(http_server *srv, char *err, size_t errlen)
+{
+    static const char *const names[2] = {"libcrypto.so", "libssl.so"};
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    char *slash = n > 0 ? (dir[n] = '\0', strrchr(dir, '/')) : NULL;
+    if (slash == NULL) {
+        snprintf(err, errlen, "TLS: cannot find the binary's directory");
+        return -1;
+    }
+    *slash = '\0';
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/tls/%s", dir, names[i]);
+        srv->tls_shims[i] = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (srv->tls_shims[i] == NULL) {
+            snprintf(err, errlen, "TLS needs %.200s (built and installed with dynserve): %.200s",
+                     path, dlerror());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void http_unload_tls_shims(http_server *srv)
+{
+    for (int i = 1; i >= 0; i--)
+        if (srv->tls_shims[i] != NULL)
+            dlclose(srv->tls_shims[i]);
+}
+
 void http_global_init(void)
 {
     mg_init_library(0);
@@ -526,8 +560,11 @@ int http_start(const http_config *cfg, http_server **out, char *err, size_t errl
     struct mg_init_data init = {
         .callbacks = &callbacks, .user_data = srv, .configuration_options = options};
     struct mg_error_data error = {.text = err, .text_buffer_size = errlen};
-    srv->ctx = mg_start2(&init, &error);
+    srv->ctx = tls && http_load_tls_shims(srv, srv->tls_error, sizeof srv->tls_error) != 0
+                   ? NULL
+                   : mg_start2(&init, &error);
     if (srv->ctx == NULL) {
+        http_unload_tls_shims(srv);
         if (srv->tls_error[0] != '\0')
             snprintf(err, errlen, "%s", srv->tls_error);
         else if (err[0] == '\0')
@@ -660,6 +697,7 @@ void http_stop(http_server *srv)
     http_drain(srv);
     conn_guard_stop(srv->guard); /* before CivetWeb closes sockets without telling the guard */
     mg_stop(srv->ctx); /* joins every worker: no handler runs after this */
+    http_unload_tls_shims(srv);
     pthread_mutex_lock(&srv->routes_lock);
     while (srv->routes != NULL)
         http_route_free(http_route_take(srv, srv->routes->uri));

@@ -441,3 +441,77 @@ def test_files_are_private(server):
     assert mode(server.data_dir / "registry.db") == 0o600
     plugins = list((server.data_dir / "plugins").glob("*.so"))
     assert plugins and all(mode(p) == 0o600 for p in plugins), [oct(mode(p)) for p in plugins]
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+class TlsServer(Server):
+    def __init__(self, workdir, cert, key, **kw):
+        super().__init__(workdir, args=["--tls-cert", str(cert), "--tls-key", str(key)], **kw)
+        self.cert = cert
+
+    @property
+    def base(self):
+        return f"https://localhost:{self.port}"
+
+    def wait_live(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError(f"exited {self.proc.returncode}: {self.stderr()}")
+            try:
+                if requests.get(self.url("/v2/health/live"), verify=str(self.cert),
+                                timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise ServerStartError(f"TLS server not live: {self.stderr()}")
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    srv = TlsServer(tmp_path / "tls", cert, key)
+    srv.start()
+    yield srv
+    if srv.alive():
+        srv.stop()
+    srv.close()
+
+
+def curl(*args):
+    return subprocess.run(["curl", "-s", "--max-time", "20", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_tls_with_curl(tls_server):
+    url = tls_server.url("/v2/health/live")
+    r = curl("--cacert", str(tls_server.cert), "-w", "\n%{http_code} %{ssl_verify_result}", url)
+    assert r.returncode == 0 and r.stdout.endswith("200 0"), r
+    r = curl("--cacert", str(tls_server.cert), "--tlsv1.2", "--tls-max", "1.2", url)
+    assert r.returncode == 0, r
+    for old in ("1.0", "1.1"):  # refused: TLS >= 1.2 only
+        r = curl("--cacert", str(tls_server.cert), "--tlsv1.0", "--tls-max", old, url)
+        assert r.returncode != 0, r
+    r = curl(f"http://localhost:{tls_server.port}/v2/health/live")  # plain HTTP on the TLS port
+    assert r.returncode != 0 or not r.stdout.startswith("{"), r
+    # the dashboard's own origin is https:// now
+    r = requests.post(tls_server.url("/deployments/deploy"), verify=str(tls_server.cert),
+                      json={"model_name": "quadratic_predictor", "version": "1"},
+                      headers={"Origin": tls_server.base}, timeout=HTTP_TIMEOUT_S)
+    expect_status(r, 201)
+
+
+def test_tls_key_problems_refuse_to_start(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate\n")
+    p = run_to_exit(["--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "d"),
+                     "--tls-cert", str(cert), "--tls-key", str(cert)], tmp_path)
+    assert p.returncode == 1 and "tls" in p.stderr.lower(), p
+    p = run_to_exit(["--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "d"),
+                     "--tls-cert", str(cert)], tmp_path)
+    assert p.returncode == 2 and "--tls-key" in p.stderr, p

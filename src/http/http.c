@@ -440,9 +440,11 @@ static int http_init_tls(void *ssl_ctx, void *user_data)
 }
 
 /* Load <bin dir>/tls/libcrypto.so and libssl.so so that CivetWeb's dlopen of those names finds
- * them (see tls_shim_ssl.c for why). 0, or -1 with the reason. */
+ * them (see tls_shim_ssl.c for why); only Debian's CivetWeb does that dlopen, the vendored one
+ * links OpenSSL 3. 0, or -1 with the reason. */
 static int http_load_tls_shims(http_server *srv, char *err, size_t errlen)
 {
+#ifdef DYNSERVE_SYSTEM_CIVETWEB
     static const char *const names[2] = {"libcrypto.so", "libssl.so"};
     char dir[PATH_MAX], path[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
@@ -462,6 +464,12 @@ static int http_load_tls_shims(http_server *srv, char *err, size_t errlen)
         }
     }
     return 0;
+#else
+    (void)srv;
+    (void)err;
+    (void)errlen;
+    return 0;
+#endif
 }
 
 static void http_unload_tls_shims(http_server *srv)

@@ -145,7 +145,9 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
         snprintf(err, errlen, "cannot create a file in %s/plugins: %s", data_dir, strerror(errno));
         return -1;
     }
-    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
+    /* 0644 inside a 0700 directory: nobody else can reach it by path, but an isolated worker,
+     * which drops to "nobody" and reopens the plugin through /proc/self/fd, can read it. */
+    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
     int saved = errno;
     close(fd);
     if (!ok || rename(tmp, out_path) != 0) {

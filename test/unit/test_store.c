@@ -1,8 +1,8 @@
 /*
  * Unit tests for src/plugin/store.c: SHA-256 of known vectors, content-addressed import of bytes
  * and files (<dir>/plugins/<sha>.so, same bytes, mode 0644 in a 0700 directory), idempotent
- * import, repair of a damaged stored copy, concurrent imports of the same content, and the errors (missing source, a source
- * that is not a file, an unwritable store, a too small path buffer).
+ * import, repair of a damaged stored copy, concurrent imports of the same content, and the errors
+ * (missing source, a source that is not a file, an unwritable store, a too small path buffer).
  *
  * Each test gets its own temporary data directory, removed afterwards.
  */

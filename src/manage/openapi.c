@@ -129,6 +129,17 @@ static const openapi_route openapi_table[] = {
     {"GET", "/docs", "viewer", "operations", "This document, rendered (Swagger UI)", NULL,
      "200", NULL},
     {"GET", "/", "open", "operations", "The dashboard", NULL, "200", NULL},
+    /* tokens and identity (README "Security") */
+    {"GET", "/tokens", "admin", "auth", "Every API token ever issued (never a secret)", NULL,
+     "200", "Object"},
+    {"POST", "/tokens", "admin", "auth",
+     "Create a token {name, role, expires?}; its text is in the reply, shown once", "Object",
+     "201", "Object"},
+    {"DELETE", "/tokens/{token}", "admin", "auth", "Revoke a token by name or id", NULL, "200",
+     "Object"},
+    {"GET", "/auth/whoami", "inference", "auth",
+     "The caller's token name and role (any valid token; {auth:false} with auth off)", NULL,
+     "200", "Object"},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -66,53 +66,53 @@ def expect_400_and_closed(port, data):
 
 
 def test_content_length_with_transfer_encoding_is_400_and_closed(shared):
-    smuggled = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    smuggled = b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"
     body = b"0\r\n\r\n" + smuggled
-    req = (b"POST /deployments/deploy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    req = (b"POST /deployments/deploy HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body)) + body
     got = expect_400_and_closed(shared.port, req)
     assert b'"live"' not in got, "the smuggled request was served"
 
 
 def test_conflicting_content_lengths_are_400_and_closed(shared):
-    expect_400_and_closed(shared.port, b"POST /deployments/deploy HTTP/1.1\r\nHost: x\r\n"
+    expect_400_and_closed(shared.port, b"POST /deployments/deploy HTTP/1.1\r\nHost: localhost\r\n"
                           b"Content-Length: 2\r\nContent-Length: 30\r\n\r\n{}" + b" " * 28)
 
 
 def test_non_numeric_content_length_is_400_and_closed(shared):
-    expect_400_and_closed(shared.port, b"POST /deployments/deploy HTTP/1.1\r\nHost: x\r\n"
+    expect_400_and_closed(shared.port, b"POST /deployments/deploy HTTP/1.1\r\nHost: localhost\r\n"
                           b"Content-Length: 2abc\r\n\r\n{}")
 
 
 @pytest.mark.parametrize("req", [
     b"GET /v2/health/live HTTP/1.1\nHost: x\n\n",
     b"GET /v2/health/live HTTP/1.1\r\nHost: x\nAccept: */*\r\n\r\n",
-    b"GET /v2/health/live HTTP/1.1\nHost: x\r\n\r\n",
-    b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\n",
+    b"GET /v2/health/live HTTP/1.1\nHost: localhost\r\n\r\n",
+    b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\n",
 ], ids=["all-bare-lf", "bare-lf-between-fields", "bare-lf-request-line", "bare-lf-end"])
 def test_bare_lf_line_endings_are_400_and_closed(shared, req):
     expect_400_and_closed(shared.port, req)
 
 
 @pytest.mark.parametrize("req", [
-    b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length : 0\r\n\r\n",
-    b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n",
+    b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nContent-Length : 0\r\n\r\n",
+    b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nX-A: 1\r\n folded\r\n\r\n",
     b"GET /v2/health/live HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(70)) +
-    b"Host: x\r\n\r\n",
+    b"Host: localhost\r\n\r\n",
 ], ids=["space-before-colon", "folded-line", "too-many-fields"])
 def test_ambiguous_header_blocks_are_400_and_closed(shared, req):
     expect_400_and_closed(shared.port, req)
 
 
 def test_well_framed_pipelined_requests_are_all_served(shared):
-    one = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
-    post = (b"POST /v2/models/none/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    one = b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    post = (b"POST /v2/models/none/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
     got, _ = raw(shared.port, one + post + one, timeout=2)
     assert statuses(got) == [200, 404, 200], got[:600]
 
 
 def test_oversized_header_block_is_refused(shared):
-    got, closed = raw(shared.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: " +
+    got, closed = raw(shared.port, b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: " +
                       b"a" * 20000 + b"\r\n\r\n")
     assert statuses(got) and statuses(got)[0] in (400, 413, 431), got[:300]
     assert closed
@@ -189,7 +189,7 @@ def test_idle_connections_do_not_take_health_away(server_factory):
 
 def test_header_deadline_drops_a_slow_client(server_factory):
     srv = server_factory(args=["--header-timeout-ms", "1000"])
-    got, closed = raw(srv.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n", timeout=10)
+    got, closed = raw(srv.port, b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n", timeout=10)
     assert closed, "a client that never finished its headers was kept past the deadline"
     assert b'"live"' not in got
 

@@ -499,6 +499,12 @@ function makeCard(model) {
       type: 'number', min: 0, step, class: 'num', id: `g-${k}-${id}`, name: k,
       'data-testid': `guard-${k}-${model}`, placeholder: 'default',
     })])));
+  const shadowVersion = el('select', { id: `sh-${id}`, name: 'shadow_version', 'data-testid': `shadow-version-${model}` },
+    el('option', { value: '' }, 'none'));
+  const shadowPercent = el('input', {
+    type: 'number', min: 0, max: 100, step: 1, class: 'num', id: `shp-${id}`, name: 'shadow_percent',
+    'data-testid': `shadow-percent-${model}`,
+  });
   const submit = el('button', { type: 'submit', 'data-testid': `set-traffic-${model}`, 'data-need': 'deployer' }, 'Set split');
   const discard = el('button', { type: 'button', 'data-testid': `discard-${model}`, hidden: true }, 'Discard edits');
   const form = el('form', {
@@ -509,6 +515,9 @@ function makeCard(model) {
       el('p', { class: 'sum-line' }, sum)]),
     el('fieldset', {}, [el('legend', {}, 'Guard: automatic rollback of a failing canary'),
       el('div', { class: 'row' }, [guardOn, el('label', { for: guardOn.id }, 'guard on')]), guardBox]),
+    el('fieldset', {}, [el('legend', {}, 'Shadow: copy a share of requests to a version, compare, never wait for it'),
+      el('div', { class: 'row' }, [el('label', { for: shadowVersion.id }, 'shadow version'), shadowVersion,
+        el('label', { for: shadowPercent.id }, 'copy %'), shadowPercent])]),
     el('div', { class: 'row' }, [submit, discard]),
   ]);
   const card = el('article', { class: 'card', 'data-testid': `canary-${model}`, 'aria-labelledby': `h-card-${id}` });
@@ -517,7 +526,12 @@ function makeCard(model) {
     const bad = inputs.filter((i) => i.value === '' || !Number.isInteger(Number(i.value)) || Number(i.value) < 0 || Number(i.value) > 100);
     const s = inputs.reduce((a, i) => a + Number(i.value || 0), 0);
     inputs.forEach((i) => setAttr(i, 'aria-invalid', bad.includes(i) || s !== 100 ? 'true' : null));
-    const why = bad.length ? 'each weight must be a whole number 0–100' : s !== 100 ? `weights sum to ${s}, not 100` : '';
+    const sp = shadowPercent.value;
+    const shadowBad = shadowVersion.value !== '' && (sp === '' || !Number.isInteger(Number(sp)) || Number(sp) < 0 || Number(sp) > 100);
+    setAttr(shadowPercent, 'aria-invalid', shadowBad ? 'true' : null);
+    shadowPercent.disabled = shadowVersion.value === '';
+    const why = bad.length ? 'each weight must be a whole number 0–100' : s !== 100 ? `weights sum to ${s}, not 100`
+      : shadowBad ? 'the shadow copy % must be a whole number 0–100' : '';
     setText(sum, `sum ${s}%${why ? ` — ${why}` : ' ✓'}`);
     sum.className = why ? 'bad' : 'ok';
     setWhy(submit, why);
@@ -531,20 +545,26 @@ function makeCard(model) {
     if (submit.disabled) return;
     const w = {};
     weights.querySelectorAll('input').forEach((i) => { w[i.dataset.version] = Number(i.value); });
+    // A PUT without "shadow" ends the shadow: the form always says what it wants.
     let body = w;
-    if (guardOn.checked) {
-      const g = {};
-      guardBox.querySelectorAll('input').forEach((i) => { if (i.value !== '') g[i.name] = Number(i.value); });
-      body = { weights: w, guard: g };
+    if (guardOn.checked || shadowVersion.value !== '') {
+      body = { weights: w };
+      if (guardOn.checked) {
+        const g = {};
+        guardBox.querySelectorAll('input').forEach((i) => { if (i.value !== '') g[i.name] = Number(i.value); });
+        body.guard = g;
+      }
+      if (shadowVersion.value !== '') body.shadow = { version: shadowVersion.value, percent: Number(shadowPercent.value) };
     }
     act(submit, () => api('PUT', `/deployments/${enc(model)}/traffic`, body), (out) => {
       clean(form);
       discard.hidden = true;
-      return `Traffic of ${model}: ${out && out.weights ? splitText(out.weights) : 'set'}${out && out.guard ? ', guard armed' : ''}`;
+      return `Traffic of ${model}: ${out && out.weights ? splitText(out.weights) : 'set'}${out && out.guard ? ', guard armed' : ''}`
+        + `${out && out.shadow ? `, shadow v${out.shadow.version} ${out.shadow.percent}%` : ''}`;
     });
   });
 
-  const target = el('select', { id: `p-${id}`, 'data-testid': `promote-target-${model}` });
+  const target = el('select', { id: `p-${id}`, class: 'promote-target', 'data-testid': `promote-target-${model}` });
   const promoteForm = el('form', { class: 'row', 'data-edit-name': `promotion of ${model}`, 'aria-label': `promote or roll back ${model}` });
   const promote = el('button', { type: 'submit', 'data-testid': `promote-${model}`, 'data-need': 'deployer' }, 'Promote');
   const rollback = el('button', { type: 'button', 'data-testid': `rollback-${model}`, 'data-need': 'deployer' }, 'Roll back to the previous split');
@@ -603,6 +623,18 @@ function updateWeights(card, model, versions, weights) {
   });
 }
 
+function updateShadowFields(card, versions, shadow) {
+  const form = card.querySelector('form.split-form');
+  const select = form.querySelector('select[name=shadow_version]');
+  const opts = [['', 'none'], ...versions.map((v) => [v, `v${v}`])];
+  reconcile(select, opts, (o) => `o${o[0]}`, (o) => el('option', { value: o[0] }, o[1]), () => {});
+  if (editing(form) && versions.includes(select.value)) return;
+  select.value = shadow && versions.includes(shadow.version) ? shadow.version : '';
+  const input = form.querySelector('input[name=shadow_percent]');
+  const p = shadow ? String(shadow.percent) : '';
+  if (input.value !== p) input.value = p;
+}
+
 function updateGuardFields(card, guard) {
   const form = card.querySelector('form.split-form');
   if (editing(form)) return;
@@ -628,8 +660,10 @@ function updateCard(card, model) {
     seg.style.flexGrow = String(shown[v]);
     setText(seg, `v${v} ${shown[v]}%`);
   });
-  setText(card.querySelector('.split-text'), weights ? `Split: ${splitText(weights)}`
-    : `No split set: v${newest} (the newest) takes all traffic`);
+  const shadow = t && t.shadow;
+  setText(card.querySelector('.split-text'), (weights ? `Split: ${splitText(weights)}`
+    : `No split set: v${newest} (the newest) takes all traffic`)
+    + (shadow ? ` · shadow: v${shadow.version} gets a copy of ${shadow.percent}%` : ''));
   const g = card.querySelector('.guard-text');
   if (!guard) setText(g, 'Guard: off');
   else {
@@ -641,10 +675,11 @@ function updateCard(card, model) {
 
   updateWeights(card, model, versions, weights);
   updateGuardFields(card, guard);
+  updateShadowFields(card, versions, shadow);
   card.validate();
 
-  const promoteForm = card.querySelector('select').form;
-  const target = card.querySelector('select');
+  const target = card.querySelector('select.promote-target');
+  const promoteForm = target.form;
   reconcile(target, versions, (v) => v, (v) => el('option', { value: v }, `v${v}`), () => {});
   if (!editing(promoteForm) || !versions.includes(target.value)) target.value = newest;
 

@@ -24,8 +24,8 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = resolve(process.env.DYNSERVE_BIN || join(repo, 'build', 'dynserve'));
 const webRoot = resolve(process.env.DYNSERVE_WEB_ROOT || join(repo, 'web'));
 const Q = 'quadratic_predictor';
-const STEP_MS = 10000; // one wait in the page
-const TEST_MS = 60000; // one test
+const STEP_MS = 30000; // one wait in the page (generous: the test machine may be loaded)
+const TEST_MS = 180000; // one test
 const T = { timeout: TEST_MS };
 
 const pageErrors = [];
@@ -108,8 +108,11 @@ function step(name, fn) {
       await fn(t);
     } catch (e) {
       const file = await screenshot(`FAILED ${name}`).catch(() => null);
-      if (file) e.message += `\n  screenshot: ${file}`;
-      if (serverLog) e.message += `\n  server log (tail): ${serverLog.slice(-2000)}`;
+      let more = file ? `\n  screenshot: ${file}` : '';
+      if (serverLog) more += `\n  server log (tail): ${serverLog.slice(-2000)}`;
+      if (more) {
+        try { e.message += more; } catch (_) { console.log(`${name}:${more}`); } // some errors' message is read-only
+      }
       throw e;
     }
   });
@@ -151,7 +154,7 @@ const statsPolls = () => requests.filter((r) => r.url.endsWith('/models/stats'))
 // Wait until the page has polled the stats `n` more times (one poll per refresh cycle).
 async function refreshCycles(n) {
   const start = statsPolls();
-  await waitFor(async () => statsPolls() >= start + n, `${n} refresh cycles`, 20000);
+  await waitFor(async () => statsPolls() >= start + n, `${n} refresh cycles`, 2 * STEP_MS);
   await sleep(300); // let the last cycle's rendering finish
 }
 const activeTestId = () => page.evaluate(() => document.activeElement && document.activeElement.dataset.testid);
@@ -323,6 +326,35 @@ step('guard settings: the server gets the guard, the page shows it armed and dra
   assert.deepEqual([t.guard.max_error_rate, t.guard.max_p99_ratio, t.guard.min_requests, t.guard.window_s], [0.5, 50, 1000000, 5]);
   await waitFor(async () => (await text(`guard-${Q}`)).startsWith(`Guard: ${t.guard.state}`), 'guard state');
   await waitFor(async () => (await chartData(Q, 'errors')).hlines.some((h) => h.y === 50), 'guard line at 50 %');
+});
+
+step('shadow traffic: set from the form, kept when the split changes, ended with "none"', async (t) => {
+  const probe = await get(`/deployments/${Q}/traffic`);
+  if (!('shadow' in probe)) { t.skip('this server has no shadow traffic'); return; }
+  await page.getByTestId(`shadow-version-${Q}`).selectOption('2');
+  await page.getByTestId(`shadow-percent-${Q}`).fill('');
+  assert.match(await text(`sum-${Q}`), /shadow copy %/);
+  assert.equal(await page.getByTestId(`set-traffic-${Q}`).isDisabled(), true);
+  await page.getByTestId(`shadow-percent-${Q}`).fill('20');
+  await page.getByTestId(`set-traffic-${Q}`).click();
+  await waitFor(async () => (await get(`/deployments/${Q}/traffic`)).shadow !== null, 'shadow on the server');
+  assert.deepEqual((await get(`/deployments/${Q}/traffic`)).shadow, { version: '2', percent: 20 });
+  await waitFor(async () => /shadow: v2 gets a copy of 20%/.test(await text(`split-${Q}`)), 'shadow shown');
+  // a split change from the page keeps the shadow (a PUT without it would end it)
+  await page.getByTestId(`weight-${Q}/1`).fill('80');
+  await page.getByTestId(`weight-${Q}/2`).fill('20');
+  await page.getByTestId(`set-traffic-${Q}`).click();
+  await waitFor(async () => (await weightsOf(Q))['1'] === 80, 'new split');
+  const kept = await get(`/deployments/${Q}/traffic`);
+  assert.deepEqual(kept.shadow, { version: '2', percent: 20 });
+  assert.ok(kept.guard, 'guard kept');
+  await page.getByTestId(`shadow-version-${Q}`).selectOption('');
+  await page.getByTestId(`weight-${Q}/1`).fill('90');
+  await page.getByTestId(`weight-${Q}/2`).fill('10');
+  await page.getByTestId(`set-traffic-${Q}`).click();
+  await waitFor(async () => (await get(`/deployments/${Q}/traffic`)).shadow === null, 'shadow ended');
+  assert.deepEqual(await weightsOf(Q), { 1: 90, 2: 10 });
+  await waitFor(async () => (await text(`split-${Q}`)) === 'Split: v1: 90%, v2: 10%', 'no shadow shown');
 });
 
 step('charts: after traffic they hold real data points per version, the split and the events', async () => {

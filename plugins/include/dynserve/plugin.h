@@ -1,10 +1,18 @@
 /*
  * dynserve plugin ABI: the only header a model plugin includes.
  *
- * A model version is a shared object that exports one C symbol, DS_PLUGIN_ENTRY_SYMBOL
- * ("dynserve_plugin_entry"). The server dlopens the file, calls the entry with a table of host
- * services (ds_host_api) and receives the plugin's table (ds_plugin_api). Everything else goes
- * through those two tables, so a plugin never links against server symbols.
+ * A model version is a shared object that exports one C symbol. The server dlopens the file,
+ * calls the entry with a table of host services (ds_host_api) and receives the plugin's table
+ * (ds_plugin_api). Everything else goes through those two tables, so a plugin never links
+ * against server symbols. Entry symbols, tried in this order (sqlite3ext.h's "one well-known
+ * name with a documented fallback"):
+ *   - DS_PLUGIN_INIT_SYMBOL ("dynserve_plugin_init", ABI 1.1): returns a status and can say why
+ *     it refuses, like sqlite3_extension_init's pzErrMsg;
+ *   - DS_PLUGIN_ENTRY_SYMBOL ("dynserve_plugin_entry", ABI 1.0): returns the table or NULL.
+ *
+ * A backend is a plugin that serves model files: a version is then {backend, artifact directory,
+ * config.json}, and every instance learns the version's artifact directory and config through
+ * ds_instance_context (ABI 1.1), and may describe its own inputs/outputs (read from the file).
  *
  * Versioning (sqlite3ext.h / tritonbackend.h style):
  *   - DS_PLUGIN_ABI_MAJOR changes only on incompatible change; the server refuses another major.
@@ -39,8 +47,9 @@ extern "C" {
 #endif
 
 #define DS_PLUGIN_ABI_MAJOR    1
-#define DS_PLUGIN_ABI_MINOR    0
+#define DS_PLUGIN_ABI_MINOR    1
 #define DS_PLUGIN_ENTRY_SYMBOL "dynserve_plugin_entry"
+#define DS_PLUGIN_INIT_SYMBOL  "dynserve_plugin_init" /* ABI 1.1 entry, tried first */
 #define DS_MAX_RANK            8
 #define DS_ERROR_MESSAGE_MAX   256
 
@@ -50,16 +59,39 @@ extern "C" {
 #define DS_PLUGIN_EXPORT
 #endif
 
+#if defined(__GNUC__)
+#define DS_PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define DS_PRINTF_LIKE(fmt, args)
+#endif
+
 /* Result of every ABI call. The server maps them to HTTP: INVALID_ARGUMENT -> 400,
- * UNAVAILABLE -> 503, everything else -> 500. */
+ * NOT_FOUND -> 404, UNAVAILABLE -> 503, DEADLINE_EXCEEDED -> 504, CANCELLED -> 499 (the client
+ * went away; gRPC's mapping), everything else -> 500.
+ *
+ * When a function returns a ds_status and also writes a ds_error, the RETURN VALUE WINS: the
+ * server decides by it and uses err->message only as text; err->code is informational (a plugin
+ * that forgets to set it, or sets a different code, gets what it returned). A non-DS_OK return
+ * with an empty message is reported as "(no message)". */
 typedef enum ds_status {
     DS_OK = 0,
     DS_ERR_INVALID_ARGUMENT = 1, /* the request's data is wrong for this model */
     DS_ERR_INTERNAL = 2,         /* the plugin failed */
     DS_ERR_UNAVAILABLE = 3,      /* temporarily cannot serve (e.g. overloaded) */
     DS_ERR_NO_MEMORY = 4,
-    DS_ERR_UNSUPPORTED = 5 /* config or feature not supported by this plugin */
+    DS_ERR_UNSUPPORTED = 5,       /* config or feature not supported by this plugin */
+    DS_ERR_NOT_FOUND = 6,         /* ABI 1.1: a named thing (file, output, key) does not exist */
+    DS_ERR_DEADLINE_EXCEEDED = 7, /* ABI 1.1: the request's deadline passed (see is_cancelled) */
+    DS_ERR_CANCELLED = 8          /* ABI 1.1: the request was abandoned (see is_cancelled) */
 } ds_status;
+
+/* Log levels of ds_host_api.logf (ABI 1.1); the same numbers as ds_host_api.log's int level. */
+typedef enum ds_log_level {
+    DS_LOG_ERROR = 0,
+    DS_LOG_WARN = 1,
+    DS_LOG_INFO = 2,
+    DS_LOG_DEBUG = 3
+} ds_log_level;
 
 /* Tensor element types, named as the Open Inference Protocol names them.
  * DS_TYPE_ANY is valid only in metadata ("accepts any datatype"). */
@@ -159,6 +191,11 @@ typedef struct ds_infer_request {
 /* Opaque: where a plugin puts its outputs. Defined inside the server only. */
 typedef struct ds_infer_response ds_infer_response;
 
+/* Opaque (ABI 1.1): one deployment of a version, as the server names it in logs. Handed to the
+ * plugin in ds_instance_context; owned by the server and valid until destroy() of that instance
+ * returns. */
+typedef struct ds_deployment ds_deployment;
+
 /* Services the server offers the plugin. Owned by the server; valid from the entry call until
  * dlclose, so a plugin may keep the pointer. Every function is thread-safe. */
 typedef struct ds_host_api {
@@ -176,8 +213,24 @@ typedef struct ds_host_api {
     void *(*output_alloc)(ds_infer_response *resp, const char *name, ds_datatype datatype,
                           uint32_t rank, const int64_t *shape, size_t byte_size, ds_error *err);
 
-    /* Log a line at level 0 (error), 1 (warning), 2 (info), 3 (debug). `msg` is copied. */
+    /* Log a line at level 0 (error), 1 (warning), 2 (info), 3 (debug). `msg` is copied.
+     * Kept for ABI 1.0 plugins; new code uses logf. */
     void (*log)(int level, const char *msg);
+
+    /* ---- ABI 1.1 (check struct_size >= offsetof(ds_host_api, <field>) + its size) ---- */
+
+    /* printf-style log line naming the deployment ("model/version#id") in each line; `dep` may
+     * be NULL (in load/unload, or the entry) and the line then names only the plugin. The
+     * formatted text is copied; a line is cut at 1 KiB. Thread-safe. */
+    void (*logf)(const ds_deployment *dep, ds_log_level level, const char *fmt, ...)
+        DS_PRINTF_LIKE(3, 4);
+
+    /* Nonzero when the request behind `resp` was abandoned: the client disconnected
+     * (DS_ERR_CANCELLED) or its deadline passed (DS_ERR_DEADLINE_EXCEEDED); the value returned
+     * is that status, 0 while the request is still wanted. A long execute() may poll it and
+     * return the status it got. Cheap (no syscall); valid during execute()/execute_batch() for
+     * the `resp` passed to them. Thread-safe for distinct `resp`. */
+    ds_status (*is_cancelled)(const ds_infer_response *resp);
 } ds_host_api;
 
 /* ds_plugin_api.flags
@@ -186,9 +239,49 @@ typedef struct ds_host_api {
  * parallel). */
 #define DS_PLUGIN_THREAD_SAFE 0x1u
 
+/* ABI 1.1: what the server tells an instance when it creates it (Triton's TRITONBACKEND_Model
+ * and TRITONBACKEND_ModelInstance properties, in one struct). Owned by the server. The input
+ * fields are valid only during create_instance() (copy what you keep) except `deployment`, which
+ * is valid until destroy() of this instance returns. Read only fields below struct_size. */
+typedef struct ds_instance_context {
+    uint32_t struct_size;    /* sizeof(ds_instance_context) as the server was built */
+    uint32_t instance_index; /* 0 .. instance_count-1 within this deployment */
+    uint32_t instance_count; /* instances the deployment creates (its "instance_count") */
+    uint32_t reserved_u32;
+    const char *model_name;    /* registered model name */
+    const char *model_version; /* registered version */
+    const char *deployment_id; /* unique in this process, e.g. "digits/1#7" */
+    /* The version's artifact directory (absolute path, holding config.json and the model
+     * files), or NULL for a plain .so version. Read-only: never write into it. */
+    const char *artifact_dir;
+    const char *config_json;         /* the version's config as a JSON object text, "{}" if none */
+    const ds_deployment *deployment; /* for host->logf */
+
+    /* Out (optional): set to describe THIS instance's inputs/outputs when they come from the
+     * artifact rather than from ds_plugin_api.model (a generic ONNX backend reads them from the
+     * graph). Owned by the instance and valid until destroy(). The server checks it with the same
+     * rules as the plugin's table, and uses it for OIP metadata, request validation and the
+     * dashboard. Every instance of one deployment must describe the same IO. */
+    const ds_model_desc *model;
+
+    void *reserved[8]; /* zero; for later minors */
+} ds_instance_context;
+
+/* ABI 1.1: what the load hook receives. Owned by the server, valid only during load(). */
+typedef struct ds_load_context {
+    uint32_t struct_size;    /* sizeof(ds_load_context) as the server was built */
+    uint32_t reserved_u32;
+    const char *plugin_path; /* the file being loaded */
+    void *reserved[8];
+} ds_load_context;
+
 /* The plugin's table. Returned by the entry point; owned by the plugin and valid until dlclose.
  * Lifecycle per deployment: create -> execute* -> destroy. The server calls destroy exactly once
- * for every instance create() returned, on every path, before dlclose. */
+ * for every instance create() returned, on every path, before dlclose.
+ * ABI 1.1 lifecycle of a loaded image (one dlopen'ed file, shared by every deployment that uses
+ * it): load -> (create_instance -> execute*|execute_batch* -> destroy)* -> unload -> dlclose.
+ * load runs before the first instance of the image and unload after the last one is destroyed;
+ * a later deployment of the same file runs load again. */
 typedef struct ds_plugin_api {
     uint32_t struct_size;       /* sizeof(ds_plugin_api) as the plugin was built */
     uint16_t abi_major;         /* DS_PLUGIN_ABI_MAJOR the plugin was built with */
@@ -210,14 +303,49 @@ typedef struct ds_plugin_api {
 
     /* Release an instance. Called once per successful create(), after the last execute(). */
     void (*destroy)(void *instance);
+
+    /* ---- ABI 1.1 (a table with abi_minor >= 1 and struct_size covering them) ---- */
+
+    /* Create instance ctx->instance_index of a deployment. Preferred over create() when set
+     * (then create may be NULL); same ownership as create(): on DS_OK *instance belongs to the
+     * plugin until destroy(), on error nothing is left to destroy. A plugin without
+     * DS_PLUGIN_THREAD_SAFE gets ctx->instance_count instances that may execute in parallel,
+     * each one at a time. */
+    ds_status (*create_instance)(ds_instance_context *ctx, void **instance, ds_error *err);
+
+    /* Optional hooks around the first/last instance of a loaded image (thread pools, library
+     * init). unload is called only after a successful load. Serialised with every other
+     * load/unload/entry call of any plugin. NULL = nothing to do. */
+    ds_status (*load)(const ds_load_context *ctx, ds_error *err);
+    void (*unload)(void);
+
+    /* Optional: run `count` (1..max_batch_size) requests in one call; used by dynamic batching.
+     * requests[i] goes with responses[i] and errors[i] (all server-owned, valid during the
+     * call; errors zeroed by the server). Return DS_OK when the batch ran: request i then
+     * succeeded unless errors[i].code != DS_OK. A non-DS_OK return fails every request of the
+     * batch with that status and errors[0].message. Same thread rules as execute(). */
+    ds_status (*execute_batch)(void *instance, uint32_t count,
+                               const ds_infer_request *const *requests,
+                               ds_infer_response *const *responses, ds_error *errors);
+    uint32_t max_batch_size; /* most requests per execute_batch call; 0 = no execute_batch */
+    uint32_t reserved_u32;   /* zero */
 } ds_plugin_api;
 
-/* The one exported symbol. `host` stays valid until dlclose. Returns the plugin's table (owned
+/* The ABI 1.0 entry. `host` stays valid until dlclose. Returns the plugin's table (owned
  * by the plugin, valid until dlclose), or NULL if the plugin cannot work with this host.
  * It may be called more than once (the same file loaded for two deployments shares one image):
  * return the same table each time. The server passes the same host table every time. */
 typedef const ds_plugin_api *(*ds_plugin_entry_fn)(const ds_host_api *host);
 DS_PLUGIN_EXPORT const ds_plugin_api *dynserve_plugin_entry(const ds_host_api *host);
+
+/* The ABI 1.1 entry, DS_PLUGIN_INIT_SYMBOL, tried before DS_PLUGIN_ENTRY_SYMBOL. Same contract
+ * as dynserve_plugin_entry, but it returns a status: on DS_OK *table is set; otherwise the
+ * server refuses the file with err->message as the reason (the return value wins over
+ * err->code, as everywhere). A plugin exports one of the two. */
+typedef ds_status (*ds_plugin_init_fn)(const ds_host_api *host, const ds_plugin_api **table,
+                                       ds_error *err);
+DS_PLUGIN_EXPORT ds_status dynserve_plugin_init(const ds_host_api *host,
+                                                const ds_plugin_api **table, ds_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,68 @@
+/*
+ * artifact: model versions made of files — a backend name, a config.json and the model files
+ * (Triton's `<model>/<version>/` directory). Owns the content-addressed artifact store,
+ * <data-dir>/artifacts/<sha256>/, and the rules for what such a directory may hold.
+ *
+ * A version directory holds config.json (a JSON object whose "backend" names the backend
+ * plugin, [a-z0-9_]{1,32}) and up to ARTIFACT_MAX_FILES regular files with plain names
+ * ([A-Za-z0-9_.-], not starting with '.'). Registering copies it into the store under the
+ * SHA-256 of its contents, so the files a registered version serves never change behind the
+ * registry's back, and identical contents are stored once. The digest covers every file:
+ *   sha256( for each file, sorted by name: name '\0' size-in-decimal '\0' sha256-hex '\n' )
+ * Directories appear atomically: files are written and fsynced in a staging directory that is
+ * renamed into place. A stored directory is read-only by convention (backends get its path).
+ *
+ * Backends are found as <backend-dir>/<name>/libdynserve_<name>.so (Triton's
+ * backends/<name>/libtriton_<name>.so layout).
+ *
+ * Errors: ARTIFACT_INVALID is the client's fault (bad archive, missing config.json, bad names:
+ * a 400), ARTIFACT_IO the server's (disk full, permissions: a 500); both with a message.
+ * Thread-safety: reentrant; concurrent imports of the same content are safe.
+ */
+#ifndef DS_ARTIFACT_H
+#define DS_ARTIFACT_H
+
+#include <stddef.h>
+
+#define ARTIFACT_MAX_FILES   64
+#define ARTIFACT_NAME_MAX    128
+#define ARTIFACT_BACKEND_MAX 32
+#define ARTIFACT_SHA256_HEX  65
+#define ARTIFACT_CONFIG      "config.json"
+
+typedef enum artifact_status {
+    ARTIFACT_OK = 0,
+    ARTIFACT_INVALID = -1, /* the files or archive are wrong */
+    ARTIFACT_IO = -2       /* the server could not read or write */
+} artifact_status;
+
+/* Create <data_dir>/artifacts if needed. 0, or -1 with a reason. */
+int artifact_init(const char *data_dir, char *err, size_t errlen);
+
+/* 1 when `dir` is a directory holding a regular config.json (a backend version), else 0. */
+int artifact_is_version_dir(const char *dir);
+
+/* Copy the version directory `src_dir` / the files of a tar archive into the store. On success
+ * writes the digest and the stored directory's path (at most out_len bytes). */
+artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
+                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                    char *err, size_t errlen);
+artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_t len,
+                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                    char *err, size_t errlen);
+
+/* Read and check <dir>/config.json. On success *config_json is its text (malloc'd; the caller
+ * frees) and backend holds the backend name. */
+artifact_status artifact_read_config(const char *dir, char **config_json,
+                                     char backend[ARTIFACT_BACKEND_MAX + 1], char *err,
+                                     size_t errlen);
+
+/* The backend's shared object, <backend_dir>/<name>/libdynserve_<name>.so. 0 when it exists
+ * (path written), -1 with a reason ("unknown backend ..."). */
+int artifact_backend_path(const char *backend_dir, const char *backend, char *out,
+                          size_t out_len, char *err, size_t errlen);
+
+/* 1 when `name` is a valid backend name ([a-z0-9_]{1,32}). */
+int artifact_backend_name_ok(const char *name);
+
+#endif

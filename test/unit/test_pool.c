@@ -38,7 +38,7 @@ static loader_plugin *open_fixture(const char *name)
     return p;
 }
 
-static const loader_instance_args args_for(const char *config)
+static loader_instance_args args_for(const char *config)
 {
     loader_instance_args a = {.model_name = "m", .model_version = "1", .deployment_id = "m/1#1",
                               .config_json = config};

@@ -37,6 +37,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,9 +75,21 @@ struct loader_plugin {
     char *path;          /* owned copy, for messages */
     ds_plugin_api api;   /* zero-extended copy of the plugin's table; api.model == &model */
     ds_model_desc model; /* zero-extended copy of the plugin's model description */
+    bool loaded;         /* counted in `images` (its load hook ran or it has none) */
 };
 
-/* Serialises calls into plugin entry points (guards no data): plugins initialise one at a time. */
+/* How many open loader_plugins share each dlopen handle, so the ABI 1.1 load hook runs before the
+ * first and unload after the last (dlopen returns the same handle for the same file). A short
+ * list: one entry per distinct open file. Guarded by entry_lock. */
+typedef struct loader_image {
+    void *handle;
+    unsigned users;
+    struct loader_image *next;
+} loader_image;
+static loader_image *images;
+
+/* Serialises calls into plugin entry points and load/unload hooks, and guards `images`: plugins
+ * initialise one at a time. */
 static pthread_mutex_t entry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Where one load reports to: the file being loaded and the caller's message buffer. */
@@ -108,7 +121,7 @@ static const char *dl_message(void)
     return e != NULL ? e : "unknown dynamic loader error";
 }
 
-static const char *status_name(ds_status s)
+const char *loader_status_name(ds_status s)
 {
     switch (s) {
     case DS_OK: return "OK";
@@ -117,8 +130,18 @@ static const char *status_name(ds_status s)
     case DS_ERR_UNAVAILABLE: return "UNAVAILABLE";
     case DS_ERR_NO_MEMORY: return "NO_MEMORY";
     case DS_ERR_UNSUPPORTED: return "UNSUPPORTED";
+    case DS_ERR_NOT_FOUND: return "NOT_FOUND";
+    case DS_ERR_DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case DS_ERR_CANCELLED: return "CANCELLED";
     }
     return "UNKNOWN";
+}
+
+/* The plugin's message, NUL-terminated, or "(no message)". The plugin may fill the buffer. */
+static const char *plugin_message(ds_error *e)
+{
+    e->message[sizeof(e->message) - 1] = '\0';
+    return e->message[0] != '\0' ? e->message : "(no message)";
 }
 
 /* ---- opening the file ---------------------------------------------------------------------- */
@@ -158,6 +181,17 @@ static void *open_image(const load_ctx *c)
     return handle;
 }
 
+/* The ABI 1.1 entry, or NULL when the plugin has none (then it must have the 1.0 entry). */
+static ds_plugin_init_fn find_init(void *handle)
+{
+    dlerror();
+    void *sym = dlsym(handle, DS_PLUGIN_INIT_SYMBOL);
+    ds_plugin_init_fn init = NULL;
+    if (dlerror() == NULL && sym != NULL)
+        memcpy(&init, &sym, sizeof(init));
+    return init;
+}
+
 static int find_entry(const load_ctx *c, void *handle, ds_plugin_entry_fn *entry)
 {
     dlerror();
@@ -171,6 +205,26 @@ static int find_entry(const load_ctx *c, void *handle, ds_plugin_entry_fn *entry
     /* ISO C has no object-to-function pointer conversion; POSIX guarantees this copy works. */
     memcpy(entry, &sym, sizeof(*entry));
     return 0;
+}
+
+/* Call the ABI 1.1 entry; its status wins over err.code, its message becomes the reason. */
+static const ds_plugin_api *call_init(const load_ctx *c, ds_plugin_init_fn init,
+                                      const ds_host_api *host)
+{
+    ds_error e;
+    memset(&e, 0, sizeof(e));
+    const ds_plugin_api *raw = NULL;
+    pthread_mutex_lock(&entry_lock);
+    ds_status st = init(host, &raw, &e);
+    pthread_mutex_unlock(&entry_lock);
+    if (st != DS_OK) {
+        fail(c, "%s() refused with %s: %s", DS_PLUGIN_INIT_SYMBOL, loader_status_name(st),
+             plugin_message(&e));
+        return NULL;
+    }
+    if (raw == NULL)
+        fail(c, "%s() returned DS_OK without a table", DS_PLUGIN_INIT_SYMBOL);
+    return raw;
 }
 
 static const ds_plugin_api *call_entry(const load_ctx *c, ds_plugin_entry_fn entry,
@@ -213,10 +267,18 @@ static int copy_table(const load_ctx *c, const ds_plugin_api *raw, loader_plugin
     size_t n = h.struct_size < sizeof(p->api) ? h.struct_size : sizeof(p->api);
     memset(&p->api, 0, sizeof(p->api));
     memcpy(&p->api, raw, n);
-    if (p->api.create == NULL || p->api.execute == NULL || p->api.destroy == NULL)
+    if (h.abi_minor < 1) /* a 1.0 table: whatever lies past its fields is not ours to read */
+        memset((char *)&p->api + PLUGIN_API_MINOR0_SIZE, 0,
+               sizeof(p->api) - PLUGIN_API_MINOR0_SIZE);
+    bool can_create = p->api.create != NULL || p->api.create_instance != NULL;
+    if (!can_create || p->api.execute == NULL || p->api.destroy == NULL)
         return fail(c, "table has a NULL function (create %s, execute %s, destroy %s)",
-                    p->api.create ? "set" : "NULL", p->api.execute ? "set" : "NULL",
+                    can_create ? "set" : "NULL", p->api.execute ? "set" : "NULL",
                     p->api.destroy ? "set" : "NULL");
+    if (p->api.execute_batch != NULL && p->api.max_batch_size == 0)
+        return fail(c, "table has execute_batch but max_batch_size 0");
+    if (p->api.execute_batch == NULL)
+        p->api.max_batch_size = 0;
     if (p->api.name == NULL)
         p->api.name = "";
     return 0;
@@ -311,6 +373,81 @@ static int copy_model(const load_ctx *c, loader_plugin *p)
     return check_io_list(c, "output", p->model.outputs, p->model.output_count, dynamic);
 }
 
+/* Check an instance's own description (ABI 1.1 ctx->model) with the table's rules. */
+static int check_instance_model(const load_ctx *c, const ds_model_desc *m)
+{
+    uint32_t size;
+    memcpy(&size, m, sizeof(size));
+    if (size < MODEL_DESC_MINOR0_SIZE || size > LOADER_MAX_STRUCT_SIZE)
+        return fail(c, "instance model description struct_size %u is invalid", size);
+    if (m->platform == NULL)
+        return fail(c, "instance model description has no platform");
+    int dynamic = (m->flags & DS_MODEL_DYNAMIC_IO) != 0;
+    if (check_io_list(c, "input", m->inputs, m->input_count, dynamic) != 0)
+        return -1;
+    return check_io_list(c, "output", m->outputs, m->output_count, dynamic);
+}
+
+/* ---- images: load/unload hooks ------------------------------------------------------------- */
+
+/* Count p's image as used; the first user runs the plugin's load hook. 0, or -1 with err. */
+static int image_acquire(const load_ctx *c, loader_plugin *p)
+{
+    pthread_mutex_lock(&entry_lock);
+    loader_image *im = images;
+    while (im != NULL && im->handle != p->handle)
+        im = im->next;
+    int rc = 0;
+    if (im == NULL) {
+        im = calloc(1, sizeof(*im));
+        if (im == NULL) {
+            rc = fail(c, "out of memory");
+        } else if (p->api.load != NULL) {
+            ds_error e;
+            memset(&e, 0, sizeof(e));
+            ds_load_context lc = {.struct_size = sizeof(lc), .plugin_path = p->path};
+            ds_status st = p->api.load(&lc, &e);
+            if (st != DS_OK) {
+                rc = fail(c, "load() failed with %s: %s", loader_status_name(st),
+                          plugin_message(&e));
+                free(im);
+                im = NULL;
+            }
+        }
+        if (im != NULL) {
+            im->handle = p->handle;
+            im->next = images;
+            images = im;
+        }
+    }
+    if (rc == 0) {
+        im->users++;
+        p->loaded = true;
+    }
+    pthread_mutex_unlock(&entry_lock);
+    return rc;
+}
+
+/* The last user of an image runs its unload hook (before the caller's dlclose). */
+static void image_release(loader_plugin *p)
+{
+    if (!p->loaded)
+        return;
+    pthread_mutex_lock(&entry_lock);
+    loader_image **link = &images;
+    while (*link != NULL && (*link)->handle != p->handle)
+        link = &(*link)->next;
+    loader_image *im = *link;
+    if (im != NULL && --im->users == 0) {
+        *link = im->next;
+        free(im);
+        if (p->api.unload != NULL)
+            p->api.unload();
+    }
+    pthread_mutex_unlock(&entry_lock);
+    p->loaded = false;
+}
+
 /* ---- public API ---------------------------------------------------------------------------- */
 
 static void set_plain_error(char *err, size_t errlen, const char *msg)
@@ -322,15 +459,21 @@ static void set_plain_error(char *err, size_t errlen, const char *msg)
 /* Everything after dlopen: entry, table, metadata. On failure the caller dlcloses. */
 static int load_image(const load_ctx *c, loader_plugin *p, const ds_host_api *host)
 {
-    ds_plugin_entry_fn entry = NULL;
-    if (find_entry(c, p->handle, &entry) != 0)
-        return -1;
-    const ds_plugin_api *raw = call_entry(c, entry, host);
+    const ds_plugin_api *raw = NULL;
+    ds_plugin_init_fn init = find_init(p->handle);
+    if (init != NULL) {
+        raw = call_init(c, init, host);
+    } else {
+        ds_plugin_entry_fn entry = NULL;
+        if (find_entry(c, p->handle, &entry) != 0)
+            return -1;
+        raw = call_entry(c, entry, host);
+    }
     if (raw == NULL)
         return -1;
-    if (copy_table(c, raw, p) != 0)
+    if (copy_table(c, raw, p) != 0 || copy_model(c, p) != 0)
         return -1;
-    return copy_model(c, p);
+    return image_acquire(c, p);
 }
 
 int loader_open(const char *path, const ds_host_api *host, loader_plugin **out, char *err,
@@ -383,18 +526,49 @@ int loader_instance_create(loader_plugin *p, const char *config_json, void **ins
         set_plain_error(err, errlen, "loader_instance_create: plugin and instance must be set");
         return -1;
     }
+    loader_instance_args args = {.config_json = config_json, .instance_count = 1};
+    const ds_model_desc *ignored;
+    return loader_instance_create_ctx(p, &args, instance, &ignored, err, errlen);
+}
+
+int loader_instance_create_ctx(loader_plugin *p, const loader_instance_args *a, void **instance,
+                               const ds_model_desc **model, char *err, size_t errlen)
+{
+    if (instance != NULL)
+        *instance = NULL;
+    if (p == NULL || a == NULL || instance == NULL || model == NULL) {
+        set_plain_error(err, errlen, "loader_instance_create_ctx: arguments must be set");
+        return -1;
+    }
     ds_error e;
     memset(&e, 0, sizeof(e));
     void *inst = NULL;
-    ds_status st = p->api.create(config_json != NULL ? config_json : "{}", &inst, &e);
-    if (st == DS_OK) {
-        *instance = inst;
-        return 0;
-    }
-    e.message[sizeof(e.message) - 1] = '\0'; /* the plugin may have filled the whole buffer */
+    const char *config = a->config_json != NULL ? a->config_json : "{}";
+    ds_instance_context ctx = {
+        .struct_size = sizeof(ctx),
+        .instance_index = a->instance_index,
+        .instance_count = a->instance_count ? a->instance_count : 1,
+        .model_name = a->model_name ? a->model_name : "",
+        .model_version = a->model_version ? a->model_version : "",
+        .deployment_id = a->deployment_id ? a->deployment_id : "",
+        .artifact_dir = a->artifact_dir,
+        .config_json = config,
+        .deployment = a->deployment,
+    };
+    ds_status st = p->api.create_instance != NULL ? p->api.create_instance(&ctx, &inst, &e)
+                                                  : p->api.create(config, &inst, &e);
     load_ctx c = {p->path, err, errlen};
-    return fail(&c, "create() failed with %s: %s", status_name(st),
-                e.message[0] != '\0' ? e.message : "(no message)");
+    if (st != DS_OK)
+        return fail(&c, "%s() failed with %s: %s",
+                    p->api.create_instance != NULL ? "create_instance" : "create",
+                    loader_status_name(st), plugin_message(&e));
+    *model = ctx.model != NULL ? ctx.model : &p->model;
+    if (ctx.model != NULL && check_instance_model(&c, ctx.model) != 0) {
+        p->api.destroy(inst);
+        return -1;
+    }
+    *instance = inst;
+    return 0;
 }
 
 void loader_instance_destroy(loader_plugin *p, void *instance)
@@ -407,6 +581,7 @@ void loader_close(loader_plugin *p)
 {
     if (p == NULL)
         return;
+    image_release(p);
     if (p->handle != NULL) {
         dlerror();
         /* A failing dlclose leaves the image mapped; nothing useful can be done about it. */
@@ -428,4 +603,26 @@ int loader_probe(const char *path, const ds_host_api *host, const char *config_j
         loader_instance_destroy(p, instance);
     loader_close(p);
     return rc;
+}
+
+int loader_probe_artifact(const char *path, const ds_host_api *host, const char *model,
+                          const char *version, const char *artifact_dir, const char *config_json,
+                          char *err, size_t errlen)
+{
+    loader_plugin *p = NULL;
+    if (loader_open(path, host, &p, err, errlen) != 0)
+        return -1;
+    loader_instance_args args = {.model_name = model,
+                                 .model_version = version,
+                                 .deployment_id = "probe",
+                                 .artifact_dir = artifact_dir,
+                                 .config_json = config_json,
+                                 .instance_count = 1};
+    void *instance = NULL;
+    const ds_model_desc *desc = NULL;
+    int rc = loader_instance_create_ctx(p, &args, &instance, &desc, err, errlen);
+    if (rc == 0)
+        loader_instance_destroy(p, instance);
+    loader_close(p);
+    return rc == 0 ? 0 : -2;
 }

@@ -46,8 +46,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_MODEL_DELETE_IF_EMPTY] = "DELETE FROM models WHERE name = ?1 AND NOT EXISTS "
                                  "(SELECT 1 FROM model_versions WHERE model_name = ?1)",
     [ST_VERSION_INSERT] = "INSERT INTO model_versions "
-                          "(model_name, version, plugin_path, plugin_sha256, config_json) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5)",
+                          "(model_name, version, plugin_path, plugin_sha256, config_json, "
+                          "backend, artifact_dir, artifact_sha256) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_VERSION_GET] = "SELECT " VERSION_COLUMNS " FROM model_versions "
                        "WHERE model_name = ?1 AND version = ?2",
     [ST_VERSION_LIST] = "SELECT " VERSION_COLUMNS " FROM model_versions ORDER BY model_name, id",

@@ -33,6 +33,7 @@
 #define REG_NAME_MAX   64 /* == NAME_MAX_LEN (base/names.h): names follow its rule */
 #define REG_TIME_MAX   32
 #define REG_SHA256_HEX 65
+#define REG_BACKEND_MAX 32
 
 typedef struct registry registry;
 
@@ -58,6 +59,11 @@ typedef struct reg_version {
     char sha256[REG_SHA256_HEX];
     char *config_json; /* owned; "{}" when none */
     char created_at[REG_TIME_MAX];
+    /* A version made of files (migration 0003): the backend's name and the artifact store
+     * directory with its digest; "" / NULL / "" for a plugin version. */
+    char backend[REG_BACKEND_MAX + 1];
+    char *artifact_dir; /* owned; NULL for a plugin version */
+    char artifact_sha256[REG_SHA256_HEX];
 } reg_version;
 
 void reg_version_free(reg_version *v); /* frees the owned strings, not v itself */
@@ -70,6 +76,14 @@ void reg_version_free(reg_version *v); /* frees the owned strings, not v itself 
 reg_status registry_version_add(registry *r, const char *name, const char *version,
                                 const char *plugin_path, const char *sha256,
                                 const char *config_json, char *err, size_t errlen);
+/* The same for a version made of files: plugin_path is the backend's shared object as resolved
+ * now, backend its name ([a-z0-9_]{1,32}), artifact_dir the stored directory and
+ * artifact_sha256 its digest (64 hex digits), config_json the version's config.json object.
+ * REG_INVALID for a bad backend name, directory or digest. */
+reg_status registry_version_add_artifact(registry *r, const char *name, const char *version,
+                                         const char *plugin_path, const char *backend,
+                                         const char *artifact_dir, const char *artifact_sha256,
+                                         const char *config_json, char *err, size_t errlen);
 /* Fill *out (caller frees with reg_version_free). REG_NOT_FOUND when absent. */
 reg_status registry_version_get(registry *r, const char *name, const char *version,
                                 reg_version *out, char *err, size_t errlen);

@@ -42,7 +42,8 @@ extern const size_t reg_migrations_count;
 #define PLUGIN_PATH_MAX 4095
 #define NOW_SQL         "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 #define VERSION_COLUMNS                                                                            \
-    "id, model_name, version, plugin_path, coalesce(plugin_sha256, ''), config_json, created_at"
+    "id, model_name, version, plugin_path, coalesce(plugin_sha256, ''), config_json, created_at, " \
+    "coalesce(backend, ''), artifact_dir, coalesce(artifact_sha256, '')"
 #define DEPLOYMENT_COLUMNS                                                                         \
     "id, model_name, version, coalesce(endpoint_name, ''), status, status_reason, deployed_at, "   \
     "coalesce(undeployed_at, ''), options, server_crashes"

@@ -17,8 +17,10 @@ void reg_version_free(reg_version *v)
         return;
     free(v->plugin_path);
     free(v->config_json);
+    free(v->artifact_dir);
     v->plugin_path = NULL;
     v->config_json = NULL;
+    v->artifact_dir = NULL;
 }
 
 /* Fills *v from a VERSION_COLUMNS row; false when out of memory (v then owns nothing). */
@@ -30,7 +32,10 @@ static bool version_from_row(sqlite3_stmt *st, reg_version *v)
     reg__copy_column(v->version, sizeof v->version, st, 2);
     reg__copy_column(v->sha256, sizeof v->sha256, st, 4);
     reg__copy_column(v->created_at, sizeof v->created_at, st, 6);
-    if (reg__dup_column(st, 3, &v->plugin_path) && reg__dup_column(st, 5, &v->config_json))
+    reg__copy_column(v->backend, sizeof v->backend, st, 7);
+    reg__copy_column(v->artifact_sha256, sizeof v->artifact_sha256, st, 9);
+    if (reg__dup_column(st, 3, &v->plugin_path) && reg__dup_column(st, 5, &v->config_json) &&
+        reg__dup_column(st, 8, &v->artifact_dir))
         return true;
     reg_version_free(v);
     return false;
@@ -43,6 +48,9 @@ struct version_args {
     const char *config_json;
     char sha256[REG_SHA256_HEX]; /* "" = unknown, stored as NULL */
     reg_version *out;
+    const char *backend;      /* NULL for a plugin version (and the two below) */
+    const char *artifact_dir;
+    char artifact_sha256[REG_SHA256_HEX];
 };
 
 reg_status reg__check_version_key(registry *r, const char *name, const char *version, char *err,
@@ -65,8 +73,9 @@ static reg_status version_add_tx(registry *r, void *arg, char *err, size_t errle
     int rc = reg__run(r, ST_MODEL_ENSURE, "s", a->name);
     if (rc != SQLITE_DONE)
         return reg__db_fail(r, rc, err, errlen, "register model");
-    rc = reg__run(r, ST_VERSION_INSERT, "sssss", a->name, a->version, a->plugin_path,
-                  a->sha256[0] ? a->sha256 : NULL, a->config_json);
+    rc = reg__run(r, ST_VERSION_INSERT, "ssssssss", a->name, a->version, a->plugin_path,
+                  a->sha256[0] ? a->sha256 : NULL, a->config_json, a->backend, a->artifact_dir,
+                  a->backend != NULL ? a->artifact_sha256 : NULL);
     if (rc == SQLITE_CONSTRAINT_UNIQUE)
         return reg__fail(err, errlen, REG_EXISTS, "model %s version %s is already registered",
                          a->name, a->version);
@@ -77,13 +86,44 @@ reg_status registry_version_add(registry *r, const char *name, const char *versi
                                 const char *plugin_path, const char *sha256,
                                 const char *config_json, char *err, size_t errlen)
 {
-    struct version_args a = {name, version, plugin_path, config_json ? config_json : "{}",
-                             "",   NULL};
+    struct version_args a = {.name = name,
+                             .version = version,
+                             .plugin_path = plugin_path,
+                             .config_json = config_json ? config_json : "{}"};
     reg_status st = reg__check_version_key(r, name, version, err, errlen);
     if (st == REG_OK)
         st = reg__check_plugin_path(plugin_path, err, errlen);
     if (st == REG_OK)
         st = reg__normalize_sha256(sha256, a.sha256, err, errlen);
+    return st == REG_OK ? reg__locked_tx(r, version_add_tx, &a, err, errlen) : st;
+}
+
+reg_status registry_version_add_artifact(registry *r, const char *name, const char *version,
+                                         const char *plugin_path, const char *backend,
+                                         const char *artifact_dir, const char *artifact_sha256,
+                                         const char *config_json, char *err, size_t errlen)
+{
+    struct version_args a = {.name = name,
+                             .version = version,
+                             .plugin_path = plugin_path,
+                             .config_json = config_json ? config_json : "{}",
+                             .backend = backend,
+                             .artifact_dir = artifact_dir};
+    reg_status st = reg__check_version_key(r, name, version, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_plugin_path(plugin_path, err, errlen);
+    if (st == REG_OK && (backend == NULL || backend[0] == '\0' ||
+                         strlen(backend) > REG_BACKEND_MAX ||
+                         strspn(backend, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+                             strlen(backend)))
+        st = reg__fail(err, errlen, REG_INVALID, "backend must match [a-z0-9_]{1,%d}",
+                       REG_BACKEND_MAX);
+    if (st == REG_OK)
+        st = reg__check_plugin_path(artifact_dir, err, errlen);
+    if (st == REG_OK && (artifact_sha256 == NULL || artifact_sha256[0] == '\0'))
+        st = reg__fail(err, errlen, REG_INVALID, "artifact_sha256 is required");
+    if (st == REG_OK)
+        st = reg__normalize_sha256(artifact_sha256, a.artifact_sha256, err, errlen);
     return st == REG_OK ? reg__locked_tx(r, version_add_tx, &a, err, errlen) : st;
 }
 

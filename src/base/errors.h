@@ -36,6 +36,7 @@ typedef enum deploy_status {
     DEPLOY_CONFLICT = 3,  /* refused because of other state (already deployed, not live) */
     DEPLOY_INTERNAL = 4,  /* plugin failed to load, registry or memory failure */
     DEPLOY_DRAINING = 5,  /* undeployed, but a call still runs: released when it returns (202) */
+    DEPLOY_BAD_ARTIFACT = 6, /* the backend refused the version's files or config (422) */
 } deploy_status;
 
 /* src/plugin/worker.h: what an isolated deployment's execute returns beyond ds_status. */

@@ -58,10 +58,11 @@ typedef struct deploy_target {
     const char *model_name;
     const char *version;
     const char *endpoint_name; /* "" when none */
+    const char *backend; /* the backend's name for a version made of files, else "" */
     const ds_plugin_api *api;
-    const ds_model_desc *model;
-    void *instance;
-    pthread_mutex_t *exec_lock; /* non-NULL when the plugin is not thread-safe */
+    const ds_model_desc *model; /* the instances' IO (their own description, or the plugin's) */
+    struct inst_pool *pool;     /* in-process: the instances (deploy_instance_acquire) */
+    void *instance;             /* isolated: the worker proxy's instance (pool is NULL) */
     ds_stats *stats;
     int64_t deployment_id;
     /* limits and isolation (see deploy_options.h) */
@@ -84,6 +85,11 @@ typedef struct deploy_target {
  * (runtime.c) */
 int deploy_call_begin(const deploy_target *t, uint64_t start_ns);
 void deploy_call_end(const deploy_target *t, int slot);
+
+/* An instance of t to run one request on (waits while every instance of a non-thread-safe
+ * plugin is busy); hand *slot back with deploy_instance_release after execute returns. */
+void *deploy_instance_acquire(const deploy_target *t, uint32_t *slot);
+void deploy_instance_release(const deploy_target *t, uint32_t slot);
 
 /* What a route leads to: exactly one of the two is set. */
 typedef struct deploy_route {
@@ -112,6 +118,9 @@ typedef struct deploy_env {
     int default_max_in_flight;      /* --default-max-in-flight (0: no limit) */
     bool had_crash;                 /* the crash journal's record from the last stop */
     crash_record crash;
+    /* where backends live: <backend_dir>/<name>/libdynserve_<name>.so ("" = use the path the
+     * version recorded at registration) */
+    char backend_dir[4096];
 } deploy_env;
 
 /* Outcome of a management operation, in the manager's own terms: deploy_status (DEPLOY_OK,
@@ -138,8 +147,9 @@ void deploy_manager_router_stopped(deploy_manager *m);
 int deploy_restore(deploy_manager *m);
 
 /* Deploy a registered version with options (NULL = none; stored with the deployment, see
- * deploy_options.h). DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND, CONFLICT or
- * INTERNAL with a message. The lifecycle lock is not held while the plugin loads (or its worker
+ * deploy_options.h). DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND, CONFLICT,
+ * BAD_ARTIFACT (a version made of files whose backend refused them: the deployment is then
+ * recorded "failed" with the reason) or INTERNAL with a message. The lifecycle lock is not held while the plugin loads (or its worker
  * starts), so readers and other changes of the model never wait for plugin code. */
 deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
                            const char *endpoint_name, const ds_deploy_options *opts,

@@ -12,6 +12,7 @@
 
 #include "deploy.h"
 #include "guard.h"
+#include "host.h"
 #include "loader.h"
 #include "worker.h"
 
@@ -25,7 +26,10 @@ struct deployment {
     char version[REG_NAME_MAX + 1];
     char endpoint_name[REG_NAME_MAX + 1];
     char infer_path[DEPLOY_PATH_MAX];
+    char backend[REG_BACKEND_MAX + 1]; /* "" for a plugin version */
     loader_plugin *plugin;  /* in-process; NULL when isolated */
+    struct inst_pool *pool; /* in-process: the instances (plugin/pool.h), destroyed before dlclose */
+    ds_deployment label;    /* names the deployment in plugin logs (plugin/host.h) */
     worker *worker;         /* isolated: the worker process; NULL in-process */
     ds_deploy_options opts; /* as deployed (stored in deployments.options) */
     admission adm;          /* max_in_flight / max_queue */
@@ -37,7 +41,6 @@ struct deployment {
     pthread_mutex_t reason_lock; /* guards fail_reason */
     char fail_reason[256];
     struct deployment *next_draining; /* deploy_model.draining list; guarded by lifecycle */
-    pthread_mutex_t exec_lock;        /* serializes execute() when the plugin is not thread-safe */
     rl_bucket rate;                   /* requests per second (t.rate points here) */
     atomic_int refs;                  /* requests holding this deployment; drained before unload */
     char deployed_at[REG_TIME_MAX];

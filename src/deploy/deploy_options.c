@@ -33,6 +33,7 @@ static const opt_field opt_fields[] = {
     OPT_INT_FIELD(max_open_files, 16, 1048576),
     OPT_INT_FIELD(cpu_limit_ms, 1, 3600000),
     OPT_INT_FIELD(workers, 1, 16),
+    OPT_INT_FIELD(instance_count, 1, 64), /* == POOL_MAX_INSTANCES (plugin/pool.h) */
 };
 #define OPT_COUNT (sizeof opt_fields / sizeof opt_fields[0])
 

@@ -39,6 +39,9 @@ typedef struct ds_deploy_options {
     int64_t cpu_limit_ms;    /* CPU time one execute may use; 0 = none */
     int64_t workers;         /* execute calls in flight inside the worker; 0 = 4 */
     rl_limit rate_limit;     /* "rate_limit" {"rps","burst"}: 429 beyond it; rps 0 = none */
+    /* in process: instances of the plugin (a pool for a plugin that is not thread-safe, see
+     * plugin/pool.h); 0 = 1 */
+    int64_t instance_count;
 } ds_deploy_options;
 
 /* A "rate_limit" value: null (none) or {"rps": > 0, "burst": >= 1 (default max(1, rps))}.

@@ -16,9 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "artifact.h"
+#include "host.h"
 #include "loader.h"
 #include "log.h"
 #include "names.h"
+#include "pool.h"
 #include "split.h"
 #include "store.h"
 #include "worker.h"
@@ -145,9 +148,8 @@ void deployment_free(deployment *d)
         return;
     if (d->worker != NULL) {
         worker_stop(d->worker, d->mgr ? d->mgr->env.drain_timeout_ms : 0);
-    } else if (d->t.instance != NULL || d->plugin != NULL) {
-        if (d->plugin != NULL && d->t.api != NULL)
-            loader_instance_destroy(d->plugin, d->t.instance);
+    } else {
+        pool_free(d->pool); /* every instance destroyed, then the plugin may close */
         loader_close(d->plugin);
     }
     stats_free(d->t.stats);
@@ -155,8 +157,22 @@ void deployment_free(deployment *d)
     admission_destroy(&d->adm);
     pthread_mutex_destroy(&d->reason_lock);
     rl_bucket_destroy(&d->rate);
-    pthread_mutex_destroy(&d->exec_lock);
     free(d);
+}
+
+void *deploy_instance_acquire(const deploy_target *t, uint32_t *slot)
+{
+    if (t->pool == NULL) { /* isolated: the worker proxy serialises (or not) by itself */
+        *slot = POOL_NO_SLOT;
+        return t->instance;
+    }
+    return pool_acquire(t->pool, slot);
+}
+
+void deploy_instance_release(const deploy_target *t, uint32_t slot)
+{
+    if (t->pool != NULL)
+        pool_release(t->pool, slot);
 }
 
 /* The isolated worker's supervisor reports here (on its own thread): crashes and restarts become
@@ -201,14 +217,30 @@ static bool deployment_isolated(const deploy_manager *m, const ds_deploy_options
     return iso == DS_ISOLATION_PROCESS;
 }
 
+/* The shared object a version runs on: its backend, looked up again in the backend directory
+ * (so an installation that moved still finds it), else the path recorded at registration. */
+static const char *deployment_plugin_path(const deploy_manager *m, const reg_version *v,
+                                          char *buf, size_t len)
+{
+    char err[256];
+    if (v->backend[0] != '\0' && m->env.backend_dir[0] != '\0' &&
+        artifact_backend_path(m->env.backend_dir, v->backend, buf, len, err, sizeof err) == 0)
+        return buf;
+    return v->plugin_path;
+}
+
 /* Start the worker of an isolated deployment. 0, or -1 with err. */
 static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_version *v,
                                     char *err, size_t errlen)
 {
-    char label[2 * REG_NAME_MAX + 32];
+    char label[2 * REG_NAME_MAX + 32], so[4096];
     snprintf(label, sizeof label, "model %s version %s", v->name, v->version);
+    if (v->backend[0] != '\0') {
+        snprintf(err, errlen, "a model directory (backend %s) runs in process only", v->backend);
+        return -1;
+    }
     const ds_deploy_options *o = &d->opts;
-    worker_config cfg = {.plugin_path = v->plugin_path,
+    worker_config cfg = {.plugin_path = deployment_plugin_path(m, v, so, sizeof so),
                          .config_json = v->config_json,
                          .label = label,
                          .host = m->env.host,
@@ -227,36 +259,45 @@ static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_
     return 0;
 }
 
-/* Load the plugin in this process and create its instance. 0, or -1 with *res set. The crash
- * journal blames a crash in the entry or create() on journal_id. */
+/* Load the plugin in this process and create its pool of instances. 0, or -1 with *res set.
+ * The crash journal blames a crash in the entry or create on journal_id. */
 static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_version *v,
                                   int64_t journal_id, deploy_result *res)
 {
-    char err[512] = "", path[4200];
+    char err[512] = "", path[4200], so[4096];
+    const char *src = deployment_plugin_path(m, v, so, sizeof so);
     int rc = 0;
     if (m->env.data_dir[0] == '\0')
-        snprintf(path, sizeof path, "%s", v->plugin_path);
+        snprintf(path, sizeof path, "%s", src);
     else
-        rc = store_private_copy(m->env.data_dir, v->plugin_path, v->name, v->version, path,
-                                sizeof path, err, sizeof err);
+        rc = store_private_copy(m->env.data_dir, src, v->name, v->version, path, sizeof path,
+                                err, sizeof err);
     crash_journal_enter(journal_id);
     if (rc == 0)
         rc = loader_open(path, m->env.host, &d->plugin, err, sizeof err);
     if (rc != 0) {
         *res =
             deploy_fail(DEPLOY_INTERNAL, "cannot load %s version %s: %s", v->name, v->version, err);
-    } else if ((rc = loader_instance_create(d->plugin, v->config_json, &d->t.instance, err,
-                                            sizeof err)) != 0) {
-        *res = deploy_fail(DEPLOY_INTERNAL, "cannot create %s version %s: %s", v->name, v->version,
-                           err);
-        loader_close(d->plugin);
-        d->plugin = NULL;
+    } else {
+        loader_instance_args args = {.model_name = v->name,
+                                     .model_version = v->version,
+                                     .deployment_id = d->label.label,
+                                     .artifact_dir = v->artifact_dir,
+                                     .config_json = v->config_json,
+                                     .deployment = &d->label};
+        uint32_t count = d->opts.instance_count > 0 ? (uint32_t)d->opts.instance_count : 1;
+        if ((rc = pool_create(d->plugin, &args, count, &d->pool, err, sizeof err)) != 0) {
+            *res = deploy_fail(v->backend[0] ? DEPLOY_BAD_ARTIFACT : DEPLOY_INTERNAL,
+                               "cannot create %s version %s: %s", v->name, v->version, err);
+            loader_close(d->plugin);
+            d->plugin = NULL;
+        }
     }
     crash_journal_leave();
     if (rc == 0) {
         d->t.api = loader_api(d->plugin);
-        d->t.model = loader_model(d->plugin);
-        d->t.exec_lock = loader_thread_safe(d->plugin) ? NULL : &d->exec_lock;
+        d->t.model = pool_model(d->pool);
+        d->t.pool = d->pool;
     }
     return rc;
 }
@@ -271,17 +312,19 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
     }
     d->mgr = m;
     d->opts = *opts;
-    pthread_mutex_init(&d->exec_lock, NULL);
     pthread_mutex_init(&d->reason_lock, NULL);
     admission_init(&d->adm, deployment_max_in_flight(m, opts), opts->max_queue);
     rl_bucket_init(&d->rate, opts->rate_limit, rl_now_ns());
     snprintf(d->model_name, sizeof d->model_name, "%s", v->name);
     snprintf(d->version, sizeof d->version, "%s", v->version);
+    snprintf(d->backend, sizeof d->backend, "%s", v->backend);
     snprintf(d->infer_path, sizeof d->infer_path, "/v2/models/%s/versions/%s/infer", v->name,
              v->version);
+    host_deployment_init(&d->label, v->name, v->version);
     d->t = (deploy_target){.model_name = d->model_name,
                            .version = d->version,
                            .endpoint_name = d->endpoint_name,
+                           .backend = d->backend,
                            .stats = stats_new(),
                            .phases = phase_stats_new(),
                            .deployed_at = d->deployed_at,
@@ -458,6 +501,20 @@ void deploy_event(deploy_manager *m, const char *kind, const char *model, const 
         log_warn("recording %s event for %s version %s: %s", kind, model, version, err);
 }
 
+/* A version whose files the backend refused shows as a "failed" deployment with the reason
+ * (GET /deployments, the dashboard), like one that failed to come back after a restart. */
+static void deploy_record_failed(deploy_manager *m, const char *model, const char *version,
+                                 const char *endpoint_name, const char *why)
+{
+    char err[512];
+    reg_deployment row = {0};
+    if (registry_deployment_create(m->env.reg, model, version, endpoint_name, &row, err,
+                                   sizeof err) != REG_OK ||
+        registry_deployment_end(m->env.reg, row.id, "failed", why, err, sizeof err) != REG_OK)
+        log_warn("recording the failed deployment of %s version %s: %s", model, version, err);
+    reg_deployment_free(&row);
+}
+
 bool deploy_taken_locked(const deploy_model *dm, const char *version, deploy_result *res)
 {
     if (deploy_model_index(dm, version) >= 0) {
@@ -610,6 +667,8 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
     reg_version_free(&v);
     if (d == NULL) {
         deploy_event(m, "deploy_failed", dm->name, version, res.message);
+        if (res.code == DEPLOY_BAD_ARTIFACT)
+            deploy_record_failed(m, dm->name, version, endpoint_name, res.message);
         return res;
     }
     pthread_mutex_lock(&dm->lifecycle);

@@ -80,9 +80,11 @@ const char *reply_reason(int status)
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
+    case 499: return "Client Closed Request";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
     }
 }
@@ -120,6 +122,7 @@ int reply_status_of_deploy(deploy_status s)
     case DEPLOY_NOT_FOUND: return HTTP_NOT_FOUND;
     case DEPLOY_CONFLICT: return HTTP_CONFLICT;
     case DEPLOY_DRAINING: return 202;
+    case DEPLOY_BAD_ARTIFACT: return HTTP_UNPROCESSABLE;
     case DEPLOY_INTERNAL: break;
     }
     return HTTP_INTERNAL_ERROR;
@@ -141,9 +144,12 @@ int reply_status_of_plugin(ds_status s)
     switch ((int)s) { /* int: an isolated deployment's statuses lie beyond the enum */
     case DS_OK: return HTTP_OK;
     case DS_ERR_INVALID_ARGUMENT: return HTTP_BAD_REQUEST;
+    case DS_ERR_NOT_FOUND: return HTTP_NOT_FOUND;
     case DS_ERR_UNAVAILABLE: return HTTP_UNAVAILABLE;
     case DS_STATUS_WORKER_CRASHED: return 502;
     case DS_STATUS_WORKER_TIMEOUT: return 504;
+    case DS_ERR_DEADLINE_EXCEEDED: return HTTP_GATEWAY_TIMEOUT;
+    case DS_ERR_CANCELLED: return HTTP_CLIENT_CLOSED;
     default: return HTTP_INTERNAL_ERROR;
     }
 }

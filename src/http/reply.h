@@ -30,9 +30,12 @@ enum {
     HTTP_CONFLICT = 409,
     HTTP_REQUEST_TIMEOUT = 408,
     HTTP_PAYLOAD_TOO_LARGE = 413,
+    HTTP_UNPROCESSABLE = 422,
     HTTP_TOO_MANY_REQUESTS = 429,
+    HTTP_CLIENT_CLOSED = 499, /* nginx's "client closed request"; gRPC maps CANCELLED to it */
     HTTP_INTERNAL_ERROR = 500,
     HTTP_UNAVAILABLE = 503,
+    HTTP_GATEWAY_TIMEOUT = 504,
 };
 
 /* The one way to answer with an error: status + {"error": "<message>"} (body reset first,

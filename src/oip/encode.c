@@ -288,7 +288,8 @@ static void put_io_list(ds_buf *b, const ds_io_desc *ios, uint32_t n)
 }
 
 void oip_encode_model_metadata(ds_buf *out, const char *name, const char *const *versions,
-                               size_t version_count, const ds_model_desc *model)
+                               size_t version_count, const ds_model_desc *model,
+                               const char *backend)
 {
     PUT_LIT(out, "{\"name\":");
     put_str(out, name ? name : "");
@@ -300,6 +301,10 @@ void oip_encode_model_metadata(ds_buf *out, const char *name, const char *const 
     }
     PUT_LIT(out, "],\"platform\":");
     put_str(out, model && model->platform ? model->platform : "");
+    if (backend != NULL && backend[0] != '\0') {
+        PUT_LIT(out, ",\"backend\":");
+        put_str(out, backend);
+    }
     PUT_LIT(out, ",\"inputs\":");
     put_io_list(out, model ? model->inputs : NULL, model ? model->input_count : 0);
     PUT_LIT(out, ",\"outputs\":");

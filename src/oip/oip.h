@@ -111,6 +111,7 @@ struct ds_infer_response {
     oip_output *outputs; /* in the arena */
     uint32_t count;
     uint32_t capacity;
+    uint64_t deadline_ns; /* CLOCK_MONOTONIC deadline of the request; 0 = none (is_cancelled) */
 };
 typedef struct ds_infer_response oip_response;
 
@@ -140,9 +141,11 @@ int oip_encode_response(ds_buf *out, const char *model_name, const char *model_v
                         const oip_request *req, const oip_response *resp, size_t *json_len,
                         oip_error *err);
 
-/* Append model metadata JSON: {"name","versions":[...],"platform","inputs":[...],"outputs":[...]}
- * with datatype names and shapes (-1 for variable dims). */
+/* Append model metadata JSON: {"name","versions":[...],"platform","backend"?,"inputs":[...],
+ * "outputs":[...]} with datatype names and shapes (-1 for variable dims). "backend" (Triton's
+ * field) only when backend is non-empty. */
 void oip_encode_model_metadata(ds_buf *out, const char *name, const char *const *versions,
-                               size_t version_count, const ds_model_desc *model);
+                               size_t version_count, const ds_model_desc *model,
+                               const char *backend);
 
 #endif

@@ -1,15 +1,44 @@
 /* host: the host services table handed to plugins. See host.h. */
 #include "host.h"
 
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+
 #include "log.h"
 #include "oip.h"
 
+static enum log_level host_level(int level)
+{
+    return level < LOG_ERROR ? LOG_ERROR : level > LOG_DEBUG ? LOG_DEBUG : (enum log_level)level;
+}
+
 static void host_log(int level, const char *msg)
 {
-    log_write(level < LOG_ERROR   ? LOG_ERROR
-              : level > LOG_DEBUG ? LOG_DEBUG
-                                  : (enum log_level)level,
-              "plugin: %s", msg);
+    log_write(host_level(level), "plugin: %s", msg);
+}
+
+__attribute__((format(printf, 3, 4))) static void host_logf(const ds_deployment *dep,
+                                                            ds_log_level level, const char *fmt,
+                                                            ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    log_write(host_level((int)level), "plugin %s: %s", dep != NULL ? dep->label : "(load)", line);
+}
+
+static ds_status host_is_cancelled(const ds_infer_response *resp)
+{
+    if (resp == NULL || resp->deadline_ns == 0)
+        return DS_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return now > resp->deadline_ns ? DS_ERR_DEADLINE_EXCEEDED : DS_OK;
 }
 
 static const ds_host_api host_table = {
@@ -18,9 +47,18 @@ static const ds_host_api host_table = {
     .abi_minor = DS_PLUGIN_ABI_MINOR,
     .output_alloc = oip_output_alloc,
     .log = host_log,
+    .logf = host_logf,
+    .is_cancelled = host_is_cancelled,
 };
 
 const ds_host_api *plugin_host_api(void)
 {
     return &host_table;
+}
+
+void host_deployment_init(ds_deployment *d, const char *model, const char *version)
+{
+    static atomic_uint_fast64_t serial;
+    unsigned long long n = (unsigned long long)atomic_fetch_add(&serial, 1) + 1;
+    snprintf(d->label, sizeof d->label, "%.64s/%.64s#%llu", model, version, n);
 }

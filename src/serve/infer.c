@@ -128,6 +128,24 @@ static int infer_decode(const char *body, size_t len, size_t header_len, oip_req
     return 0;
 }
 
+/* The request's deadline from Triton's request parameter "timeout" (microseconds), as
+ * CLOCK_MONOTONIC nanoseconds; 0 when it has none. Plugins see it through is_cancelled. */
+static uint64_t infer_deadline(const oip_request *oreq)
+{
+    const char *p = oreq->plugin.parameters;
+    if (p == NULL || strstr(p, "\"timeout\"") == NULL)
+        return 0;
+    cJSON *o = cJSON_Parse(p);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "timeout");
+    double us = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    cJSON_Delete(o);
+    if (!(us > 0 && us < 1e15))
+        return 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (uint64_t)(us * 1000.0);
+}
+
 static void infer_count_timeout(const deploy_target *t)
 {
     if (t->timeouts != NULL)
@@ -173,13 +191,12 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
     int slot = deploy_call_begin(t, start_ns);
     if (!t->isolated)
         crash_journal_enter(t->deployment_id);
-    if (t->exec_lock != NULL)
-        pthread_mutex_lock(t->exec_lock);
+    uint32_t slot;
+    void *instance = deploy_instance_acquire(t, &slot);
     uint64_t t0 = infer_now_ns();
-    ds_status st = t->api->execute(t->instance, &oreq->plugin, out, perr);
+    ds_status st = t->api->execute(instance, &oreq->plugin, out, perr);
     *exec_ns = infer_now_ns() - t0;
-    if (t->exec_lock != NULL)
-        pthread_mutex_unlock(t->exec_lock);
+    deploy_instance_release(t, slot);
     if (!t->isolated)
         crash_journal_leave();
     deploy_call_end(t, slot);
@@ -217,6 +234,10 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
         return;
     oip_response out;
     oip_response_init(&out, tl_arena);
+    /* what is_cancelled reports: the earlier of the deployment's timeout_ms and the request's
+     * own "timeout" parameter */
+    uint64_t asked = infer_deadline(oreq);
+    out.deadline_ns = deadline == 0 || (asked != 0 && asked < deadline) ? asked : deadline;
     ds_error perr = {.code = DS_OK, .message = ""};
     bool late = false;
     uint64_t exec_ns = 0;

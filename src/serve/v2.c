@@ -95,7 +95,8 @@ static void v2_model(serve_ctx *s, const char *model, const char *version, bool 
         const char *names[DATAPLANE_MAX_VERSIONS];
         for (size_t i = 0; i < n; i++)
             names[i] = versions[i];
-        oip_encode_model_metadata(resp->body, model, names, n, deploy_target_of(d)->model);
+        oip_encode_model_metadata(resp->body, model, names, n, deploy_target_of(d)->model,
+                                  deploy_target_of(d)->backend);
     }
     resp->status = HTTP_OK;
     if (version != NULL)

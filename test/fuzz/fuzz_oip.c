@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         respond(a, &req, &lim);
     }
     ds_buf meta = DS_BUF_INIT;
-    oip_encode_model_metadata(&meta, "fuzz", NULL, 0, &fz_model);
+    oip_encode_model_metadata(&meta, "fuzz", NULL, 0, &fz_model, "fuzz");
     CHECK(!meta.failed);
     buf_free(&meta);
     oip_arena_free(a);

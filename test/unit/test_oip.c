@@ -1429,7 +1429,7 @@ static void test_model_metadata_lists_tensors_with_variable_dims(void **state)
 {
     fx *f = *state;
     const char *versions[] = {"1", "2"};
-    oip_encode_model_metadata(&f->out, "m", versions, 2, &model);
+    oip_encode_model_metadata(&f->out, "m", versions, 2, &model, NULL);
     assert_string_equal(
         f->out.data,
         "{\"name\":\"m\",\"versions\":[\"1\",\"2\"],\"platform\":\"dynserve_c\",\"inputs\":["
@@ -1439,9 +1439,9 @@ static void test_model_metadata_lists_tensors_with_variable_dims(void **state)
         "{\"name\":\"out\",\"datatype\":\"FP32\",\"shape\":[-1,4]},"
         "{\"name\":\"label\",\"datatype\":\"BOOL\",\"shape\":[-1]}]}");
     buf_reset(&f->out);
-    oip_encode_model_metadata(&f->out, "dyn\"q", NULL, 0, NULL);
+    oip_encode_model_metadata(&f->out, "dyn\"q", NULL, 0, NULL, "onnx");
     assert_string_equal(f->out.data, "{\"name\":\"dyn\\\"q\",\"versions\":[],\"platform\":\"\","
-                                     "\"inputs\":[],\"outputs\":[]}");
+                                     "\"backend\":\"onnx\",\"inputs\":[],\"outputs\":[]}");
 }
 
 /* ---- arena --------------------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "artifact.h"
 #include "auth.h"
 #include "auth_http.h"
 #include "config.h"
@@ -115,12 +116,39 @@ static char *main_read_config(const char *dir)
     return text;
 }
 
+/* Register a repository version made of files (Triton's layout: config.json naming a backend
+ * and the model files). Idempotent: an already registered version is kept as it is. */
+static void main_register_model_dir(ds_server *s, const char *model, const char *version,
+                                    const char *dir)
+{
+    char err[768];
+    reg_version existing = {0};
+    if (registry_version_get(s->reg, model, version, &existing, err, sizeof err) == REG_OK) {
+        reg_version_free(&existing);
+        return;
+    }
+    manage_ctx ctx = {.cfg = &s->cfg, .reg = s->reg, .host = plugin_host_api()};
+    int status = manage_register_model_dir(&ctx, model, version, dir, err, sizeof err);
+    if (status != 201)
+        log_warn("model repository: skipping %s version %s: %s", model, version, err);
+    else {
+        log_info("registered %s version %s from %s", model, version, dir);
+        registry_event_add(s->reg, "register", model, version, NULL, err, sizeof err);
+    }
+}
+
 /* Register one repository version; idempotent: same name, version and bytes is a no-op. */
 static void main_register_version(ds_server *s, const char *model, const char *version,
                                   const char *dir)
 {
     char plugin[PATH_MAX], sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
-    if (!name_valid(model) || !name_valid(version) || !main_find_plugin(dir, plugin, sizeof plugin))
+    if (!name_valid(model) || !name_valid(version))
+        return;
+    if (artifact_is_version_dir(dir)) {
+        main_register_model_dir(s, model, version, dir);
+        return;
+    }
+    if (!main_find_plugin(dir, plugin, sizeof plugin))
         return;
     if (store_sha256_file(plugin, sha, err, sizeof err) != 0) {
         log_warn("model repository: %s", err);
@@ -230,7 +258,7 @@ static int main_open_data_dir(ds_server *s)
                      st.st_mode & 0777, strerror(errno));
     }
     char err[512], path[PATH_MAX];
-    if (store_init(dir, err, sizeof err) != 0) {
+    if (store_init(dir, err, sizeof err) != 0 || artifact_init(dir, err, sizeof err) != 0) {
         fprintf(stderr, "dynserve: %s\n", err);
         return -1;
     }
@@ -295,6 +323,7 @@ static int main_start_deployments(ds_server *s)
                       .had_crash = s->had_crash,
                       .crash = s->crash};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);
+    snprintf(env.backend_dir, sizeof env.backend_dir, "%s", s->cfg.backend_dir);
     if (deploy_manager_new(&env, &s->deploy) != 0) {
         fprintf(stderr, "dynserve: out of memory at startup\n");
         return -1;

@@ -36,7 +36,10 @@ static const opt options[] = {
     {"port", NUM(OPT_INT, port, 0, 65535), "TCP port (default 8080; 0 picks a free one)"},
     {"data-dir", STR(data_dir), "registry and plugin store directory (default ./data)"},
     {"model-repository", STR(model_repository),
-     "register every DIR/<model>/<version>/ holding a plugin (default <bin dir>/models)"},
+     "register every DIR/<model>/<version>/ holding a plugin or a config.json (default <bin "
+     "dir>/models)"},
+    {"backend-dir", STR(backend_dir),
+     "backend plugins, DIR/<name>/libdynserve_<name>.so (default <bin dir>/backends)"},
     {"web-root", STR(web_root), "dashboard files (default <bin dir>/web)"},
     {"threads", NUM(OPT_INT, threads, 2, 4096),
      "worker threads = keep-alive connections served at once (default 64)"},
@@ -143,6 +146,7 @@ static void config_defaults(ds_config *cfg)
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "./data");
     snprintf(cfg->model_repository, sizeof cfg->model_repository, "%.*s/models", PATH_MAX - 8, bin);
     snprintf(cfg->web_root, sizeof cfg->web_root, "%.*s/web", PATH_MAX - 8, bin);
+    snprintf(cfg->backend_dir, sizeof cfg->backend_dir, "%.*s/backends", PATH_MAX - 16, bin);
     snprintf(cfg->log_level, sizeof cfg->log_level, "info");
     snprintf(cfg->isolation, sizeof cfg->isolation, "inproc");
     cfg->drain_timeout_ms = 10000;

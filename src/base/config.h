@@ -17,6 +17,7 @@ typedef struct ds_config {
     int port;
     char data_dir[PATH_MAX];
     char model_repository[PATH_MAX]; /* default: <directory of the binary>/models */
+    char backend_dir[PATH_MAX];      /* default: <directory of the binary>/backends */
     char web_root[PATH_MAX];         /* default: <directory of the binary>/web */
     int threads;
     int64_t max_body_bytes;

@@ -39,4 +39,12 @@ void manage_repository(void *cbdata, const http_request *req, http_response *res
  * 0 or -1. */
 int manage_register_routes(manage_ctx *s);
 
+/* Register the model directory `dir` (config.json naming a backend, plus the model files) as
+ * (name, version): copied into the artifact store, probed with its backend, recorded. Uses cfg,
+ * reg and host of `s` only, so main may call it before the routes exist. Returns 201, or 400
+ * (bad directory, config or backend name), 409 (already registered), 422 (the backend refused
+ * the files) or 500 with the reason in err. */
+int manage_register_model_dir(manage_ctx *s, const char *name, const char *version,
+                              const char *dir, char *err, size_t errlen);
+
 #endif

@@ -6,6 +6,11 @@
  * under --plugin-dir, one message for every refusal). It is copied into the content-addressed
  * store and probed before the registry records it, and removed again when it is refused.
  * GET /models/stats is stats.c's.
+ * A model directory (POST /models {"name","version","model_dir"}: config.json naming a backend
+ * + the model files, under a --plugin-dir directory) or a tar of its files (PUT with
+ * application/x-tar) is copied into the artifact store and probed with its backend: a bad
+ * directory or archive is a 400, a backend that refuses the files a 422. GET (same path) shows
+ * one version.
  */
 #include "manage_internal.h"
 
@@ -17,9 +22,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <strings.h>
 
+#include "artifact.h"
 #include "body.h"
 #include "log.h"
+#include "loader.h"
 #include "names.h"
 #include "path.h"
 #include "plugin_file.h"
@@ -38,6 +46,10 @@ static cJSON *manage_version_json(const reg_version *v)
     cJSON_AddStringToObject(o, "name", v->name);
     cJSON_AddStringToObject(o, "version", v->version);
     cJSON_AddStringToObject(o, "plugin_sha256", v->sha256);
+    if (v->backend[0] != '\0') {
+        cJSON_AddStringToObject(o, "backend", v->backend);
+        cJSON_AddStringToObject(o, "artifact_sha256", v->artifact_sha256);
+    }
     cJSON_AddStringToObject(o, "created_at", v->created_at);
     cJSON *config = cJSON_Parse(v->config_json);
     cJSON_AddItemToObject(o, "config", config ? config : cJSON_CreateObject());
@@ -80,6 +92,21 @@ static void manage_models_list(manage_ctx *s, http_response *resp)
     reply_json(resp, HTTP_OK, root);
 }
 
+/* Reply 201 with the registered version (after an event "register" with `detail`). */
+static void manage_registered(manage_ctx *s, const char *name, const char *version,
+                              const char *detail, http_response *resp)
+{
+    char err[512];
+    registry_event_add(s->reg, "register", name, version, detail, err, sizeof err);
+    reg_version v = {0};
+    if (registry_version_get(s->reg, name, version, &v, err, sizeof err) != REG_OK) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+        return;
+    }
+    reply_json(resp, HTTP_CREATED, manage_version_json(&v));
+    reg_version_free(&v);
+}
+
 /* Probe and record a stored plugin as (name, version). Writes the reply. */
 static void manage_register(manage_ctx *s, const char *name, const char *version, const char *path,
                             const char *sha, const char *config_json, http_response *resp)
@@ -104,14 +131,76 @@ static void manage_register(manage_ctx *s, const char *name, const char *version
     }
     char detail[160];
     snprintf(detail, sizeof detail, "{\"plugin_sha256\":\"%s\"}", sha);
-    registry_event_add(s->reg, "register", name, version, detail, err, sizeof err);
+    manage_registered(s, name, version, detail, resp);
+}
+
+/* Probe and record a directory already in the artifact store. HTTP_CREATED, or the status with
+ * the reason in err. */
+static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *version,
+                                 const char *stored, const char *sha, char *err, size_t errlen)
+{
+    char *config = NULL, backend[ARTIFACT_BACKEND_MAX + 1], so[PATH_MAX], why[512];
+    artifact_status as = artifact_read_config(stored, &config, backend, err, errlen);
+    if (as != ARTIFACT_OK)
+        return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
+    int status = HTTP_CREATED;
+    if (artifact_backend_path(s->cfg->backend_dir, backend, so, sizeof so, err, errlen) != 0) {
+        status = HTTP_BAD_REQUEST;
+    } else {
+        int rc = loader_probe_artifact(so, s->host, name, version, stored, config, why,
+                                       sizeof why);
+        if (rc == -1) {
+            snprintf(err, errlen, "backend '%s' does not load: %s", backend, why);
+            status = HTTP_INTERNAL_ERROR;
+        } else if (rc == -2) {
+            snprintf(err, errlen, "backend '%s' refused %s version %s: %s", backend, name,
+                     version, why);
+            status = HTTP_UNPROCESSABLE;
+        }
+    }
+    reg_status rs = REG_OK;
+    if (status == HTTP_CREATED)
+        rs = registry_version_add_artifact(s->reg, name, version, so, backend, stored, sha,
+                                           config, err, errlen);
+    free(config);
+    return rs == REG_OK ? status : reply_status_of_registry(rs);
+}
+
+int manage_register_model_dir(manage_ctx *s, const char *name, const char *version,
+                              const char *dir, char *err, size_t errlen)
+{
+    char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
+    artifact_status as = artifact_import_dir(s->cfg->data_dir, dir, sha, stored, sizeof stored,
+                                             err, errlen);
+    if (as != ARTIFACT_OK)
+        return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
+    return manage_add_stored_dir(s, name, version, stored, sha, err, errlen);
+}
+
+/* The event detail of a version made of files. */
+static void manage_artifact_detail(manage_ctx *s, const char *name, const char *version,
+                                   char *detail, size_t len)
+{
     reg_version v = {0};
-    if (registry_version_get(s->reg, name, version, &v, err, sizeof err) != REG_OK) {
-        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+    char err[256];
+    snprintf(detail, len, "{}");
+    if (registry_version_get(s->reg, name, version, &v, err, sizeof err) == REG_OK)
+        snprintf(detail, len, "{\"backend\":\"%s\",\"artifact_sha256\":\"%s\"}", v.backend,
+                 v.artifact_sha256);
+    reg_version_free(&v);
+}
+
+static void manage_models_register_dir(manage_ctx *s, const char *name, const char *version,
+                                       const char *dir, http_response *resp)
+{
+    char err[768], detail[256];
+    int status = manage_register_model_dir(s, name, version, dir, err, sizeof err);
+    if (status != HTTP_CREATED) {
+        reply_error(resp, status, "%s", err);
         return;
     }
-    reply_json(resp, HTTP_CREATED, manage_version_json(&v));
-    reg_version_free(&v);
+    manage_artifact_detail(s, name, version, detail, sizeof detail);
+    manage_registered(s, name, version, detail, resp);
 }
 
 /* Serializes store -> probe -> record, so that a plugin file this registration created can be
@@ -168,7 +257,7 @@ static void manage_register_path(manage_ctx *s, const char *name, const char *ve
 
 static void manage_models_register(manage_ctx *s, const http_request *req, http_response *resp)
 {
-    static const char *const fields[] = {"name", "version", "plugin", "config", NULL};
+    static const char *const fields[] = {"name", "version", "plugin", "config", "model_dir", NULL};
     cJSON *body = body_object(req, resp, fields);
     if (body == NULL)
         return;
@@ -179,11 +268,15 @@ static void manage_models_register(manage_ctx *s, const http_request *req, http_
         bad ? NULL : body_name_field(body, "version", version, sizeof version, &bad, resp);
     const cJSON *plugin = cJSON_GetObjectItemCaseSensitive(body, "plugin");
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(body, "config");
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(body, "model_dir");
     char *config_text = NULL;
     if (bad) {
-    } else if (!n || !v || !cJSON_IsString(plugin)) {
+    } else if (n && v && dir && !plugin && !config && cJSON_IsString(dir)) {
+        manage_models_register_dir(s, n, v, dir->valuestring, resp);
+    } else if (!n || !v || !cJSON_IsString(plugin) || dir) {
         reply_error(resp, HTTP_BAD_REQUEST,
-                    "\"name\", \"version\" and \"plugin\" (a path) are required");
+                    "\"name\", \"version\" and either \"plugin\" (a path to a .so) or "
+                    "\"model_dir\" (a directory with config.json; no \"config\") are required");
     } else if (config && !cJSON_IsObject(config)) {
         reply_error(resp, HTTP_BAD_REQUEST, "\"config\" must be a JSON object");
     } else {
@@ -192,6 +285,27 @@ static void manage_models_register(manage_ctx *s, const http_request *req, http_
     }
     free(config_text);
     cJSON_Delete(body);
+}
+
+/* A model directory as a tar of its files: stored, probed, recorded. */
+static void manage_models_upload_tar(manage_ctx *s, const char *name, const char *version,
+                                     const http_request *req, http_response *resp)
+{
+    char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX], err[768], detail[256];
+    artifact_status as = artifact_import_tar(s->cfg->data_dir, req->body, req->body_len, sha,
+                                             stored, sizeof stored, err, sizeof err);
+    if (as != ARTIFACT_OK) {
+        reply_error(resp, as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR,
+                    "%s", err);
+        return;
+    }
+    int status = manage_add_stored_dir(s, name, version, stored, sha, err, sizeof err);
+    if (status != HTTP_CREATED) {
+        reply_error(resp, status, "%s", err);
+        return;
+    }
+    manage_artifact_detail(s, name, version, detail, sizeof detail);
+    manage_registered(s, name, version, detail, resp);
 }
 
 static void manage_models_upload(manage_ctx *s, const char *name, const char *version,
@@ -205,6 +319,11 @@ static void manage_models_upload(manage_ctx *s, const char *name, const char *ve
     }
     if (req->body_len == 0) {
         reply_error(resp, HTTP_BAD_REQUEST, "upload the plugin's bytes as the request body");
+        return;
+    }
+    const char *type = http_header(req, "Content-Type");
+    if (type != NULL && strncasecmp(type, "application/x-tar", 17) == 0) {
+        manage_models_upload_tar(s, name, version, req, resp);
         return;
     }
     manage_store_and_register(s, name, version, req->body, req->body_len, "{}", resp);
@@ -225,6 +344,20 @@ static void manage_models_delete(manage_ctx *s, const char *name, const char *ve
     cJSON_AddStringToObject(o, "version", version);
     cJSON_AddBoolToObject(o, "deleted", true);
     reply_json(resp, HTTP_OK, o);
+}
+
+static void manage_models_show(manage_ctx *s, const char *name, const char *version,
+                               http_response *resp)
+{
+    char err[512];
+    reg_version v = {0};
+    reg_status rs = registry_version_get(s->reg, name, version, &v, err, sizeof err);
+    if (rs != REG_OK) {
+        reply_error(resp, reply_status_of_registry(rs), "%s", err);
+        return;
+    }
+    reply_json(resp, HTTP_OK, manage_version_json(&v));
+    reg_version_free(&v);
 }
 
 void manage_models(void *cbdata, const http_request *req, http_response *resp)
@@ -249,12 +382,14 @@ void manage_models(void *cbdata, const http_request *req, http_response *resp)
         if (!name_valid(seg[1]) || !name_valid(seg[3]))
             reply_error(resp, HTTP_BAD_REQUEST,
                         "model name and version must match [A-Za-z0-9_.-]{1,64}");
+        else if (reply_method_is(req, "GET"))
+            manage_models_show(s, seg[1], seg[3], resp);
         else if (reply_method_is(req, "PUT"))
             manage_models_upload(s, seg[1], seg[3], req, resp);
         else if (reply_method_is(req, "DELETE"))
             manage_models_delete(s, seg[1], seg[3], resp);
         else
-            reply_bad_method(req, resp, "PUT, DELETE");
+            reply_bad_method(req, resp, "GET, PUT, DELETE");
     } else {
         reply_error(resp, HTTP_NOT_FOUND, "no route for %s", req->path);
     }

@@ -28,7 +28,7 @@ XGB_MODELS = ("breast_cancer", "iris", "diabetes")
 ATOL = 1e-5
 
 
-def testdata(name):
+def split_of(name):
     p = TESTDATA / f"{name}.npz"
     assert p.is_file(), f"test split {p} missing (build the example models)"
     d = np.load(p)
@@ -139,13 +139,13 @@ def test_version_listing_shows_backend_and_artifact_digest(shared):
 
 @pytest.mark.parametrize("model", XGB_MODELS)
 def test_xgboost_predictions_equal_xgboost_on_the_whole_test_split(shared, model):
-    x, _ = testdata(model)
+    x, _ = split_of(model)
     deployed(shared, model)
     check_xgb_outputs(model, infer(shared, model, x), x)
 
 
 def test_onnx_predictions_equal_numpy_on_the_whole_test_split(shared):
-    x, y = testdata("digits")
+    x, y = split_of("digits")
     deployed(shared, "digits")
     got = as_array(infer(shared, "digits", x)["probabilities"])
     ref = onnx_reference(x)
@@ -161,9 +161,9 @@ def rows(x, n):
 def test_batches_of_1_64_4096_rows(shared, n):
     deployed(shared, "iris")
     deployed(shared, "digits")
-    xi = rows(testdata("iris")[0], n)
+    xi = rows(split_of("iris")[0], n)
     check_xgb_outputs("iris", infer(shared, "iris", xi), xi)
-    xd = rows(testdata("digits")[0], n)
+    xd = rows(split_of("digits")[0], n)
     assert_close(as_array(infer(shared, "digits", xd)["probabilities"]), onnx_reference(xd),
                  f"digits batch {n}")
 
@@ -193,19 +193,19 @@ def binary_infer(srv, model, x, outputs):
 def test_binary_tensor_extension_in_and_out(shared):
     deployed(shared, "breast_cancer")
     deployed(shared, "digits")
-    x, _ = testdata("breast_cancer")
+    x, _ = split_of("breast_cancer")
     out = binary_infer(shared, "breast_cancer", x, ["probability", "label"])
     ref = xgb_reference("breast_cancer", x)
     assert_close(out["probability"].ravel(), ref, "binary probability")
     assert out["label"].ravel().tolist() == (ref >= 0.5).astype(int).tolist()
-    xd, _ = testdata("digits")
+    xd, _ = split_of("digits")
     got = binary_infer(shared, "digits", xd, ["probabilities"])["probabilities"]
     assert_close(got, onnx_reference(xd), "binary digits")
 
 
 def test_requested_outputs_only(shared):
     deployed(shared, "iris")
-    x, _ = testdata("iris")
+    x, _ = split_of("iris")
     outs = infer(shared, "iris", x, outputs=["label"])
     assert list(outs) == ["label"], outs
 
@@ -271,7 +271,7 @@ def test_register_model_directory_is_stored_content_addressed(shared, tmp_path):
     assert (stored / "model.json").read_bytes() == (src / "model.json").read_bytes()
     (src / "model.json").write_text("{}")  # the registered version does not change with it
     deployed(shared, "iris_copy")
-    x, _ = testdata("iris")
+    x, _ = split_of("iris")
     check_xgb_outputs("iris", infer(shared, "iris_copy", x), x)
 
 
@@ -279,7 +279,7 @@ def test_tar_upload_registers_and_serves_the_model(shared):
     body = upload_tar(shared, "digits_up", tar_of(version_dir("digits")))
     assert body["backend"] == "onnx" and len(body["artifact_sha256"]) == 64, body
     deployed(shared, "digits_up")
-    x, _ = testdata("digits")
+    x, _ = split_of("digits")
     assert_close(as_array(infer(shared, "digits_up", x)["probabilities"]), onnx_reference(x),
                  "uploaded digits")
 
@@ -290,7 +290,7 @@ def test_tar_created_with_dot_prefix_is_accepted(shared, tmp_path):
         t.add(version_dir("diabetes"), arcname=".")
     upload_tar(shared, "diabetes_up", buf.getvalue())
     deployed(shared, "diabetes_up")
-    x, _ = testdata("diabetes")
+    x, _ = split_of("diabetes")
     outs = infer(shared, "diabetes_up", x)
     assert_close(as_array(outs["prediction"]).ravel(), xgb_reference("diabetes", x), "upload")
 
@@ -337,7 +337,7 @@ def test_corrupt_artifact_after_register_fails_the_deployment_with_reason(server
                                    {"model_name": "fragile", "version": "1"}), 422, 500)
     assert "model.onnx" in err["error"], err
     deps = [d for d in server.deployments() if d["model_name"] == "fragile"]
-    assert deps and deps[0]["status"] == "failed" and deps[0].get("status_reason"), deps
+    assert deps and deps[0]["status"] == "failed" and deps[0].get("reason"), deps
     assert server.get("/v2/health/live").status_code == 200
     # and the C examples keep serving
     deployed(server, "quadratic_predictor")
@@ -351,7 +351,7 @@ def test_model_repository_with_triton_layout_is_registered_at_start(server_facto
     models = srv.models()
     assert models.get("flowers") == {"3"} and models.get("mnist") == {"1"}, models
     deployed(srv, "flowers", "3")
-    x, _ = testdata("iris")
+    x, _ = split_of("iris")
     check_xgb_outputs("iris", infer(srv, "flowers", x, version="3"), x)
 
 
@@ -364,7 +364,7 @@ def test_two_versions_of_the_same_artifact_never_share_an_instance(shared, tmp_p
     deployed(shared, "twin", "1")
     deployed(shared, "twin", "2")
     shared.undeploy("twin", "1")
-    x, _ = testdata("iris")
+    x, _ = split_of("iris")
     check_xgb_outputs("iris", infer(shared, "twin", x, version="2"), x)
 
 
@@ -378,15 +378,17 @@ def rss_kib(pid):
 
 
 @pytest.mark.parametrize("model", ["breast_cancer", "digits"])
-def test_100_undeploy_redeploy_cycles_do_not_grow_rss(server, model):
-    x = testdata(model)[0][:8]
+def test_100_undeploy_redeploy_cycles_do_not_grow_rss(server_factory, model):
+    # few worker threads, so the warm-up touches every thread's arena and stack
+    server = server_factory(args=["--threads", "4"])
+    x = split_of(model)[0][:8]
 
     def cycle():
         deployed(server, model)
         infer(server, model, x)
         server.undeploy(model, "1")
 
-    for _ in range(10):  # warm-up: allocator arenas, library caches, SQLite page cache
+    for _ in range(20):  # warm-up: thread arenas, library caches, SQLite page cache
         cycle()
     before = rss_kib(server.proc.pid)
     for _ in range(100):
@@ -457,7 +459,7 @@ def test_non_thread_safe_plugin_with_instance_count_4_runs_instances_in_parallel
 
 def test_onnx_with_instance_count_under_concurrent_load_is_correct(shared):
     deployed(shared, "digits", instance_count=3)
-    x, _ = testdata("digits")
+    x, _ = split_of("digits")
     ref = onnx_reference(x)
     errors = []
 

@@ -30,9 +30,9 @@
 
 /* reg_status (REG_OK, REG_NOT_FOUND, ...) is declared in base/errors.h. */
 
-#define REG_NAME_MAX   64 /* == NAME_MAX_LEN (base/names.h): names follow its rule */
-#define REG_TIME_MAX   32
-#define REG_SHA256_HEX 65
+#define REG_NAME_MAX    64 /* == NAME_MAX_LEN (base/names.h): names follow its rule */
+#define REG_TIME_MAX    32
+#define REG_SHA256_HEX  65
 #define REG_BACKEND_MAX 32
 
 typedef struct registry registry;

@@ -48,7 +48,7 @@ struct version_args {
     const char *config_json;
     char sha256[REG_SHA256_HEX]; /* "" = unknown, stored as NULL */
     reg_version *out;
-    const char *backend;      /* NULL for a plugin version (and the two below) */
+    const char *backend; /* NULL for a plugin version (and the two below) */
     const char *artifact_dir;
     char artifact_sha256[REG_SHA256_HEX];
 };
@@ -112,10 +112,9 @@ reg_status registry_version_add_artifact(registry *r, const char *name, const ch
     reg_status st = reg__check_version_key(r, name, version, err, errlen);
     if (st == REG_OK)
         st = reg__check_plugin_path(plugin_path, err, errlen);
-    if (st == REG_OK && (backend == NULL || backend[0] == '\0' ||
-                         strlen(backend) > REG_BACKEND_MAX ||
-                         strspn(backend, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
-                             strlen(backend)))
+    if (st == REG_OK &&
+        (backend == NULL || backend[0] == '\0' || strlen(backend) > REG_BACKEND_MAX ||
+         strspn(backend, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(backend)))
         st = reg__fail(err, errlen, REG_INVALID, "backend must match [a-z0-9_]{1,%d}",
                        REG_BACKEND_MAX);
     if (st == REG_OK)

@@ -58,7 +58,7 @@ typedef struct deploy_target {
     const char *model_name;
     const char *version;
     const char *endpoint_name; /* "" when none */
-    const char *backend; /* the backend's name for a version made of files, else "" */
+    const char *backend;       /* the backend's name for a version made of files, else "" */
     const ds_plugin_api *api;
     const ds_model_desc *model; /* the instances' IO (their own description, or the plugin's) */
     struct inst_pool *pool;     /* in-process: the instances (deploy_instance_acquire) */

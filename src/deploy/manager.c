@@ -219,8 +219,8 @@ static bool deployment_isolated(const deploy_manager *m, const ds_deploy_options
 
 /* The shared object a version runs on: its backend, looked up again in the backend directory
  * (so an installation that moved still finds it), else the path recorded at registration. */
-static const char *deployment_plugin_path(const deploy_manager *m, const reg_version *v,
-                                          char *buf, size_t len)
+static const char *deployment_plugin_path(const deploy_manager *m, const reg_version *v, char *buf,
+                                          size_t len)
 {
     char err[256];
     if (v->backend[0] != '\0' && m->env.backend_dir[0] != '\0' &&

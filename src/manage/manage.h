@@ -44,7 +44,7 @@ int manage_register_routes(manage_ctx *s);
  * reg and host of `s` only, so main may call it before the routes exist. Returns 201, or 400
  * (bad directory, config or backend name), 409 (already registered), 422 (the backend refused
  * the files) or 500 with the reason in err. */
-int manage_register_model_dir(manage_ctx *s, const char *name, const char *version,
-                              const char *dir, char *err, size_t errlen);
+int manage_register_model_dir(manage_ctx *s, const char *name, const char *version, const char *dir,
+                              char *err, size_t errlen);
 
 #endif

@@ -147,31 +147,30 @@ static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *ve
     if (artifact_backend_path(s->cfg->backend_dir, backend, so, sizeof so, err, errlen) != 0) {
         status = HTTP_BAD_REQUEST;
     } else {
-        int rc = loader_probe_artifact(so, s->host, name, version, stored, config, why,
-                                       sizeof why);
+        int rc = loader_probe_artifact(so, s->host, name, version, stored, config, why, sizeof why);
         if (rc == -1) {
             snprintf(err, errlen, "backend '%s' does not load: %s", backend, why);
             status = HTTP_INTERNAL_ERROR;
         } else if (rc == -2) {
-            snprintf(err, errlen, "backend '%s' refused %s version %s: %s", backend, name,
-                     version, why);
+            snprintf(err, errlen, "backend '%s' refused %s version %s: %s", backend, name, version,
+                     why);
             status = HTTP_UNPROCESSABLE;
         }
     }
     reg_status rs = REG_OK;
     if (status == HTTP_CREATED)
-        rs = registry_version_add_artifact(s->reg, name, version, so, backend, stored, sha,
-                                           config, err, errlen);
+        rs = registry_version_add_artifact(s->reg, name, version, so, backend, stored, sha, config,
+                                           err, errlen);
     free(config);
     return rs == REG_OK ? status : reply_status_of_registry(rs);
 }
 
-int manage_register_model_dir(manage_ctx *s, const char *name, const char *version,
-                              const char *dir, char *err, size_t errlen)
+int manage_register_model_dir(manage_ctx *s, const char *name, const char *version, const char *dir,
+                              char *err, size_t errlen)
 {
     char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
-    artifact_status as = artifact_import_dir(s->cfg->data_dir, dir, sha, stored, sizeof stored,
-                                             err, errlen);
+    artifact_status as =
+        artifact_import_dir(s->cfg->data_dir, dir, sha, stored, sizeof stored, err, errlen);
     if (as != ARTIFACT_OK)
         return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
     return manage_add_stored_dir(s, name, version, stored, sha, err, errlen);
@@ -295,8 +294,8 @@ static void manage_models_upload_tar(manage_ctx *s, const char *name, const char
     artifact_status as = artifact_import_tar(s->cfg->data_dir, req->body, req->body_len, sha,
                                              stored, sizeof stored, err, sizeof err);
     if (as != ARTIFACT_OK) {
-        reply_error(resp, as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR,
-                    "%s", err);
+        reply_error(resp, as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR, "%s",
+                    err);
         return;
     }
     int status = manage_add_stored_dir(s, name, version, stored, sha, err, sizeof err);

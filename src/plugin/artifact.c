@@ -103,8 +103,8 @@ static int file_name_ok(const char *name)
     return 1;
 }
 
-int artifact_backend_path(const char *backend_dir, const char *backend, char *out,
-                          size_t out_len, char *err, size_t errlen)
+int artifact_backend_path(const char *backend_dir, const char *backend, char *out, size_t out_len,
+                          char *err, size_t errlen)
 {
     struct stat st;
     if (!artifact_backend_name_ok(backend))
@@ -145,7 +145,8 @@ static artifact_status check_config(const char *text, size_t len, char backend[]
     }
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
     if (st == ARTIFACT_OK && params != NULL && !cJSON_IsObject(params))
-        st = fail(ARTIFACT_INVALID, err, errlen, ARTIFACT_CONFIG " \"parameters\" must be an object");
+        st = fail(ARTIFACT_INVALID, err, errlen,
+                  ARTIFACT_CONFIG " \"parameters\" must be an object");
     cJSON_Delete(root);
     return st;
 }
@@ -288,8 +289,8 @@ static void staging_digest(staging *s, char hex[ARTIFACT_SHA256_HEX])
 
 /* Check, digest and move the staging directory into place. Removes it on every path. */
 static artifact_status staging_commit(staging *s, const char *data_dir,
-                                      char hex[ARTIFACT_SHA256_HEX], char *out_dir,
-                                      size_t out_len, char *err, size_t errlen)
+                                      char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                      char *err, size_t errlen)
 {
     char *config = NULL;
     char backend[ARTIFACT_BACKEND_MAX + 1];

@@ -59,8 +59,8 @@ artifact_status artifact_read_config(const char *dir, char **config_json,
 
 /* The backend's shared object, <backend_dir>/<name>/libdynserve_<name>.so. 0 when it exists
  * (path written), -1 with a reason ("unknown backend ..."). */
-int artifact_backend_path(const char *backend_dir, const char *backend, char *out,
-                          size_t out_len, char *err, size_t errlen);
+int artifact_backend_path(const char *backend_dir, const char *backend, char *out, size_t out_len,
+                          char *err, size_t errlen);
 
 /* 1 when `name` is a valid backend name ([a-z0-9_]{1,32}). */
 int artifact_backend_name_ok(const char *name);

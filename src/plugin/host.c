@@ -19,9 +19,8 @@ static void host_log(int level, const char *msg)
     log_write(host_level(level), "plugin: %s", msg);
 }
 
-__attribute__((format(printf, 3, 4))) static void host_logf(const ds_deployment *dep,
-                                                            ds_log_level level, const char *fmt,
-                                                            ...)
+__attribute__((format(printf, 3, 4))) static void
+host_logf(const ds_deployment *dep, ds_log_level level, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;

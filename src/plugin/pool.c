@@ -20,9 +20,9 @@ struct inst_pool {
     uint32_t count;
     void *instances[POOL_MAX_INSTANCES];
     const ds_model_desc *model;
-    atomic_uint next;       /* round-robin cursor (thread-safe pools) */
-    pthread_mutex_t lock;   /* guards free_slots/nfree (non-thread-safe pools) */
-    pthread_cond_t freed;   /* signalled when a slot is pushed back */
+    atomic_uint next;     /* round-robin cursor (thread-safe pools) */
+    pthread_mutex_t lock; /* guards free_slots/nfree (non-thread-safe pools) */
+    pthread_cond_t freed; /* signalled when a slot is pushed back */
     uint32_t free_slots[POOL_MAX_INSTANCES];
     uint32_t nfree;
 };
@@ -42,10 +42,10 @@ static bool io_equal(const ds_io_desc *a, const ds_io_desc *b, uint32_t n)
 
 static bool model_equal(const ds_model_desc *a, const ds_model_desc *b)
 {
-    return a == b || (a->flags == b->flags && a->input_count == b->input_count &&
-                      a->output_count == b->output_count &&
-                      io_equal(a->inputs, b->inputs, a->input_count) &&
-                      io_equal(a->outputs, b->outputs, a->output_count));
+    return a == b ||
+           (a->flags == b->flags && a->input_count == b->input_count &&
+            a->output_count == b->output_count && io_equal(a->inputs, b->inputs, a->input_count) &&
+            io_equal(a->outputs, b->outputs, a->output_count));
 }
 
 static void pool_destroy_instances(inst_pool *pool, uint32_t n)
@@ -54,8 +54,8 @@ static void pool_destroy_instances(inst_pool *pool, uint32_t n)
         loader_instance_destroy(pool->plugin, pool->instances[i]);
 }
 
-int pool_create(loader_plugin *p, const loader_instance_args *args, uint32_t count,
-                inst_pool **out, char *err, size_t errlen)
+int pool_create(loader_plugin *p, const loader_instance_args *args, uint32_t count, inst_pool **out,
+                char *err, size_t errlen)
 {
     *out = NULL;
     if (count < 1 || count > POOL_MAX_INSTANCES) {

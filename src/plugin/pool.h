@@ -31,8 +31,8 @@ typedef struct inst_pool inst_pool;
 /* Create `count` (1..POOL_MAX_INSTANCES) instances of `p`, instance i with args->instance_index
  * = i and args->instance_count = count. On success *out (owned by the caller, pool_free). On
  * failure every instance created so far is destroyed and -1 is returned with the reason. */
-int pool_create(loader_plugin *p, const loader_instance_args *args, uint32_t count,
-                inst_pool **out, char *err, size_t errlen);
+int pool_create(loader_plugin *p, const loader_instance_args *args, uint32_t count, inst_pool **out,
+                char *err, size_t errlen);
 
 /* The IO the instances serve (instance 0's description, or the plugin's). Valid until pool_free. */
 const ds_model_desc *pool_model(const inst_pool *pool);

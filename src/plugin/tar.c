@@ -15,8 +15,8 @@
 
 #define TAR_BLOCK 512
 
-__attribute__((format(printf, 3, 4))) static int tar_fail(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int tar_fail(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (err != NULL && errlen > 0) {
         va_list ap;
@@ -106,8 +106,10 @@ static int tar_entry(const unsigned char *h, const unsigned char *data, uint64_t
     case '5':
         if (name[0] == '\0' || strcmp(name, ".") == 0)
             return 0;
-        return tar_fail(err, errlen, "archive entry '%s' is a directory; put the version's files "
-                        "at the top level (tar -C <version dir> -cf - .)", path);
+        return tar_fail(err, errlen,
+                        "archive entry '%s' is a directory; put the version's files "
+                        "at the top level (tar -C <version dir> -cf - .)",
+                        path);
     case '0':
     case '\0': break;
     case 'L':
@@ -121,8 +123,7 @@ static int tar_entry(const unsigned char *h, const unsigned char *data, uint64_t
     return fn(ud, name, data, (size_t)size, err, errlen) == 0 ? 0 : -1;
 }
 
-int tar_each_file(const void *buf, size_t len, tar_file_fn fn, void *ud, char *err,
-                  size_t errlen)
+int tar_each_file(const void *buf, size_t len, tar_file_fn fn, void *ud, char *err, size_t errlen)
 {
     const unsigned char *p = buf;
     size_t at = 0;
@@ -141,7 +142,8 @@ int tar_each_file(const void *buf, size_t len, tar_file_fn fn, void *ud, char *e
             return tar_fail(err, errlen, "bad size field in the archive header at byte %zu", at);
         at += TAR_BLOCK;
         if (size > len - at)
-            return tar_fail(err, errlen, "archive is truncated (an entry needs %llu bytes, %zu left)",
+            return tar_fail(err, errlen,
+                            "archive is truncated (an entry needs %llu bytes, %zu left)",
                             (unsigned long long)size, len - at);
         if (tar_entry(h, p + at, size, fn, ud, err, errlen) != 0)
             return -1;

@@ -28,7 +28,6 @@ typedef int (*tar_file_fn)(void *ud, const char *name, const void *data, size_t 
 
 /* Walk the archive in buf[0..len). 0 when every entry was accepted and fn returned 0 for each
  * file; -1 with a reason in err otherwise. */
-int tar_each_file(const void *buf, size_t len, tar_file_fn fn, void *ud, char *err,
-                  size_t errlen);
+int tar_each_file(const void *buf, size_t len, tar_file_fn fn, void *ud, char *err, size_t errlen);
 
 #endif

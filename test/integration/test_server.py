@@ -150,8 +150,10 @@ def test_busy_port_exits_1_with_one_clear_line(tmp_path):
     lines = error_lines(err)
     assert any(str(port) in line for line in lines), \
         f"no stderr line names the busy port {port}: {err!r}"
-    # contract: one clear line, not a cascade (allow a few info lines logged before it)
-    assert len(lines) <= 10, f"busy port produced {len(lines)} stderr lines: {err!r}"
+    # contract: one clear line, not a cascade (the info lines of the models registered before it
+    # do not count)
+    problems = [line for line in lines if " INFO " not in line]
+    assert len(problems) <= 4, f"busy port produced {len(problems)} stderr lines: {err!r}"
     assert "AddressSanitizer" not in err and "runtime error" not in err, err
 
 

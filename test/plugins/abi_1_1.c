@@ -81,8 +81,8 @@ static void fx_destroy(void *instance)
 }
 
 /* One request: sum of each row of x, and the info vector. */
-static ds_status fx_run(inst *s, const ds_infer_request *req, ds_infer_response *resp,
-                        int batch, ds_error *err)
+static ds_status fx_run(inst *s, const ds_infer_request *req, ds_infer_response *resp, int batch,
+                        ds_error *err)
 {
     ex_matrix x = {NULL, 0, 0};
     ds_status st = ex_input_fp32_matrix(req, "x", 2, &x, err);
@@ -98,7 +98,7 @@ static ds_status fx_run(inst *s, const ds_infer_request *req, ds_infer_response 
         st = ex_add_output(resp, "info", DS_TYPE_INT32, 1, ishape, 6 * sizeof(int32_t), &info, err);
     if (st != DS_OK)
         return st;
-    int32_t v[6] = {(int32_t)s->index,      (int32_t)s->count,        atomic_load(&loads),
+    int32_t v[6] = {(int32_t)s->index,     (int32_t)s->count,          atomic_load(&loads),
                     atomic_load(&unloads), atomic_load(&most_running), batch};
     memcpy(info, v, sizeof v);
     return DS_OK;

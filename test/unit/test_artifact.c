@@ -42,7 +42,10 @@ static void tar_add(tarbuf *t, const char *name, char type, const char *data, in
     snprintf((char *)h + 100, 8, "%07o", 0644);
     snprintf((char *)h + 124, 12, "%011o", (unsigned)size);
     h[156] = (unsigned char)type;
-    memcpy(h + 257, "ustar\0" "00", 8);
+    memcpy(h + 257,
+           "ustar\0"
+           "00",
+           8);
     memset(h + 148, ' ', 8);
     unsigned sum = 0;
     for (int i = 0; i < 512; i++)
@@ -223,9 +226,9 @@ static void test_import_dir_and_tar_of_the_same_files_give_the_same_digest(void 
     tar_add(&t, "model.json", '0', "{\"learner\":{}}", 0);
     tar_add(&t, "config.json", '0', "{\"backend\":\"xgboost\",\"parameters\":{\"nthread\":1}}", 0);
     tar_end(&t);
-    assert_int_equal(artifact_import_tar(f->dir, t.data, t.len, hex2, out, sizeof out, err,
-                                         sizeof err),
-                     ARTIFACT_OK);
+    assert_int_equal(
+        artifact_import_tar(f->dir, t.data, t.len, hex2, out, sizeof out, err, sizeof err),
+        ARTIFACT_OK);
     assert_string_equal(hex1, hex2);
     char art[PATH_MAX];
     snprintf(art, sizeof art, "%s/artifacts", f->dir);
@@ -237,14 +240,18 @@ static void test_config_rules(void **state)
     fixture *f = *state;
     char hex[ARTIFACT_SHA256_HEX], out[PATH_MAX], err[ERRLEN];
     static const char *const bad[] = {
-        "[1]", "{", "{\"backend\":\"Bad-Name\"}", "{\"backend\":3}", "{}",
-        "{\"backend\":\"onnx\",\"inputs\":{}}", "{\"backend\":\"onnx\",\"parameters\":[]}",
+        "[1]",
+        "{",
+        "{\"backend\":\"Bad-Name\"}",
+        "{\"backend\":3}",
+        "{}",
+        "{\"backend\":\"onnx\",\"inputs\":{}}",
+        "{\"backend\":\"onnx\",\"parameters\":[]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(f->src, "config.json", bad[i]);
-        assert_int_equal(
-            artifact_import_dir(f->dir, f->src, hex, out, sizeof out, err, sizeof err),
-            ARTIFACT_INVALID);
+        assert_int_equal(artifact_import_dir(f->dir, f->src, hex, out, sizeof out, err, sizeof err),
+                         ARTIFACT_INVALID);
     }
     char art[PATH_MAX];
     snprintf(art, sizeof art, "%s/artifacts", f->dir);
@@ -273,9 +280,9 @@ static void test_import_without_config_or_with_a_subdirectory_is_invalid(void **
     assert_int_equal(artifact_import_dir(f->dir, f->src, hex, out, sizeof out, err, sizeof err),
                      ARTIFACT_INVALID);
     assert_non_null(strstr(err, "directory"));
-    assert_int_equal(artifact_import_dir(f->dir, "/nonexistent/dir", hex, out, sizeof out, err,
-                                         sizeof err),
-                     ARTIFACT_INVALID);
+    assert_int_equal(
+        artifact_import_dir(f->dir, "/nonexistent/dir", hex, out, sizeof out, err, sizeof err),
+        ARTIFACT_INVALID);
 }
 
 static void test_duplicate_and_bad_file_names_in_a_tar_are_invalid(void **state)
@@ -287,17 +294,17 @@ static void test_duplicate_and_bad_file_names_in_a_tar_are_invalid(void **state)
     tar_add(&t, "config.json", '0', "{\"backend\":\"onnx\"}", 0);
     tar_add(&t, "./config.json", '0', "{\"backend\":\"onnx\"}", 0);
     tar_end(&t);
-    assert_int_equal(artifact_import_tar(f->dir, t.data, t.len, hex, out, sizeof out, err,
-                                         sizeof err),
-                     ARTIFACT_INVALID);
+    assert_int_equal(
+        artifact_import_tar(f->dir, t.data, t.len, hex, out, sizeof out, err, sizeof err),
+        ARTIFACT_INVALID);
     assert_non_null(strstr(err, "twice"));
     t.len = 0;
     tar_add(&t, "config.json", '0', "{\"backend\":\"onnx\"}", 0);
     tar_add(&t, "we ird", '0', "x", 0);
     tar_end(&t);
-    assert_int_equal(artifact_import_tar(f->dir, t.data, t.len, hex, out, sizeof out, err,
-                                         sizeof err),
-                     ARTIFACT_INVALID);
+    assert_int_equal(
+        artifact_import_tar(f->dir, t.data, t.len, hex, out, sizeof out, err, sizeof err),
+        ARTIFACT_INVALID);
 }
 
 static void test_backend_path_and_names(void **state)
@@ -307,7 +314,8 @@ static void test_backend_path_and_names(void **state)
     assert_true(artifact_backend_name_ok("xgboost"));
     assert_false(artifact_backend_name_ok("../x"));
     assert_false(artifact_backend_name_ok(""));
-    assert_int_not_equal(artifact_backend_path(f->dir, "nope", out, sizeof out, err, sizeof err), 0);
+    assert_int_not_equal(artifact_backend_path(f->dir, "nope", out, sizeof out, err, sizeof err),
+                         0);
     assert_non_null(strstr(err, "unknown backend 'nope'"));
     snprintf(dir, sizeof dir, "%s/mine", f->dir);
     mkdir(dir, 0755);

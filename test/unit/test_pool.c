@@ -40,22 +40,27 @@ static loader_plugin *open_fixture(const char *name)
 
 static loader_instance_args args_for(const char *config)
 {
-    loader_instance_args a = {.model_name = "m", .model_version = "1", .deployment_id = "m/1#1",
-                              .config_json = config};
+    loader_instance_args a = {
+        .model_name = "m", .model_version = "1", .deployment_id = "m/1#1", .config_json = config};
     return a;
 }
 
 /* Run one request {"x": [[a, b]]} on instance; returns the 6 info ints and the sum. */
-static ds_status run_one(const ds_plugin_api *api, void *instance, float a, float b,
-                         float *sum, int32_t info[6])
+static ds_status run_one(const ds_plugin_api *api, void *instance, float a, float b, float *sum,
+                         int32_t info[6])
 {
     oip_arena *arena = oip_arena_new();
     oip_response out;
     oip_response_init(&out, arena);
     float x[2] = {a, b};
     int64_t shape[2] = {1, 2};
-    ds_tensor t = {.name = "x", .datatype = DS_TYPE_FP32, .rank = 2, .shape = shape, .data = x,
-                   .byte_size = sizeof x, .element_count = 2};
+    ds_tensor t = {.name = "x",
+                   .datatype = DS_TYPE_FP32,
+                   .rank = 2,
+                   .shape = shape,
+                   .data = x,
+                   .byte_size = sizeof x,
+                   .element_count = 2};
     ds_infer_request req = {.struct_size = sizeof req, .input_count = 1, .inputs = &t};
     ds_error err = {0};
     ds_status st = api->execute(instance, &req, &out, &err);
@@ -108,8 +113,7 @@ static void test_load_runs_once_per_image_and_unload_after_the_last_close(void *
     uint32_t slot;
     float sum;
     int32_t before[6], after[6];
-    assert_int_equal(run_one(loader_api(b), pool_acquire(pool, &slot), 0, 0, &sum, before),
-                     DS_OK);
+    assert_int_equal(run_one(loader_api(b), pool_acquire(pool, &slot), 0, 0, &sum, before), DS_OK);
     pool_release(pool, slot);
     loader_close(a); /* b still uses the image: no unload yet */
     assert_int_equal(run_one(loader_api(b), pool_acquire(pool, &slot), 0, 0, &sum, after), DS_OK);
@@ -215,10 +219,15 @@ static void test_execute_batch_of_a_1_1_plugin_can_be_called(void **state)
     for (int i = 0; i < N; i++) {
         xs[i][0] = (float)i;
         xs[i][1] = 10.0f;
-        ts[i] = (ds_tensor){.name = "x", .datatype = DS_TYPE_FP32, .rank = 2, .shape = shape,
-                            .data = xs[i], .byte_size = sizeof xs[i], .element_count = 2};
-        reqs[i] = (ds_infer_request){.struct_size = sizeof reqs[i], .input_count = 1,
-                                     .inputs = &ts[i]};
+        ts[i] = (ds_tensor){.name = "x",
+                            .datatype = DS_TYPE_FP32,
+                            .rank = 2,
+                            .shape = shape,
+                            .data = xs[i],
+                            .byte_size = sizeof xs[i],
+                            .element_count = 2};
+        reqs[i] =
+            (ds_infer_request){.struct_size = sizeof reqs[i], .input_count = 1, .inputs = &ts[i]};
         reqp[i] = &reqs[i];
         oip_response_init(&outs[i], arena);
         resps[i] = &outs[i];

@@ -66,8 +66,7 @@ static inline void bk_log(const ds_deployment *dep, ds_log_level level, const ch
     va_end(ap);
     if (host == NULL)
         return;
-    if (host->struct_size >= offsetof(ds_host_api, logf) + sizeof(host->logf) &&
-        host->logf != NULL)
+    if (host->struct_size >= offsetof(ds_host_api, logf) + sizeof(host->logf) && host->logf != NULL)
         host->logf(dep, level, "%s", line);
     else if (host->log != NULL)
         host->log((int)level, line);
@@ -162,9 +161,8 @@ static inline ds_status bk_input_fp32_rows(const ds_infer_request *req, const ch
     if (t->datatype != DS_TYPE_FP32)
         return ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "input '%s' must be FP32", name);
     if (t->rank != 2 || t->shape == NULL || t->shape[0] < 0 || (uint64_t)t->shape[1] != cols)
-        return ds_error_set(err, DS_ERR_INVALID_ARGUMENT,
-                            "input '%s' must have shape [-1,%llu]", name,
-                            (unsigned long long)cols);
+        return ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "input '%s' must have shape [-1,%llu]",
+                            name, (unsigned long long)cols);
     uint64_t n = (uint64_t)t->shape[0];
     if (cols != 0 && n > SIZE_MAX / sizeof(float) / cols)
         return ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "input '%s' is too large", name);

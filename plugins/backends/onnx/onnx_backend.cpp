@@ -34,7 +34,8 @@
 #include "backend_util.h"
 #include "onnx_graph.h"
 
-namespace {
+namespace
+{
 
 /* One instance: a net and the IO the graph declared. Owned by the plugin from create_instance
  * to destroy; used by one thread at a time (no DS_PLUGIN_THREAD_SAFE). */
@@ -55,8 +56,7 @@ ds_status read_file(const std::string &path, std::vector<uchar> &bytes, ds_error
         return ds_error_set(err, DS_ERR_NOT_FOUND, "cannot open ONNX graph '%s'", path.c_str());
     std::streamoff n = f.tellg();
     if (n <= 0)
-        return ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "ONNX graph '%s' is empty",
-                            path.c_str());
+        return ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "ONNX graph '%s' is empty", path.c_str());
     bytes.resize(static_cast<size_t>(n));
     f.seekg(0);
     if (!f.read(reinterpret_cast<char *>(bytes.data()), n))
@@ -117,8 +117,8 @@ ds_status configure(const ds_instance_context *ctx, std::string &path, ds_error 
     const char *file = bk_param_string(params, "model_file");
     char buf[4096];
     long threads = 1;
-    ds_status st = bk_artifact_path(ctx, file != nullptr ? file : "model.onnx", buf, sizeof buf,
-                                    err);
+    ds_status st =
+        bk_artifact_path(ctx, file != nullptr ? file : "model.onnx", buf, sizeof buf, err);
     if (st == DS_OK)
         st = bk_param_int(params, "num_threads", 1, 256, 1, &threads, err);
     cJSON_Delete(root);
@@ -179,15 +179,14 @@ ds_status create_instance(ds_instance_context *ctx, void **instance, ds_error *e
         return st;
     }
     ctx->model = &x->model;
-    bk_log(x->dep, DS_LOG_INFO, "onnx graph: %u input(s), %u output(s), instance %u of %u",
+    bk_log(x->dep, DS_LOG_DEBUG, "onnx graph: %u input(s), %u output(s), instance %u of %u",
            x->io.input_count, x->io.output_count, ctx->instance_index + 1, ctx->instance_count);
     *instance = x;
     return DS_OK;
 }
 
 /* Check a request tensor against the graph's declared shape and wrap it as a cv::Mat. */
-ds_status input_blob(const ds_io_desc &d, const ds_infer_request *req, cv::Mat &blob,
-                     ds_error *err)
+ds_status input_blob(const ds_io_desc &d, const ds_infer_request *req, cv::Mat &blob, ds_error *err)
 {
     const ds_tensor *t = bk_find_input(req, d.name);
     if (t == nullptr)
@@ -222,8 +221,8 @@ ds_status write_output(const ds_io_desc &d, const cv::Mat &m, ds_infer_response 
                        ds_error *err)
 {
     if (m.type() != CV_32F || !m.isContinuous() || m.dims > DS_MAX_RANK)
-        return ds_error_set(err, DS_ERR_INTERNAL, "OpenCV produced output '%s' of type %d",
-                            d.name, m.type());
+        return ds_error_set(err, DS_ERR_INTERNAL, "OpenCV produced output '%s' of type %d", d.name,
+                            m.type());
     int64_t shape[DS_MAX_RANK];
     for (int k = 0; k < m.dims; k++)
         shape[k] = m.size[k];
@@ -236,8 +235,7 @@ ds_status write_output(const ds_io_desc &d, const cv::Mat &m, ds_infer_response 
     return st;
 }
 
-ds_status run(onnx_instance &x, const ds_infer_request *req, ds_infer_response *resp,
-              ds_error *err)
+ds_status run(onnx_instance &x, const ds_infer_request *req, ds_infer_response *resp, ds_error *err)
 {
     for (uint32_t i = 0; i < x.model.input_count; i++) {
         cv::Mat blob;
@@ -298,8 +296,8 @@ ds_status load(const ds_load_context *ctx, ds_error *err)
 void unload(void) {}
 
 /* Placeholder: every instance describes its own IO (read from the graph). */
-const ds_model_desc placeholder = {sizeof(ds_model_desc), DS_MODEL_DYNAMIC_IO, "onnx", 0, nullptr,
-                                   0, nullptr};
+const ds_model_desc placeholder = {
+    sizeof(ds_model_desc), DS_MODEL_DYNAMIC_IO, "onnx", 0, nullptr, 0, nullptr};
 
 ds_plugin_api make_api()
 {

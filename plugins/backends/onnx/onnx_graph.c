@@ -153,8 +153,7 @@ static int read_value_info(const ctx *c, pb r, onnx_value *v)
     pb type = {NULL, NULL};
     while ((rc = pb_next(&r, &f)) == 1) {
         if (f.number == 1 && f.wire == 2 && pb_name(&f.sub, v->name) != 0)
-            return fail(c, "an input or output name is longer than %d bytes",
-                        ONNX_GRAPH_MAX_NAME);
+            return fail(c, "an input or output name is longer than %d bytes", ONNX_GRAPH_MAX_NAME);
         if (f.number == 2 && f.wire == 2)
             type = f.sub;
     }
@@ -202,7 +201,8 @@ static int read_graph(const ctx *c, pb g, onnx_io *io)
         int in = f.number == 11;
         uint32_t *n = in ? &io->input_count : &io->output_count;
         if (*n >= ONNX_GRAPH_MAX_IO)
-            return fail(c, "graph has more than %d %ss", ONNX_GRAPH_MAX_IO, in ? "input" : "output");
+            return fail(c, "graph has more than %d %ss", ONNX_GRAPH_MAX_IO,
+                        in ? "input" : "output");
         if (read_value_info(c, f.sub, in ? &io->inputs[*n] : &io->outputs[*n]) != 0)
             return -1;
         (*n)++;

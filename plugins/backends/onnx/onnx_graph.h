@@ -38,8 +38,8 @@ enum {
 
 typedef struct onnx_value {
     char name[ONNX_GRAPH_MAX_NAME + 1];
-    int32_t elem_type; /* TensorProto.DataType; 0 when not a tensor */
-    int32_t rank;      /* -1 when the graph declares no shape */
+    int32_t elem_type;                  /* TensorProto.DataType; 0 when not a tensor */
+    int32_t rank;                       /* -1 when the graph declares no shape */
     int64_t shape[ONNX_GRAPH_MAX_RANK]; /* -1 for a symbolic (dim_param) or unknown dimension */
 } onnx_value;
 

@@ -37,7 +37,13 @@
 
 #include "backend_util.h"
 
-typedef enum xgb_kind { XGB_REGRESSION, XGB_BINARY, XGB_BINARY_RAW, XGB_MULTI, XGB_MULTI_MAX } xgb_kind;
+typedef enum xgb_kind {
+    XGB_REGRESSION,
+    XGB_BINARY,
+    XGB_BINARY_RAW,
+    XGB_MULTI,
+    XGB_MULTI_MAX
+} xgb_kind;
 
 /* One instance: a booster and the IO it was found to have. Owned by the plugin from
  * create_instance until destroy. Immutable after create, so execute may run on any number of
@@ -243,8 +249,8 @@ static ds_status xgb_create_instance(ds_instance_context *ctx, void **instance, 
     x->num_feature = nf;
     xgb_describe(x);
     ctx->model = &x->model;
-    bk_log(x->dep, DS_LOG_INFO, "xgboost booster: %llu features, %s", (unsigned long long)nf,
-           x->kind == XGB_REGRESSION ? "regression"
+    bk_log(x->dep, DS_LOG_DEBUG, "xgboost booster: %llu features, %s", (unsigned long long)nf,
+           x->kind == XGB_REGRESSION                          ? "regression"
            : x->kind == XGB_MULTI || x->kind == XGB_MULTI_MAX ? "multi-class"
                                                               : "binary");
     *instance = x;
@@ -431,8 +437,8 @@ static ds_status xgb_execute_batch(void *instance, uint32_t count,
     }
     const float *pred = NULL;
     uint64_t n = 0;
-    ds_status st = total > 0 ? xgb_predict(x, all, total, xgb_margin(x), &pred, &n, &errors[0])
-                             : DS_OK;
+    ds_status st =
+        total > 0 ? xgb_predict(x, all, total, xgb_margin(x), &pred, &n, &errors[0]) : DS_OK;
     uint64_t per_row = (x->kind == XGB_MULTI || x->kind == XGB_MULTI_MAX) ? x->num_class : 1;
     at = 0;
     for (uint32_t i = 0; st == DS_OK && i < count; i++) {
@@ -479,8 +485,8 @@ DS_PLUGIN_EXPORT ds_status dynserve_plugin_init(const ds_host_api *host,
     XGBoostVersion(&major, &minor, &patch);
     if (major < 1 || (major == 1 && minor < 4))
         return ds_error_set(err, DS_ERR_UNSUPPORTED,
-                            "libxgboost %d.%d.%d is too old (in-place prediction needs 1.4)",
-                            major, minor, patch);
+                            "libxgboost %d.%d.%d is too old (in-place prediction needs 1.4)", major,
+                            minor, patch);
     *table = &xgb_api;
     return DS_OK;
 }

@@ -269,7 +269,7 @@ typedef struct ds_instance_context {
 
 /* ABI 1.1: what the load hook receives. Owned by the server, valid only during load(). */
 typedef struct ds_load_context {
-    uint32_t struct_size;    /* sizeof(ds_load_context) as the server was built */
+    uint32_t struct_size; /* sizeof(ds_load_context) as the server was built */
     uint32_t reserved_u32;
     const char *plugin_path; /* the file being loaded */
     void *reserved[8];

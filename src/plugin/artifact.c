@@ -208,20 +208,6 @@ static artifact_status staging_open(staging *s, const char *data_dir, char *err,
     return ARTIFACT_OK;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Add one file to the staging directory. A tar_file_fn. */
 static int staging_add(void *ud, const char *name, const void *data, size_t size, char *err,
                        size_t errlen)
@@ -241,7 +227,7 @@ static int staging_add(void *ud, const char *name, const void *data, size_t size
     char path[PATH_MAX + ARTIFACT_NAME_MAX + 2];
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && write_all(fd, data, size) == 0 && fsync(fd) == 0;
+    int ok = fd >= 0 && store_write_all(fd, data, size) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (fd >= 0)
         close(fd);

@@ -109,8 +109,9 @@ int store_sha256_file(const char *path, char hex[STORE_SHA256_HEX], char *err, s
     return 0;
 }
 
-static int store_write_all(int fd, const char *p, size_t len)
+int store_write_all(int fd, const void *data, size_t len)
 {
+    const char *p = data;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)

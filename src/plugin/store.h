@@ -48,4 +48,7 @@ bool store_has(const char *data_dir, const char hex[STORE_SHA256_HEX]);
  * refused (callers serialize registrations, so nothing else refers to it). */
 void store_remove(const char *data_dir, const char hex[STORE_SHA256_HEX]);
 
+/* write() all of data to fd, retrying after EINTR and short writes. 0, or -1 with errno. */
+int store_write_all(int fd, const void *data, size_t len);
+
 #endif

@@ -144,12 +144,13 @@ static void main_register_version(ds_server *s, const char *model, const char *v
     char plugin[PATH_MAX], sha[STORE_SHA256_HEX], stored[PATH_MAX], err[512];
     if (!name_valid(model) || !name_valid(version))
         return;
-    if (artifact_is_version_dir(dir)) {
-        main_register_model_dir(s, model, version, dir);
+    /* A .so makes a plugin version (a config.json beside it is the plugin's config); a
+     * config.json alone names a backend for the model files next to it. */
+    if (!main_find_plugin(dir, plugin, sizeof plugin)) {
+        if (artifact_is_version_dir(dir))
+            main_register_model_dir(s, model, version, dir);
         return;
     }
-    if (!main_find_plugin(dir, plugin, sizeof plugin))
-        return;
     if (store_sha256_file(plugin, sha, err, sizeof err) != 0) {
         log_warn("model repository: %s", err);
         return;

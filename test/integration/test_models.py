@@ -487,3 +487,14 @@ def test_onnx_with_instance_count_under_concurrent_load_is_correct(shared):
 def test_bad_instance_count_is_400(shared, count):
     expect_error(shared.post("/deployments/deploy", {"model_name": "iris", "version": "1",
                                                      "instance_count": count}), 400)
+
+
+def test_request_timeout_parameter_reaches_is_cancelled_and_answers_504(shared):
+    shared.register("deadline", "1", fixture_plugin("abi_1_1"), config={"sleep_ms": 50})
+    deployed(shared, "deadline")
+    body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]}],
+            "parameters": {"timeout": 1000}}  # Triton's request timeout, microseconds
+    err = expect_error(shared.post("/v2/models/deadline/versions/1/infer", body), 504)
+    assert "abandoned" in err["error"], err
+    body["parameters"]["timeout"] = 60_000_000
+    assert expect_status(shared.post("/v2/models/deadline/versions/1/infer", body), 200)

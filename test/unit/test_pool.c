@@ -250,6 +250,76 @@ static void test_execute_batch_of_a_1_1_plugin_can_be_called(void **state)
     loader_close(p);
 }
 
+/* The xgboost backend's execute_batch (rows of several requests in one prediction) gives each
+ * request exactly what execute gives it, on the real breast_cancer example model. */
+static void test_xgboost_execute_batch_equals_execute(void **state)
+{
+    (void)state;
+    char so[1024], dir[1024], err[ERRLEN] = "";
+    snprintf(so, sizeof so, "%s/../backends/xgboost/libdynserve_xgboost.so", DS_TEST_MODELS_DIR);
+    snprintf(dir, sizeof dir, "%s/breast_cancer/1", DS_TEST_MODELS_DIR);
+    loader_plugin *p = NULL;
+    if (loader_open(so, plugin_host_api(), &p, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    const ds_plugin_api *api = loader_api(p);
+    assert_non_null(api->execute_batch);
+    assert_true(api->max_batch_size >= 2);
+    loader_instance_args a = args_for("{\"backend\":\"xgboost\"}");
+    a.artifact_dir = dir;
+    inst_pool *pool = NULL;
+    assert_int_equal(pool_create(p, &a, 1, &pool, err, sizeof err), 0);
+    assert_int_equal(pool_model(pool)->inputs[0].shape[1], 30);
+    enum { N = 3, F = 30 };
+    static float xs[N][2][F];
+    int64_t shapes[N][2];
+    ds_tensor ts[N];
+    ds_infer_request reqs[N];
+    const ds_infer_request *reqp[N];
+    oip_response batched[N], single[N];
+    ds_infer_response *resps[N];
+    ds_error errors[N];
+    memset(errors, 0, sizeof errors);
+    oip_arena *arena = oip_arena_new();
+    for (int i = 0; i < N; i++) {
+        for (int r = 0; r < 2; r++)
+            for (int c = 0; c < F; c++)
+                xs[i][r][c] = (float)((i * 7 + r * 3 + c) % 11) * 10.0f;
+        shapes[i][0] = i == 1 ? 1 : 2; /* requests of 2, 1 and 2 rows */
+        shapes[i][1] = F;
+        ts[i] = (ds_tensor){.name = "input",
+                            .datatype = DS_TYPE_FP32,
+                            .rank = 2,
+                            .shape = shapes[i],
+                            .data = xs[i],
+                            .byte_size = (size_t)shapes[i][0] * F * sizeof(float),
+                            .element_count = (uint64_t)shapes[i][0] * F};
+        reqs[i] =
+            (ds_infer_request){.struct_size = sizeof reqs[i], .input_count = 1, .inputs = &ts[i]};
+        reqp[i] = &reqs[i];
+        oip_response_init(&batched[i], arena);
+        oip_response_init(&single[i], arena);
+        resps[i] = &batched[i];
+    }
+    uint32_t slot;
+    void *inst = pool_acquire(pool, &slot);
+    assert_int_equal(api->execute_batch(inst, N, reqp, resps, errors), DS_OK);
+    for (int i = 0; i < N; i++) {
+        ds_error e = {0};
+        assert_int_equal(errors[i].code, DS_OK);
+        assert_int_equal(api->execute(inst, &reqs[i], &single[i], &e), DS_OK);
+        assert_int_equal(batched[i].count, single[i].count);
+        for (uint32_t o = 0; o < single[i].count; o++) {
+            assert_int_equal(batched[i].outputs[o].byte_size, single[i].outputs[o].byte_size);
+            assert_memory_equal(batched[i].outputs[o].data, single[i].outputs[o].data,
+                                single[i].outputs[o].byte_size);
+        }
+    }
+    pool_release(pool, slot);
+    oip_arena_free(arena);
+    pool_free(pool);
+    loader_close(p);
+}
+
 static void test_pool_rejects_bad_counts(void **state)
 {
     (void)state;
@@ -275,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_abi_1_0_binary_loads_and_creates_through_create),
         cmocka_unit_test(test_non_thread_safe_pool_never_shares_an_instance),
         cmocka_unit_test(test_execute_batch_of_a_1_1_plugin_can_be_called),
+        cmocka_unit_test(test_xgboost_execute_batch_equals_execute),
         cmocka_unit_test(test_pool_rejects_bad_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

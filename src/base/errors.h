@@ -31,11 +31,11 @@ typedef enum oip_code {
 /* src/deploy/deploy.h */
 typedef enum deploy_status {
     DEPLOY_OK = 0,
-    DEPLOY_INVALID = 1,   /* bad argument: a name, a weight, an empty split */
-    DEPLOY_NOT_FOUND = 2, /* no such registered version / deployment / earlier split */
-    DEPLOY_CONFLICT = 3,  /* refused because of other state (already deployed, not live) */
-    DEPLOY_INTERNAL = 4,  /* plugin failed to load, registry or memory failure */
-    DEPLOY_DRAINING = 5,  /* undeployed, but a call still runs: released when it returns (202) */
+    DEPLOY_INVALID = 1,      /* bad argument: a name, a weight, an empty split */
+    DEPLOY_NOT_FOUND = 2,    /* no such registered version / deployment / earlier split */
+    DEPLOY_CONFLICT = 3,     /* refused because of other state (already deployed, not live) */
+    DEPLOY_INTERNAL = 4,     /* plugin failed to load, registry or memory failure */
+    DEPLOY_DRAINING = 5,     /* undeployed, but a call still runs: released when it returns (202) */
     DEPLOY_BAD_ARTIFACT = 6, /* the backend refused the version's files or config (422) */
 } deploy_status;
 

@@ -149,8 +149,9 @@ int deploy_restore(deploy_manager *m);
 /* Deploy a registered version with options (NULL = none; stored with the deployment, see
  * deploy_options.h). DEPLOY_OK (*out filled when non-NULL), else INVALID, NOT_FOUND, CONFLICT,
  * BAD_ARTIFACT (a version made of files whose backend refused them: the deployment is then
- * recorded "failed" with the reason) or INTERNAL with a message. The lifecycle lock is not held while the plugin loads (or its worker
- * starts), so readers and other changes of the model never wait for plugin code. */
+ * recorded "failed" with the reason) or INTERNAL with a message. The lifecycle lock is not held
+ * while the plugin loads (or its worker starts), so readers and other changes of the model never
+ * wait for plugin code. */
 deploy_result deploy_start(deploy_manager *m, const char *model, const char *version,
                            const char *endpoint_name, const ds_deploy_options *opts,
                            reg_deployment *out);

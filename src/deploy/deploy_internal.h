@@ -27,10 +27,11 @@ struct deployment {
     char endpoint_name[REG_NAME_MAX + 1];
     char infer_path[DEPLOY_PATH_MAX];
     char backend[REG_BACKEND_MAX + 1]; /* "" for a plugin version */
-    loader_plugin *plugin;  /* in-process; NULL when isolated */
-    struct inst_pool *pool; /* in-process: the instances (plugin/pool.h), destroyed before dlclose */
-    ds_deployment label;    /* names the deployment in plugin logs (plugin/host.h) */
-    worker *worker;         /* isolated: the worker process; NULL in-process */
+    loader_plugin *plugin;             /* in-process; NULL when isolated */
+    struct inst_pool
+        *pool;           /* in-process: the instances (plugin/pool.h), destroyed before dlclose */
+    ds_deployment label; /* names the deployment in plugin logs (plugin/host.h) */
+    worker *worker;      /* isolated: the worker process; NULL in-process */
     ds_deploy_options opts; /* as deployed (stored in deployments.options) */
     admission adm;          /* max_in_flight / max_queue */
     atomic_uint_fast64_t timeouts;

@@ -270,8 +270,8 @@ static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_ve
     if (m->env.data_dir[0] == '\0')
         snprintf(path, sizeof path, "%s", src);
     else
-        rc = store_private_copy(m->env.data_dir, src, v->name, v->version, path, sizeof path,
-                                err, sizeof err);
+        rc = store_private_copy(m->env.data_dir, src, v->name, v->version, path, sizeof path, err,
+                                sizeof err);
     crash_journal_enter(journal_id);
     if (rc == 0)
         rc = loader_open(path, m->env.host, &d->plugin, err, sizeof err);

@@ -26,8 +26,8 @@
 
 #include "artifact.h"
 #include "body.h"
-#include "log.h"
 #include "loader.h"
+#include "log.h"
 #include "names.h"
 #include "path.h"
 #include "plugin_file.h"

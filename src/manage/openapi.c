@@ -45,23 +45,23 @@ static const openapi_route openapi_table[] = {
     {"GET", "/v2", "open", "inference", "Server metadata and extensions", NULL, "200",
      "ServerMetadata"},
     {"GET", "/v2/health/live", "open", "inference", "Liveness", NULL, "200", "Health"},
-    {"GET", "/v2/health/ready", "open", "inference", "Readiness (503 while restoring)", NULL,
-     "200", "Health"},
+    {"GET", "/v2/health/ready", "open", "inference", "Readiness (503 while restoring)", NULL, "200",
+     "Health"},
     {"GET", "/v2/models/{model_name}", "inference", "inference",
      "Metadata of the newest deployed version", NULL, "200", "ModelMetadata"},
     {"GET", "/v2/models/{model_name}/ready", "inference", "inference", "Model readiness", NULL,
      "200", "ModelReady"},
     {"POST", "/v2/models/{model_name}/infer", "inference", "inference",
-     "Infer, routed by the model's traffic split (?async=true queues a job)", "InferRequest",
-     "200", "InferResponse"},
+     "Infer, routed by the model's traffic split (?async=true queues a job)", "InferRequest", "200",
+     "InferResponse"},
     {"GET", "/v2/models/{model_name}/versions/{model_version}", "inference", "inference",
      "Metadata of one deployed version", NULL, "200", "ModelMetadata"},
     {"GET", "/v2/models/{model_name}/versions/{model_version}/ready", "inference", "inference",
      "Version readiness", NULL, "200", "ModelReady"},
     {"POST", "/v2/models/{model_name}/versions/{model_version}/infer", "inference", "inference",
      "Infer on one version (?async=true queues a job)", "InferRequest", "200", "InferResponse"},
-    {"GET", "/v2/jobs/{job_id}", "inference", "inference", "Status of an async inference job",
-     NULL, "200", "Job"},
+    {"GET", "/v2/jobs/{job_id}", "inference", "inference", "Status of an async inference job", NULL,
+     "200", "Job"},
     {"GET", "/v2/jobs/{job_id}/result", "inference", "inference",
      "The finished job's response, exactly as the synchronous call answers", NULL, "200",
      "InferResponse"},
@@ -72,29 +72,32 @@ static const openapi_route openapi_table[] = {
      "Statistics of every deployed version of a model", NULL, "200", "TritonStats"},
     {"GET", "/v2/models/{model_name}/versions/{model_version}/stats", "viewer", "triton",
      "Statistics of one deployed version", NULL, "200", "TritonStats"},
-    {"POST", "/v2/repository/index", "viewer", "triton",
-     "Every registered version and its state", "RepositoryIndexRequest", "200",
-     "RepositoryIndex"},
+    {"POST", "/v2/repository/index", "viewer", "triton", "Every registered version and its state",
+     "RepositoryIndexRequest", "200", "RepositoryIndex"},
     {"POST", "/v2/repository/models/{model_name}/load", "deployer", "triton",
      "Deploy the newest (or the named) versions", "RepositoryLoadRequest", "200", NULL},
     {"POST", "/v2/repository/models/{model_name}/unload", "deployer", "triton",
      "Undeploy every version (drained)", "RepositoryUnloadRequest", "200", NULL},
     /* models */
-    {"GET", "/models", "viewer", "models", "Registered models and versions", NULL, "200",
-     "Models"},
-    {"POST", "/models", "admin", "models", "Register a version from a plugin path on the server",
+    {"GET", "/models", "viewer", "models", "Registered models and versions", NULL, "200", "Models"},
+    {"POST", "/models", "admin", "models",
+     "Register a version from a plugin path (\"plugin\") or a model directory (\"model_dir\": "
+     "config.json naming a backend + the model files) on the server",
      "RegisterRequest", "201", "Version"},
+    {"GET", "/models/{model_name}/versions/{model_version}", "viewer", "models",
+     "One registered version: plugin digest, or backend and artifact digest; its config", NULL,
+     "200", "Version"},
     {"PUT", "/models/{model_name}/versions/{model_version}", "admin", "models",
      "Upload a plugin (application/octet-stream) or a tar of config.json + artifacts "
      "(application/x-tar)",
      NULL, "201", "Version"},
     {"DELETE", "/models/{model_name}/versions/{model_version}", "admin", "models",
      "Unregister a version (409 while deployed)", NULL, "200", "Object"},
-    {"GET", "/models/stats", "viewer", "stats", "Lifetime stats of every deployment", NULL,
-     "200", "Stats"},
+    {"GET", "/models/stats", "viewer", "stats", "Lifetime stats of every deployment", NULL, "200",
+     "Stats"},
     /* deployments */
-    {"GET", "/deployments", "viewer", "deployments", "Active and failed deployments", NULL,
-     "200", "Deployments"},
+    {"GET", "/deployments", "viewer", "deployments", "Active and failed deployments", NULL, "200",
+     "Deployments"},
     {"POST", "/deployments/deploy", "deployer", "deployments", "Deploy a registered version",
      "DeployRequest", "201", "Deployment"},
     {"POST", "/deployments/undeploy", "deployer", "deployments",
@@ -123,11 +126,10 @@ static const openapi_route openapi_table[] = {
     {"POST", "/predict", "inference", "predict", "Seed-style inference naming the model",
      "PredictRequest", "200", "PredictResponse"},
     /* operations */
-    {"GET", "/metrics", "viewer", "operations", "Prometheus text exposition", NULL, "200",
-     NULL},
+    {"GET", "/metrics", "viewer", "operations", "Prometheus text exposition", NULL, "200", NULL},
     {"GET", "/openapi.json", "viewer", "operations", "This document", NULL, "200", "Object"},
-    {"GET", "/docs", "viewer", "operations", "This document, rendered (Swagger UI)", NULL,
-     "200", NULL},
+    {"GET", "/docs", "viewer", "operations", "This document, rendered (Swagger UI)", NULL, "200",
+     NULL},
     {"GET", "/", "open", "operations", "The dashboard", NULL, "200", NULL},
     /* tokens and identity (README "Security") */
     {"GET", "/tokens", "admin", "auth", "Every API token ever issued (never a secret)", NULL,
@@ -225,9 +227,10 @@ static const char oa_components_json[] =
     "\"RepositoryUnloadRequest\":{\"type\":\"object\",\"properties\":{\"parameters\":{\"type\":"
     "\"object\",\"properties\":{\"unload_dependents\":{\"type\":\"boolean\"}}}}},"
     "\"Models\":{\"type\":\"object\",\"properties\":{\"models\":{\"type\":\"array\"}}},"
-    "\"RegisterRequest\":{\"type\":\"object\",\"required\":[\"name\",\"version\",\"plugin\"],"
+    "\"RegisterRequest\":{\"type\":\"object\",\"required\":[\"name\",\"version\"],"
     "\"properties\":{\"name\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},"
-    "\"plugin\":{\"type\":\"string\"},\"config\":{\"type\":\"object\"}}},"
+    "\"plugin\":{\"type\":\"string\"},\"model_dir\":{\"type\":\"string\"},"
+    "\"config\":{\"type\":\"object\"}}},"
     "\"Version\":{\"type\":\"object\"},"
     "\"Deployments\":{\"type\":\"object\",\"properties\":{\"deployments\":{\"type\":\"array\","
     "\"items\":{\"$ref\":\"#/components/schemas/Deployment\"}},\"traffic\":{\"type\":"
@@ -282,11 +285,13 @@ static cJSON *oa_responses(const openapi_route *r, cJSON *reply_schema)
     if (reply_schema != NULL)
         cJSON_AddItemToObject(ok, "content", oa_json_content(reply_schema));
     else if (strcmp(r->path, "/metrics") == 0)
-        cJSON_AddItemToObject(ok, "content", oa_parse("{\"text/plain\":{\"schema\":"
-                                                      "{\"type\":\"string\"}}}"));
+        cJSON_AddItemToObject(ok, "content",
+                              oa_parse("{\"text/plain\":{\"schema\":"
+                                       "{\"type\":\"string\"}}}"));
     else if (strcmp(r->path, "/docs") == 0 || strcmp(r->path, "/") == 0)
-        cJSON_AddItemToObject(ok, "content", oa_parse("{\"text/html\":{\"schema\":"
-                                                      "{\"type\":\"string\"}}}"));
+        cJSON_AddItemToObject(ok, "content",
+                              oa_parse("{\"text/html\":{\"schema\":"
+                                       "{\"type\":\"string\"}}}"));
     if (strstr(r->path, "/infer") != NULL) {
         cJSON *acc = cJSON_AddObjectToObject(resps, "202");
         cJSON_AddStringToObject(acc, "description",
@@ -335,8 +340,7 @@ static void oa_operation_id(const char *method, const char *path, char *out, siz
     out[j] = '\0';
 }
 
-static cJSON *oa_operation(const openapi_route *r, const char *path, cJSON *request,
-                           cJSON *reply)
+static cJSON *oa_operation(const openapi_route *r, const char *path, cJSON *request, cJSON *reply)
 {
     cJSON *op = cJSON_CreateObject();
     char id[512];
@@ -353,9 +357,10 @@ static cJSON *oa_operation(const openapi_route *r, const char *path, cJSON *requ
         cJSON_Delete(params);
     if (request != NULL) {
         cJSON *body = cJSON_AddObjectToObject(op, "requestBody");
-        cJSON_AddBoolToObject(body, "required", strcmp(r->request, "RepositoryIndexRequest") &&
-                                                    strcmp(r->request, "RepositoryLoadRequest") &&
-                                                    strcmp(r->request, "RepositoryUnloadRequest"));
+        cJSON_AddBoolToObject(body, "required",
+                              strcmp(r->request, "RepositoryIndexRequest") &&
+                                  strcmp(r->request, "RepositoryLoadRequest") &&
+                                  strcmp(r->request, "RepositoryUnloadRequest"));
         cJSON_AddItemToObject(body, "content", oa_json_content(request));
     }
     cJSON_AddItemToObject(op, "responses", oa_responses(r, reply));
@@ -469,21 +474,20 @@ static void oa_visit(void *ud, const deploy_target *t, int weight)
     openapi_route r = *w->versioned;
     r.summary = summary;
     r.tag = "deployed";
-    oa_add(w->paths, path, "POST",
-           oa_operation(&r, path, oa_infer_schema(t->model, true),
-                        oa_infer_schema(t->model, false)));
+    oa_add(
+        w->paths, path, "POST",
+        oa_operation(&r, path, oa_infer_schema(t->model, true), oa_infer_schema(t->model, false)));
     /* the model's unversioned route, once (deployments are visited newest first per model) */
     snprintf(path, sizeof path, "/v2/models/%s/infer", t->model_name);
     if (cJSON_GetObjectItemCaseSensitive(w->paths, path) != NULL)
         return;
-    snprintf(summary, sizeof summary, "Infer on %s, routed by its traffic split",
-             t->model_name);
+    snprintf(summary, sizeof summary, "Infer on %s, routed by its traffic split", t->model_name);
     r = *w->unversioned;
     r.summary = summary;
     r.tag = "deployed";
-    oa_add(w->paths, path, "POST",
-           oa_operation(&r, path, oa_infer_schema(t->model, true),
-                        oa_infer_schema(t->model, false)));
+    oa_add(
+        w->paths, path, "POST",
+        oa_operation(&r, path, oa_infer_schema(t->model, true), oa_infer_schema(t->model, false)));
 }
 
 /* ---- document ---------------------------------------------------------------------------- */
@@ -551,8 +555,8 @@ void manage_docs(manage_ctx *s, const http_request *req, http_response *resp)
     int n = snprintf(bundle, sizeof bundle, "%s/docs/swagger-ui-bundle.js", s->cfg->web_root);
     if (n < 0 || (size_t)n >= sizeof bundle || access(bundle, R_OK) != 0) {
         reply_error(resp, HTTP_NOT_FOUND,
-                   "the /docs renderer is not installed (build with npm available); the "
-                   "document itself is at /openapi.json");
+                    "the /docs renderer is not installed (build with npm available); the "
+                    "document itself is at /openapi.json");
         return;
     }
     http_request page = *req;

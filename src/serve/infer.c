@@ -191,12 +191,12 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
     int slot = deploy_call_begin(t, start_ns);
     if (!t->isolated)
         crash_journal_enter(t->deployment_id);
-    uint32_t slot;
-    void *instance = deploy_instance_acquire(t, &slot);
+    uint32_t instance_slot;
+    void *instance = deploy_instance_acquire(t, &instance_slot);
     uint64_t t0 = infer_now_ns();
     ds_status st = t->api->execute(instance, &oreq->plugin, out, perr);
     *exec_ns = infer_now_ns() - t0;
-    deploy_instance_release(t, slot);
+    deploy_instance_release(t, instance_slot);
     if (!t->isolated)
         crash_journal_leave();
     deploy_call_end(t, slot);

@@ -469,6 +469,8 @@ step('register by upload: a model archive (.tar: config.json + artifacts) goes a
   if (!dir) { t.skip('no example model made of files (config.json) in this build'); return; }
   const tar = spawnSync('tar', ['-C', dir, '-cf', '-', ...readdirSync(dir)], { timeout: 30000, maxBuffer: 1 << 28 });
   assert.equal(tar.status, 0, String(tar.stderr));
+  // A new upload: the name typed for the failed one before must not stick to this file.
+  await page.getByTestId('upload-model').fill('');
   await page.getByTestId('upload-file').setInputFiles({ name: 'web_tar.tar', mimeType: 'application/x-tar', buffer: tar.stdout });
   assert.match(await text('upload-kind'), /application\/x-tar/);
   assert.equal(await page.getByTestId('upload-model').inputValue(), 'web_tar');

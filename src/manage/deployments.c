@@ -177,10 +177,10 @@ typedef struct deployments_acc {
 static int manage_collect_deployment(void *ud, const reg_deployment *d)
 {
     deployments_acc *acc = ud;
-    cJSON *o = manage_deployment_json(d);
-    if (strcmp(d->status, "active") == 0)
-        manage_deployment_runtime(acc->s, o, d->model_name, d->version);
-    cJSON_AddItemToArray(acc->list, o);
+    /* Only the row here: this runs under the registry's lock, and the live state (below, in
+     * manage_deployments_list) takes the deploy manager's locks, which are taken before the
+     * registry's on deploy. */
+    cJSON_AddItemToArray(acc->list, manage_deployment_json(d));
     return 0;
 }
 
@@ -210,6 +210,15 @@ static void manage_deployments_list(manage_ctx *s, http_response *resp)
         cJSON_Delete(root);
         reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
         return;
+    }
+    cJSON *o;
+    cJSON_ArrayForEach(o, acc.list)
+    {
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
+        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(o, "model_name"));
+        const char *version = cJSON_GetStringValue(cJSON_GetObjectItem(o, "version"));
+        if (status && model && version && strcmp(status, "active") == 0)
+            manage_deployment_runtime(s, o, model, version);
     }
     deploy_foreach_draining(s->deploy, manage_collect_draining, &acc);
     ds_buf splits = DS_BUF_INIT;

@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 
 #include "artifact.h"
 #include "tar.h"
+#include "support/test_fs.h"
 
 #define ERRLEN 512
 
@@ -154,14 +154,6 @@ typedef struct fixture {
     char src[96];
 } fixture;
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void write_file(const char *dir, const char *name, const char *text)
 {
     char path[PATH_MAX];
@@ -190,7 +182,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_tree(f->dir);
     free(f);
     return 0;
 }

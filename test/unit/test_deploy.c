@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -48,6 +47,7 @@
 #include "registry.h"
 #include "serve.h"
 #include "support/http_client.h"
+#include "support/test_fs.h"
 
 #ifndef DS_TEST_MODELS_DIR
 #error "DS_TEST_MODELS_DIR must name the built model repository (build/models)"
@@ -198,14 +198,6 @@ typedef struct fixture {
  * undeploys what the test left deployed. */
 static http_server *shared_http;
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void register_version(fixture *f, const char *model, const char *version, const char *path,
                              const char *config)
 {
@@ -319,7 +311,7 @@ static int teardown(void **state)
     deploy_manager_free(f->m);
     http_stop(f->own_http);
     registry_close(f->reg);
-    int rc = nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_remove_tree(f->dir);
     free(f);
     return rc;
 }
@@ -776,20 +768,6 @@ static void test_restore_with_nothing_active_restores_nothing(void **state)
     assert_route_gone(f->port, QUAD, "1");
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb");
-    assert_non_null(in);
-    FILE *out = fopen(to, "wb");
-    assert_non_null(out);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
-
 static void test_restore_marks_a_version_whose_plugin_is_gone_failed(void **state)
 {
     fixture *f = *state;
@@ -797,7 +775,7 @@ static void test_restore_marks_a_version_whose_plugin_is_gone_failed(void **stat
     char src[PATH_MAX], copy[PATH_MAX];
     model_so(QUAD, "1", src, sizeof src);
     snprintf(copy, sizeof copy, "%s/doomed.so", f->dir);
-    copy_file(src, copy);
+    test_copy_file(src, copy, 0644);
     register_version(f, "doomed", "1", copy, NULL);
     deploy_ok(f, "doomed", "1", NULL);
     deploy_ok(f, QUAD, "1", NULL);

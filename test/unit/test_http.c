@@ -19,7 +19,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,6 +39,7 @@
 #include "http.h"
 #include "reply.h"
 #include "support/http_client.h"
+#include "support/test_fs.h"
 
 #define ERRLEN         512
 #define MAX_BODY_BYTES (4u << 20)
@@ -134,14 +134,6 @@ static void write_text(const char *dir, const char *name, const char *text)
     fclose(f);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static http_config test_config(const char *web_root)
 {
     return (http_config){.listen = "127.0.0.1:0",
@@ -226,7 +218,7 @@ static int group_teardown(void **state)
     (void)state;
     http_stop(shared.srv);
     http_global_cleanup();
-    return nftw(shared.dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return test_remove_tree(shared.dir);
 }
 
 /* ---- handlers ----------------------------------------------------------------------------- */

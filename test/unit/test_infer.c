@@ -16,7 +16,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -38,6 +37,7 @@
 #include "registry.h"
 #include "serve.h"
 #include "support/http_client.h"
+#include "support/test_fs.h"
 
 #ifndef DS_TEST_MODELS_DIR
 #error "DS_TEST_MODELS_DIR must name the built model repository (build/models)"
@@ -93,14 +93,6 @@ static struct world {
     int port;
     deploy_manager *m;
 } w;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int add_version(const char *model, const char *version, const char *path, const char *config)
 {
@@ -170,7 +162,7 @@ static int group_teardown(void **state)
     http_stop(w.http);
     registry_close(w.reg);
     http_global_cleanup();
-    return nftw(w.dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return test_remove_tree(w.dir);
 }
 
 /* ---- infer_predict ------------------------------------------------------------------------ */

@@ -4,8 +4,8 @@
  * loader failure (test/plugins/), the runtime fixtures flaky and slow, loader_probe, and
  * concurrent open/close.
  *
- * Plugins are executed through a host of the test's own: its output_alloc treats the opaque
- * ds_infer_response as a test_response, so these tests do not depend on the OIP codec.
+ * Plugins are executed through the unit tests' host (support/test_host.h), so these tests do
+ * not depend on the OIP codec.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "loader.h"
+#include "support/test_host.h"
 
 #ifndef DS_TEST_MODELS_DIR
 #error "DS_TEST_MODELS_DIR must name the built model repository (build/models)"
@@ -31,84 +32,6 @@
 #endif
 
 #define ERRLEN 512
-
-/* ---- the test's host: outputs land in a test_response ------------------------------------- */
-
-#define MAX_OUTPUTS 8
-
-typedef struct test_output {
-    char name[64];
-    ds_datatype datatype;
-    uint32_t rank;
-    int64_t shape[DS_MAX_RANK];
-    unsigned char *data; /* calloc'd by test_output_alloc, freed by response_free */
-    size_t byte_size;
-} test_output;
-
-typedef struct test_response {
-    test_output out[MAX_OUTPUTS];
-    uint32_t count;
-    int refuse; /* make output_alloc fail, as a host out of memory would */
-} test_response;
-
-static void *test_output_alloc(ds_infer_response *resp, const char *name, ds_datatype datatype,
-                               uint32_t rank, const int64_t *shape, size_t byte_size, ds_error *err)
-{
-    test_response *r = (test_response *)resp;
-    if (r->refuse) {
-        ds_error_set(err, DS_ERR_NO_MEMORY, "test host refuses output '%s'", name);
-        return NULL;
-    }
-    if (r->count == MAX_OUTPUTS || rank > DS_MAX_RANK || strlen(name) >= sizeof(r->out[0].name)) {
-        ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "test host cannot hold output '%s'", name);
-        return NULL;
-    }
-    for (uint32_t i = 0; i < r->count; i++) {
-        if (strcmp(r->out[i].name, name) == 0) {
-            ds_error_set(err, DS_ERR_INVALID_ARGUMENT, "duplicate output '%s'", name);
-            return NULL;
-        }
-    }
-    test_output *o = &r->out[r->count++];
-    snprintf(o->name, sizeof(o->name), "%s", name);
-    o->datatype = datatype;
-    o->rank = rank;
-    if (rank > 0)
-        memcpy(o->shape, shape, rank * sizeof(shape[0]));
-    o->byte_size = byte_size;
-    o->data = calloc(1, byte_size > 0 ? byte_size : 1);
-    return o->data;
-}
-
-static void test_log(int level, const char *msg)
-{
-    (void)level;
-    (void)msg;
-}
-
-static const ds_host_api test_host = {
-    .struct_size = sizeof(ds_host_api),
-    .abi_major = DS_PLUGIN_ABI_MAJOR,
-    .abi_minor = DS_PLUGIN_ABI_MINOR,
-    .output_alloc = test_output_alloc,
-    .log = test_log,
-};
-
-static void response_free(test_response *r)
-{
-    for (uint32_t i = 0; i < r->count; i++)
-        free(r->out[i].data);
-    memset(r, 0, sizeof(*r));
-}
-
-static const test_output *find_output(const test_response *r, const char *name)
-{
-    for (uint32_t i = 0; i < r->count; i++) {
-        if (strcmp(r->out[i].name, name) == 0)
-            return &r->out[i];
-    }
-    return NULL;
-}
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -239,7 +162,7 @@ static void check_quadratic(int version, double (*f)(double))
     test_response resp = {0};
     ds_error err;
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
-    const test_output *y = find_output(&resp, "prediction");
+    const test_output *y = test_response_find(&resp, "prediction");
     assert_non_null(y);
     assert_int_equal(y->datatype, DS_TYPE_FP32);
     assert_int_equal(y->rank, 2);
@@ -248,7 +171,7 @@ static void check_quadratic(int version, double (*f)(double))
     assert_int_equal(y->byte_size, n * sizeof(float));
     for (size_t i = 0; i < n; i++)
         assert_float_equal(fp32_at(y, i), f(xs[i]), 1e-5);
-    response_free(&resp);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -343,8 +266,8 @@ static void check_classifier(int version, const double w[3], double b)
     test_response resp = {0};
     ds_error err;
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
-    const test_output *prob = find_output(&resp, "probability");
-    const test_output *label = find_output(&resp, "label");
+    const test_output *prob = test_response_find(&resp, "probability");
+    const test_output *label = test_response_find(&resp, "label");
     assert_non_null(prob);
     assert_non_null(label);
     assert_int_equal(prob->shape[0], 4);
@@ -355,7 +278,7 @@ static void check_classifier(int version, const double w[3], double b)
         assert_float_equal(fp32_at(prob, i), expect, 1e-6);
         assert_int_equal(int32_at(label, i), fp32_at(prob, i) >= 0.5f ? 1 : 0);
     }
-    response_free(&resp);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -386,9 +309,9 @@ static void test_binary_classifier_label_is_one_exactly_at_half(void **state)
     test_response resp = {0};
     ds_error err;
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
-    assert_int_equal(int32_at(find_output(&resp, "label"), 0), 1);
-    assert_int_equal(int32_at(find_output(&resp, "label"), 1), 0);
-    response_free(&resp);
+    assert_int_equal(int32_at(test_response_find(&resp, "label"), 0), 1);
+    assert_int_equal(int32_at(test_response_find(&resp, "label"), 1), 0);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -408,8 +331,8 @@ static void test_binary_classifier_adds_only_the_requested_output(void **state)
     ds_error err;
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
     assert_int_equal(resp.count, 1);
-    assert_non_null(find_output(&resp, "label"));
-    response_free(&resp);
+    assert_non_null(test_response_find(&resp, "label"));
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -468,7 +391,7 @@ static void test_identity_echoes_fp32_int64_bool_and_bytes(void **state)
         assert_int_equal(o->byte_size, in[k].byte_size);
         assert_memory_equal(o->data, in[k].data, in[k].byte_size);
     }
-    response_free(&resp);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -507,7 +430,7 @@ static void test_identity_echoes_only_requested_outputs(void **state)
     assert_int_equal(resp.count, 1);
     assert_string_equal(resp.out[0].name, "b");
     assert_int_equal(int32_at(&resp.out[0], 0), 2);
-    response_free(&resp);
+    test_response_free(&resp);
     loader_close(p);
 }
 
@@ -529,7 +452,7 @@ static void test_identity_rejects_invalid_datatype_without_crashing(void **state
     ds_error err;
     assert_int_equal(execute(p, NULL, &req, &resp, &err), DS_ERR_INVALID_ARGUMENT);
     assert_contains(err.message, "'a'");
-    response_free(&resp);
+    test_response_free(&resp);
     loader_close(p);
 }
 
@@ -617,7 +540,7 @@ static void test_examples_reject_nan_and_overflow_instead_of_returning_them(void
     ds_error err;
     assert_int_equal(execute(p, NULL, &r.req, &resp, &err), DS_ERR_INVALID_ARGUMENT);
     assert_contains(err.message, "not a finite");
-    response_free(&resp);
+    test_response_free(&resp);
     loader_close(p);
 
     const float huge[] = {1e20f};
@@ -625,7 +548,7 @@ static void test_examples_reject_nan_and_overflow_instead_of_returning_them(void
     p = open_ok(model_path("quadratic_predictor", 1));
     assert_int_equal(execute(p, NULL, &r.req, &resp, &err), DS_ERR_INVALID_ARGUMENT);
     assert_contains(err.message, "prediction[0]");
-    response_free(&resp);
+    test_response_free(&resp);
     loader_close(p);
 }
 
@@ -654,7 +577,7 @@ static void test_examples_accept_an_empty_batch(void **state)
     assert_int_equal(execute(p, NULL, &r.req, &resp, &err), DS_OK);
     assert_int_equal(resp.count, 1);
     assert_int_equal(resp.out[0].shape[0], 0);
-    response_free(&resp);
+    test_response_free(&resp);
     loader_close(p);
 }
 
@@ -843,8 +766,8 @@ static void test_old_abi_layout_loads_and_runs(void **state)
     test_response resp = {0};
     ds_error err;
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
-    assert_float_equal(fp32_at(find_output(&resp, "prediction"), 0), 15.0, 1e-6);
-    response_free(&resp);
+    assert_float_equal(fp32_at(test_response_find(&resp, "prediction"), 0), 15.0, 1e-6);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
     loader_close(p);
 }
@@ -918,9 +841,9 @@ static int count_flaky_failures(loader_plugin *p, const char *config, int calls)
             failures++;
         } else {
             assert_int_equal(st, DS_OK);
-            assert_float_equal(fp32_at(find_output(&resp, "prediction"), 0), 6.0, 1e-6);
+            assert_float_equal(fp32_at(test_response_find(&resp, "prediction"), 0), 6.0, 1e-6);
         }
-        response_free(&resp);
+        test_response_free(&resp);
     }
     loader_instance_destroy(p, inst);
     return failures;
@@ -959,8 +882,8 @@ static void test_slow_sleeps_in_every_execute_and_still_computes(void **state)
     double t0 = now_ms();
     assert_int_equal(execute(p, inst, &r.req, &resp, &err), DS_OK);
     assert_true(now_ms() - t0 >= 29.0);
-    assert_float_equal(fp32_at(find_output(&resp, "prediction"), 0), 1.0, 1e-6);
-    response_free(&resp);
+    assert_float_equal(fp32_at(test_response_find(&resp, "prediction"), 0), 1.0, 1e-6);
+    test_response_free(&resp);
     loader_instance_destroy(p, inst);
 
     char msg[ERRLEN];
@@ -1000,7 +923,7 @@ static void *open_close_loop(void *arg)
             ds_error e;
             if (loader_api(p)->execute(inst, &r.req, (ds_infer_response *)&resp, &e) != DS_OK)
                 w->failures++;
-            response_free(&resp);
+            test_response_free(&resp);
             loader_instance_destroy(p, inst);
         } else {
             w->failures++;

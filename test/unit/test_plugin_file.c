@@ -14,7 +14,6 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <link.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "plugin_file.h"
+#include "support/test_fs.h"
 
 #ifndef DS_TEST_MODELS_DIR
 #define DS_TEST_MODELS_DIR "build/models"
@@ -36,29 +36,6 @@ typedef struct fixture {
     char outside[96]; /* root/outside: not a plugin directory */
     plugin_dirs dirs;
 } fixture;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void copy_file(const char *from, const char *to, mode_t mode)
-{
-    FILE *in = fopen(from, "rb");
-    assert_non_null(in);
-    FILE *out = fopen(to, "wb");
-    assert_non_null(out);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    fclose(out);
-    assert_int_equal(chmod(to, mode), 0);
-}
 
 static int setup(void **state)
 {
@@ -74,9 +51,9 @@ static int setup(void **state)
     if (plugin_dirs_add(&f->dirs, f->dir, err, sizeof err) != 0)
         return -1;
     snprintf(path, sizeof path, "%s/model.so", f->dir);
-    copy_file(PLUGIN_SRC, path, 0600);
+    test_copy_file(PLUGIN_SRC, path, 0600);
     snprintf(path, sizeof path, "%s/model.so", f->outside);
-    copy_file(PLUGIN_SRC, path, 0600);
+    test_copy_file(PLUGIN_SRC, path, 0600);
     *state = f;
     return 0;
 }
@@ -84,7 +61,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    nftw(f->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_remove_tree(f->root);
     plugin_dirs_free(&f->dirs);
     free(f);
     return 0;
@@ -154,11 +131,11 @@ static void test_fifo_world_writable_and_non_elf_are_refused(void **state)
     assert_int_equal(mkfifo(path, 0600), 0);
     assert_int_equal(try_open(f, "plugins/pipe.so"), -1); /* returns: nothing blocks */
     snprintf(path, sizeof path, "%s/open.so", f->dir);
-    copy_file(PLUGIN_SRC, path, 0666);
+    test_copy_file(PLUGIN_SRC, path, 0666);
     chmod(path, 0666);
     assert_int_equal(try_open(f, "plugins/open.so"), -1);
     snprintf(path, sizeof path, "%s/text.so", f->dir);
-    copy_file("/etc/passwd", path, 0600);
+    test_copy_file("/etc/passwd", path, 0600);
     assert_int_equal(try_open(f, "plugins/text.so"), -1);
     assert_int_equal(try_open(f, "/dev/zero"), -1);
 }

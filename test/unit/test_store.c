@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "support/test_fs.h"
 
 #define ERRLEN   512
 #define SHA_ABC  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -35,14 +35,6 @@
 typedef struct fixture {
     char dir[64];
 } fixture;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -69,7 +61,7 @@ static int teardown(void **state)
     char plugins[128];
     snprintf(plugins, sizeof plugins, "%s/plugins", f->dir);
     chmod(plugins, 0755); /* in case a test made it read-only */
-    int rc = nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_remove_tree(f->dir);
     free(f);
     return rc;
 }
@@ -234,7 +226,7 @@ static void test_import_file_stores_a_copy_under_its_digest(void **state)
     assert_file_holds(path, bytes, sizeof bytes);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0644); /* the same whatever the source's mode */
+    assert_int_equal(st.st_mode & 07777, 0644);  /* the same whatever the source's mode */
     assert_file_holds(src, bytes, sizeof bytes); /* the source is untouched */
 }
 

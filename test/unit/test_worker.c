@@ -4,7 +4,7 @@
  * every way a plugin can misbehave. This test binary is its own worker: main() hands argv[1] ==
  * "worker" to worker_main, exactly as the server's main does, so /proc/self/exe is spawned.
  *
- * Outputs come back through a host of the test's own (as in test_loader.c), so the tests do not
+ * Outputs come back through the unit tests' host (support/test_host.h), so the tests do not
  * depend on the OIP codec.
  */
 #include <stdarg.h>
@@ -25,6 +25,7 @@
 
 #include "worker.h"
 #include "worker_main.h"
+#include "support/test_host.h"
 
 #ifndef DS_TEST_FIXTURES_DIR
 #error "DS_TEST_FIXTURES_DIR must name the built fixture plugins (build/test/plugins)"
@@ -36,53 +37,6 @@
 #define FAULTS   DS_TEST_FIXTURES_DIR "/faults.so"
 #define QUAD_V1  DS_TEST_MODELS_DIR "/quadratic_predictor/1/model.so"
 #define IDENTITY DS_TEST_MODELS_DIR "/identity/1/model.so"
-
-/* ---- the test's host ---------------------------------------------------------------------- */
-
-typedef struct test_response {
-    char name[8][64];
-    unsigned char *data[8];
-    size_t size[8];
-    uint32_t count;
-} test_response;
-
-static void *test_output_alloc(ds_infer_response *resp, const char *name, ds_datatype datatype,
-                               uint32_t rank, const int64_t *shape, size_t byte_size, ds_error *err)
-{
-    (void)datatype;
-    (void)rank;
-    (void)shape;
-    test_response *r = (test_response *)resp;
-    if (r->count == 8) {
-        ds_error_set(err, DS_ERR_NO_MEMORY, "too many outputs");
-        return NULL;
-    }
-    snprintf(r->name[r->count], sizeof r->name[0], "%s", name);
-    r->data[r->count] = calloc(1, byte_size ? byte_size : 1);
-    r->size[r->count] = byte_size;
-    return r->data[r->count++];
-}
-
-static void test_log(int level, const char *msg)
-{
-    (void)level;
-    (void)msg;
-}
-
-static const ds_host_api host = {
-    .struct_size = sizeof(ds_host_api),
-    .abi_major = DS_PLUGIN_ABI_MAJOR,
-    .abi_minor = DS_PLUGIN_ABI_MINOR,
-    .output_alloc = test_output_alloc,
-    .log = test_log,
-};
-
-static void response_free(test_response *r)
-{
-    for (uint32_t i = 0; i < r->count; i++)
-        free(r->data[i]);
-    memset(r, 0, sizeof *r);
-}
 
 /* One FP32 [n,1] request named "input". */
 static ds_status run(worker *w, const float *x, int64_t n, test_response *r, ds_error *err)
@@ -105,7 +59,7 @@ static ds_status run(worker *w, const float *x, int64_t n, test_response *r, ds_
 static float first_float(const test_response *r)
 {
     float v;
-    memcpy(&v, r->data[0], sizeof v);
+    memcpy(&v, r->out[0].data, sizeof v);
     return v;
 }
 
@@ -134,7 +88,7 @@ static worker *start(const char *path, const char *config, int timeout_ms, event
     worker_config cfg = {.plugin_path = path,
                          .config_json = config,
                          .label = "model faults version 1",
-                         .host = &host,
+                         .host = &test_host,
                          .channels = 2,
                          .call_timeout_ms = timeout_ms,
                          .max_crashes = 3,
@@ -257,12 +211,12 @@ static void test_worker_serves_and_reports_metadata(void **state)
     ds_error err;
     assert_int_equal(run(w, x, 3, &r, &err), DS_OK);
     assert_int_equal(r.count, 1);
-    assert_string_equal(r.name[0], "prediction");
-    assert_int_equal(r.size[0], 3 * sizeof(float));
+    assert_string_equal(r.out[0].name, "prediction");
+    assert_int_equal(r.out[0].byte_size, 3 * sizeof(float));
     float y[3];
-    memcpy(y, r.data[0], sizeof y);
+    memcpy(y, r.out[0].data, sizeof y);
     assert_true(y[0] == 1.0f && y[1] == 6.0f && y[2] == 15.0f);
-    response_free(&r);
+    test_response_free(&r);
     worker_info info;
     worker_get_info(w, &info);
     assert_true(info.pid > 0);
@@ -283,11 +237,11 @@ static void test_worker_grows_shared_memory_for_large_tensors(void **state)
     test_response r;
     ds_error err;
     assert_int_equal(run(w, x, n, &r, &err), DS_OK);
-    assert_int_equal(r.size[0], (size_t)n * sizeof(float));
+    assert_int_equal(r.out[0].byte_size, (size_t)n * sizeof(float));
     float y;
-    memcpy(&y, r.data[0] + 6 * sizeof(float), sizeof y);
+    memcpy(&y, r.out[0].data + 6 * sizeof(float), sizeof y);
     assert_true(y == 2.0f * 36 + 18 + 1);
-    response_free(&r);
+    test_response_free(&r);
     free(x);
     worker_stop(w, 1000);
 }
@@ -301,7 +255,7 @@ static void test_plugin_error_comes_back_as_a_value(void **state)
     ds_error err;
     assert_int_equal(run(w, &x, 1, &r, &err), DS_ERR_INTERNAL);
     assert_non_null(strstr(err.message, "failing on purpose"));
-    response_free(&r);
+    test_response_free(&r);
     worker_stop(w, 1000);
 }
 
@@ -316,11 +270,11 @@ static void test_crash_in_execute_is_reported_and_the_worker_restarts(void **sta
     assert_int_equal(run(w, &bad, 1, &r, &err), WORKER_STATUS_CRASHED);
     assert_non_null(strstr(err.message, "SIGSEGV"));
     assert_non_null(strstr(err.message, "model faults version 1"));
-    response_free(&r);
+    test_response_free(&r);
     wait_for(&ev.restarted, 1);
     assert_int_equal(run(w, &good, 1, &r, &err), DS_OK);
     assert_true(first_float(&r) == 6.0f);
-    response_free(&r);
+    test_response_free(&r);
     worker_info info;
     worker_get_info(w, &info);
     assert_int_equal(info.restarts, 1);
@@ -339,7 +293,7 @@ static void test_repeated_crashes_mark_the_worker_failed(void **state)
     ds_error err;
     for (int i = 0; i < 3; i++) {
         ds_status st = run(w, &x, 1, &r, &err);
-        response_free(&r);
+        test_response_free(&r);
         assert_true(st == WORKER_STATUS_CRASHED || st == DS_ERR_UNAVAILABLE);
         if (st == WORKER_STATUS_CRASHED)
             assert_non_null(strstr(err.message, "exited with status 7"));
@@ -348,7 +302,7 @@ static void test_repeated_crashes_mark_the_worker_failed(void **state)
     wait_for(&ev.failed, 1);
     assert_int_equal(run(w, &x, 1, &r, &err), DS_ERR_UNAVAILABLE);
     assert_non_null(strstr(err.message, "failed"));
-    response_free(&r);
+    test_response_free(&r);
     worker_info info;
     worker_get_info(w, &info);
     assert_string_equal(info.state, "failed");
@@ -366,11 +320,11 @@ static void test_deadline_kills_a_call_that_never_returns(void **state)
     ds_error err;
     assert_int_equal(run(w, &bad, 1, &r, &err), WORKER_STATUS_TIMEOUT);
     assert_non_null(strstr(err.message, "300 ms"));
-    response_free(&r);
+    test_response_free(&r);
     wait_for(&ev.restarted, 1);
     assert_int_equal(run(w, &good, 1, &r, &err), DS_OK);
     assert_true(first_float(&r) == 15.0f);
-    response_free(&r);
+    test_response_free(&r);
     pthread_mutex_lock(&ev.mu);
     assert_non_null(strstr(ev.last, "pid"));
     pthread_mutex_unlock(&ev.mu);
@@ -380,8 +334,10 @@ static void test_deadline_kills_a_call_that_never_returns(void **state)
 static void test_crash_in_create_fails_the_start(void **state)
 {
     (void)state;
-    worker_config cfg = {
-        .plugin_path = FAULTS, .config_json = "{\"create\":\"segv\"}", .label = "x", .host = &host};
+    worker_config cfg = {.plugin_path = FAULTS,
+                         .config_json = "{\"create\":\"segv\"}",
+                         .label = "x",
+                         .host = &test_host};
     char err[512] = "";
     worker *w = NULL;
     assert_int_equal(worker_start(&cfg, &w, err, sizeof err), -1);
@@ -443,7 +399,7 @@ static void *load_thread(void *arg)
         ds_error err;
         if (run(a->w, x, 2, &r, &err) == DS_OK && first_float(&r) == 2.0f * i * i + 3.0f * i + 1)
             atomic_fetch_add(&a->ok, 1);
-        response_free(&r);
+        test_response_free(&r);
     }
     return NULL;
 }

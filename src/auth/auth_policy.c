@@ -43,6 +43,7 @@ static const auth_route_rule auth_routes[] = {
     /* Models: reading is viewer, changing the code that runs is admin. */
     {"GET", "/models", AUTH_NEED_READ},
     {"GET", "/models/stats", AUTH_NEED_READ},
+    {"GET", "/models/**", AUTH_NEED_READ},
     {"POST", "/models", AUTH_NEED_ADMIN},
     {"PUT", "/models/*/versions/*", AUTH_NEED_ADMIN},
     {"DELETE", "/models/*/versions/*", AUTH_NEED_ADMIN},

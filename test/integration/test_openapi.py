@@ -152,3 +152,21 @@ def test_docs_page_serves_the_renderer_locally(server):
     css = server.get("/docs/swagger-ui.css")
     assert css.status_code == 200
     expect_error(server.post("/openapi.json", {}), 405)
+
+
+def test_every_documented_route_is_in_the_role_walk(server):
+    """The auth policy (src/auth/auth_policy.c) and the OpenAPI document are two tables of the
+    same routes; test_auth.py walks every route in its ROUTES list with every role. A route that
+    is documented but missing from that walk would have its role unchecked, so tie them here."""
+    from test_auth import ROUTES
+
+    server.deploy(Q, "1")
+    doc = document(server)
+    walked = [(m.lower(), p) for m, p, _, _ in ROUTES]
+    missing = []
+    for template, item in doc["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", template) + "/?$")
+        for method in METHODS:
+            if method in item and not any(m == method and pattern.match(p) for m, p in walked):
+                missing.append(f"{method.upper()} {template}")
+    assert not missing, "documented but not in test_auth.ROUTES: " + ", ".join(missing)

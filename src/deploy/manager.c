@@ -229,17 +229,16 @@ static const char *deployment_plugin_path(const deploy_manager *m, const reg_ver
     return v->plugin_path;
 }
 
-/* Start the worker of an isolated deployment. 0, or -1 with err. */
+/* Start the worker of an isolated deployment. 0, or -1 with err; -2 when the worker ran and the
+ * plugin refused (for a model directory: its artifact or config is bad). */
 static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_version *v,
                                     char *err, size_t errlen)
 {
     char label[2 * REG_NAME_MAX + 32], so[4096];
     snprintf(label, sizeof label, "model %s version %s", v->name, v->version);
-    if (v->backend[0] != '\0') {
-        snprintf(err, errlen, "a model directory (backend %s) runs in process only", v->backend);
-        return -1;
-    }
     const ds_deploy_options *o = &d->opts;
+    if (v->artifact_dir != NULL && v->artifact_dir[0] != '\0')
+        artifact_share_with_worker(v->artifact_dir); /* stored before it was made readable */
     worker_config cfg = {.plugin_path = deployment_plugin_path(m, v, so, sizeof so),
                          .config_json = v->config_json,
                          .label = label,
@@ -250,9 +249,16 @@ static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_
                                     .open_files = o->max_open_files,
                                     .cpu_ms_per_call = o->cpu_limit_ms},
                          .on_event = deployment_on_worker_event,
-                         .event_ud = d};
-    if (worker_start(&cfg, &d->worker, err, errlen) != 0)
-        return -1;
+                         .event_ud = d,
+                         .model_name = v->name,
+                         .model_version = v->version,
+                         .deployment_id = d->label.label,
+                         .artifact_dir =
+                             v->artifact_dir && v->artifact_dir[0] ? v->artifact_dir : NULL,
+                         .instance_count = o->instance_count > 0 ? (unsigned)o->instance_count : 1};
+    int rc = worker_start(&cfg, &d->worker, err, errlen);
+    if (rc != 0)
+        return rc;
     d->t.api = worker_api(d->worker);
     d->t.model = worker_model(d->worker);
     d->t.instance = d->worker;
@@ -344,8 +350,8 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
     else if (!d->t.isolated)
         rc = deployment_load_inproc(m, d, v, journal_id, res);
     else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0)
-        *res = deploy_fail(DEPLOY_INTERNAL, "cannot start %s version %s isolated: %s", v->name,
-                           v->version, err);
+        *res = deploy_fail(rc == -2 && v->backend[0] ? DEPLOY_BAD_ARTIFACT : DEPLOY_INTERNAL,
+                           "cannot start %s version %s isolated: %s", v->name, v->version, err);
     if (rc != 0) {
         deployment_free(d);
         return NULL;

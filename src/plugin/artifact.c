@@ -205,6 +205,10 @@ static artifact_status staging_open(staging *s, const char *data_dir, char *err,
     if (mkdtemp(s->dir) == NULL)
         return fail(ARTIFACT_IO, err, errlen, "cannot create a directory in %s/artifacts: %s",
                     data_dir, strerror(errno));
+    /* 0755 with 0644 files, inside the server's 0700 data directory (umask 077): nobody else
+     * reaches them by path, but an isolated worker, which drops to "nobody" and is handed the
+     * directory as a descriptor, can read them (the same as stored plugins, store.c). */
+    chmod(s->dir, 0755);
     return ARTIFACT_OK;
 }
 
@@ -227,7 +231,8 @@ static int staging_add(void *ud, const char *name, const void *data, size_t size
     char path[PATH_MAX + ARTIFACT_NAME_MAX + 2];
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && store_write_all(fd, data, size) == 0 && fsync(fd) == 0;
+    int ok =
+        fd >= 0 && store_write_all(fd, data, size) == 0 && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
     int saved = errno;
     if (fd >= 0)
         close(fd);
@@ -304,6 +309,25 @@ static artifact_status staging_commit(staging *s, const char *data_dir,
     if (saved == EEXIST || saved == ENOTEMPTY)
         return ARTIFACT_OK; /* the same contents are stored already */
     return fail(ARTIFACT_IO, err, errlen, "cannot store the model files: %s", strerror(saved));
+}
+
+void artifact_share_with_worker(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (d == NULL) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    fchmod(dfd, 0755);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && (st.st_mode & 0444) != 0444)
+            fchmodat(dfd, e->d_name, (st.st_mode & 07777) | 0444, 0);
+    }
+    closedir(d);
 }
 
 /* ---- imports ------------------------------------------------------------------------------- */

@@ -62,6 +62,11 @@ artifact_status artifact_read_config(const char *dir, char **config_json,
 int artifact_backend_path(const char *backend_dir, const char *backend, char *out, size_t out_len,
                           char *err, size_t errlen);
 
+/* Best effort: make a stored version directory 0755 and its files world-readable, so that an
+ * isolated worker (which drops to "nobody") can read it through the descriptor it is given;
+ * directories stored before that rule were 0700. The data directory above stays 0700. */
+void artifact_share_with_worker(const char *dir);
+
 /* 1 when `name` is a valid backend name ([a-z0-9_]{1,32}). */
 int artifact_backend_name_ok(const char *name);
 

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oip.h"
 #include "worker_proto.h"
 
 extern char **environ;
@@ -74,8 +75,9 @@ struct worker {
     ds_io_desc *io;  /* inputs then outputs; owned */
     char *meta_text; /* the strings api/model/io point to; owned */
 
-    char *path, *config_json, *label; /* owned copies */
-    worker_config cfg;                /* strings above; defaults filled in */
+    char *path, *config_json, *label;                                /* owned copies */
+    char *model_name, *model_version, *deployment_id, *artifact_dir; /* owned copies or NULL */
+    worker_config cfg; /* strings above; defaults filled in */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -180,9 +182,9 @@ static int wk_high(int fd)
 }
 
 /* Child descriptors in the order of their fixed numbers (ctl, then per channel sock and shm,
- * then the plugin): count entries, each already moved high. */
+ * then the plugin and the artifact directory): count entries, each already moved high. */
 typedef struct wk_child_fds {
-    int fd[3 + 2 * WP_MAX_CHANNELS];
+    int fd[WP_FD_LAST - WP_FD_CTL + 1];
     int count;
 } wk_child_fds;
 
@@ -256,8 +258,9 @@ static int wk_socketpair(int sv[2])
     return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
 }
 
-/* Create the sockets and memory of an incarnation; child ends go to kids. 0 or -1. */
-static int wproc_prepare(wproc *p, int plugin_fd, wk_child_fds *kids)
+/* Create the sockets and memory of an incarnation; child ends go to kids (artifact_fd < 0:
+ * none). 0 or -1. */
+static int wproc_prepare(wproc *p, int plugin_fd, int artifact_fd, wk_child_fds *kids)
 {
     int sv[2];
     if (wk_socketpair(sv) != 0)
@@ -275,15 +278,25 @@ static int wproc_prepare(wproc *p, int plugin_fd, wk_child_fds *kids)
         kids->fd[kids->count++] = wk_high(c->shm.fd);
     }
     kids->fd[kids->count++] = wk_high(plugin_fd);
+    if (artifact_fd >= 0)
+        kids->fd[kids->count++] = wk_high(artifact_fd);
     for (int i = 0; i < kids->count; i++)
         if (kids->fd[i] < 0)
             return -1;
     return 0;
 }
 
-static size_t wk_init_size(const char *path, const char *config)
+static size_t wk_opt_size(const char *s)
 {
-    return wp_align(sizeof(wp_init)) + wp_str_size(strlen(path)) + wp_str_size(strlen(config));
+    return s ? wp_str_size(strlen(s)) : 0;
+}
+
+static size_t wk_init_size(const worker_config *cfg, const char *config)
+{
+    return wp_align(sizeof(wp_init)) + wp_str_size(strlen(cfg->plugin_path)) +
+           wp_str_size(strlen(config)) + wk_opt_size(cfg->model_name) +
+           wk_opt_size(cfg->model_version) + wk_opt_size(cfg->deployment_id) +
+           wk_opt_size(cfg->artifact_dir);
 }
 
 /* Write the INIT parameters into channel 0's memory. 0 or -1. */
@@ -291,7 +304,7 @@ static int wk_write_init(wproc *p, const worker_config *cfg, bool probe)
 {
     const char *config = cfg->config_json ? cfg->config_json : "{}";
     wp_shm *shm = &p->chans[0].shm;
-    if (wp_shm_reserve(shm, wk_init_size(cfg->plugin_path, config)) != 0)
+    if (wp_shm_reserve(shm, wk_init_size(cfg, config)) != 0)
         return -1;
     wp_writer w = {.base = shm->base};
     wp_init *in = wp_alloc(&w, sizeof *in);
@@ -306,11 +319,18 @@ static int wk_write_init(wproc *p, const worker_config *cfg, bool probe)
     in->drop_gid = worker_drop_gid;
     in->plugin_name = wp_put_str(&w, cfg->plugin_path);
     in->config_json = wp_put_str(&w, config);
+    in->model_name = wp_put_str(&w, cfg->model_name);
+    in->model_version = wp_put_str(&w, cfg->model_version);
+    in->deployment_id = wp_put_str(&w, cfg->deployment_id);
+    in->artifact_dir = wp_put_str(&w, cfg->artifact_dir);
+    in->instance_count = cfg->instance_count;
+    in->has_artifact = cfg->artifact_dir != NULL;
     return 0;
 }
 
-/* Wait for INIT_OK. 0, or -1 with the reason (the worker's message or how it ended) in err;
- * on -1 the process has been reaped. */
+/* Wait for INIT_OK. 0, or -1 with the reason (the worker's message or how it ended) in err,
+ * -2 when the worker reported that the plugin would not load or create; on -1/-2 the process
+ * has been reaped. */
 static int wk_await_init(wproc *p, int timeout_ms, char *err, size_t errlen)
 {
     wp_msg m;
@@ -325,7 +345,7 @@ static int wk_await_init(wproc *p, int timeout_ms, char *err, size_t errlen)
         snprintf(err, errlen, "%s", msg && !bad ? msg : "the worker could not load the plugin");
         wk_reap(p->pid, WK_REAP_WAIT_MS);
         p->pid = 0;
-        return -1;
+        return -2;
     }
     char how[160];
     if (r == -2) {
@@ -341,8 +361,9 @@ static int wk_await_init(wproc *p, int timeout_ms, char *err, size_t errlen)
 }
 
 /* Spawn one incarnation and wait until it is serving (or, for a probe, has reported).
- * NULL with err set. */
-static wproc *wproc_spawn(const worker_config *cfg, bool probe, char *err, size_t errlen)
+ * NULL with err set (and *refused, when not NULL, true when the plugin refused in the worker). */
+static wproc *wproc_spawn(const worker_config *cfg, bool probe, bool *refused, char *err,
+                          size_t errlen)
 {
     wproc *p = calloc(1, sizeof *p);
     wk_child_fds kids = {.count = 0};
@@ -363,8 +384,19 @@ static wproc *wproc_spawn(const worker_config *cfg, bool probe, char *err, size_
         free(p);
         return NULL;
     }
-    int rc = wproc_prepare(p, plugin_fd, &kids);
+    int artifact_fd = -1;
+    if (cfg->artifact_dir != NULL &&
+        (artifact_fd = open(cfg->artifact_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "artifact directory '%s': cannot open: %s", cfg->artifact_dir,
+                 strerror(errno));
+        close(plugin_fd);
+        free(p);
+        return NULL;
+    }
+    int rc = wproc_prepare(p, plugin_fd, artifact_fd, &kids);
     close(plugin_fd);
+    if (artifact_fd >= 0)
+        close(artifact_fd);
     if (rc == 0)
         rc = wk_write_init(p, cfg, probe);
     if (rc != 0 || (rc = wk_posix_spawn(&p->pid, &kids)) != 0) {
@@ -375,8 +407,12 @@ static wproc *wproc_spawn(const worker_config *cfg, bool probe, char *err, size_
         return NULL;
     }
     wk_child_fds_close(&kids);
-    if (wp_send(p->ctl, WP_INIT, 0, p->chans[0].shm.size, 0) != 0 ||
-        wk_await_init(p, cfg->start_timeout_ms, err, errlen) != 0) {
+    int init = wp_send(p->ctl, WP_INIT, 0, p->chans[0].shm.size, 0) != 0
+                   ? -1
+                   : wk_await_init(p, cfg->start_timeout_ms, err, errlen);
+    if (refused != NULL)
+        *refused = init == -2;
+    if (init != 0) {
         if (p->pid > 0) {
             kill(p->pid, SIGKILL);
             wk_reap(p->pid, 0);
@@ -512,7 +548,7 @@ int worker_probe(const char *path, const char *config_json, int timeout_ms, char
     worker_config cfg = {.plugin_path = path,
                          .config_json = config_json,
                          .start_timeout_ms = timeout_ms > 0 ? timeout_ms : 10000};
-    wproc *p = wproc_spawn(&cfg, true, err, errlen);
+    wproc *p = wproc_spawn(&cfg, true, NULL, err, errlen);
     if (p == NULL)
         return -1;
     worker tmp;
@@ -543,7 +579,7 @@ static size_t wk_request_size(const ds_infer_request *req)
     return n;
 }
 
-static int wk_encode_request(wp_shm *shm, const ds_infer_request *req)
+static int wk_encode_request(wp_shm *shm, const ds_infer_request *req, uint64_t deadline_ns)
 {
     if (req->input_count > WP_MAX_IO || req->requested_output_count > WP_MAX_IO ||
         wp_shm_reserve(shm, wk_request_size(req)) != 0)
@@ -554,6 +590,7 @@ static int wk_encode_request(wp_shm *shm, const ds_infer_request *req)
     wp_span *rs = wp_alloc(&w, req->requested_output_count * sizeof *rs);
     h->input_count = req->input_count;
     h->requested_count = req->requested_output_count;
+    h->deadline_ns = deadline_ns;
     h->id = wp_put_str(&w, req->id);
     h->parameters = wp_put_str(&w, req->parameters);
     for (uint32_t i = 0; i < req->input_count; i++) {
@@ -586,7 +623,7 @@ static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_respo
     const wp_response *h = (const wp_response *)base;
     if (h->status != DS_OK) {
         ds_error_set(err, (ds_status)h->status, "%.*s", (int)sizeof h->message - 1, h->message);
-        return h->status >= DS_ERR_INVALID_ARGUMENT && h->status <= DS_ERR_UNSUPPORTED
+        return h->status >= DS_ERR_INVALID_ARGUMENT && h->status <= DS_ERR_CANCELLED
                    ? (ds_status)h->status
                    : DS_ERR_INTERNAL;
     }
@@ -706,7 +743,7 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     if (p == NULL)
         return DS_ERR_UNAVAILABLE;
     wchan *c = &p->chans[ci];
-    if (wk_encode_request(&c->shm, req) != 0) {
+    if (wk_encode_request(&c->shm, req, resp != NULL ? resp->deadline_ns : 0) != 0) {
         wk_give_back(w, p, ci, true);
         return ds_error_set(err, DS_ERR_NO_MEMORY, "%s: request too large for shared memory",
                             w->label);
@@ -882,7 +919,7 @@ static void *wk_supervise(void *arg)
             if (wk_after_crash(w, reason, &stopped) || stopped)
                 return NULL;
             char err[512];
-            p = wproc_spawn(&w->cfg, false, err, sizeof err);
+            p = wproc_spawn(&w->cfg, false, NULL, err, sizeof err);
             if (p != NULL)
                 break;
             snprintf(reason, sizeof reason, "restart failed: %.230s", err);
@@ -916,6 +953,10 @@ static void worker_free(worker *w)
     free(w->path);
     free(w->config_json);
     free(w->label);
+    free(w->model_name);
+    free(w->model_version);
+    free(w->deployment_id);
+    free(w->artifact_dir);
     free(w);
 }
 
@@ -930,6 +971,20 @@ static int wk_copy_config(worker *w, const worker_config *cfg)
     w->cfg.plugin_path = w->path;
     w->cfg.config_json = w->config_json;
     w->cfg.label = w->label;
+    const char *in[4] = {cfg->model_name, cfg->model_version, cfg->deployment_id,
+                         cfg->artifact_dir};
+    char **out[4] = {&w->model_name, &w->model_version, &w->deployment_id, &w->artifact_dir};
+    for (int i = 0; i < 4; i++)
+        if (in[i] != NULL && (*out[i] = strdup(in[i])) == NULL)
+            return -1;
+    w->cfg.model_name = w->model_name;
+    w->cfg.model_version = w->model_version;
+    w->cfg.deployment_id = w->deployment_id;
+    w->cfg.artifact_dir = w->artifact_dir;
+    if (w->cfg.instance_count == 0)
+        w->cfg.instance_count = 1;
+    if (w->cfg.instance_count > 64)
+        w->cfg.instance_count = 64;
     if (w->cfg.channels == 0)
         w->cfg.channels = 4;
     if (w->cfg.channels > WP_MAX_CHANNELS)
@@ -958,7 +1013,8 @@ int worker_start(const worker_config *cfg, worker **out, char *err, size_t errle
     }
     pthread_mutex_init(&w->mu, NULL);
     wk_cond_init(&w->cv);
-    wproc *p = wproc_spawn(&w->cfg, false, err, errlen);
+    bool refused = false;
+    wproc *p = wproc_spawn(&w->cfg, false, &refused, err, errlen);
     if (p == NULL || wk_take_meta(w, &p->chans[0].shm, err, errlen) != 0) {
         if (p != NULL) {
             kill(p->pid, SIGKILL);
@@ -966,7 +1022,7 @@ int worker_start(const worker_config *cfg, worker **out, char *err, size_t errle
         }
         wproc_free(p);
         worker_free(w);
-        return -1;
+        return p == NULL && refused ? -2 : -1;
     }
     p->refs = 1;
     w->cur = p;

@@ -65,6 +65,15 @@ typedef struct worker_config {
     int crash_window_ms;      /* 0 = 60000 */
     worker_event_fn on_event; /* may be NULL */
     void *event_ud;
+    /* ABI 1.1 instance context (all may be NULL/0: a plain .so version) */
+    const char *model_name;
+    const char *model_version;
+    const char *deployment_id; /* the server's label: the worker's log lines name it */
+    const char *artifact_dir;  /* a model directory version: opened read-only here and handed
+                                * to the worker as a descriptor (it needs no access to the data
+                                * directory); the instance sees /proc/self/fd/N */
+    unsigned instance_count;   /* instances in the worker, 1..64 (0 = 1): a non-thread-safe
+                                * plugin then runs that many requests at once */
 } worker_config;
 
 typedef struct worker_info {
@@ -91,7 +100,8 @@ int worker_probe(const char *path, const char *config_json, int timeout_ms, char
                  size_t errlen);
 
 /* Spawn and supervise a serving worker. 0 with *out (release with worker_stop), or -1 with the
- * reason in err. cfg's strings are copied. */
+ * reason in err (-2: the worker ran and the plugin refused to load or create an instance, e.g.
+ * a bad artifact). cfg's strings are copied. */
 int worker_start(const worker_config *cfg, worker **out, char *err, size_t errlen);
 
 /* The proxy table (execute() only; the instance argument is the worker itself) and the model

@@ -7,8 +7,12 @@
  *   2. confine itself before any plugin code runs: no_new_privs, resource limits, and, when
  *      started as root, setgroups/setgid/setuid to the unprivileged ids the server chose
  *   3. dlopen the plugin through /proc/self/fd/N (the server opened the file), check it with the
- *      loader, create the instance; answer INIT_OK with the metadata or INIT_ERR with the reason
- *   4. probe: destroy and exit 0. serve: one thread per channel runs EXEC -> execute -> DONE,
+ *      loader, create the deployment's instance_count instances (plugin/pool.h) with the ABI 1.1
+ *      context (a model directory's artifact directory is the descriptor the server opened,
+ *      /proc/self/fd/M); answer INIT_OK with the metadata (the instance's own IO when it
+ *      describes it) or INIT_ERR with the reason
+ *   4. probe: destroy and exit 0. serve: one thread per channel runs EXEC -> execute -> DONE
+ *      on an instance of the pool (a non-thread-safe plugin: one request per instance),
  *      while the main thread waits on the control socket: STOP destroys the instance and exits,
  *      EOF (the server is gone) exits at once.
  *
@@ -38,6 +42,7 @@
 #include "host.h"
 #include "loader.h"
 #include "oip.h"
+#include "pool.h"
 #include "worker_proto.h"
 
 typedef struct wk_chan {
@@ -55,19 +60,23 @@ typedef struct wk_chan {
 } wk_chan;
 
 /* The worker's one deployment. Written by main before the channel threads start, read-only
- * afterwards (exec_lock aside). */
+ * afterwards (the pool and calls_lock aside). */
 static struct {
     loader_plugin *plugin;
-    void *instance;
-    pthread_mutex_t exec_lock;  /* serializes execute() when the plugin is not thread-safe */
+    inst_pool *pool;            /* the instances; pool_acquire serialises per instance */
+    ds_deployment dep;          /* the server's label for this deployment (logf) */
     pthread_mutex_t calls_lock; /* guards calls and stopping */
     pthread_cond_t calls_done;
     int calls;     /* execute() calls running */
     bool stopping; /* STOP received: no new calls */
-    bool thread_safe;
     int64_t cpu_ms;
     char plugin_name[4096];
     char fd_path[64];
+    /* the ABI 1.1 instance context, from INIT */
+    char model_name[256], model_version[256];
+    char artifact_name[4096];  /* the artifact directory as the server knows it (messages) */
+    char artifact_fd_path[64]; /* what the instance is told: /proc/self/fd/M, "" for a .so */
+    uint32_t instance_count;
 } wk;
 
 static void wk_log(int level, const char *msg)
@@ -141,15 +150,15 @@ static int wk_confine(const wp_init *in, char *err, size_t errlen)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
-/* Replace every /proc/self/fd/N path in a loader message with the name the server knows. */
-static void wk_rename(const char *msg, char *out, size_t outlen)
+/* Replace every /proc/self/fd/N path of `from` in msg with `to`. */
+static void wk_replace(const char *msg, const char *from, const char *to, char *out, size_t outlen)
 {
-    size_t n = 0, flen = strlen(wk.fd_path);
+    size_t n = 0, flen = strlen(from);
     out[0] = '\0';
     while (*msg != '\0' && n + 1 < outlen) {
-        const char *at = strstr(msg, wk.fd_path);
+        const char *at = flen ? strstr(msg, from) : NULL;
         size_t plain = at ? (size_t)(at - msg) : strlen(msg);
-        int k = snprintf(out + n, outlen - n, "%.*s%s", (int)plain, msg, at ? wk.plugin_name : "");
+        int k = snprintf(out + n, outlen - n, "%.*s%s", (int)plain, msg, at ? to : "");
         if (k < 0)
             break;
         n += (size_t)k;
@@ -159,17 +168,32 @@ static void wk_rename(const char *msg, char *out, size_t outlen)
     }
 }
 
+/* A loader or plugin message with the descriptor paths replaced by the names the server knows
+ * (the artifact directory's first: the plugin's /proc/self/fd/N may be its prefix). */
+static void wk_rename(const char *msg, char *out, size_t outlen)
+{
+    char tmp[1024];
+    wk_replace(msg, wk.artifact_fd_path, wk.artifact_name, tmp, sizeof tmp);
+    wk_replace(tmp, wk.fd_path, wk.plugin_name, out, outlen);
+}
+
 static int wk_load(const char *config_json, char *err, size_t errlen)
 {
     char raw[1024];
+    loader_instance_args args = {.model_name = wk.model_name[0] ? wk.model_name : "?",
+                                 .model_version = wk.model_version[0] ? wk.model_version : "?",
+                                 .deployment_id = wk.dep.label,
+                                 .artifact_dir =
+                                     wk.artifact_fd_path[0] ? wk.artifact_fd_path : NULL,
+                                 .config_json = config_json,
+                                 .deployment = &wk.dep};
     /* the server's own host table: outputs land in an OIP response exactly as in process */
     if (loader_open(wk.fd_path, plugin_host_api(), &wk.plugin, raw, sizeof raw) != 0 ||
-        loader_instance_create(wk.plugin, config_json, &wk.instance, raw, sizeof raw) != 0) {
+        pool_create(wk.plugin, &args, wk.instance_count, &wk.pool, raw, sizeof raw) != 0) {
         wk_rename(raw, err, errlen);
         return -1;
     }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    wk.thread_safe = loader_thread_safe(wk.plugin) != 0;
     return 0;
 }
 
@@ -197,7 +221,7 @@ static void wk_put_io(wp_writer *w, wp_io *rec, const ds_io_desc *d)
 static int wk_write_meta(wp_shm *shm, size_t *used)
 {
     const ds_plugin_api *api = loader_api(wk.plugin);
-    const ds_model_desc *md = loader_model(wk.plugin);
+    const ds_model_desc *md = pool_model(wk.pool);
     if (wp_shm_reserve(shm, wk_meta_size(api, md)) != 0)
         return -1;
     wp_writer w = {.base = shm->base};
@@ -254,7 +278,7 @@ static int wk_chan_fit(wk_chan *c, uint32_t inputs, uint32_t requested)
 }
 
 /* Turn the EXEC payload into the plugin's request, pointing into shared memory. 0 or -1. */
-static int wk_decode(wk_chan *c, ds_infer_request *req)
+static int wk_decode(wk_chan *c, ds_infer_request *req, uint64_t *deadline_ns)
 {
     const uint8_t *base = c->shm.base;
     size_t size = c->shm.size;
@@ -294,6 +318,7 @@ static int wk_decode(wk_chan *c, ds_infer_request *req)
                               .inputs = c->inputs,
                               .requested_output_count = h->requested_count,
                               .requested_outputs = c->requested};
+    *deadline_ns = h->deadline_ns;
     return bad ? -1 : 0;
 }
 
@@ -356,20 +381,21 @@ static void wk_call_leave(void)
     pthread_mutex_unlock(&wk.calls_lock);
 }
 
-static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, ds_error *perr)
+static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t deadline_ns,
+                            ds_error *perr)
 {
     oip_arena_reset(c->arena);
     oip_response_init(&c->resp, c->arena);
+    c->resp.deadline_ns = deadline_ns; /* is_cancelled in here sees the server's deadline */
     if (!wk_call_enter())
         return ds_error_set(perr, DS_ERR_UNAVAILABLE, "worker: stopping");
     const ds_plugin_api *api = loader_api(wk.plugin);
-    if (!wk.thread_safe)
-        pthread_mutex_lock(&wk.exec_lock);
+    uint32_t slot;
+    void *instance = pool_acquire(wk.pool, &slot);
     wk_cpu_budget(c, wk.cpu_ms);
-    ds_status st = api->execute(wk.instance, req, &c->resp, perr);
+    ds_status st = api->execute(instance, req, &c->resp, perr);
     wk_cpu_budget(c, 0);
-    if (!wk.thread_safe)
-        pthread_mutex_unlock(&wk.exec_lock);
+    pool_release(wk.pool, slot);
     wk_call_leave();
     perr->message[sizeof perr->message - 1] = '\0';
     return st;
@@ -380,11 +406,12 @@ static void wk_serve_one(wk_chan *c, const wp_msg *m)
     ds_infer_request req;
     ds_error perr = {.code = DS_OK, .message = ""};
     ds_status st;
-    if (wp_shm_follow(&c->shm, m->shm_size) != 0 || wk_decode(c, &req) != 0) {
+    uint64_t deadline_ns = 0;
+    if (wp_shm_follow(&c->shm, m->shm_size) != 0 || wk_decode(c, &req, &deadline_ns) != 0) {
         st = DS_ERR_INTERNAL;
         ds_error_set(&perr, st, "worker: malformed request from the server");
     } else {
-        st = wk_execute(c, &req, &perr);
+        st = wk_execute(c, &req, deadline_ns, &perr);
     }
     size_t used = 0;
     if (wk_encode(c, st, &perr, &used) != 0) {
@@ -442,12 +469,24 @@ static int wk_read_init(wp_shm *shm0, wp_init *in, char *config, size_t config_l
     int bad = 0;
     const char *name = wp_str(shm0->base, shm0->size, in->plugin_name, &bad);
     const char *cfg = wp_str(shm0->base, shm0->size, in->config_json, &bad);
+    const char *model = wp_str(shm0->base, shm0->size, in->model_name, &bad);
+    const char *version = wp_str(shm0->base, shm0->size, in->model_version, &bad);
+    const char *dep = wp_str(shm0->base, shm0->size, in->deployment_id, &bad);
+    const char *artifact = wp_str(shm0->base, shm0->size, in->artifact_dir, &bad);
     if (bad || in->channels == 0 || in->channels > WP_MAX_CHANNELS ||
-        (cfg != NULL && strlen(cfg) >= config_len)) {
+        in->instance_count > POOL_MAX_INSTANCES || (cfg != NULL && strlen(cfg) >= config_len)) {
         snprintf(err, errlen, "malformed INIT");
         return 4;
     }
     snprintf(wk.plugin_name, sizeof wk.plugin_name, "%s", name ? name : "?");
+    snprintf(wk.model_name, sizeof wk.model_name, "%s", model ? model : "");
+    snprintf(wk.model_version, sizeof wk.model_version, "%s", version ? version : "");
+    snprintf(wk.dep.label, sizeof wk.dep.label, "%s", dep ? dep : "(worker)");
+    snprintf(wk.artifact_name, sizeof wk.artifact_name, "%s", artifact ? artifact : "");
+    if (in->has_artifact)
+        snprintf(wk.artifact_fd_path, sizeof wk.artifact_fd_path, "/proc/self/fd/%d",
+                 wp_fd_artifact(in->channels));
+    wk.instance_count = in->instance_count ? in->instance_count : 1;
     snprintf(config, config_len, "%s", cfg ? cfg : "{}");
     snprintf(wk.fd_path, sizeof wk.fd_path, "/proc/self/fd/%d", wp_fd_plugin(in->channels));
     wk.cpu_ms = in->cpu_ms_per_call;
@@ -497,7 +536,7 @@ static int wk_wait_ctl(void)
             while (wk.calls > 0)
                 pthread_cond_wait(&wk.calls_done, &wk.calls_lock);
             pthread_mutex_unlock(&wk.calls_lock);
-            loader_instance_destroy(wk.plugin, wk.instance);
+            pool_free(wk.pool);
             _exit(0); /* no dlclose: other threads may still be inside the plugin */
         }
     }
@@ -511,18 +550,19 @@ int worker_main(int argc, char **argv)
     char err[1024] = "";
     wp_init in;
     wp_shm shm0 = {.fd = -1};
-    pthread_mutex_init(&wk.exec_lock, NULL);
     pthread_mutex_init(&wk.calls_lock, NULL);
     pthread_cond_init(&wk.calls_done, NULL);
     /* Nothing of the server's but our own descriptors: a descriptor some library left without
      * FD_CLOEXEC must not reach plugin code. */
-    close_range(WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS + 1, ~0u, 0);
+    close_range(WP_FD_LAST + 1, ~0u, 0);
     int rc = wk_read_init(&shm0, &in, config, sizeof config, err, sizeof err);
     if (rc != 0) {
         wk_say("%s", err[0] ? err : "no INIT from the server");
         return rc;
     }
-    close_range((unsigned)wp_fd_plugin(in.channels) + 1, WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS, 0);
+    close_range(
+        (unsigned)(in.has_artifact ? wp_fd_artifact(in.channels) : wp_fd_plugin(in.channels)) + 1,
+        WP_FD_LAST, 0);
     if (wk_confine(&in, err, sizeof err) != 0 || wk_load(config, err, sizeof err) != 0) {
         wk_send_error(&shm0, err);
         return 0;
@@ -533,7 +573,7 @@ int worker_main(int argc, char **argv)
         return 0;
     }
     if (in.probe) {
-        loader_instance_destroy(wk.plugin, wk.instance);
+        pool_free(wk.pool);
         loader_close(wk.plugin);
         wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, 0);
         return 0;

@@ -12,6 +12,9 @@
  *   fd 4 + 2*count    the plugin file, opened read-only by the server (the worker dlopens
  *                     /proc/self/fd/N after dropping privileges, so it needs no access to the
  *                     data directory)
+ *   fd 5 + 2*count    a model directory version's artifact directory (O_DIRECTORY, read-only),
+ *                     or nothing for a plain .so version: the instance is told
+ *                     /proc/self/fd/N as its artifact_dir, for the same reason
  *
  * Messages on the sockets are one fixed wp_msg each. Everything of variable size (tensors,
  * names, the init parameters, metadata) travels in the channel's shared memory, addressed by
@@ -52,6 +55,12 @@ static inline int wp_fd_plugin(unsigned channels)
 {
     return WP_FD_CHANNEL0 + 2 * (int)channels;
 }
+static inline int wp_fd_artifact(unsigned channels)
+{
+    return WP_FD_CHANNEL0 + 2 * (int)channels + 1;
+}
+/* The highest descriptor number the server hands a worker. */
+#define WP_FD_LAST (WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS + 1)
 
 typedef enum wp_type {
     WP_INIT = 1,     /* server -> worker on ctl; wp_init in channel 0's memory */
@@ -93,6 +102,14 @@ typedef struct wp_init {
     uint32_t unused;     /* padding, 0 */
     wp_span plugin_name; /* the path as the server knows it, for messages */
     wp_span config_json;
+    /* ABI 1.1 instance context (absent spans: not known, e.g. the registration probe) */
+    wp_span model_name;
+    wp_span model_version;
+    wp_span deployment_id;   /* the server's "model/version#n": the worker's logf names it */
+    wp_span artifact_dir;    /* the path as the server knows it (messages); the instance gets
+                              * /proc/self/fd/<wp_fd_artifact> when has_artifact */
+    uint32_t instance_count; /* 1..64 instances the worker creates (0 = 1) */
+    uint32_t has_artifact;   /* 1: the artifact directory descriptor is at wp_fd_artifact */
 } wp_init;
 
 /* One declared input or output, in metadata. */
@@ -131,6 +148,7 @@ typedef struct wp_request {
     wp_span parameters;
     uint32_t input_count;
     uint32_t requested_count;
+    uint64_t deadline_ns; /* CLOCK_MONOTONIC (system-wide) deadline for is_cancelled; 0 = none */
     /* then input_count wp_tensor, requested_count wp_span, then strings and data */
 } wp_request;
 

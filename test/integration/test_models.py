@@ -498,3 +498,89 @@ def test_request_timeout_parameter_reaches_is_cancelled_and_answers_504(shared):
     assert "abandoned" in err["error"], err
     body["parameters"]["timeout"] = 60_000_000
     assert expect_status(shared.post("/v2/models/deadline/versions/1/infer", body), 200)
+
+
+# ---- model directories in an isolated worker ---------------------------------------------------
+
+def worker_pid(srv, model, version="1"):
+    d = [d for d in srv.deployments() if d["model_name"] == model and d["version"] == version]
+    assert d and d[0]["isolation"] == "process", d
+    pid = d[0].get("worker", {}).get("pid")
+    assert pid and pid != srv.proc.pid, d[0]
+    return pid
+
+
+@pytest.mark.parametrize("model", [*XGB_MODELS, "digits"])
+def test_isolated_model_directory_predicts_what_the_in_process_one_does(shared, tmp_path, model):
+    """The same artifact deployed in process and with "isolation":"process" (the backend runs
+    in a `dynserve worker`, given the artifact directory and config through the instance
+    context): metadata and every prediction on the whole test split are the same."""
+    register_dir(shared, f"iso_{model}", copy_version(model, tmp_path / "v"))
+    deployed(shared, model)
+    d = deployed(shared, f"iso_{model}", isolation="process", instance_count=2)
+    assert d["options"]["isolation"] == "process", d
+    pid = worker_pid(shared, f"iso_{model}")
+    assert pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == b"worker"
+    inproc = expect_status(shared.get(f"/v2/models/{model}/versions/1"), 200)
+    iso = expect_status(shared.get(f"/v2/models/iso_{model}/versions/1"), 200)
+    for key in ("platform", "backend", "inputs", "outputs"):
+        assert iso[key] == inproc[key], (key, iso, inproc)
+    x, _ = split_of(model)
+    for n in (1, 64, len(x)):
+        xs = rows(x, n)
+        want = infer(shared, model, xs)
+        got = infer(shared, f"iso_{model}", xs)
+        assert sorted(got) == sorted(want)
+        for name in want:
+            assert got[name]["datatype"] == want[name]["datatype"]
+            assert got[name]["shape"] == want[name]["shape"]
+            assert got[name]["data"] == want[name]["data"], f"{model} {name} batch {n}"
+    if model == "digits":
+        assert_close(as_array(infer(shared, "iso_digits", x)["probabilities"]),
+                     onnx_reference(x), "isolated digits")
+    else:
+        check_xgb_outputs(model, infer(shared, f"iso_{model}", x), x)
+
+
+def test_isolated_model_directory_with_a_corrupt_artifact_fails_with_the_reason(server, tmp_path):
+    # an extra file makes its digest differ from the example's, which stays intact
+    body = register_dir(server, "fragile_iso", copy_version(
+        "iris", tmp_path / "v", lambda d: (d / "notes.txt").write_text("a copy")))
+    stored = server.data_dir / "artifacts" / body["artifact_sha256"] / "model.json"
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(stored.read_bytes()[:300])
+    os.replace(broken, stored)
+    err = expect_error(server.post("/deployments/deploy", {"model_name": "fragile_iso",
+                                                           "version": "1",
+                                                           "isolation": "process"}), 422)
+    assert "isolated" in err["error"] and "model.json" in err["error"], err
+    assert "/proc/self/fd" not in err["error"], err  # the worker names the stored directory
+    assert server.get("/v2/health/live").status_code == 200
+    deployed(server, "iris", isolation="process")
+    x, _ = split_of("iris")
+    check_xgb_outputs("iris", infer(server, "iris", x), x)
+
+
+def test_isolated_non_thread_safe_plugin_gets_its_instance_pool_in_the_worker(shared):
+    shared.register("isopool", "1", fixture_plugin("abi_1_1"), config={"sleep_ms": 30})
+    deployed(shared, "isopool", isolation="process", instance_count=3, workers=6)
+    results, errors = [], []
+
+    def client(k):
+        try:
+            for i in range(6):
+                outs = sum_infer(shared, "isopool", [k, i])
+                results.append((k + i, outs["sum"]["data"][0], outs["info"]["data"]))
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors[:3]
+    assert all(want == got for want, got, _ in results) and len(results) == 36
+    assert {info[1] for _, _, info in results} == {3}, "instance_count reaches the worker"
+    assert {info[0] for _, _, info in results} <= {0, 1, 2}
+    assert max(info[4] for _, _, info in results) >= 2, "instances ran in parallel"

@@ -78,7 +78,8 @@ typedef struct deploy_target {
      * so a call stuck past its deadline shows the deployment "degraded" while it is stuck */
     _Atomic uint64_t *call_starts;
     unsigned call_slots;
-    rl_bucket *rate; /* the deployment's rate limit (inactive unless set) */
+    rl_bucket *rate;         /* the deployment's rate limit (inactive unless set) */
+    struct batcher *batcher; /* dynamic batching queue (deploy/batcher.h); NULL = off */
 } deploy_target;
 
 /* Mark a call of t as running since start_ns; returns the slot to give back (-1: none taken).

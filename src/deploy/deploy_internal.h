@@ -48,6 +48,7 @@ struct deployment {
     deploy_model *model;
     deploy_manager *mgr;
     struct deployment *next_endpoint; /* endpoint hash chain; guarded by the index lock */
+    struct batcher *batcher;          /* t.batcher; freed after the drain (deployment_free) */
 };
 
 struct deploy_model {

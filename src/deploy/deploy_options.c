@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef enum opt_kind { OPT_INT, OPT_ISOLATION, OPT_RATE } opt_kind;
+typedef enum opt_kind { OPT_INT, OPT_ISOLATION, OPT_RATE, OPT_SIZES } opt_kind;
 
 typedef struct opt_field {
     const char *name;
@@ -34,6 +34,10 @@ static const opt_field opt_fields[] = {
     OPT_INT_FIELD(cpu_limit_ms, 1, 3600000),
     OPT_INT_FIELD(workers, 1, 16),
     OPT_INT_FIELD(instance_count, 1, 64), /* == POOL_MAX_INSTANCES (plugin/pool.h) */
+    OPT_INT_FIELD(max_batch_size, 1, DS_BATCH_SIZE_MAX),
+    OPT_INT_FIELD(max_queue_delay_us, 0, 10000000),
+    {"preferred_batch_sizes", OPT_SIZES, offsetof(ds_deploy_options, preferred_batch_sizes), 1,
+     DS_BATCH_SIZE_MAX},
 };
 #define OPT_COUNT (sizeof opt_fields / sizeof opt_fields[0])
 
@@ -80,10 +84,36 @@ int deploy_rate_limit_parse(const cJSON *v, rl_limit *out, char *err, size_t err
     return 0;
 }
 
+/* "preferred_batch_sizes": 1..DS_PREFERRED_BATCH_MAX whole numbers, strictly ascending. */
+static int opt_read_sizes(const opt_field *f, const cJSON *v, ds_deploy_options *o, char *err,
+                          size_t errlen)
+{
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+    bool ok = n >= 1 && n <= DS_PREFERRED_BATCH_MAX;
+    int64_t prev = 0;
+    for (int i = 0; ok && i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(v, i);
+        double d = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+        ok = d >= (double)f->min && d <= (double)f->max && floor(d) == d && (int64_t)d > prev;
+        if (ok)
+            o->preferred_batch_sizes[i] = prev = (int64_t)d;
+    }
+    if (!ok) {
+        snprintf(err, errlen,
+                 "\"%s\" must be an array of 1..%d ascending whole numbers in [%lld, %lld]",
+                 f->name, DS_PREFERRED_BATCH_MAX, (long long)f->min, (long long)f->max);
+        return -1;
+    }
+    o->preferred_batch_count = n;
+    return 0;
+}
+
 static int opt_read(const opt_field *f, const cJSON *v, ds_deploy_options *o, char *err,
                     size_t errlen)
 {
     char *at = (char *)o + f->offset;
+    if (f->kind == OPT_SIZES)
+        return opt_read_sizes(f, v, o, err, errlen);
     if (f->kind == OPT_RATE)
         return deploy_rate_limit_parse(v, (rl_limit *)(void *)at, err, errlen);
     if (f->kind == OPT_ISOLATION) {
@@ -124,6 +154,28 @@ int deploy_options_parse(const cJSON *obj, ds_deploy_options *out, char *err, si
         if (v != NULL && !cJSON_IsNull(v) && opt_read(&opt_fields[i], v, out, err, errlen) != 0)
             return -1;
     }
+    return deploy_options_check_batching(out, err, errlen);
+}
+
+int deploy_options_check_batching(const ds_deploy_options *o, char *err, size_t errlen)
+{
+    if (o->max_batch_size == 0 && (o->max_queue_delay_us != 0 || o->preferred_batch_count != 0)) {
+        snprintf(err, errlen,
+                 "\"max_queue_delay_us\" and \"preferred_batch_sizes\" need \"max_batch_size\"");
+        return -1;
+    }
+    for (int64_t i = 0; i < o->preferred_batch_count; i++)
+        if (o->preferred_batch_sizes[i] > o->max_batch_size) {
+            snprintf(err, errlen, "preferred batch size %lld is above max_batch_size %lld",
+                     (long long)o->preferred_batch_sizes[i], (long long)o->max_batch_size);
+            return -1;
+        }
+    if (o->max_batch_size > 0 && o->isolation == DS_ISOLATION_PROCESS) {
+        snprintf(err, errlen,
+                 "dynamic batching (max_batch_size) runs in process only, not with "
+                 "\"isolation\": \"process\"");
+        return -1;
+    }
     return 0;
 }
 
@@ -149,7 +201,14 @@ void deploy_options_to_json(const ds_deploy_options *o, ds_buf *out)
     for (size_t i = 0; i < OPT_COUNT; i++) {
         const opt_field *f = &opt_fields[i];
         const char *at = (const char *)o + f->offset;
-        if (f->kind == OPT_RATE) {
+        if (f->kind == OPT_SIZES) {
+            if (o->preferred_batch_count == 0)
+                continue;
+            buf_printf(out, "%s\"%s\":[", sep, f->name);
+            for (int64_t k = 0; k < o->preferred_batch_count; k++)
+                buf_printf(out, "%s%lld", k ? "," : "", (long long)o->preferred_batch_sizes[k]);
+            buf_append_char(out, ']');
+        } else if (f->kind == OPT_RATE) {
             const rl_limit *l = (const rl_limit *)(const void *)at;
             if (!rl_active(*l))
                 continue;

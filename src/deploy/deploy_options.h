@@ -28,6 +28,9 @@ typedef enum ds_isolation {
     DS_ISOLATION_PROCESS = 2  /* "process": the plugin runs in a `dynserve worker` child */
 } ds_isolation;
 
+#define DS_BATCH_SIZE_MAX      1024 /* max_batch_size's upper bound (deploy/batcher.h) */
+#define DS_PREFERRED_BATCH_MAX 8    /* entries of preferred_batch_sizes */
+
 typedef struct ds_deploy_options {
     ds_isolation isolation;
     int64_t timeout_ms;    /* deadline of one request; 0 = --default-timeout-ms */
@@ -42,6 +45,13 @@ typedef struct ds_deploy_options {
     /* in process: instances of the plugin (a pool for a plugin that is not thread-safe, see
      * plugin/pool.h); 0 = 1 */
     int64_t instance_count;
+    /* dynamic batching (deploy/batcher.h), in process only, for a plugin with execute_batch:
+     * max_batch_size 0 = off; the most rows (first dimension) one execution gets */
+    int64_t max_batch_size;
+    int64_t max_queue_delay_us; /* how long a batch waits for more requests; 0 = no wait */
+    /* sizes (ascending, <= max_batch_size) at which a batch runs without waiting further */
+    int64_t preferred_batch_sizes[DS_PREFERRED_BATCH_MAX];
+    int64_t preferred_batch_count;
 } ds_deploy_options;
 
 /* A "rate_limit" value: null (none) or {"rps": > 0, "burst": >= 1 (default max(1, rps))}.
@@ -56,6 +66,10 @@ bool deploy_options_known(const char *key);
 /* Read the option fields of `obj` (other keys are ignored) into *out, zeroed first. 0, or -1
  * with a message naming the field in err (a 400 for the caller). */
 int deploy_options_parse(const cJSON *obj, ds_deploy_options *out, char *err, size_t errlen);
+/* The batching fields together: delay and preferred sizes need max_batch_size, preferred sizes
+ * are <= it, and "isolation":"process" refuses it. 0, or -1 with a message (a 400). Called by
+ * deploy_options_parse; the manager adds the plugin's own limits at load. */
+int deploy_options_check_batching(const ds_deploy_options *o, char *err, size_t errlen);
 /* The same from stored JSON text; NULL or "" means no options. */
 int deploy_options_parse_text(const char *json, ds_deploy_options *out, char *err, size_t errlen);
 

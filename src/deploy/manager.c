@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "artifact.h"
+#include "batcher.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -152,6 +153,7 @@ void deployment_free(deployment *d)
         pool_free(d->pool); /* every instance destroyed, then the plugin may close */
         loader_close(d->plugin);
     }
+    batcher_free(d->batcher);
     stats_free(d->t.stats);
     phase_stats_free(d->t.phases);
     admission_destroy(&d->adm);
@@ -308,6 +310,51 @@ static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_ve
     return rc;
 }
 
+/* The batching queue the options ask for, checked against the loaded plugin: it needs
+ * execute_batch, at most the plugin's max_batch_size requests, and runs in process only.
+ * 0 (d->batcher set, or NULL when batching is off), or -1 with *res an INVALID (a 400). */
+static int deployment_batcher(deployment *d, deploy_result *res)
+{
+    const ds_deploy_options *o = &d->opts;
+    if (o->max_batch_size == 0)
+        return 0;
+    if (d->t.isolated) {
+        *res = deploy_fail(DEPLOY_INVALID,
+                           "dynamic batching (max_batch_size) runs in process only; %s version "
+                           "%s would run isolated (--isolation process)",
+                           d->model_name, d->version);
+        return -1;
+    }
+    const ds_plugin_api *api = d->t.api;
+    if (api->execute_batch == NULL || api->max_batch_size == 0) {
+        *res = deploy_fail(DEPLOY_INVALID,
+                           "%s version %s does not support dynamic batching (its plugin has no "
+                           "execute_batch)",
+                           d->model_name, d->version);
+        return -1;
+    }
+    if ((uint64_t)o->max_batch_size > api->max_batch_size) {
+        *res = deploy_fail(DEPLOY_INVALID,
+                           "max_batch_size %lld is above what %s version %s can run in one call "
+                           "(%u)",
+                           (long long)o->max_batch_size, d->model_name, d->version,
+                           api->max_batch_size);
+        return -1;
+    }
+    batch_config cfg = {.max_batch_size = (uint32_t)o->max_batch_size,
+                        .max_requests = api->max_batch_size,
+                        .max_queue_delay_us = (uint64_t)o->max_queue_delay_us,
+                        .preferred_count = (uint32_t)o->preferred_batch_count};
+    for (uint32_t i = 0; i < cfg.preferred_count && i < BATCH_MAX_PREFERRED; i++)
+        cfg.preferred[i] = (uint32_t)o->preferred_batch_sizes[i];
+    if ((d->batcher = batcher_new(&cfg)) == NULL) {
+        *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
+        return -1;
+    }
+    d->t.batcher = d->batcher;
+    return 0;
+}
+
 deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_deploy_options *opts,
                             int64_t journal_id, deploy_result *res)
 {
@@ -347,9 +394,12 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
     char err[512] = "";
     if (d->t.stats == NULL || d->t.phases == NULL)
         *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
-    else if (!d->t.isolated)
-        rc = deployment_load_inproc(m, d, v, journal_id, res);
-    else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0)
+    else if (opts->max_batch_size > 0 && d->t.isolated)
+        rc = deployment_batcher(d, res); /* refuses before a worker starts */
+    else if (!d->t.isolated) {
+        if ((rc = deployment_load_inproc(m, d, v, journal_id, res)) == 0)
+            rc = deployment_batcher(d, res);
+    } else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0)
         *res = deploy_fail(rc == -2 && v->backend[0] ? DEPLOY_BAD_ARTIFACT : DEPLOY_INTERNAL,
                            "cannot start %s version %s isolated: %s", v->name, v->version, err);
     if (rc != 0) {

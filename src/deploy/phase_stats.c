@@ -25,7 +25,7 @@ typedef struct phase_stripe {
     alignas(PHASE_CACHE_LINE) phase_counter success;
     phase_counter fail;
     phase_counter phase[PHASE_COUNT];
-    _Atomic uint64_t inference_count;
+    _Atomic uint64_t inference_count, execution_count;
     _Atomic uint64_t shadow_count, shadow_mismatch, shadow_dropped;
 } phase_stripe;
 
@@ -86,8 +86,7 @@ static phase_slot *phase_batch_slot(ds_phase_stats *p, uint64_t n)
         if (have == 0) {
             uint64_t expect = 0;
             if (atomic_compare_exchange_strong_explicit(&s->batch_size, &expect, n,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acq_rel, memory_order_acquire))
                 return s;
             have = expect; /* someone else claimed it first: maybe for our size */
         }
@@ -105,6 +104,9 @@ void phase_stats_success(ds_phase_stats *p, uint64_t total_ns, const phase_sampl
     for (int i = 0; i < PHASE_COUNT; i++)
         phase_add(&st->phase[i], sample->ns[i]);
     atomic_fetch_add_explicit(&st->inference_count, batch, memory_order_relaxed);
+    if (sample->batched)
+        return; /* its execution was counted once for the batch (phase_stats_execution) */
+    atomic_fetch_add_explicit(&st->execution_count, 1, memory_order_relaxed);
     phase_slot *slot = phase_batch_slot(p, batch);
     if (slot == NULL) {
         atomic_fetch_add_explicit(&p->batch_overflow, 1, memory_order_relaxed);
@@ -113,6 +115,20 @@ void phase_stats_success(ds_phase_stats *p, uint64_t total_ns, const phase_sampl
     phase_add(&slot->input, sample->ns[PHASE_INPUT]);
     phase_add(&slot->infer, sample->ns[PHASE_INFER]);
     phase_add(&slot->output, sample->ns[PHASE_OUTPUT]);
+}
+
+void phase_stats_execution(ds_phase_stats *p, uint64_t batch_size, uint64_t infer_ns)
+{
+    uint64_t batch = batch_size ? batch_size : 1;
+    atomic_fetch_add_explicit(&phase_my_stripe(p)->execution_count, 1, memory_order_relaxed);
+    phase_slot *slot = phase_batch_slot(p, batch);
+    if (slot == NULL) {
+        atomic_fetch_add_explicit(&p->batch_overflow, 1, memory_order_relaxed);
+        return;
+    }
+    phase_add(&slot->input, 0);
+    phase_add(&slot->infer, infer_ns);
+    phase_add(&slot->output, 0);
 }
 
 void phase_stats_fail(ds_phase_stats *p, uint64_t total_ns)
@@ -149,13 +165,12 @@ void phase_stats_snapshot(const ds_phase_stats *p, phase_snapshot *out)
         for (int i = 0; i < PHASE_COUNT; i++)
             phase_read(&st->phase[i], &out->phase[i]);
         out->inference_count += atomic_load_explicit(&st->inference_count, memory_order_relaxed);
+        out->execution_count += atomic_load_explicit(&st->execution_count, memory_order_relaxed);
         out->shadow_count += atomic_load_explicit(&st->shadow_count, memory_order_relaxed);
         out->shadow_mismatch_count +=
             atomic_load_explicit(&st->shadow_mismatch, memory_order_relaxed);
         out->shadow_dropped += atomic_load_explicit(&st->shadow_dropped, memory_order_relaxed);
     }
-    /* One execution per successful request (no dynamic batching yet). */
-    out->execution_count = out->success.count;
     for (size_t i = 0; i < PHASE_BATCH_SLOTS; i++) {
         const phase_slot *sl = &p->slot[i];
         uint64_t n = atomic_load_explicit(&sl->batch_size, memory_order_acquire);

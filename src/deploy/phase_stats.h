@@ -12,7 +12,9 @@
  *   compute_output checking the outputs against the metadata and encoding the OIP response
  * As in Triton, the phase counts and batch stats cover successful requests only; a failed
  * request adds to `fail` alone. inference_count adds the batch size (the first dimension of the
- * first input when the model declares it variable, else 1); execution_count adds 1.
+ * first input when the model declares it variable, else 1); execution_count adds 1 per call of
+ * the plugin: with dynamic batching one call serves several requests, so execution_count <
+ * inference_count, and batch_stats are keyed by the rows of each execution (Triton's terms).
  *
  * Memory: one fixed allocation (~5 KiB). Counters are striped per thread like stats.c (relaxed
  * atomics, one stripe per cache line pair); batch stats live in an open-addressed table of
@@ -41,10 +43,13 @@ typedef struct phase_duration {
     uint64_t ns;
 } phase_duration;
 
-/* One request's measured phases (ns) and its batch size (0 is counted as 1). */
+/* One request's measured phases (ns) and its batch size (0 is counted as 1). batched: it ran
+ * in a dynamic batch whose execution phase_stats_execution counted (so this request adds to
+ * inference_count only); otherwise it was an execution of its own. */
 typedef struct phase_sample {
     uint64_t ns[PHASE_COUNT];
     uint64_t batch_size;
+    bool batched;
 } phase_sample;
 
 typedef struct phase_batch {
@@ -56,7 +61,7 @@ typedef struct phase_snapshot {
     phase_duration success, fail;
     phase_duration phase[PHASE_COUNT];
     uint64_t inference_count, execution_count;
-    size_t batch_count;             /* entries used in batch[], ascending batch_size */
+    size_t batch_count; /* entries used in batch[], ascending batch_size */
     phase_batch batch[PHASE_BATCH_SLOTS];
     uint64_t batch_overflow;        /* executions whose size found the table full */
     uint64_t shadow_count;          /* shadow requests compared with their primary */
@@ -70,6 +75,9 @@ void phase_stats_free(ds_phase_stats *p);
 
 /* A successful request: total_ns end to end, and its phases. Lock-free. */
 void phase_stats_success(ds_phase_stats *p, uint64_t total_ns, const phase_sample *sample);
+/* One execution of a dynamic batch of `batch_size` rows that took infer_ns (batch stats and
+ * execution_count; its requests add their rows with phase_stats_success). Lock-free. */
+void phase_stats_execution(ds_phase_stats *p, uint64_t batch_size, uint64_t infer_ns);
 /* A failed request (any non-2xx answer): total_ns end to end. Lock-free. */
 void phase_stats_fail(ds_phase_stats *p, uint64_t total_ns);
 /* A shadow request of this deployment was compared with the primary's answer. */

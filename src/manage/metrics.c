@@ -185,6 +185,44 @@ static void metrics_add_windows(metrics_writer *w, const metrics_deployment *d)
     }
 }
 
+/* Triton's counts, and for a batching deployment the histogram of rows per execution. */
+#define METRICS_BATCH_BOUNDS 11 /* le = 1, 2, 4, ..., 1024 */
+static void metrics_add_batching(metrics_writer *w, const metrics_deployment *d)
+{
+    phase_snapshot ph; /* ~4 KiB, on the stack for the call */
+    phase_stats_snapshot(d->phases, &ph);
+    metrics_series_start(&w->inferences, "dynserve_inference_count_total", d);
+    buf_printf(&w->inferences, "} %llu\n", (unsigned long long)ph.inference_count);
+    metrics_series_start(&w->executions, "dynserve_execution_count_total", d);
+    buf_printf(&w->executions, "} %llu\n", (unsigned long long)ph.execution_count);
+    if (!d->batching)
+        return;
+    uint64_t cum[METRICS_BATCH_BOUNDS + 1] = {0}, rows = 0, runs = 0;
+    for (size_t i = 0; i < ph.batch_count; i++) {
+        uint64_t n = ph.batch[i].batch_size, c = ph.batch[i].infer.count;
+        size_t k = 0;
+        while (k < METRICS_BATCH_BOUNDS && n > (UINT64_C(1) << k))
+            k++;
+        cum[k] += c;
+        rows += n * c;
+        runs += c;
+    }
+    for (size_t k = 1; k <= METRICS_BATCH_BOUNDS; k++)
+        cum[k] += cum[k - 1];
+    for (size_t k = 0; k <= METRICS_BATCH_BOUNDS; k++) {
+        metrics_series_start(&w->batch_size, "dynserve_batch_size_bucket", d);
+        if (k < METRICS_BATCH_BOUNDS)
+            buf_printf(&w->batch_size, ",le=\"%llu\"} %llu\n", 1ULL << k,
+                       (unsigned long long)cum[k]);
+        else
+            buf_printf(&w->batch_size, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum[k]);
+    }
+    metrics_series_start(&w->batch_size, "dynserve_batch_size_sum", d);
+    buf_printf(&w->batch_size, "} %llu\n", (unsigned long long)rows);
+    metrics_series_start(&w->batch_size, "dynserve_batch_size_count", d);
+    buf_printf(&w->batch_size, "} %llu\n", (unsigned long long)runs);
+}
+
 void metrics_writer_init(metrics_writer *w)
 {
     memset(w, 0, sizeof *w);
@@ -209,6 +247,8 @@ void metrics_writer_add(metrics_writer *w, const metrics_deployment *d)
         buf_printf(&w->weight, "} %d\n", d->traffic_weight);
     }
     metrics_add_windows(w, d);
+    if (d->phases != NULL)
+        metrics_add_batching(w, d);
 }
 
 /* ---- process metrics ------------------------------------------------------------------------- */
@@ -361,6 +401,15 @@ void metrics_writer_finish(metrics_writer *w, ds_buf *out)
         out, "dynserve_window_latency_seconds", "gauge",
         "Inference latency percentiles (p50, p95, p99) over the last 1m / 5m (within 6.25%).");
     metrics_append_family(out, &w->window_latency);
+    metrics_family(out, "dynserve_inference_count_total", "counter",
+                   "Inferences (rows, the first dimension) since the server started.");
+    metrics_append_family(out, &w->inferences);
+    metrics_family(out, "dynserve_execution_count_total", "counter",
+                   "Plugin executions since the server started (one per dynamic batch).");
+    metrics_append_family(out, &w->executions);
+    metrics_family(out, "dynserve_batch_size", "histogram",
+                   "Rows per execution of a deployment with dynamic batching.");
+    metrics_append_family(out, &w->batch_size);
     metrics_family(out, "dynserve_deployments", "gauge", "Deployments by status.");
     for (size_t i = 0; i < w->status_count; i++) {
         buf_append_str(out, "dynserve_deployments{status=\"");
@@ -387,7 +436,9 @@ static void manage_metrics_add_live(void *ud, const deploy_target *t, int weight
                             .version = t->version,
                             .status = "active",
                             .stats = t->stats,
-                            .traffic_weight = weight};
+                            .traffic_weight = weight,
+                            .phases = t->phases,
+                            .batching = t->batcher != NULL};
     metrics_writer_add(ud, &d);
 }
 

@@ -8,6 +8,12 @@
  *   dynserve_inference_duration_seconds{model,version}     histogram, le = 0.0005 .. 10, +Inf
  *   dynserve_in_flight_requests{model,version}             gauge
  *   dynserve_traffic_weight{model,version}                 gauge, only for models with a split
+ *   dynserve_inference_count_total{model,version}          counter: rows inferred (Triton's
+ *                                                          inference_count)
+ *   dynserve_execution_count_total{model,version}          counter: plugin calls (execution_count)
+ *   dynserve_batch_size{model,version}                     histogram of rows per execution,
+ *                                                          le = 1, 2, 4 .. 1024, +Inf; only for
+ *                                                          deployments with dynamic batching
  *   dynserve_deployments{status}                           gauge; "active" and "failed" always
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds
@@ -31,7 +37,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "buf.h"
+#include "phase_stats.h"
 #include "stats.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -40,9 +49,11 @@
 typedef struct metrics_deployment {
     const char *model;
     const char *version;
-    const char *status;    /* "active", "failed", ...: counted in dynserve_deployments */
-    const ds_stats *stats; /* NULL when not live (failed): no per-deployment series */
-    int traffic_weight;    /* percent 0..100, or -1 when the model has no traffic split */
+    const char *status;           /* "active", "failed", ...: counted in dynserve_deployments */
+    const ds_stats *stats;        /* NULL when not live (failed): no per-deployment series */
+    int traffic_weight;           /* percent 0..100, or -1 when the model has no traffic split */
+    const ds_phase_stats *phases; /* Triton counts; NULL: no execution series */
+    bool batching;                /* dynamic batching on: add the batch-size histogram */
 } metrics_deployment;
 
 #define METRICS_MAX_STATUSES 8
@@ -52,6 +63,7 @@ typedef struct metrics_deployment {
  * Owns its buffers until metrics_writer_finish. */
 typedef struct metrics_writer {
     ds_buf requests, duration, in_flight, weight;
+    ds_buf inferences, executions, batch_size; /* Triton counts and the batch-size histogram */
     ds_buf window_rate, window_errors, window_latency; /* the 1m and 5m windows */
     struct {
         char name[METRICS_STATUS_LEN];

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "manage_internal.h"
+#include "phase_stats.h"
 #include "reply.h"
 #include "stats.h"
 
@@ -54,6 +55,40 @@ static cJSON *manage_window_json(const stats_recent *recent)
     return w;
 }
 
+/* Triton's execution counts of a deployment, for its stats entry: {"inference_count",
+ * "execution_count", "batch_sizes":{"<rows>": executions}} (dynamic batching makes
+ * execution_count < inference_count). `phases` NULL: zeros (not live). Caller owns the result. */
+static cJSON *manage_batch_json(const ds_phase_stats *phases)
+{
+    phase_snapshot ph; /* ~4 KiB, on the stack for the call */
+    if (phases != NULL)
+        phase_stats_snapshot(phases, &ph);
+    else
+        memset(&ph, 0, sizeof ph);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "inference_count", (double)ph.inference_count);
+    cJSON_AddNumberToObject(o, "execution_count", (double)ph.execution_count);
+    cJSON *sizes = cJSON_AddObjectToObject(o, "batch_sizes");
+    for (size_t i = 0; i < ph.batch_count; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "%llu", (unsigned long long)ph.batch[i].batch_size);
+        cJSON_AddNumberToObject(sizes, key, (double)ph.batch[i].infer.count);
+    }
+    return o;
+}
+
+/* Move the fields of manage_batch_json's object `b` (consumed; NULL = zeros) into `o`. */
+static void manage_add_batch(cJSON *o, cJSON *b)
+{
+    if (b == NULL)
+        b = manage_batch_json(NULL);
+    while (b->child != NULL) {
+        cJSON *f = cJSON_DetachItemViaPointer(b, b->child);
+        cJSON_AddItemToObject(o, f->string, f);
+    }
+    cJSON_Delete(b);
+}
+
 /* The stats object of one deployment; snap and recent NULL for one that is not live (failed). */
 static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *snap,
                                 const stats_recent *recent, int weight)
@@ -94,6 +129,7 @@ typedef struct live_stats {
     stats_snapshot *snaps;
     stats_recent (*recent)[MANAGE_WINDOWS];
     int *weights;
+    cJSON **batch; /* manage_batch_json of each, moved into its row (or freed) */
     size_t count, cap;
 } live_stats;
 
@@ -113,11 +149,15 @@ static void manage_collect_live(void *ud, const deploy_target *t, int weight)
         if (recent)
             l->recent = recent;
         int *weights = recent ? realloc(l->weights, cap * sizeof *weights) : NULL;
-        if (weights == NULL)
+        if (weights)
+            l->weights = weights;
+        cJSON **batch = weights ? realloc(l->batch, cap * sizeof *batch) : NULL;
+        if (batch == NULL)
             return; /* out of memory: the entry shows zeros rather than failing the page */
-        l->weights = weights;
+        l->batch = batch;
         l->cap = cap;
     }
+    l->batch[l->count] = manage_batch_json(t->phases);
     l->ids[l->count] = t->deployment_id;
     l->weights[l->count] = weight;
     manage_recent_read(t->stats, l->recent[l->count]);
@@ -148,11 +188,15 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
         if (p->live.ids[i] == d->id) {
             cJSON *o =
                 manage_stats_json(d, &p->live.snaps[i], p->live.recent[i], p->live.weights[i]);
+            manage_add_batch(o, p->live.batch[i]);
+            p->live.batch[i] = NULL;
             manage_stats_runtime(p->s, o, d);
             cJSON_AddItemToArray(p->list, o);
             return 0;
         }
-    cJSON_AddItemToArray(p->list, manage_stats_json(d, NULL, NULL, -1));
+    cJSON *o = manage_stats_json(d, NULL, NULL, -1);
+    manage_add_batch(o, NULL);
+    cJSON_AddItemToArray(p->list, o);
     return 0;
 }
 
@@ -270,6 +314,9 @@ void manage_stats_all(manage_ctx *s, http_response *resp)
     free(page.live.snaps);
     free(page.live.recent);
     free(page.live.weights);
+    for (size_t i = 0; i < page.live.count; i++)
+        cJSON_Delete(page.live.batch[i]); /* rows the registry did not list */
+    free(page.live.batch);
     if (rs == REG_OK)
         rs = manage_versions_json(s, root, err, sizeof err);
     if (rs != REG_OK) {
@@ -335,6 +382,7 @@ void manage_stats_one(manage_ctx *s, const char *model, const char *version, htt
         manage_recent_read(deploy_target_of(d)->stats, recent);
     }
     cJSON *o = manage_stats_json(&f.row, d ? &snap : NULL, d ? recent : NULL, -1);
+    manage_add_batch(o, manage_batch_json(d ? deploy_target_of(d)->phases : NULL));
     cJSON_AddItemToObject(o, "histogram",
                           d ? manage_histogram_json(deploy_target_of(d)->stats)
                             : cJSON_CreateArray());

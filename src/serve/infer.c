@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batcher.h"
 #include "reply.h"
 #include "shadow.h"
 
@@ -205,6 +206,89 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
     return st;
 }
 
+/* ---- dynamic batching (deploy/batcher.h): the queue calls these on the leader's thread ---- */
+
+static void *infer_batch_acquire(void *ctx, uint32_t *slot)
+{
+    return deploy_instance_acquire(ctx, slot);
+}
+
+static void infer_batch_release(void *ctx, uint32_t slot)
+{
+    deploy_instance_release(ctx, slot);
+}
+
+static void infer_batch_fail_all(batch_item *const *items, uint32_t n, ds_status st,
+                                 const char *msg)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        items[i]->status = st;
+        snprintf(items[i]->err.message, sizeof items[i]->err.message, "%s", msg);
+    }
+}
+
+/* One execute_batch call for the batch; each request keeps its own request and response, so
+ * the plugin writes each one's rows into its own response (nothing is split afterwards). The
+ * execution counts once in the Triton stats, by its rows. */
+static void infer_batch_run(void *ctx, void *instance, batch_item *const *items, uint32_t n)
+{
+    const deploy_target *t = ctx;
+    /* one allocation per batch (not per request): the arrays execute_batch takes */
+    size_t ptrs = (size_t)n * 2 * sizeof(void *);
+    void *mem = calloc(1, ptrs + (size_t)n * sizeof(ds_error));
+    if (mem == NULL) {
+        infer_batch_fail_all(items, n, DS_ERR_NO_MEMORY, "out of memory");
+        return;
+    }
+    const ds_infer_request **reqs = mem;
+    ds_infer_response **resps = (ds_infer_response **)(reqs + n);
+    ds_error *errs = (ds_error *)(void *)((char *)mem + ptrs);
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        reqs[i] = items[i]->req;
+        resps[i] = items[i]->resp;
+        rows += items[i]->rows;
+    }
+    uint64_t t0 = infer_now_ns();
+    int slot = deploy_call_begin(t, t0);
+    crash_journal_enter(t->deployment_id);
+    ds_status st = t->api->execute_batch(instance, n, reqs, resps, errs);
+    crash_journal_leave();
+    deploy_call_end(t, slot);
+    uint64_t ns = infer_now_ns() - t0;
+    if (st != DS_OK) {
+        errs[0].message[sizeof errs[0].message - 1] = '\0';
+        infer_batch_fail_all(items, n, st, errs[0].message);
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            items[i]->status = errs[i].code;
+            if (errs[i].code != DS_OK)
+                memcpy(items[i]->err.message, errs[i].message, sizeof errs[i].message);
+        }
+        phase_stats_execution(t->phases, rows, ns);
+    }
+    free(mem);
+}
+
+static const batch_ops infer_batch_ops = {
+    .acquire = infer_batch_acquire, .release = infer_batch_release, .run = infer_batch_run};
+
+/* infer_execute through the deployment's batching queue: waits for its batch to run. */
+static ds_status infer_execute_batched(const deploy_target *t, const oip_request *oreq,
+                                       oip_response *out, uint64_t start_ns, ds_error *perr,
+                                       bool *late, uint64_t *exec_ns)
+{
+    batch_item it = {.req = &oreq->plugin,
+                     .resp = out,
+                     .rows = infer_batch_size(t, oreq),
+                     .deadline_ns = out->deadline_ns};
+    batcher_submit(t->batcher, &it, &infer_batch_ops, (void *)t);
+    *perr = it.err;
+    *exec_ns = it.exec_ns;
+    *late = t->timeout_ms > 0 && infer_now_ns() - start_ns > (uint64_t)t->timeout_ms * 1000000u;
+    return it.status;
+}
+
 /* Check, admit, execute, check, encode: the part after decoding. start_ns: when the request
  * began (its deadline counts from there). Writes resp, and times the phases into ph (input: the
  * request check, added to the decode time the caller measured; queue: the admission wait and a
@@ -241,7 +325,10 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
     ds_error perr = {.code = DS_OK, .message = ""};
     bool late = false;
     uint64_t exec_ns = 0;
-    ds_status st = infer_execute(t, oreq, &out, start_ns, &perr, &late, &exec_ns);
+    ds_status st = t->batcher != NULL
+                       ? infer_execute_batched(t, oreq, &out, start_ns, &perr, &late, &exec_ns)
+                       : infer_execute(t, oreq, &out, start_ns, &perr, &late, &exec_ns);
+    ph->batched = t->batcher != NULL;
     uint64_t t3 = infer_now_ns();
     if (t->admission != NULL)
         admission_leave(t->admission);
@@ -322,7 +409,7 @@ void infer_oip_input(const deploy_target *t, const infer_input *in, http_respons
 {
     uint64_t start = infer_stats_begin(t);
     oip_request oreq;
-    phase_sample ph = {{0}, 0};
+    phase_sample ph = {{0}, 0, false};
     if (infer_decode(in->body, in->len, in->header_len, &oreq, resp) == 0) {
         ph.ns[PHASE_INPUT] = infer_now_ns() - start;
         infer_run(t, &oreq, start, resp, &ph);
@@ -365,7 +452,7 @@ static void infer_routed_input(deploy_model *dm, const infer_input *in, http_res
     oip_request oreq;
     if (infer_decode(in->body, in->len, in->header_len, &oreq, resp) != 0)
         return;
-    phase_sample ph = {{0}, 0};
+    phase_sample ph = {{0}, 0, false};
     ph.ns[PHASE_INPUT] = infer_now_ns() - start;
     deployment *d =
         deploy_acquire_from_model(dm, in->routing_key ? in->routing_key : oreq.routing_key);

@@ -135,7 +135,7 @@ void infer_predict(const deploy_target *t, const char *input_json, http_response
     uint64_t start = infer_stats_begin(t);
     ds_buf request = DS_BUF_INIT;
     bool scalar = false;
-    phase_sample ph = {{0}, 0};
+    phase_sample ph = {{0}, 0, false};
     if (infer_predict_request(t, input_json, &request, &scalar, resp) == 0) {
         infer_run_json(t, request.data, request.len, resp, &ph);
         if (resp->status == HTTP_OK)

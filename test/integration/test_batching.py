@@ -189,3 +189,48 @@ def test_undeploy_drains_queued_requests(batch_server):
         if status == 200:
             assert outputs(body)["y"]["data"] == [pytest.approx(3 * i + 7)], body
     assert any(status == 200 for _, status, _ in done), done
+
+
+@pytest.mark.parametrize("model", ["breast_cancer", "digits"])  # xgboost, onnx backends
+def test_real_models_give_each_client_its_rows_under_batching(server_factory, model):
+    """The backends' execute_batch: 32 concurrent clients, each with its own row of the test
+    split (and some with two rows), get the answers the same version gives them unbatched."""
+    np = pytest.importorskip("numpy")
+    from test_models import split_of
+    srv = server_factory(args=("--threads", "96", "--max-conns-per-client", "0"))
+    x, _ = split_of(model)
+    rows = [x[i:i + 1 + (i % 3 == 0)] for i in range(32)]
+    url = srv.url(f"/v2/models/{model}/versions/1/infer")
+
+    def ask(session, r):
+        body = {"inputs": [{"name": "input", "shape": list(r.shape), "datatype": "FP32",
+                            "data": r.ravel().tolist()}]}
+        resp = session.post(url, json=body, timeout=30)
+        assert resp.status_code == 200, describe(resp)
+        return {o["name"]: (o["shape"], o["data"]) for o in resp.json()["outputs"]}
+
+    expect_status(srv.post("/deployments/deploy", {"model_name": model, "version": "1"}), 201)
+    with requests.Session() as s:
+        want = [ask(s, r) for r in rows]
+    srv.undeploy(model, "1")
+    expect_status(srv.post("/deployments/deploy", {
+        "model_name": model, "version": "1", "max_batch_size": 64, "max_queue_delay_us": 5000,
+        "max_in_flight": 64}), 201)
+    start = threading.Barrier(len(rows))
+
+    def client(i):
+        with requests.Session() as s:
+            start.wait()
+            return ask(s, rows[i])
+
+    with concurrent.futures.ThreadPoolExecutor(len(rows)) as pool:
+        got = list(pool.map(client, range(len(rows))))
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.keys() == w.keys(), (i, g, w)
+        for name in w:
+            assert g[name][0] == w[name][0], (i, name, g[name], w[name])
+            assert np.allclose(g[name][1], w[name][1], atol=1e-5), (i, name, g[name], w[name])
+    body = expect_status(srv.get(f"/v2/models/{model}/versions/1/stats"), 200)
+    st = body["model_stats"][0]
+    assert st["inference_count"] == sum(len(r) for r in rows), st
+    assert st["execution_count"] < len(rows), st

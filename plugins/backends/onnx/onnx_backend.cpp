@@ -18,6 +18,13 @@
  * the object), so the plugin does not declare DS_PLUGIN_THREAD_SAFE; a deployment with
  * "instance_count": N gets N nets that run in parallel, each one request at a time.
  * The load hook quiets OpenCV's own logging to errors (its warnings would go to stderr).
+ *
+ * Dynamic batching (execute_batch, max_batch_size 256): when every input and output of the graph
+ * has a variable first dimension, the rows of the requests of a batch are laid end to end (one
+ * row-major tensor per input: concatenation along dimension 0 is concatenation of bytes), the net
+ * runs once, and each output is cut back by rows into each request's own response. A request
+ * that is malformed fails alone; the others still run. A graph with a fixed first dimension runs
+ * the requests of a batch one by one.
  */
 #include <cstdint>
 #include <cstdio>
@@ -47,6 +54,7 @@ struct onnx_instance {
     ds_io_desc outputs[ONNX_GRAPH_MAX_IO];
     ds_model_desc model;
     const ds_deployment *dep;
+    bool batchable; /* every input and output has a variable first dimension */
 };
 
 ds_status read_file(const std::string &path, std::vector<uchar> &bytes, ds_error *err)
@@ -178,6 +186,11 @@ ds_status create_instance(ds_instance_context *ctx, void **instance, ds_error *e
         delete x;
         return st;
     }
+    x->batchable = x->model.input_count > 0;
+    for (uint32_t i = 0; i < x->model.input_count; i++)
+        x->batchable = x->batchable && x->inputs[i].rank >= 1 && x->inputs[i].shape[0] == -1;
+    for (uint32_t i = 0; i < x->model.output_count; i++)
+        x->batchable = x->batchable && x->outputs[i].rank >= 1 && x->outputs[i].shape[0] == -1;
     ctx->model = &x->model;
     bk_log(x->dep, DS_LOG_DEBUG, "onnx graph: %u input(s), %u output(s), instance %u of %u",
            x->io.input_count, x->io.output_count, ctx->instance_index + 1, ctx->instance_count);
@@ -277,6 +290,122 @@ ds_status execute(void *instance, const ds_infer_request *req, ds_infer_response
     }
 }
 
+/* The batch's requests whose inputs are valid (a bad one gets its own error) and their rows;
+ * every input of one request must have the same first dimension. */
+void batch_members(onnx_instance &x, uint32_t count, const ds_infer_request *const *reqs,
+                   ds_infer_response *const *resps, ds_error *errs, std::vector<uint32_t> &ok,
+                   std::vector<int64_t> &rows)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        int64_t r = -1;
+        ds_status st = DS_OK;
+        for (uint32_t k = 0; st == DS_OK && k < x.model.input_count; k++) {
+            cv::Mat blob;
+            st = input_blob(x.inputs[k], reqs[i], blob, &errs[i]);
+            const ds_tensor *t = st == DS_OK ? bk_find_input(reqs[i], x.inputs[k].name) : nullptr;
+            if (t != nullptr && r >= 0 && t->shape[0] != r)
+                st = ds_error_set(&errs[i], DS_ERR_INVALID_ARGUMENT,
+                                  "inputs disagree on the batch dimension (%lld vs %lld)",
+                                  static_cast<long long>(t->shape[0]), static_cast<long long>(r));
+            else if (t != nullptr)
+                r = t->shape[0];
+        }
+        ds_status gone = st == DS_OK ? bk_cancelled(resps[i]) : DS_OK;
+        if (gone != DS_OK)
+            st = ds_error_set(&errs[i], gone, "request abandoned before the graph ran");
+        if (st == DS_OK) {
+            ok.push_back(i);
+            rows.push_back(r);
+        }
+    }
+}
+
+/* Input k of every member, end to end along dimension 0 (row-major: bytes back to back). */
+cv::Mat batch_input(const ds_io_desc &d, const ds_infer_request *const *reqs,
+                    const std::vector<uint32_t> &ok, int64_t total_rows)
+{
+    const ds_tensor *first = bk_find_input(reqs[ok[0]], d.name);
+    std::vector<int> sizes(first->rank);
+    for (uint32_t k = 0; k < first->rank; k++)
+        sizes[k] = static_cast<int>(first->shape[k]);
+    sizes[0] = static_cast<int>(total_rows);
+    cv::Mat big(static_cast<int>(first->rank), sizes.data(), CV_32F);
+    uchar *at = big.ptr();
+    for (uint32_t i : ok) {
+        const ds_tensor *t = bk_find_input(reqs[i], d.name);
+        std::memcpy(at, t->data, t->byte_size);
+        at += t->byte_size;
+    }
+    return big;
+}
+
+/* Output m of the batch, rows [off, off + n) into one member's response. */
+ds_status batch_output(const ds_io_desc &d, const cv::Mat &m, int64_t off, int64_t n,
+                       ds_infer_response *resp, ds_error *err)
+{
+    int64_t shape[DS_MAX_RANK];
+    for (int k = 0; k < m.dims; k++)
+        shape[k] = m.size[k];
+    shape[0] = n;
+    size_t per_row = m.total() / static_cast<size_t>(m.size[0]) * sizeof(float);
+    void *buf = nullptr;
+    size_t bytes = per_row * static_cast<size_t>(n);
+    ds_status st = bk_add_output(resp, d.name, DS_TYPE_FP32, static_cast<uint32_t>(m.dims), shape,
+                                 bytes, &buf, err);
+    if (st == DS_OK && bytes > 0)
+        std::memcpy(buf, m.ptr() + per_row * static_cast<size_t>(off), bytes);
+    return st;
+}
+
+ds_status run_batch(onnx_instance &x, uint32_t count, const ds_infer_request *const *reqs,
+                    ds_infer_response *const *resps, ds_error *errs)
+{
+    if (!x.batchable) {
+        for (uint32_t i = 0; i < count; i++)
+            run(x, reqs[i], resps[i], &errs[i]);
+        return DS_OK;
+    }
+    std::vector<uint32_t> ok;
+    std::vector<int64_t> rows;
+    batch_members(x, count, reqs, resps, errs, ok, rows);
+    if (ok.empty())
+        return DS_OK;
+    int64_t total = 0;
+    for (int64_t r : rows)
+        total += r;
+    for (uint32_t k = 0; k < x.model.input_count; k++)
+        x.net.setInput(batch_input(x.inputs[k], reqs, ok, total), x.inputs[k].name);
+    std::vector<cv::Mat> outs;
+    x.net.forward(outs, x.out_names);
+    for (size_t j = 0; j < outs.size() && j < x.out_names.size(); j++) {
+        const cv::Mat &m = outs[j];
+        if (m.type() != CV_32F || !m.isContinuous() || m.dims < 1 || m.dims > DS_MAX_RANK ||
+            m.size[0] != total)
+            return ds_error_set(&errs[0], DS_ERR_INTERNAL,
+                                "output '%s' does not have the batch's %lld rows",
+                                x.outputs[j].name, static_cast<long long>(total));
+        int64_t off = 0;
+        for (size_t i = 0; i < ok.size(); off += rows[i], i++)
+            if (errs[ok[i]].code == DS_OK && bk_output_wanted(reqs[ok[i]], x.outputs[j].name))
+                batch_output(x.outputs[j], m, off, rows[i], resps[ok[i]], &errs[ok[i]]);
+    }
+    return DS_OK;
+}
+
+ds_status execute_batch(void *instance, uint32_t count, const ds_infer_request *const *reqs,
+                        ds_infer_response *const *resps, ds_error *errs)
+{
+    try {
+        return run_batch(*static_cast<onnx_instance *>(instance), count, reqs, resps, errs);
+    } catch (const cv::Exception &e) {
+        return opencv_error(&errs[0], DS_ERR_INVALID_ARGUMENT, "the graph rejected the batch", e);
+    } catch (const std::bad_alloc &) {
+        return ds_error_set(&errs[0], DS_ERR_NO_MEMORY, "out of memory");
+    } catch (const std::exception &e) {
+        return ds_error_set(&errs[0], DS_ERR_INTERNAL, "inference failed: %s", e.what());
+    }
+}
+
 void destroy(void *instance)
 {
     delete static_cast<onnx_instance *>(instance);
@@ -313,6 +442,8 @@ ds_plugin_api make_api()
     a.create_instance = create_instance;
     a.load = load;
     a.unload = unload;
+    a.execute_batch = execute_batch;
+    a.max_batch_size = 256;
     return a;
 }
 

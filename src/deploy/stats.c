@@ -111,6 +111,7 @@ struct ds_stats {
     stats_slot slot5[WIN5_SLOTS]; /* 15-second slots, keyed by second / WIN5_SLOT_S */
     /* From stats_set_base; plain fields because set_base is not concurrent with anything. */
     _Atomic uint64_t rate_limited; /* 429s from the deployment's rate limit */
+    _Atomic uint64_t cancelled;    /* requests whose client went away (stats_cancelled) */
     uint64_t base_requests, base_4xx, base_5xx;
     double base_latency_ms;
     int64_t base_last_ms; /* last request of an earlier process (unix ms), 0 = none */
@@ -404,6 +405,7 @@ static void stats_read_live(const ds_stats *s, stats_snapshot *out)
     if (s == NULL)
         return;
     out->rate_limited = atomic_load_explicit(&((ds_stats *)s)->rate_limited, memory_order_relaxed);
+    out->cancelled = stats_cancelled_count(s);
     uint64_t ends[SLOT_COUNT] = {0}, latency_ns = 0;
     int64_t last_ms = 0, in_flight = 0;
     for (size_t i = 0; i < STATS_STRIPES; i++) {
@@ -563,6 +565,16 @@ size_t stats_buckets(const ds_stats *s, uint64_t *counts, size_t n)
     for (size_t i = 0; i < n; i++)
         counts[i] = s ? atomic_load_explicit(&s->hist[i], memory_order_relaxed) : 0;
     return n;
+}
+
+void stats_cancelled(ds_stats *s)
+{
+    atomic_fetch_add_explicit(&s->cancelled, 1, memory_order_relaxed);
+}
+
+uint64_t stats_cancelled_count(const ds_stats *s)
+{
+    return atomic_load_explicit(&((ds_stats *)s)->cancelled, memory_order_relaxed);
 }
 
 void stats_rate_limited(ds_stats *s)

@@ -38,6 +38,7 @@ typedef struct stats_snapshot {
     const char *code_label[STATS_CODE_SLOTS];
     uint64_t code_count[STATS_CODE_SLOTS];
     uint64_t rate_limited; /* 429s from the deployment's rate limit (this process) */
+    uint64_t cancelled;    /* requests abandoned by their client (this process) */
 } stats_snapshot;
 
 /* Allocated and zeroed; caller owns, release with stats_free. NULL when memory runs out. */
@@ -108,6 +109,10 @@ void stats_recent_get_at(const ds_stats *s, int window_s, int64_t now_s, stats_r
 void stats_rate_limited(ds_stats *s);
 uint64_t stats_rate_limited_count(const ds_stats *s);
 
+/* A request ended because its client went away (the plugin returned CANCELLED after
+ * is_cancelled told it); counted apart from, and also in, the 499s. Lock-free. */
+void stats_cancelled(ds_stats *s);
+uint64_t stats_cancelled_count(const ds_stats *s);
 /* Bytes one ds_stats occupies (fixed; for capacity planning: ~83 KiB per deployment). */
 size_t stats_footprint(void);
 

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -208,6 +209,43 @@ int conn_guard_scan(const int *ports, int nports, uint64_t now_ms, conn_sock *ou
     }
     closedir(d);
     return n;
+}
+
+int conn_guard_find(int local_port, const conn_peer *peer)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int found = -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        struct sockaddr_storage local, remote;
+        socklen_t llen = sizeof local, rlen = sizeof remote;
+        char addr[INET6_ADDRSTRLEN];
+        int lport = 0, rport = 0;
+        if (fd != dirfd(d) && getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+            conn_endpoint(&local, addr, sizeof addr, &lport) && lport == local_port &&
+            getpeername(fd, (struct sockaddr *)&remote, &rlen) == 0 &&
+            conn_endpoint(&remote, addr, sizeof addr, &rport) && rport == peer->port &&
+            strcmp(addr, peer->addr) == 0)
+            found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
+bool conn_socket_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL))
+        return true;
+    char c;
+    return (p.revents & POLLIN) && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 static uint64_t conn_now_ms(void)

@@ -129,4 +129,15 @@ void conn_guard_stop(conn_guard *g);
  * Returns the count. */
 int conn_guard_scan(const int *ports, int nports, uint64_t now_ms, conn_sock *out, int max);
 
+/* This process's TCP socket whose local port is local_port and whose peer is `peer`, from
+ * /proc/self/fd (also one at end-of-file: that is what a caller looking for a client that left
+ * wants); -1 when there is none. Three system calls per open descriptor. The caller must know
+ * the connection stays open meanwhile (its own request's, served on its thread). */
+int conn_guard_find(int local_port, const conn_peer *peer);
+
+/* true when the client of socket fd has closed its side or the connection broke: a poll(2)
+ * without waiting (POLLRDHUP, POLLHUP, POLLERR), and a 1-byte MSG_PEEK | MSG_DONTWAIT that reads
+ * end-of-file. Unread pipelined input is not "gone". nginx's 499 test, the same way. */
+bool conn_socket_gone(int fd);
+
 #endif

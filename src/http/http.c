@@ -371,6 +371,25 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     return status;
 }
 
+void http_client_watch_init(http_client_watch *w, const http_request *req)
+{
+    *w = (http_client_watch){.req = req, .fd = req != NULL && req->conn != NULL ? -1 : -2};
+}
+
+bool http_client_gone(void *watch)
+{
+    http_client_watch *w = watch;
+    if (w->fd == -1) {
+        const struct mg_request_info *ri = mg_get_request_info(w->req->conn);
+        conn_peer peer = {.port = ri->remote_port};
+        snprintf(peer.addr, sizeof peer.addr, "%s", ri->remote_addr);
+        /* our request's own connection: CivetWeb closes it only after this handler returns */
+        int fd = conn_guard_find(ri->server_port, &peer);
+        w->fd = fd >= 0 ? fd : -2;
+    }
+    return w->fd >= 0 && conn_socket_gone(w->fd);
+}
+
 /* Errors CivetWeb itself produces (no route, malformed request line, ...) also answer JSON. */
 static int http_on_civet_error(struct mg_connection *conn, int status, const char *msg)
 {
@@ -704,7 +723,7 @@ void http_stop(http_server *srv)
         return;
     http_drain(srv);
     conn_guard_stop(srv->guard); /* before CivetWeb closes sockets without telling the guard */
-    mg_stop(srv->ctx); /* joins every worker: no handler runs after this */
+    mg_stop(srv->ctx);           /* joins every worker: no handler runs after this */
     http_unload_tls_shims(srv);
     pthread_mutex_lock(&srv->routes_lock);
     while (srv->routes != NULL)

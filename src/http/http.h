@@ -108,6 +108,20 @@ int http_route_add_upload(http_server *srv, const char *uri, http_handler_fn fn,
 /* Remove the handler for `uri`; returns once no call of it is in flight. */
 void http_route_remove(http_server *srv, const char *uri);
 
+/* Whether the client of a request still wants the answer, asked while its handler runs (a
+ * plugin's is_cancelled). The first http_client_gone finds the request's socket (a scan of
+ * /proc/self/fd for our port and the client's address and port: CivetWeb keeps the socket
+ * private); every call after costs one poll(2). "Gone" is the client's end-of-file, a reset
+ * or a hang-up: it closed the connection (or half-closed it, as nginx also counts a 499).
+ * The watch belongs to the request and is used only on the thread serving it (no lock). */
+typedef struct http_client_watch {
+    const http_request *req;
+    int fd; /* -1: not looked up yet, -2: not found (then never gone) */
+} http_client_watch;
+void http_client_watch_init(http_client_watch *w, const http_request *req);
+/* `w` as void * so that it fits a plain callback (serve/infer.c hands it to the OIP response). */
+bool http_client_gone(void *w);
+
 /* Add a response header line; silently dropped if it does not fit (only short headers used). */
 void http_response_header(http_response *resp, const char *name, const char *value);
 

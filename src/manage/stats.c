@@ -108,6 +108,7 @@ static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *s
     cJSON_AddNumberToObject(o, "p99_ms", s->p99_ms);
     cJSON_AddNumberToObject(o, "in_flight", (double)s->in_flight);
     cJSON_AddNumberToObject(o, "rate_limited", (double)s->rate_limited);
+    cJSON_AddNumberToObject(o, "cancelled", (double)s->cancelled);
     if (s->last_request_unix_ms > 0) {
         char at[32];
         manage_time_iso(s->last_request_unix_ms, at, sizeof at);

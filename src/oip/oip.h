@@ -112,7 +112,16 @@ struct ds_infer_response {
     uint32_t count;
     uint32_t capacity;
     uint64_t deadline_ns; /* CLOCK_MONOTONIC deadline of the request; 0 = none (is_cancelled) */
+    /* is_cancelled's client check (plugin/host.c): client_gone(client_ctx) is true once the
+     * client went away; NULL when the request has no client (async job, shadow copy). Asked at
+     * most once per OIP_CLIENT_PROBE_NS; a "gone" answer latches in `cancelled`. Set by the
+     * thread serving the request and used only by it (the plugin's execute on that thread). */
+    bool (*client_gone)(void *client_ctx);
+    void *client_ctx;
+    uint64_t next_probe_ns;
+    ds_status cancelled; /* DS_OK, or DS_ERR_CANCELLED once seen */
 };
+#define OIP_CLIENT_PROBE_NS 1000000u /* 1 ms: a polling plugin costs one poll(2) per ms */
 typedef struct ds_infer_response oip_response;
 
 void oip_response_init(oip_response *r, oip_arena *a);

@@ -30,14 +30,29 @@ host_logf(const ds_deployment *dep, ds_log_level level, const char *fmt, ...)
     log_write(host_level((int)level), "plugin %s: %s", dep != NULL ? dep->label : "(load)", line);
 }
 
-static ds_status host_is_cancelled(const ds_infer_response *resp)
+/* The deadline, then the client (oip.h: client_gone, at most once per OIP_CLIENT_PROBE_NS).
+ * resp is the server's own mutable response (const only in the plugin's view): the probe time
+ * and a latched cancellation are cached in it; only the thread serving it calls this. */
+static ds_status host_is_cancelled(const ds_infer_response *cresp)
 {
-    if (resp == NULL || resp->deadline_ns == 0)
+    ds_infer_response *resp = (ds_infer_response *)cresp;
+    if (resp == NULL)
+        return DS_OK;
+    if (resp->cancelled != DS_OK)
+        return resp->cancelled;
+    if (resp->deadline_ns == 0 && resp->client_gone == NULL)
         return DS_OK;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    return now > resp->deadline_ns ? DS_ERR_DEADLINE_EXCEEDED : DS_OK;
+    if (resp->deadline_ns != 0 && now > resp->deadline_ns)
+        return DS_ERR_DEADLINE_EXCEEDED;
+    if (resp->client_gone != NULL && now >= resp->next_probe_ns) {
+        resp->next_probe_ns = now + OIP_CLIENT_PROBE_NS;
+        if (resp->client_gone(resp->client_ctx))
+            resp->cancelled = DS_ERR_CANCELLED;
+    }
+    return resp->cancelled;
 }
 
 static const ds_host_api host_table = {

@@ -294,7 +294,7 @@ static ds_status infer_execute_batched(const deploy_target *t, const oip_request
  * request check, added to the decode time the caller measured; queue: the admission wait and a
  * non-thread-safe plugin's exec lock; infer: execute; output: output check + encode). */
 static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
-                      http_response *resp, phase_sample *ph)
+                      const http_request *client, http_response *resp, phase_sample *ph)
 {
     int retry_s = 1;
     if (t->rate != NULL && !rl_bucket_take(t->rate, rl_now_ns(), &retry_s)) {
@@ -322,6 +322,13 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
      * own "timeout" parameter */
     uint64_t asked = infer_deadline(oreq);
     out.deadline_ns = deadline == 0 || (asked != 0 && asked < deadline) ? asked : deadline;
+    /* and whether the client went away (looked up only when the plugin asks) */
+    http_client_watch watch;
+    if (client != NULL) {
+        http_client_watch_init(&watch, client);
+        out.client_gone = http_client_gone;
+        out.client_ctx = &watch;
+    }
     ds_error perr = {.code = DS_OK, .message = ""};
     bool late = false;
     uint64_t exec_ns = 0;
@@ -341,6 +348,8 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
                     (long long)t->timeout_ms);
         return;
     }
+    if (st == DS_ERR_CANCELLED)
+        stats_cancelled(t->stats);
     if (st != DS_OK) {
         perr.message[sizeof perr.message - 1] = '\0';
         reply_error(resp, reply_status_of_plugin(st), "model %s version %s: %s", t->model_name,
@@ -402,7 +411,8 @@ static infer_input infer_input_of(const http_request *req)
     return (infer_input){.body = req->body,
                          .len = req->body_len,
                          .header_len = infer_header_length(req),
-                         .routing_key = http_header(req, "X-Routing-Key")};
+                         .routing_key = http_header(req, "X-Routing-Key"),
+                         .client = req};
 }
 
 void infer_oip_input(const deploy_target *t, const infer_input *in, http_response *resp)
@@ -412,7 +422,7 @@ void infer_oip_input(const deploy_target *t, const infer_input *in, http_respons
     phase_sample ph = {{0}, 0, false};
     if (infer_decode(in->body, in->len, in->header_len, &oreq, resp) == 0) {
         ph.ns[PHASE_INPUT] = infer_now_ns() - start;
-        infer_run(t, &oreq, start, resp, &ph);
+        infer_run(t, &oreq, start, in->client, resp, &ph);
     }
     infer_stats_end(t, start, resp, &ph);
 }
@@ -463,7 +473,7 @@ static void infer_routed_input(deploy_model *dm, const infer_input *in, http_res
     }
     const deploy_target *t = deploy_target_of(d);
     stats_begin(t->stats); /* started before the pick: the decode counts in its latency */
-    infer_run(t, &oreq, start, resp, &ph);
+    infer_run(t, &oreq, start, in->client, resp, &ph);
     infer_stats_end(t, start, resp, &ph);
     deploy_release(d);
     infer_offer_shadow(dm, in, resp);
@@ -504,6 +514,6 @@ void infer_run_json(const deploy_target *t, const char *body, size_t len, http_r
     uint64_t start = infer_now_ns();
     if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0) {
         ph->ns[PHASE_INPUT] = infer_now_ns() - start;
-        infer_run(t, &oreq, start, resp, ph);
+        infer_run(t, &oreq, start, NULL, resp, ph);
     }
 }

@@ -23,8 +23,9 @@
 typedef struct infer_input {
     const char *body;
     size_t len;
-    size_t header_len;       /* Inference-Header-Content-Length, (size_t)-1 none, -2 malformed */
-    const char *routing_key; /* X-Routing-Key or NULL */
+    size_t header_len;          /* Inference-Header-Content-Length, (size_t)-1 none, -2 malformed */
+    const char *routing_key;    /* X-Routing-Key or NULL */
+    const http_request *client; /* whose disconnect is_cancelled reports; NULL: none (a job) */
 } infer_input;
 
 /* Inference-Header-Content-Length of req as infer_input.header_len wants it. */

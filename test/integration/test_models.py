@@ -584,3 +584,48 @@ def test_isolated_non_thread_safe_plugin_gets_its_instance_pool_in_the_worker(sh
     assert {info[1] for _, _, info in results} == {3}, "instance_count reaches the worker"
     assert {info[0] for _, _, info in results} <= {0, 1, 2}
     assert max(info[4] for _, _, info in results) >= 2, "instances ran in parallel"
+
+
+def dep_stats(srv, model, version="1"):
+    return expect_status(srv.get(f"/deployments/{model}/{version}/stats"), 200)
+
+
+def wait_for(what, cond, timeout=30.0):
+    """Poll cond() until true (a bounded wait for a state change, not a timing assertion)."""
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_client_disconnect_reaches_is_cancelled_and_counts_as_cancelled(shared):
+    """A plugin that polls is_cancelled while it works (up to 10 minutes here) sees CANCELLED
+    once its client closes the connection; the request is counted as cancelled (and as a 499),
+    and the server goes on serving."""
+    import socket
+    shared.register("hangup", "1", fixture_plugin("abi_1_1"), config={"wait_cancel_ms": 600000})
+    deployed(shared, "hangup")
+    body = json.dumps({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32",
+                                   "data": [1, 2]}]}).encode()
+    s = socket.create_connection(("127.0.0.1", shared.port))
+    s.sendall(b"POST /v2/models/hangup/versions/1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+              % (len(body), body))
+    wait_for("the request to be in flight", lambda: dep_stats(shared, "hangup")["in_flight"] == 1)
+    before = shared.stderr().count("saw CANCELLED")
+    s.close()
+    st = wait_for("the cancelled request to end",
+                  lambda: (lambda d: d if d["in_flight"] == 0 else None)(
+                      dep_stats(shared, "hangup")))
+    assert st["cancelled"] == 1 and st["request_count"] == 1 and st["error_4xx"] == 1, st
+    wait_for("the plugin's log line", lambda: shared.stderr().count("saw CANCELLED") > before)
+    assert "hangup/1#" in [ln for ln in shared.stderr().splitlines() if "saw CANCELLED" in ln][-1]
+    # a client that stays gets its answer from the same plugin (no deadline, not cancelled)
+    shared.register("hangup", "2", fixture_plugin("abi_1_1"), config={"wait_cancel_ms": 20})
+    deployed(shared, "hangup", version="2")
+    assert sum_infer(shared, "hangup", [1, 2], version="2")["sum"]["data"] == [3]
+    assert dep_stats(shared, "hangup", "2")["cancelled"] == 0

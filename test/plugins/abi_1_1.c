@@ -12,7 +12,10 @@
  *   - not DS_PLUGIN_THREAD_SAFE: an instance that is entered twice at once fails the request
  *     ("instance entered concurrently"), which is how the tests prove the server's contract;
  *   - execute_batch with max_batch_size 8;
- *   - config {"sleep_ms": N} sleeps in each execute (to hold requests in flight).
+ *   - config {"sleep_ms": N} sleeps in each execute (to hold requests in flight);
+ *   - config {"wait_cancel_ms": N}: execute polls is_cancelled every millisecond for up to N ms
+ *     and, when it reports, logs "abi_1_1: <deployment> saw CANCELLED after <ms> ms" and returns
+ *     that status (a long computation that stops for a client that went away).
  */
 #include <stdatomic.h>
 
@@ -21,6 +24,7 @@
 typedef struct inst {
     uint32_t index, count;
     long sleep_ms;
+    long wait_cancel_ms;
     atomic_int busy;
     const ds_deployment *dep;
 } inst;
@@ -58,7 +62,9 @@ static void fx_logf(const ds_deployment *dep, const char *fmt, const char *a, un
 static ds_status fx_create_instance(ds_instance_context *ctx, void **instance, ds_error *err)
 {
     double ms = 0;
-    if (fx_config_range(ctx->config_json, "sleep_ms", 0, 60000, &ms, err) != DS_OK)
+    double wait_ms = 0;
+    if (fx_config_range(ctx->config_json, "sleep_ms", 0, 60000, &ms, err) != DS_OK ||
+        fx_config_range(ctx->config_json, "wait_cancel_ms", 0, 600000, &wait_ms, err) != DS_OK)
         return DS_ERR_INVALID_ARGUMENT;
     if (ctx->model_name == NULL || ctx->model_version == NULL || ctx->deployment_id == NULL)
         return ds_error_set(err, DS_ERR_INTERNAL, "context lacks model, version or deployment");
@@ -68,6 +74,7 @@ static ds_status fx_create_instance(ds_instance_context *ctx, void **instance, d
     s->index = ctx->instance_index;
     s->count = ctx->instance_count;
     s->sleep_ms = (long)ms;
+    s->wait_cancel_ms = (long)wait_ms;
     s->dep = ctx->deployment;
     ctx->model = &own_model;
     fx_logf(s->dep, "abi_1_1: created instance for %s (index %u)", ctx->model_name, s->index);
@@ -135,6 +142,14 @@ static ds_status fx_execute(void *instance, const ds_infer_request *req, ds_infe
         return st;
     const ds_host_api *host = atomic_load(&ex_host);
     ds_status gone = host->is_cancelled != NULL ? host->is_cancelled(resp) : DS_OK;
+    for (long waited = 0; gone == DS_OK && waited < s->wait_cancel_ms; waited++) {
+        fx_sleep_ms(1);
+        gone = host->is_cancelled(resp);
+        if (gone != DS_OK)
+            fx_logf(s->dep, "abi_1_1: saw %s after %u ms",
+                    gone == DS_ERR_CANCELLED ? "CANCELLED" : "DEADLINE_EXCEEDED",
+                    (unsigned)(waited + 1));
+    }
     if (gone != DS_OK)
         st = ds_error_set(err, gone, "request abandoned");
     else

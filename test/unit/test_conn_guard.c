@@ -139,6 +139,40 @@ static void test_scan_finds_server_side_sockets_only(void **state)
     close_pairs(&p, 2);
 }
 
+static int client_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    return ntohs(sa.sin_port);
+}
+
+/* is_cancelled's client check: the server end of a client's connection is found by its peer,
+ * stays "not gone" while the client is there (also with unread pipelined input), and is "gone"
+ * once the client closes, even with the request already read. */
+static void test_find_and_gone_follow_the_client(void **state)
+{
+    (void)state;
+    pair p;
+    loopback_pairs(&p, 2);
+    conn_peer peer = {.addr = "127.0.0.1", .port = client_port(p.client[1])};
+    assert_int_equal(conn_guard_find(p.port, &peer), p.server[1]);
+    conn_peer nobody = {.addr = "127.0.0.1", .port = 1};
+    assert_int_equal(conn_guard_find(p.port, &nobody), -1);
+    assert_int_equal(conn_guard_find(p.port + 1 == 0 ? 1 : p.port + 1, &peer), -1);
+    assert_false(conn_socket_gone(p.server[1]));
+    assert_int_equal(write(p.client[1], "GET", 3), 3); /* pipelined input: still there */
+    struct timespec pause = {0, 20000000};
+    nanosleep(&pause, NULL);
+    assert_false(conn_socket_gone(p.server[1]));
+    close(p.client[1]);
+    p.client[1] = socket(AF_INET, SOCK_STREAM, 0); /* for close_pairs */
+    nanosleep(&pause, NULL);
+    assert_true(conn_socket_gone(p.server[1]));
+    assert_false(conn_socket_gone(p.server[0]));
+    close_pairs(&p, 2);
+}
+
 static void test_guard_shuts_down_a_connection_over_the_cap(void **state)
 {
     (void)state;
@@ -184,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_nothing_is_closed_without_pressure),
         cmocka_unit_test(test_young_and_queued_connections_are_left_alone),
         cmocka_unit_test(test_scan_finds_server_side_sockets_only),
+        cmocka_unit_test(test_find_and_gone_follow_the_client),
         cmocka_unit_test(test_guard_shuts_down_a_connection_over_the_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -228,8 +228,11 @@ typedef struct ds_host_api {
     /* Nonzero when the request behind `resp` was abandoned: the client disconnected
      * (DS_ERR_CANCELLED) or its deadline passed (DS_ERR_DEADLINE_EXCEEDED); the value returned
      * is that status, 0 while the request is still wanted. A long execute() may poll it and
-     * return the status it got. Cheap (no syscall); valid during execute()/execute_batch() for
-     * the `resp` passed to them. Thread-safe for distinct `resp`. */
+     * return the status it got. Cheap: a clock read, plus at most one poll(2) of the client's
+     * socket per millisecond (the first check also locates the socket); a request without a
+     * client (an async job) only has its deadline. Isolated (a worker) it sees the deadline
+     * only. Valid during execute()/execute_batch() for the `resp` passed to them, on the
+     * thread that got it. Thread-safe for distinct `resp`. */
     ds_status (*is_cancelled)(const ds_infer_response *resp);
 } ds_host_api;
 

@@ -142,3 +142,138 @@ def test_token_from_environment_and_auth_exit_codes(server, status, code):
     finally:
         httpd.shutdown()
     assert Recorder.seen == [("/models", "Bearer s3cret")]
+
+
+# ---- against the real server: tokens, shadow, every --json, environment, TLS -----------------
+
+TOKEN_RE = r"dsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}"
+
+
+@pytest.fixture
+def authed(server_factory):
+    """A real server with auth on: an admin token made with `dynserve token create` first."""
+    from test_auth import create_token
+    srv = server_factory(start=False)
+    srv.admin = create_token(srv.data_dir, "root", "admin")
+    srv.start()
+    return srv
+
+
+def as_(token):
+    return {"DYNSERVE_TOKEN": token}
+
+
+def test_tokens_create_list_revoke_against_the_real_server(authed):
+    import re
+    admin = as_(authed.admin)
+    ctl(authed, "tokens", "list", expect=6)  # 401: no token
+    ctl(authed, "tokens", "list", env=as_("dsk_0000000000000000_" + "x" * 43), expect=6)
+    p = ctl(authed, "tokens", "create", "ci", "deployer", "--expires", "30d", env=admin)
+    assert "created token ci (role deployer)" in p.stdout, p.stdout
+    ci = re.search(TOKEN_RE, p.stdout).group(0)
+    made = ctl(authed, "tokens", "create", "dash", "viewer", json_out=True, env=admin)
+    assert made["name"] == "dash" and made["role"] == "viewer"
+    assert re.fullmatch(TOKEN_RE, made["token"]), made
+    ctl(authed, "tokens", "create", "ci", "viewer", env=admin, expect=5)  # 409: name taken
+    ctl(authed, "tokens", "create", "x", "superuser", env=admin, expect=1)  # 400: no such role
+    ctl(authed, "tokens", "create", "x", env=admin, expect=2)
+    ctl(authed, "tokens", "frobnicate", env=admin, expect=2)
+
+    rows = table(ctl(authed, "tokens", "list", env=admin))
+    assert rows[0] == ["ID", "NAME", "ROLE", "CREATED_AT", "EXPIRES_AT", "LAST_USED_AT",
+                       "REVOKED_AT"], rows
+    names = {r[1]: r for r in rows[1:]}
+    assert set(names) == {"root", "ci", "dash"} and names["ci"][2] == "deployer", rows
+    listed = ctl(authed, "tokens", "list", json_out=True, env=admin)
+    assert listed == expect_status(authed.get(
+        "/tokens", headers={"Authorization": f"Bearer {authed.admin}"}), 200)
+    assert all(ci not in json.dumps(t) for t in listed["tokens"]), "secrets are never listed"
+
+    # the tokens work, with their roles
+    assert "deployed" in ctl(authed, "deploy", Q, "1", env=as_(ci)).stdout
+    ctl(authed, "tokens", "list", env=as_(ci), expect=6)  # 403: deployer is not admin
+    ctl(authed, "deploy", Q, "2", env=as_(made["token"]), expect=6)  # 403: viewer
+    assert [Q, "1,2"] in table(ctl(authed, "models", env=as_(made["token"])))
+
+    assert "revoked token ci" in ctl(authed, "tokens", "revoke", "ci", env=admin).stdout
+    ctl(authed, "models", env=as_(ci), expect=6)  # revoked: 401
+    dash_id = next(t["id"] for t in listed["tokens"] if t["name"] == "dash")
+    gone = ctl(authed, "tokens", "revoke", str(dash_id), json_out=True, env=admin)
+    assert gone["name"] == "dash" and gone.get("revoked_at"), gone
+    ctl(authed, "tokens", "revoke", "nope", env=admin, expect=4)
+    revoked = {t["name"] for t in ctl(authed, "tokens", "list", json_out=True,
+                                      env=admin)["tokens"] if t.get("revoked_at")}
+    assert revoked == {"ci", "dash"}
+
+
+def test_traffic_with_shadow_and_json(server):
+    server.deploy(Q, "1")
+    server.deploy(Q, "2")
+    set_ = ctl(server, "traffic", Q, "1=100", "--shadow", "2:20", json_out=True)
+    got = expect_status(server.get(f"/deployments/{Q}/traffic"), 200)
+    assert got["shadow"]["version"] == "2" and got["shadow"]["percent"] == 20, got
+    assert set_["shadow"] == got["shadow"], set_
+    assert ctl(server, "traffic", Q, json_out=True) == got
+    rows = table(ctl(server, "traffic", Q))
+    assert ["1", "100"] in rows and any("shadow" in " ".join(r) and "2" in " ".join(r)
+                                        for r in rows), rows
+    ctl(server, "traffic", Q, "1=100", "--shadow", "2", expect=2)
+    ctl(server, "traffic", Q, "1=100", "--shadow", "9:20", expect=5)  # not deployed: 409
+    ctl(server, "traffic", "nope", "1=100", expect=4)
+    ctl(server, "promote", Q, "2", json_out=True)  # --json: the server's reply, parsed
+    after = expect_status(server.get(f"/deployments/{Q}/traffic"), 200)
+    assert '"2"' in json.dumps(after) and "100" in json.dumps(after), after
+    back = ctl(server, "rollback", Q, json_out=True)
+    assert back == expect_status(server.get(f"/deployments/{Q}/traffic"), 200), back
+    ctl(server, "rollback", "nope", expect=4)
+
+
+def test_json_of_register_deploy_undeploy_and_stats(server):
+    reg = ctl(server, "register", "fx", "1", fixture_plugin("slow"), json_out=True)
+    assert reg["name"] == "fx" and reg["version"] == "1" and len(reg["plugin_sha256"]) == 64
+    d = ctl(server, "deploy", "fx", "1", "--options", '{"timeout_ms":5000}', json_out=True)
+    assert d["options"]["timeout_ms"] == 5000, d
+    st = ctl(server, "stats", "fx", json_out=True)  # the server's /models/stats
+    assert '"model_name": "fx"' in json.dumps(st) and set(st) == set(
+        expect_status(server.get("/models/stats"), 200)), st
+    rows = table(ctl(server, "stats", "fx"))
+    assert len(rows) == 2 and rows[1][:2] == ["fx", "1"], rows
+    u = ctl(server, "undeploy", "fx", "1", json_out=True)
+    assert u["model_name"] == "fx" and u["version"] == "1", u
+    ctl(server, "undeploy", "fx", "1", json_out=True, expect=4)
+    ev = ctl(server, "events", "--model", "fx", json_out=True)["events"]
+    assert {e["kind"] for e in ev} >= {"deploy", "undeploy"}, ev
+
+
+def test_server_from_environment_and_timeout_option(server):
+    e = {"DYNSERVE_SERVER": server.base}
+    cmd = [str(BIN), "ctl", "models"]
+    env = {**os.environ, **e}
+    env.pop("DYNSERVE_TOKEN", None)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0 and Q in p.stdout, p
+    assert Q in ctl(server, "--timeout", "5", "models").stdout
+    for bad in ("0", "-1", "x", "86401"):
+        ctl(server, "--timeout", bad, "models", expect=2)
+    ctl(server, "--server", expect=2)
+
+
+def test_tls_server_with_cacert_and_insecure(tmp_path):
+    from test_auth import TlsServer
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    srv = TlsServer(tmp_path / "tls", cert, key)
+    srv.start()
+    try:
+        p = ctl(srv, "models", expect=3)  # the certificate is not trusted: cannot reach
+        assert "cannot reach" in p.stderr, p.stderr
+        assert Q in ctl(srv, "--cacert", cert, "models").stdout
+        assert Q in ctl(srv, "--insecure", "models").stdout
+        ctl(srv, "--cacert", expect=2)
+    finally:
+        srv.stop()
+        srv.close()

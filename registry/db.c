@@ -72,6 +72,8 @@ static const char *const SQL[ST_COUNT] = {
                            "WHERE status IN ('active', 'failed') ORDER BY id",
     [ST_DEPLOYMENT_CRASH_ADD] = "UPDATE deployments SET server_crashes = server_crashes + 1 "
                                 "WHERE id = ?1 RETURNING server_crashes",
+    [ST_DEPLOYMENT_SET_OPTIONS] = "UPDATE deployments SET options = ?2 "
+                                  "WHERE id = ?1 AND status = 'active'",
     [ST_EVENT_INSERT] = "INSERT INTO events (kind, model_name, version, detail_json, actor, "
                         "client_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_EVENT_INSERT_DEPLOYMENT] = "INSERT INTO events (kind, model_name, version, detail_json, "

@@ -253,3 +253,50 @@ reg_status registry_deployment_crash_add(registry *r, int64_t id, int64_t *crash
         *crashes = d.server_crashes;
     return st;
 }
+
+struct options_args {
+    int64_t id;
+    const char *options;
+    const char *kind;
+    const char *detail; /* NULL = none */
+};
+
+static reg_status deployment_set_options_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct options_args *a = arg;
+    reg_deployment d = {0};
+    reg_status st = deployment_read(r, a->id, &d, err, errlen);
+    if (st == REG_OK && strcmp(d.status, "active") != 0)
+        st = reg__fail(err, errlen, REG_NOT_FOUND, "deployment %lld is not active",
+                       (long long)a->id);
+    if (st == REG_OK) {
+        int rc = reg__run(r, ST_DEPLOYMENT_SET_OPTIONS, "is", a->id, a->options);
+        if (rc == SQLITE_DONE)
+            rc = reg__run(r, ST_EVENT_INSERT, "ssssss", a->kind, d.model_name, d.version, a->detail,
+                          reg__audit_actor(), reg__audit_addr());
+        if (rc != SQLITE_DONE)
+            st = reg__db_fail(r, rc, err, errlen, "store deployment options");
+    }
+    reg_deployment_free(&d);
+    return st;
+}
+
+reg_status registry_deployment_set_options(registry *r, int64_t id, const char *options_json,
+                                           const char *kind, const char *detail_json, char *err,
+                                           size_t errlen)
+{
+    struct options_args a = {.id = id,
+                             .options = options_json,
+                             .kind = kind,
+                             .detail = (detail_json && *detail_json) ? detail_json : NULL};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_event_kind(kind, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_json_object(r, "deployment options", options_json, false, err, errlen);
+    if (st == REG_OK)
+        st = reg__check_json_object(r, "event detail", a.detail, true, err, errlen);
+    if (st == REG_OK)
+        st = reg__locked_tx(r, deployment_set_options_tx, &a, err, errlen);
+    return st;
+}

@@ -132,6 +132,13 @@ reg_status registry_deployment_create_with(registry *r, const char *name, const 
  * total. REG_NOT_FOUND when there is no such deployment. */
 reg_status registry_deployment_crash_add(registry *r, int64_t id, int64_t *crashes, char *err,
                                          size_t errlen);
+/* Replace the options of active deployment `id` (JSON object text, stored as given) and record
+ * an event `kind` (e.g. "limits") with detail_json (a JSON object or NULL), in one transaction.
+ * A restart restores the deployment with these options. REG_NOT_FOUND when `id` is not active;
+ * REG_INVALID for options or detail that are not JSON objects. */
+reg_status registry_deployment_set_options(registry *r, int64_t id, const char *options_json,
+                                           const char *kind, const char *detail_json, char *err,
+                                           size_t errlen);
 /* End deployment `id`: status becomes `status` ("undeployed" or "failed"), reason (may be
  * NULL) stored, undeployed_at set for "undeployed", and an event recorded (kind "undeploy" or
  * "failed", detail {"deployment_id","endpoint_name","reason"}), in one transaction.

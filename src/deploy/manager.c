@@ -968,15 +968,53 @@ void deploy_flush_stats(deploy_manager *m)
     free(b.totals);
 }
 
+/* Store `limit` in the options of d's registry row (so a restart restores it) and record an
+ * event "limits". The live options (d->opts) stay as deployed: they are read without a lock;
+ * the limit in effect lives in d->rate. Caller holds the model's lifecycle lock. */
+static deploy_result deploy_persist_rate_limit(deploy_manager *m, const deployment *d,
+                                               rl_limit limit)
+{
+    ds_deploy_options o = d->opts;
+    o.rate_limit = limit;
+    ds_buf opts = DS_BUF_INIT, detail = DS_BUF_INIT;
+    deploy_options_to_json(&o, &opts);
+    ds_deploy_options only = {.rate_limit = limit};
+    deploy_options_to_json(&only, &detail);
+    char err[256];
+    reg_status rs = REG_ERROR;
+    if (!opts.failed && !detail.failed)
+        rs = registry_deployment_set_options(m->env.reg, d->t.deployment_id, opts.data, "limits",
+                                             detail.data, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "out of memory");
+    buf_free(&opts);
+    buf_free(&detail);
+    if (rs != REG_OK)
+        return deploy_fail(DEPLOY_INTERNAL, "cannot store the rate limit of %s version %s: %s",
+                           d->model_name, d->version, err);
+    return deploy_ok();
+}
+
 deploy_result deploy_set_rate_limit(deploy_manager *m, const char *model, const char *version,
                                     rl_limit limit)
 {
-    deployment *d = deploy_acquire(m, model, version, NULL);
-    if (d == NULL)
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
         return deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
-    rl_bucket_set(&d->rate, limit);
-    deploy_release(d);
-    return deploy_ok();
+    /* lifecycle first, then the reference (the order undeploy uses): concurrent changes reach
+     * the registry in the order they reach the bucket */
+    pthread_mutex_lock(&dm->lifecycle);
+    deployment *d = deploy_acquire(m, model, version, NULL);
+    deploy_result r =
+        deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
+    if (d != NULL) {
+        r = d->t.deployment_id > 0 ? deploy_persist_rate_limit(m, d, limit) : deploy_ok();
+        if (r.code == DEPLOY_OK)
+            rl_bucket_set(&d->rate, limit);
+        deploy_release(d);
+    }
+    pthread_mutex_unlock(&dm->lifecycle);
+    return r;
 }
 
 bool deploy_get_rate_limit(deploy_manager *m, const char *model, const char *version, rl_limit *out)

@@ -65,6 +65,7 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
 {
     memset(out, 0, sizeof *out);
     out->options = d->opts;
+    out->options.rate_limit = rl_bucket_limit(&d->rate); /* PUT .../limits changes it */
     out->isolated = d->t.isolated;
     out->timeouts = atomic_load(&d->timeouts);
     out->rejected = atomic_load(&d->adm.rejected);

@@ -372,3 +372,32 @@ def test_rate_limit_in_deploy_body_survives_restart(server_factory):
     codes = [r.status_code for r in got]
     assert codes.count(200) == 2 and codes.count(429) == 4, codes
     assert int(next(r for r in got if r.status_code == 429).headers["Retry-After"]) >= 1
+
+
+def test_rate_limit_from_limits_route_survives_restart(server_factory):
+    srv = server_factory()
+    srv.deploy(Q, "1")
+    expect_status(srv.put(f"/deployments/{Q}/1/limits",
+                          data=json.dumps({"rate_limit": {"rps": 0.5, "burst": 2}})), 200)
+    events = expect_status(srv.get("/deployments/events"), 200)["events"]
+    assert any(e["kind"] == "limits" and e["version"] == "1" for e in events), events
+    srv.restart()
+    srv.wait_ready()
+    body = expect_status(srv.get(f"/deployments/{Q}/1/limits"), 200)
+    assert body["rate_limit"] == {"rps": 0.5, "burst": 2}, body
+    d = next(d for d in srv.deployments() if d["model_name"] == Q)
+    assert d["options"]["rate_limit"] == {"rps": 0.5, "burst": 2}, d
+    got = burst_statuses(srv, 6, f"/v2/models/{Q}/versions/1/infer", method="post",
+                         json={"inputs": quad_inputs([1])})
+    codes = [r.status_code for r in got]
+    assert codes.count(200) == 2 and codes.count(429) == 4, codes
+    # removing it is stored too
+    expect_status(srv.put(f"/deployments/{Q}/1/limits", data=json.dumps({"rate_limit": None})),
+                  200)
+    srv.restart()
+    srv.wait_ready()
+    assert expect_status(srv.get(f"/deployments/{Q}/1/limits"), 200)["rate_limit"] is None
+    codes = [r.status_code for r in burst_statuses(srv, 6, f"/v2/models/{Q}/versions/1/infer",
+                                                    method="post",
+                                                    json={"inputs": quad_inputs([1])})]
+    assert codes == [200] * 6, codes

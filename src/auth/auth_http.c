@@ -16,10 +16,11 @@
 
 /* The principal of the request this worker thread is serving; the request points at it. */
 static _Thread_local auth_principal tl_who;
+/* Its rate-limit key ("principal:<name>"); the request points at it (http_request.client_key). */
+static _Thread_local char tl_client_key[AUTH_NAME_MAX + 16];
 
-static const auth_principal auth_nobody = {.authenticated = false,
-                                           .role = AUTH_ROLE_ADMIN,
-                                           .name = "anonymous"};
+static const auth_principal auth_nobody = {
+    .authenticated = false, .role = AUTH_ROLE_ADMIN, .name = "anonymous"};
 
 #define AUTH_ALLOW_METHODS "GET, HEAD, POST, PUT, DELETE"
 #define AUTH_ALLOW_HEADERS                                                                         \
@@ -68,6 +69,11 @@ bool auth_http_guard(void *cbdata, http_request *req, http_response *resp)
     }
     tl_who = d.who;
     req->guard_data = &tl_who;
+    req->client_key = NULL; /* anonymous callers share their address's bucket */
+    if (d.who.authenticated) {
+        snprintf(tl_client_key, sizeof tl_client_key, "principal:%s", d.who.name);
+        req->client_key = tl_client_key;
+    }
     registry_audit_set(d.who.name, req->client_addr);
     return true;
 }

@@ -59,7 +59,7 @@ struct http_server {
     atomic_int in_flight; /* requests inside http_dispatch; drained by http_stop */
     atomic_bool draining; /* set by http_stop: new requests get 503 */
     conn_guard *guard;    /* slow and idle clients (conn_guard.h) */
-    atomic_ullong framing_errors, rate_limited;
+    atomic_ullong framing_errors, rate_limited, rate_limited_principal;
 };
 
 /* Worker-thread buffers. Thread-local, so no lock: each CivetWeb worker owns its pair. */
@@ -278,6 +278,7 @@ void http_get_stats(http_server *srv, http_stats *out)
     out->refused = g.over_cap;
     out->framing_errors = atomic_load(&srv->framing_errors);
     out->rate_limited = atomic_load(&srv->rate_limited);
+    out->rate_limited_principal = atomic_load(&srv->rate_limited_principal);
 }
 
 static void http_trim_thread_buffers(void)
@@ -309,20 +310,27 @@ static size_t http_body_limit(const http_route *rt, const struct mg_connection *
     return rt->max_body;
 }
 
-/* The per-client rate limit (http_config.client_limits); false after writing the 429. The
- * client is its address: a token is only known to be real after the handler checks it. */
-static bool http_client_admitted(http_server *srv, const struct mg_request_info *ri,
-                                 http_response *resp)
+/* The per-client rate limit (http_config.client_limits); false after writing the 429. The client
+ * is the principal the guard verified (req->client_key), else its address: a token is only
+ * known to be real after the guard checked it, so the guard runs first. */
+static bool http_client_admitted(http_server *srv, const http_request *req, http_response *resp)
 {
     int retry_s = 1;
-    if (srv->cfg.client_limits == NULL || strncmp(ri->local_uri, "/v2/health/", 11) == 0 ||
-        rl_table_take(srv->cfg.client_limits, ri->remote_addr, rl_now_ns(), &retry_s))
+    const char *key = req->client_key != NULL ? req->client_key : req->client_addr;
+    if (srv->cfg.client_limits == NULL || strncmp(req->path, "/v2/health/", 11) == 0 ||
+        rl_table_take(srv->cfg.client_limits, key, rl_now_ns(), &retry_s))
         return true;
-    atomic_fetch_add(&srv->rate_limited, 1);
+    atomic_fetch_add(req->client_key != NULL ? &srv->rate_limited_principal : &srv->rate_limited,
+                     1);
     char retry[16];
     snprintf(retry, sizeof retry, "%d", retry_s);
-    reply_error(resp, HTTP_TOO_MANY_REQUESTS, "too many requests from %s: over --rate-limit",
-                ri->remote_addr);
+    if (req->client_key != NULL)
+        reply_error(resp, HTTP_TOO_MANY_REQUESTS,
+                    "too many requests from this caller: over "
+                    "--rate-limit");
+    else
+        reply_error(resp, HTTP_TOO_MANY_REQUESTS, "too many requests from %s: over --rate-limit",
+                    req->client_addr);
     http_response_header(resp, "Retry-After", retry);
     return false;
 }
@@ -351,7 +359,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     } else if (!http_route_owns(rt, req.path)) {
         reply_error(&resp, HTTP_NOT_FOUND, "no route for %s", req.path);
         http_close_after(&resp); /* the body was not read */
-    } else if (!http_client_admitted(srv, ri, &resp)) {
+    } else if (!http_client_admitted(srv, &req, &resp)) {
         http_close_after(&resp); /* the body was not read */
     } else if (http_guard_state(srv, conn, CONN_BODY),
                http_read_body(conn, http_body_limit(rt, conn), srv->cfg.request_timeout_ms,

@@ -36,7 +36,11 @@ typedef struct http_request {
     size_t body_len;
     const char *client_addr; /* the peer's address ("127.0.0.1", "::1") */
     const void *guard_data;  /* set by the guard for the handler (auth: the principal), or NULL */
-    const void *conn;        /* private to http.c */
+    /* Set by the guard when the caller proved who it is (auth: "principal:<token name or
+     * jwt:sub>"): the per-client rate limit then keys on it instead of client_addr, so callers
+     * behind one address (a proxy, a NAT) each get their own bucket. NULL: anonymous. */
+    const char *client_key;
+    const void *conn; /* private to http.c */
 } http_request;
 
 /* Response filled by a handler. `body` is a per-worker buffer owned by the server: append to it,
@@ -68,8 +72,9 @@ typedef struct http_config {
     int keep_alive_ms;         /* idle keep-alive connections are closed after this */
     int max_conns_per_client;  /* connections one client address may hold; 0 = no cap */
     const char *web_root;      /* static files for "/" (dashboard), or NULL */
-    rl_table *client_limits;   /* per-client token buckets (429 + Retry-After), or NULL; the
-                                * health probes /v2/health/... are never limited */
+    rl_table *client_limits;   /* per-client token buckets (429 + Retry-After), or NULL: one per
+                                * authenticated principal (http_request.client_key), else one
+                                * per client address; the health probes are never limited */
     const char *tls_cert;      /* PEM certificate (chain) file: serve HTTPS only, TLS >= 1.2 */
     const char *tls_key;       /* its PEM private key file (both NULL: plain HTTP) */
     http_guard_fn guard;       /* auth: NULL sends every request straight to its handler */
@@ -139,7 +144,8 @@ typedef struct http_stats {
     unsigned long long evicted;        /* slow or idle connections closed to keep workers free */
     unsigned long long refused;        /* closed because their address was over its cap */
     unsigned long long framing_errors; /* requests refused by the framing rules */
-    unsigned long long rate_limited;   /* requests refused by the per-client rate limit */
+    unsigned long long rate_limited;   /* refused by the per-client limit, anonymous (address) */
+    unsigned long long rate_limited_principal; /* ... by the limit of an authenticated caller */
 } http_stats;
 void http_get_stats(http_server *srv, http_stats *out);
 

@@ -486,8 +486,10 @@ static void manage_metrics_limits(manage_ctx *s, ds_buf *out)
                "dynserve_http_framing_errors_total %llu\n"
                "# HELP dynserve_rate_limited_total Requests answered 429 by a rate limit.\n"
                "# TYPE dynserve_rate_limited_total counter\n"
-               "dynserve_rate_limited_total{scope=\"client\"} %llu\n",
-               h.connections, h.evicted, h.refused, h.framing_errors, h.rate_limited);
+               "dynserve_rate_limited_total{scope=\"client\"} %llu\n"
+               "dynserve_rate_limited_total{scope=\"token\"} %llu\n",
+               h.connections, h.evicted, h.refused, h.framing_errors, h.rate_limited,
+               h.rate_limited_principal);
     deploy_foreach(s->deploy, manage_metrics_rate_limited, out);
 }
 

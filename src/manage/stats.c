@@ -303,6 +303,18 @@ static reg_status manage_versions_json(manage_ctx *s, cJSON *root, char *err, si
     return rs;
 }
 
+/* "rate_limited": {"client": anonymous requests refused by --rate-limit (per address), "token":
+ * authenticated ones (per token or JWT subject)}; the per-deployment counts are in each row. */
+static void manage_rate_limited_json(manage_ctx *s, cJSON *root)
+{
+    http_stats h = {0};
+    if (s->http != NULL)
+        http_get_stats(s->http, &h);
+    cJSON *o = cJSON_AddObjectToObject(root, "rate_limited");
+    cJSON_AddNumberToObject(o, "client", (double)h.rate_limited);
+    cJSON_AddNumberToObject(o, "token", (double)h.rate_limited_principal);
+}
+
 void manage_stats_all(manage_ctx *s, http_response *resp)
 {
     stats_page page = {.s = s};
@@ -325,6 +337,7 @@ void manage_stats_all(manage_ctx *s, http_response *resp)
         reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
         return;
     }
+    manage_rate_limited_json(s, root);
     reply_json(resp, HTTP_OK, root);
 }
 

@@ -438,16 +438,55 @@ def test_non_loopback_listen_with_a_token_starts(server_factory):
     expect_status(request(srv, "GET", "/models", token=token), 200)
 
 
+def worker_uid(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+
+
 def test_files_are_private(server):
     server.register("mine", "1", model_plugin("quadratic_predictor", 1))
+    server.register("mine", "2", model_plugin("quadratic_predictor", 2))
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(server.data_dir) == 0o700
     assert mode(server.data_dir / "registry.db") == 0o600
     assert mode(server.data_dir / "plugins") == 0o700
-    # readable by the isolated worker (it drops to "nobody" and reopens its descriptor), and by
-    # nobody else: no other user can pass the 0700 directories to reach them
     plugins = list((server.data_dir / "plugins").glob("*.so"))
-    assert plugins and all(mode(p) == 0o644 for p in plugins), [oct(mode(p)) for p in plugins]
+    assert plugins and all(mode(p) == 0o600 for p in plugins), [oct(mode(p)) for p in plugins]
+    # the private copy an in-process deployment loads is as private as the store
+    server.deploy("mine", "1")
+    loaded = server.data_dir / "plugins" / "loaded"
+    copies = list(loaded.iterdir())
+    assert mode(loaded) == 0o700 and copies, copies
+    assert all(mode(p) == 0o600 for p in copies), [oct(mode(p)) for p in copies]
+    # an isolated worker still loads the 0600 file after dropping privileges (it gets the
+    # server's descriptor and loads a sealed memory copy, never the path)
+    r = server.post("/deployments/deploy", {"model_name": "mine", "version": "2",
+                                            "isolation": "process"})
+    expect_status(r, 201)
+    body = expect_status(server.infer("mine", "2", quad_inputs([3.0])), 200)
+    assert body["outputs"][0]["data"] == [8.0], body  # x^2 - 1
+    pid = next(d for d in server.deployments() if d["version"] == "2")["worker"]["pid"]
+    if os.geteuid() == 0:
+        assert worker_uid(pid) != 0, "the worker kept root"
+    assert all(mode(p) == 0o600 for p in (server.data_dir / "plugins").glob("*.so"))
+
+
+def test_older_lax_store_modes_are_tightened_at_start(server_factory):
+    srv = server_factory()
+    srv.register("mine", "1", model_plugin("quadratic_predictor", 1))
+    srv.deploy("mine", "1")
+    files = list((srv.data_dir / "plugins").glob("*.so")) + \
+        list((srv.data_dir / "plugins" / "loaded").iterdir())
+    for f in files:  # as an older version left them
+        os.chmod(f, 0o755)
+    os.chmod(srv.data_dir / "plugins" / "loaded", 0o755)
+    srv.restart()
+    srv.wait_ready()
+    assert all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
+    assert stat.S_IMODE(os.stat(srv.data_dir / "plugins" / "loaded").st_mode) == 0o700
+    expect_status(srv.infer("mine", "1", quad_inputs([1.0])), 200)
+
+
 # -- TLS -----------------------------------------------------------------------------------------
 
 
@@ -522,3 +561,43 @@ def test_tls_key_problems_refuse_to_start(tmp_path):
     p = run_to_exit(["--host", HOST, "--port", "0", "--data-dir", str(tmp_path / "d"),
                      "--tls-cert", str(cert)], tmp_path)
     assert p.returncode == 2 and "--tls-key" in p.stderr, p
+
+
+# -- rate limits per caller -------------------------------------------------------------------------
+
+
+def test_rate_limit_buckets_are_per_token_and_shared_by_anonymous_callers(server_factory):
+    srv = server_factory(start=False, args=["--rate-limit", "0.2:4"])
+    a, b = (create_token(srv.data_dir, n, "viewer") for n in ("rl-a", "rl-b"))
+    admin = create_token(srv.data_dir, "rl-admin", "admin")
+    srv.start()
+    s = requests.Session()
+    got_a = [request(srv, "GET", "/models", token=a, session=s) for _ in range(7)]
+    codes = [r.status_code for r in got_a]
+    assert codes[:4] == [200] * 4 and codes.count(429) >= 2, codes
+    limited = next(r for r in got_a if r.status_code == 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert a not in limited.text
+    # the same address with another token: a bucket of its own
+    codes_b = [request(srv, "GET", "/models", token=b, session=s).status_code for _ in range(3)]
+    assert codes_b == [200] * 3, codes_b
+    # anonymous callers (inference metadata is open) share the address's bucket, whatever
+    # connection they come on, and it is not the tokens'
+    anon = [requests.Session(), requests.Session()]
+    codes_anon = [request(srv, "GET", "/v2", session=anon[i % 2]).status_code for i in range(7)]
+    assert codes_anon[:4] == [200] * 4 and codes_anon.count(429) >= 2, codes_anon
+    assert request(srv, "GET", "/models", token=b, session=s).status_code == 200
+    # counted apart in /metrics and /models/stats
+    text = expect_status_text(request(srv, "GET", "/metrics", token=admin))
+    token_n = int(re.search(r'^dynserve_rate_limited_total\{scope="token"\} (\d+)', text,
+                            re.M).group(1))
+    client_n = int(re.search(r'^dynserve_rate_limited_total\{scope="client"\} (\d+)', text,
+                             re.M).group(1))
+    assert token_n == codes.count(429) and client_n == codes_anon.count(429), text[-600:]
+    stats = expect_status(request(srv, "GET", "/models/stats", token=admin), 200)
+    assert stats["rate_limited"] == {"client": client_n, "token": token_n}, stats["rate_limited"]
+
+
+def expect_status_text(r):
+    assert r.status_code == 200, describe(r)
+    return r.text

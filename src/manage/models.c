@@ -7,10 +7,11 @@
  * store and probed before the registry records it, and removed again when it is refused.
  * GET /models/stats is stats.c's.
  * A model directory (POST /models {"name","version","model_dir"}: config.json naming a backend
- * + the model files, under a --plugin-dir directory) or a tar of its files (PUT with
- * application/x-tar) is copied into the artifact store and probed with its backend: a bad
- * directory or archive is a 400, a backend that refuses the files a 422. GET (same path) shows
- * one version.
+ * + the model files, under a --plugin-dir directory by the same rules as a plugin path, see
+ * plugin_dir_open) or a tar of its files (PUT with application/x-tar) is copied into the
+ * artifact store and probed with its backend in a worker process, like a plugin: a refused path,
+ * bad directory or archive is a 400, a backend that refuses the files a 422. GET (same path)
+ * shows one version.
  */
 #include "manage_internal.h"
 
@@ -26,7 +27,6 @@
 
 #include "artifact.h"
 #include "body.h"
-#include "loader.h"
 #include "log.h"
 #include "names.h"
 #include "path.h"
@@ -147,7 +147,11 @@ static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *ve
     if (artifact_backend_path(s->cfg->backend_dir, backend, so, sizeof so, err, errlen) != 0) {
         status = HTTP_BAD_REQUEST;
     } else {
-        int rc = loader_probe_artifact(so, s->host, name, version, stored, config, why, sizeof why);
+        /* in a worker process, as a plugin's probe: the backend's code and its parsing of the
+         * client's files never run in the server before a deploy */
+        artifact_share_with_worker(stored); /* stored before it was made readable */
+        int rc = worker_probe_artifact(so, name, version, stored, config, MANAGE_PROBE_TIMEOUT_MS,
+                                       why, sizeof why);
         if (rc == -1) {
             snprintf(err, errlen, "backend '%s' does not load: %s", backend, why);
             status = HTTP_INTERNAL_ERROR;
@@ -189,11 +193,25 @@ static void manage_artifact_detail(manage_ctx *s, const char *name, const char *
     reg_version_free(&v);
 }
 
+/* Register by directory path: only one plugin_dir_open accepts (plugin/plugin_file.h), read
+ * through its descriptor so nothing swapped in after the check is read. */
 static void manage_models_register_dir(manage_ctx *s, const char *name, const char *version,
                                        const char *dir, http_response *resp)
 {
-    char err[768], detail[256];
-    int status = manage_register_model_dir(s, name, version, dir, err, sizeof err);
+    char err[768], detail[256], why[256], sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
+    int fd = -1;
+    if (plugin_dir_open(s->plugin_dirs, dir, &fd, err, sizeof err, why, sizeof why) != 0) {
+        log_warn("register %s version %s: model directory refused: %s", name, version, why);
+        reply_error(resp, HTTP_BAD_REQUEST, "%s", err);
+        return;
+    }
+    artifact_status as = artifact_import_dirfd(s->cfg->data_dir, fd, dir, sha, stored,
+                                               sizeof stored, err, sizeof err);
+    close(fd);
+    int status = as == ARTIFACT_OK
+                     ? manage_add_stored_dir(s, name, version, stored, sha, err, sizeof err)
+                 : as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST
+                                          : HTTP_INTERNAL_ERROR;
     if (status != HTTP_CREATED) {
         reply_error(resp, status, "%s", err);
         return;

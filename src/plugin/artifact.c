@@ -348,49 +348,59 @@ artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_
     return staging_commit(&s, data_dir, hex, out_dir, out_len, err, errlen);
 }
 
-/* Add the regular file dir/name to the staging directory. */
-static int import_one(staging *s, const char *dir, const char *name, char *err, size_t errlen)
+/* Add one entry of the model directory dirfd (named `dir` in messages): only a regular file
+ * that is not world-writable, opened without following a symlink and without blocking (a FIFO
+ * or device is refused, never read). */
+static int import_one(staging *s, int dirfd, const char *dir, const char *name, char *err,
+                      size_t errlen)
 {
-    char path[PATH_MAX];
-    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
     struct stat st;
-    if (n < 0 || (size_t)n >= sizeof path)
-        return fail(ARTIFACT_INVALID, err, errlen, "path too long: %s/%s", dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
         s->failure = ARTIFACT_IO;
+        return fail(ARTIFACT_IO, err, errlen, "cannot read %s/%s: %s", dir, name, strerror(errno));
+    }
+    const char *bad = S_ISDIR(st.st_mode) ? "is a directory; a model version holds plain files only"
+                      : !S_ISREG(st.st_mode)   ? "is not a regular file"
+                      : (st.st_mode & S_IWOTH) ? "is world-writable"
+                                               : NULL;
+    if (bad != NULL) {
+        s->failure = ARTIFACT_INVALID;
+        return fail(ARTIFACT_INVALID, err, errlen, "%s/%s %s", dir, name, bad);
+    }
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    struct stat now;
+    if (fd < 0 || fstat(fd, &now) != 0 || now.st_ino != st.st_ino || !S_ISREG(now.st_mode)) {
+        s->failure = fd < 0 ? ARTIFACT_IO : ARTIFACT_INVALID;
         if (fd >= 0)
             close(fd);
-        return fail(ARTIFACT_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return fail(s->failure, err, errlen, "cannot read %s/%s: %s", dir, name,
+                    fd < 0 ? strerror(errno) : "replaced while opened");
     }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        s->failure = ARTIFACT_INVALID;
-        return fail(ARTIFACT_INVALID, err, errlen,
-                    "%s is a directory; a model version holds plain files only", path);
-    }
-    size_t len = (size_t)st.st_size;
+    size_t len = (size_t)now.st_size;
     void *data = len > 0 ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : (void *)"";
     close(fd);
     if (data == MAP_FAILED) {
         s->failure = ARTIFACT_IO;
-        return fail(ARTIFACT_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return fail(ARTIFACT_IO, err, errlen, "cannot read %s/%s: %s", dir, name, strerror(errno));
     }
-    int rc = S_ISREG(st.st_mode) ? staging_add(s, name, data, len, err, errlen)
-                                 : fail(ARTIFACT_INVALID, err, errlen, "%s is not a file", path);
+    int rc = staging_add(s, name, data, len, err, errlen);
     if (len > 0)
         munmap(data, len);
     return rc;
 }
 
-artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
-                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
-                                    char *err, size_t errlen)
+artifact_status artifact_import_dirfd(const char *data_dir, int dirfd, const char *label,
+                                      char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                      char *err, size_t errlen)
 {
-    DIR *d = opendir(src_dir);
-    if (d == NULL)
-        return fail(errno == ENOENT || errno == ENOTDIR ? ARTIFACT_INVALID : ARTIFACT_IO, err,
-                    errlen, "cannot open model directory %s: %s", src_dir, strerror(errno));
+    int own = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = own >= 0 ? fdopendir(own) : NULL;
+    if (d == NULL) {
+        if (own >= 0)
+            close(own);
+        return fail(ARTIFACT_IO, err, errlen, "cannot read model directory %s: %s", label,
+                    strerror(errno));
+    }
     staging s;
     artifact_status st = staging_open(&s, data_dir, err, errlen);
     if (st != ARTIFACT_OK) {
@@ -402,7 +412,7 @@ artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
     while (st == ARTIFACT_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue; /* ., .., and hidden files (editor and VCS droppings) */
-        if (import_one(&s, src_dir, e->d_name, err, errlen) != 0)
+        if (import_one(&s, dirfd, label, e->d_name, err, errlen) != 0)
             st = s.failure != ARTIFACT_OK ? s.failure : ARTIFACT_INVALID;
     }
     closedir(d);
@@ -411,4 +421,18 @@ artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
         return st;
     }
     return staging_commit(&s, data_dir, hex, out_dir, out_len, err, errlen);
+}
+
+artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
+                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                    char *err, size_t errlen)
+{
+    int fd = open(src_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail(errno == ENOENT || errno == ENOTDIR ? ARTIFACT_INVALID : ARTIFACT_IO, err,
+                    errlen, "cannot open model directory %s: %s", src_dir, strerror(errno));
+    artifact_status st =
+        artifact_import_dirfd(data_dir, fd, src_dir, hex, out_dir, out_len, err, errlen);
+    close(fd);
+    return st;
 }

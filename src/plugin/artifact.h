@@ -47,6 +47,12 @@ int artifact_is_version_dir(const char *dir);
 artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,
                                     char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
                                     char *err, size_t errlen);
+/* The same from an open directory (plugin_dir_open's descriptor; not closed here), named
+ * `label` in messages. Entries must be regular files that are not world-writable; they are
+ * opened below dirfd without following symlinks and without blocking. */
+artifact_status artifact_import_dirfd(const char *data_dir, int dirfd, const char *label,
+                                      char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                      char *err, size_t errlen);
 artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_t len,
                                     char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
                                     char *err, size_t errlen);

@@ -118,8 +118,10 @@ static const char *plugin_dir_of(const plugin_dirs *d, const char *resolved, cha
 }
 
 /* Open rel (no symlinks, no "..": it came from realpath) below dirfd without following any
- * symlink. Returns the file's descriptor (O_NONBLOCK, not a FIFO or device), or -1. */
-static int plugin_open_below(int dirfd, const char *rel, struct stat *st, char *why, size_t whylen)
+ * symlink. Returns the descriptor of the regular file (O_NONBLOCK, not a FIFO or device) or,
+ * with want_dir, of the directory it names; -1 otherwise. */
+static int plugin_open_below(int dirfd, const char *rel, bool want_dir, struct stat *st, char *why,
+                             size_t whylen)
 {
     char part[PATH_MAX];
     int fd = dup(dirfd);
@@ -128,8 +130,12 @@ static int plugin_open_below(int dirfd, const char *rel, struct stat *st, char *
         snprintf(part, sizeof part, "%.*s", (int)n, rel);
         bool last = rel[n] == '\0';
         int next;
-        if (!last) {
+        if (!last || want_dir) {
             next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (last && next >= 0 && fstat(next, st) != 0) {
+                close(next);
+                next = -1;
+            }
         } else if (fstatat(fd, part, st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st->st_mode)) {
             snprintf(why, whylen, "not a regular file");
             next = -1;
@@ -148,12 +154,12 @@ static int plugin_open_below(int dirfd, const char *rel, struct stat *st, char *
     return fd;
 }
 
-int plugin_file_open(const plugin_dirs *d, const char *path, size_t max_bytes, int *fd_out,
-                     size_t *size_out, char *err, size_t errlen, char *why, size_t whylen)
+/* Resolve `path`, check it lies under a plugin directory and open it from there without
+ * following symlinks (plugin_open_below). The descriptor, or -1 with the reason in why. */
+static int plugin_path_open(const plugin_dirs *d, const char *path, bool want_dir,
+                            struct stat *before, char *why, size_t whylen)
 {
     char resolved[PATH_MAX], dir[PATH_MAX];
-    snprintf(err, errlen, "%s", PLUGIN_PATH_REFUSED);
-    why[0] = '\0';
     const char *rel = NULL;
     if (path[0] == '\0' || realpath(path, resolved) == NULL) {
         snprintf(why, whylen, "cannot resolve: %s", strerror(errno));
@@ -164,10 +170,38 @@ int plugin_file_open(const plugin_dirs *d, const char *path, size_t max_bytes, i
         return -1;
     }
     int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat before, st;
-    int fd = dirfd < 0 ? -1 : plugin_open_below(dirfd, rel, &before, why, whylen);
+    int fd = dirfd < 0 ? -1 : plugin_open_below(dirfd, rel, want_dir, before, why, whylen);
     if (dirfd >= 0)
         close(dirfd);
+    return fd;
+}
+
+int plugin_dir_open(const plugin_dirs *d, const char *path, int *fd_out, char *err, size_t errlen,
+                    char *why, size_t whylen)
+{
+    snprintf(err, errlen, "%s", PLUGIN_DIR_REFUSED);
+    why[0] = '\0';
+    struct stat st;
+    int fd = plugin_path_open(d, path, true, &st, why, whylen);
+    if (fd < 0)
+        return -1;
+    if (st.st_mode & S_IWOTH) {
+        snprintf(why, whylen, "world-writable directory");
+        close(fd);
+        return -1;
+    }
+    *fd_out = fd;
+    err[0] = '\0';
+    return 0;
+}
+
+int plugin_file_open(const plugin_dirs *d, const char *path, size_t max_bytes, int *fd_out,
+                     size_t *size_out, char *err, size_t errlen, char *why, size_t whylen)
+{
+    snprintf(err, errlen, "%s", PLUGIN_PATH_REFUSED);
+    why[0] = '\0';
+    struct stat before, st;
+    int fd = plugin_path_open(d, path, false, &before, why, whylen);
     if (fd < 0)
         return -1;
     unsigned char head[sizeof(ElfW(Ehdr))];

@@ -25,6 +25,11 @@
     "plugin path refused: it must name a regular, not world-writable ELF shared object of "        \
     "this machine inside a --plugin-dir directory"
 
+/* The same for a model directory (POST /models {"model_dir": PATH}). */
+#define PLUGIN_DIR_REFUSED                                                                         \
+    "model directory refused: it must name a directory that is not world-writable inside a "       \
+    "--plugin-dir directory, holding regular files that are not world-writable"
+
 typedef struct plugin_dirs {
     int n;
     char *paths[PLUGIN_DIRS_MAX]; /* owned (strdup); plugin_dirs_free */
@@ -40,6 +45,13 @@ void plugin_dirs_free(plugin_dirs *d);
  * why. max_bytes bounds the file's size. */
 int plugin_file_open(const plugin_dirs *d, const char *path, size_t max_bytes, int *fd_out,
                      size_t *size_out, char *err, size_t errlen, char *why, size_t whylen);
+
+/* Open the model directory `path` by the same rules (under a plugin directory, no symlink on the
+ * way, not world-writable). 0 with *fd_out (O_DIRECTORY; the caller closes it); -1 with
+ * PLUGIN_DIR_REFUSED in err and the precise reason in why. The files inside are checked when
+ * they are read (artifact_import_dirfd). */
+int plugin_dir_open(const plugin_dirs *d, const char *path, int *fd_out, char *err, size_t errlen,
+                    char *why, size_t whylen);
 
 /* 0 when the bytes start an ELF shared object of this machine (class, byte order, ET_DYN,
  * e_machine); -1 with a reason. */

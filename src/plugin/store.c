@@ -31,16 +31,23 @@ void store_sha256_bytes(const void *data, size_t len, char hex[STORE_SHA256_HEX]
     store_hex(md, hex);
 }
 
-/* Remove the .upload-* temporaries a crash left behind in dir. */
-static void store_remove_temporaries(const char *dir)
+/* Remove the .upload-* temporaries a crash left behind in dir, and make the files an older
+ * version stored 0644 / 0755 private (0600): only the server reads them. */
+static void store_tidy(const char *dir)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, ".upload-", 8) == 0)
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(e->d_name, ".upload-", 8) == 0 || strncmp(e->d_name, ".copy-", 6) == 0)
             unlinkat(dirfd(d), e->d_name, 0);
+        else if (e->d_name[0] != '.' &&
+                 fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISREG(st.st_mode) && (st.st_mode & 0777) != 0600)
+            fchmodat(dirfd(d), e->d_name, 0600, 0);
+    }
     closedir(d);
 }
 
@@ -53,7 +60,10 @@ int store_init(const char *data_dir, char *err, size_t errlen)
         return -1;
     }
     chmod(dir, 0700); /* private even when an older version made it 0755 (best effort) */
-    store_remove_temporaries(dir);
+    store_tidy(dir);
+    snprintf(dir, sizeof dir, "%s/plugins/loaded", data_dir);
+    if (chmod(dir, 0700) == 0) /* the private copies (store_private_copy), when there are any */
+        store_tidy(dir);
     snprintf(dir, sizeof dir, "%s/import", data_dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
@@ -146,9 +156,9 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
         snprintf(err, errlen, "cannot create a file in %s/plugins: %s", data_dir, strerror(errno));
         return -1;
     }
-    /* 0644 inside a 0700 directory: nobody else can reach it by path, but an isolated worker,
-     * which drops to "nobody" and reopens the plugin through /proc/self/fd, can read it. */
-    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    /* 0600: only the server reads it. An isolated worker that drops to "nobody" never opens it:
+     * it gets the server's descriptor and loads a sealed memory copy (worker_main.c). */
+    int ok = store_write_all(fd, data, len) == 0 && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
     int saved = errno;
     close(fd);
     if (!ok || rename(tmp, out_path) != 0) {
@@ -194,8 +204,8 @@ int store_private_copy(const char *data_dir, const char *src, const char *model,
         return 0; /* made earlier (the name carries the content digest) */
     char parent[PATH_MAX];
     snprintf(parent, sizeof parent, "%s/plugins", data_dir);
-    if ((mkdir(parent, 0755) != 0 && errno != EEXIST) ||
-        (mkdir(dir, 0755) != 0 && errno != EEXIST)) {
+    if ((mkdir(parent, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
@@ -206,7 +216,8 @@ int store_private_copy(const char *data_dir, const char *src, const char *model,
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s/.copy-XXXXXX", dir);
     int fd = mkstemp(tmp);
-    int ok = fd >= 0 && store_write_all(fd, data, len) == 0 && fchmod(fd, 0755) == 0;
+    /* 0600 like the store: dlopen maps it executable without needing the x bit */
+    int ok = fd >= 0 && store_write_all(fd, data, len) == 0 && fchmod(fd, 0600) == 0;
     int saved = errno;
     if (fd >= 0)
         close(fd);

@@ -541,16 +541,15 @@ static void wk_ids_init(void)
     }
 }
 
-int worker_probe(const char *path, const char *config_json, int timeout_ms, char *err,
-                 size_t errlen)
+/* Spawn a probe worker for cfg: 0, -1, or -2 when the plugin refused in the worker. */
+static int worker_probe_with(worker_config *cfg, int timeout_ms, char *err, size_t errlen)
 {
     pthread_once(&wk_ids_once, wk_ids_init);
-    worker_config cfg = {.plugin_path = path,
-                         .config_json = config_json,
-                         .start_timeout_ms = timeout_ms > 0 ? timeout_ms : 10000};
-    wproc *p = wproc_spawn(&cfg, true, NULL, err, errlen);
+    cfg->start_timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    bool refused = false;
+    wproc *p = wproc_spawn(cfg, true, &refused, err, errlen);
     if (p == NULL)
-        return -1;
+        return refused ? -2 : -1;
     worker tmp;
     memset(&tmp, 0, sizeof tmp);
     int rc = wk_take_meta(&tmp, &p->chans[0].shm, err, errlen);
@@ -559,6 +558,27 @@ int worker_probe(const char *path, const char *config_json, int timeout_ms, char
     wk_reap(p->pid, timeout_ms > 0 ? timeout_ms : 10000);
     wproc_free(p);
     return rc;
+}
+
+int worker_probe(const char *path, const char *config_json, int timeout_ms, char *err,
+                 size_t errlen)
+{
+    worker_config cfg = {.plugin_path = path, .config_json = config_json};
+    return worker_probe_with(&cfg, timeout_ms, err, errlen) == 0 ? 0 : -1;
+}
+
+int worker_probe_artifact(const char *path, const char *model, const char *version,
+                          const char *artifact_dir, const char *config_json, int timeout_ms,
+                          char *err, size_t errlen)
+{
+    worker_config cfg = {.plugin_path = path,
+                         .config_json = config_json,
+                         .model_name = model,
+                         .model_version = version,
+                         .deployment_id = "probe",
+                         .artifact_dir = artifact_dir,
+                         .instance_count = 1};
+    return worker_probe_with(&cfg, timeout_ms, err, errlen);
 }
 
 /* ---- the data path -------------------------------------------------------------------------- */

@@ -98,6 +98,13 @@ void worker_set_drop_ids(unsigned uid, unsigned gid);
  * died, or that it did not finish within timeout_ms) in err. */
 int worker_probe(const char *path, const char *config_json, int timeout_ms, char *err,
                  size_t errlen);
+/* The same for a version made of files (loader_probe_artifact in a worker): the backend `path`
+ * creates instance 0 of 1 of (model, version) from artifact_dir and config_json. 0; -1 when
+ * the worker died or timed out; -2 when the worker answered that the backend refused to load or
+ * to create the instance (bad model files or config: the caller's 422). */
+int worker_probe_artifact(const char *path, const char *model, const char *version,
+                          const char *artifact_dir, const char *config_json, int timeout_ms,
+                          char *err, size_t errlen);
 
 /* Spawn and supervise a serving worker. 0 with *out (release with worker_stop), or -1 with the
  * reason in err (-2: the worker ran and the plugin refused to load or create an instance, e.g.

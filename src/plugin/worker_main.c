@@ -6,7 +6,9 @@
  *   1. read INIT on the control socket; its parameters are in channel 0's memory
  *   2. confine itself before any plugin code runs: no_new_privs, resource limits, and, when
  *      started as root, setgroups/setgid/setuid to the unprivileged ids the server chose
- *   3. dlopen the plugin through /proc/self/fd/N (the server opened the file), check it with the
+ *   3. dlopen the plugin through /proc/self/fd/N (the server opened the file, stored 0600: before
+ *      confining itself the worker replaces that descriptor by a sealed memfd copy owned by the
+ *      uid it drops to, so the reopen is allowed and the bytes cannot change), check it with the
  *      loader, create the deployment's instance_count instances (plugin/pool.h) with the ABI 1.1
  *      context (a model directory's artifact directory is the descriptor the server opened,
  *      /proc/self/fd/M); answer INIT_OK with the metadata (the instance's own IO when it
@@ -34,8 +36,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,9 +121,59 @@ static int wk_limit(int resource, int64_t value, const char *what)
     return 0;
 }
 
+/* Copy all of `from` into `to`. 0, or -1 with errno. */
+static int wk_copy_fd(int from, int to)
+{
+    char buf[65536];
+    off_t at = 0;
+    for (;;) {
+        ssize_t n = pread(from, buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 ? 0 : -1;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(to, buf + done, (size_t)(n - done));
+            if (w < 0 && errno != EINTR)
+                return -1;
+            done += w > 0 ? w : 0;
+        }
+        at += n;
+    }
+}
+
+/* Replace the plugin descriptor `fd` by a sealed memfd holding the same bytes, readable by the
+ * uid the worker runs plugin code as (owner: that uid, mode 0400, when dropping from root). The
+ * stored file is the server's (0600): reopening it through /proc/self/fd after the drop would be
+ * refused, and the seals mean nothing can change the bytes between the copy and the dlopen.
+ * 0, or -1 with err. */
+static int wk_private_plugin(int fd, const wp_init *in, bool drop, char *err, size_t errlen)
+{
+    int mfd = memfd_create("dynserve-plugin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    bool ok =
+        mfd >= 0 && wk_copy_fd(fd, mfd) == 0 &&
+        fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0 &&
+        fchmod(mfd, 0400) == 0 &&
+        (!drop || fchown(mfd, (uid_t)in->drop_uid, (gid_t)in->drop_gid) == 0) &&
+        dup2(mfd, fd) == fd;
+    int saved = errno;
+    if (mfd >= 0)
+        close(mfd);
+    if (!ok) {
+        snprintf(err, errlen, "cannot copy the plugin into memory: %s", strerror(saved));
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
 /* Everything that must hold before plugin code runs. 0, or -1 after logging why. */
 static int wk_confine(const wp_init *in, char *err, size_t errlen)
 {
+    bool drop = in->drop && geteuid() == 0;
+    /* first: the copy needs a descriptor and memory that the limits below may deny */
+    if (wk_private_plugin(wp_fd_plugin(in->channels), in, drop, err, errlen) != 0)
+        return -1;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         snprintf(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
         return -1;
@@ -134,7 +189,7 @@ static int wk_confine(const wp_init *in, char *err, size_t errlen)
         snprintf(err, errlen, "cannot apply open files limit");
         return -1;
     }
-    if (in->drop && geteuid() == 0) {
+    if (drop) {
         if (setgroups(0, NULL) != 0 || setgid((gid_t)in->drop_gid) != 0 ||
             setuid((uid_t)in->drop_uid) != 0) {
             snprintf(err, errlen, "cannot drop privileges to uid %u: %s", in->drop_uid,

@@ -113,3 +113,89 @@ def test_stale_upload_temporaries_are_removed_at_start(server_factory, tmp_path)
     (store / ".upload-abc123").write_bytes(b"half a plugin")
     srv.start()
     assert not (store / ".upload-abc123").exists()
+
+
+# -- model directories (POST /models {"model_dir": ...}) ------------------------------------------
+
+
+def stored_artifacts(srv):
+    d = srv.data_dir / "artifacts"
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def register_dir(srv, path, name="d"):
+    return srv.post("/models", {"name": name, "version": "1", "model_dir": str(path)})
+
+
+def test_model_dir_goes_through_the_plugin_dir_rules(plugin_server):
+    from conftest import MODELS
+    srv, pdir, outside = plugin_server
+    iris = MODELS / "iris" / "1"
+    shutil.copytree(iris, pdir / "iris")
+    shutil.copytree(iris, outside / "iris")
+    shutil.copytree(iris, pdir / "open")
+    os.chmod(pdir / "open", 0o777)
+    os.symlink(outside / "iris", pdir / "escape")
+    (pdir / "file.txt").write_text("not a directory\n")
+    before = stored_artifacts(srv)
+    messages = set()
+    for path in [outside / "iris", f"{pdir}/../outside/iris", pdir / "escape", pdir / "open",
+                 pdir / "file.txt", pdir / "missing", "/etc", "/no/such/dir", "relative"]:
+        body = expect_error(register_dir(srv, path), 400)
+        messages.add(body["error"])
+        assert str(path) not in body["error"]
+    assert len(messages) == 1, f"refusals differ, so they tell which paths exist: {messages}"
+    assert stored_artifacts(srv) == before, "a refused directory was stored"
+    assert "d" not in srv.models()
+    # inside an allowed directory: the same directory registers
+    r = register_dir(srv, pdir / "iris", "ok")
+    assert r.status_code == 201, describe(r)
+
+
+@pytest.mark.parametrize("bad", ["fifo", "symlink", "world_writable"])
+def test_model_dir_entries_must_be_private_regular_files(plugin_server, bad):
+    from conftest import MODELS
+    srv, pdir, outside = plugin_server
+    d = pdir / "m"
+    shutil.copytree(MODELS / "iris" / "1", d)
+    (outside / "secret").write_text("s3cret\n")
+    if bad == "fifo":
+        os.mkfifo(d / "extra")  # never opened for reading: it would block a worker
+    elif bad == "symlink":
+        os.symlink(outside / "secret", d / "extra")
+    else:
+        os.chmod(d / "model.json", 0o666)
+    before = stored_artifacts(srv)
+    body = expect_error(register_dir(srv, d), 400)
+    assert "s3cret" not in body["error"]
+    assert stored_artifacts(srv) == before
+
+
+def test_model_dir_probe_runs_its_backend_in_a_worker_not_the_server(server_factory, tmp_path):
+    import tempfile
+    from conftest import fixture_plugin
+    backends = tmp_path / "backends"
+    (backends / "faults").mkdir(parents=True)
+    shutil.copy(fixture_plugin("faults"), backends / "faults" / "libdynserve_faults.so")
+    pdir = tmp_path / "plugins"
+    (pdir / "fx").mkdir(parents=True)
+    (pdir / "fx" / "config.json").write_text('{"backend": "faults"}')
+    (pdir / "boom").mkdir()
+    # compact JSON: faults matches its config text as the server stores plugin configs
+    (pdir / "boom" / "config.json").write_text('{"backend":"faults","create":"segv"}')
+    # writable by the unprivileged user the worker runs as (the tests run as root)
+    marks = pathlib.Path(tempfile.mkdtemp(prefix="ds-marker-"))
+    os.chmod(marks, 0o777)
+    marker = marks / "pid"
+    srv = server_factory(args=["--plugin-dir", str(pdir), "--backend-dir", str(backends)],
+                         env={"DS_FX_MARKER": str(marker)})
+    if marker.exists():
+        marker.unlink()
+    r = register_dir(srv, pdir / "fx", "fx")
+    assert r.status_code == 201, describe(r)
+    pid = int(marker.read_text())
+    assert pid != srv.proc.pid, "the backend's code ran in the server"
+    # a backend that crashes on the files takes down its worker only
+    r = register_dir(srv, pdir / "boom", "boom")
+    assert r.status_code in (422, 500), describe(r)
+    assert srv.alive() and "boom" not in srv.models()

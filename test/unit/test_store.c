@@ -1,6 +1,6 @@
 /*
  * Unit tests for src/plugin/store.c: SHA-256 of known vectors, content-addressed import of bytes
- * and files (<dir>/plugins/<sha>.so, same bytes, mode 0644 in a 0700 directory), idempotent
+ * and files (<dir>/plugins/<sha>.so, same bytes, mode 0600 in a 0700 directory), idempotent
  * import, repair of a damaged stored copy, concurrent imports of the same content, and the errors
  * (missing source, a source that is not a file, an unwritable store, a too small path buffer).
  *
@@ -203,7 +203,7 @@ static void test_import_bytes_stores_them_under_their_digest(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISREG(st.st_mode));
-    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_mode & 07777, 0600);
     assert_int_equal(count_store_entries(f->dir), 1); /* no temporary left behind */
 }
 
@@ -226,7 +226,7 @@ static void test_import_file_stores_a_copy_under_its_digest(void **state)
     assert_file_holds(path, bytes, sizeof bytes);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0644);  /* the same whatever the source's mode */
+    assert_int_equal(st.st_mode & 07777, 0600);  /* the same whatever the source's mode */
     assert_file_holds(src, bytes, sizeof bytes); /* the source is untouched */
 }
 
@@ -297,7 +297,7 @@ static void test_a_truncated_copy_is_replaced_on_reimport(void **state)
     assert_file_holds(path, "abcdefgh", 8);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_mode & 07777, 0600);
 }
 
 static void test_a_corrupted_copy_of_the_same_size_is_replaced(void **state)

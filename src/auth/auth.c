@@ -37,7 +37,7 @@ typedef struct auth_entry {
     auth_role role;
     unsigned char salt[AUTH_SALT_BYTES];
     unsigned char hash[AUTH_HASH_BYTES];
-    time_t expires;         /* 0: never */
+    time_t expires; /* 0: never */
     bool revoked;
     atomic_llong last_used; /* newest use seen by this process (0: none) */
     long long saved_used;   /* what the registry holds */
@@ -47,17 +47,21 @@ struct auth {
     registry *reg;
     auth_jwt *jwt; /* NULL: no JWT key */
     bool infer_required, loopback, tls;
-    char *cors; /* owned; NULL when no origin is allowed */
+    char *cors;            /* owned; NULL when no origin is allowed */
     pthread_rwlock_t lock; /* guards entries, n and bootstrap (the snapshot) */
-    auth_entry *entries;   /* sorted by id; owned */
+    /* Serializes auth_load_tokens from registry read to swap. Without it two reloads (a REST
+     * token change and the tick, or two changes) could swap in the older read last, so a token
+     * just created kept failing, or one just revoked kept working, until the next tick. */
+    pthread_mutex_t reload_lock;
+    auth_entry *entries; /* sorted by id; owned */
     size_t n;
-    long bootstrap;       /* index of the active token named bootstrap, or -1 */
-    atomic_bool enabled;  /* jwt != NULL || n > 0 */
-    int ticks;            /* auth_tick's thread only */
+    long bootstrap;      /* index of the active token named bootstrap, or -1 */
+    atomic_bool enabled; /* jwt != NULL || n > 0 */
+    int ticks;           /* auth_tick's thread only */
 };
 
 static const char *const auth_role_names[AUTH_ROLE_COUNT] = {"inference", "viewer", "deployer",
-                                                              "admin"};
+                                                             "admin"};
 
 const char *auth_role_name(auth_role role)
 {
@@ -139,8 +143,9 @@ static auth_entry *auth_find(auth_entry *e, size_t n, const char *id)
     return bsearch(&key, e, n, sizeof *e, auth_entry_cmp);
 }
 
-/* Read the registry into a new snapshot and swap it in, keeping uses not yet saved. */
-static int auth_load_tokens(auth *a)
+/* Read the registry into a new snapshot and swap it in, keeping uses not yet saved. Caller
+ * holds reload_lock. */
+static int auth_load_tokens_locked(auth *a)
 {
     auth_load l = {0};
     char err[256];
@@ -170,6 +175,16 @@ static int auth_load_tokens(auth *a)
     pthread_rwlock_unlock(&a->lock);
     free(gone);
     return 0;
+}
+
+/* auth_load_tokens_locked, one at a time: a reload that starts after a registry change
+ * committed is the last to swap, so the snapshot never goes back to before the change. */
+static int auth_load_tokens(auth *a)
+{
+    pthread_mutex_lock(&a->reload_lock);
+    int rc = auth_load_tokens_locked(a);
+    pthread_mutex_unlock(&a->reload_lock);
+    return rc;
 }
 
 /* Save last-use times that changed since the last save (one registry call per token). */
@@ -236,8 +251,7 @@ reg_status auth_token_create(registry *reg, const char *name, auth_role role, in
                              size_t errlen)
 {
     if (!name_valid(name))
-        return auth_fail(err, errlen, REG_INVALID,
-                         "token name must match [A-Za-z0-9_.-]{1,64}");
+        return auth_fail(err, errlen, REG_INVALID, "token name must match [A-Za-z0-9_.-]{1,64}");
     if (role < 0 || role >= AUTH_ROLE_COUNT || ttl_s < 0)
         return auth_fail(err, errlen, REG_INVALID, "bad role or expiry");
     reg_token t = {0};
@@ -271,8 +285,10 @@ static char *auth_read_secret(const char *path, char *err, size_t errlen)
         close(fd);
     if (n < 0) {
         free(buf);
-        snprintf(err, errlen, "cannot read --admin-token-file %s (a regular file of at most %d "
-                 "bytes)", path, AUTH_BOOTSTRAP_MAX);
+        snprintf(err, errlen,
+                 "cannot read --admin-token-file %s (a regular file of at most %d "
+                 "bytes)",
+                 path, AUTH_BOOTSTRAP_MAX);
         return NULL;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
@@ -280,8 +296,10 @@ static char *auth_read_secret(const char *path, char *err, size_t errlen)
     if ((size_t)n != strlen(buf) || n < AUTH_BOOTSTRAP_MIN || strchr(buf, ' ')) {
         OPENSSL_cleanse(buf, (size_t)n);
         free(buf);
-        snprintf(err, errlen, "--admin-token-file %s must hold one secret of at least %d "
-                 "characters without spaces (e.g. openssl rand -hex 32)", path, AUTH_BOOTSTRAP_MIN);
+        snprintf(err, errlen,
+                 "--admin-token-file %s must hold one secret of at least %d "
+                 "characters without spaces (e.g. openssl rand -hex 32)",
+                 path, AUTH_BOOTSTRAP_MIN);
         return NULL;
     }
     return buf;
@@ -295,8 +313,7 @@ static int auth_ensure_bootstrap(auth *a, const char *path, char *err, size_t er
         return -1;
     size_t len = strlen(secret);
     pthread_rwlock_rdlock(&a->lock);
-    bool same = a->bootstrap >= 0 &&
-                a->entries[a->bootstrap].role == AUTH_ROLE_ADMIN &&
+    bool same = a->bootstrap >= 0 && a->entries[a->bootstrap].role == AUTH_ROLE_ADMIN &&
                 auth_token_matches(a->entries[a->bootstrap].salt, a->entries[a->bootstrap].hash,
                                    secret, len);
     pthread_rwlock_unlock(&a->lock);
@@ -341,6 +358,7 @@ int auth_new(const auth_config *cfg, registry *reg, auth **out, char *err, size_
     a->loopback = cfg->loopback_listener;
     a->tls = cfg->tls;
     pthread_rwlock_init(&a->lock, NULL);
+    pthread_mutex_init(&a->reload_lock, NULL);
     if (cfg->cors_origins != NULL && cfg->cors_origins[0] != '\0' &&
         (a->cors = strdup(cfg->cors_origins)) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -371,6 +389,7 @@ void auth_free(auth *a)
     free(a->entries);
     free(a->cors);
     pthread_rwlock_destroy(&a->lock);
+    pthread_mutex_destroy(&a->reload_lock);
     free(a);
 }
 
@@ -425,8 +444,9 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
     size_t len;
     const char *t = auth_bearer(header, &len);
     if (t == NULL) {
-        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", header ? "Authorization must be \"Bearer <token>\""
-                                         : "this route needs a token (Authorization: Bearer)");
+        auth_refuse(d, AUTH_UNAUTHENTICATED, "%s",
+                    header ? "Authorization must be \"Bearer <token>\""
+                           : "this route needs a token (Authorization: Bearer)");
         return -1;
     }
     char text[AUTH_HEADER_TOKEN_MAX + 1], id[AUTH_TOKEN_ID_HEX + 1];
@@ -445,8 +465,8 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
             auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", why);
     } else {
         pthread_rwlock_rdlock(&a->lock);
-        rc = auth_entry_check(a->bootstrap >= 0 ? &a->entries[a->bootstrap] : NULL, text, len,
-                              now, d);
+        rc = auth_entry_check(a->bootstrap >= 0 ? &a->entries[a->bootstrap] : NULL, text, len, now,
+                              d);
         pthread_rwlock_unlock(&a->lock);
     }
     OPENSSL_cleanse(text, len);
@@ -460,7 +480,8 @@ static void auth_preflight(auth *a, const auth_request *req, auth_decision *d)
         d->verdict = AUTH_PREFLIGHT;
         snprintf(d->allow_origin, sizeof d->allow_origin, "%s", req->origin);
     } else {
-        auth_refuse(d, AUTH_FORBIDDEN, "cross-origin requests from %.100s are not allowed", req->origin);
+        auth_refuse(d, AUTH_FORBIDDEN, "cross-origin requests from %.100s are not allowed",
+                    req->origin);
     }
 }
 
@@ -479,8 +500,10 @@ void auth_decide(auth *a, const auth_request *req, auth_decision *d)
         return;
     }
     if (!enabled && a->loopback && req->host != NULL && !auth_host_is_loopback(req->host)) {
-        auth_refuse(d, AUTH_FORBIDDEN, "Host %.100s is not a loopback name (this server has no tokens and "
-                    "answers only on loopback)", req->host);
+        auth_refuse(d, AUTH_FORBIDDEN,
+                    "Host %.100s is not a loopback name (this server has no tokens and "
+                    "answers only on loopback)",
+                    req->host);
         return;
     }
     bool listed = auth_origin_listed(req->origin, a->cors);

@@ -601,3 +601,143 @@ def test_rate_limit_buckets_are_per_token_and_shared_by_anonymous_callers(server
 def expect_status_text(r):
     assert r.status_code == 200, describe(r)
     return r.text
+
+
+# -- RS256 JWTs end to end -------------------------------------------------------------------------
+
+ISSUER = "https://issuer.test"
+
+
+def openssl(*args):
+    p = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"openssl {args}: {p.stderr}"
+
+
+def rsa_key(path):
+    """An RSA key pair made with the openssl CLI; returns (private PEM bytes, public PEM path)."""
+    openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+            str(path / "key.pem"))
+    openssl("pkey", "-in", str(path / "key.pem"), "-pubout", "-out", str(path / "pub.pem"))
+    return (path / "key.pem").read_bytes(), path / "pub.pem"
+
+
+def hs256_by_hand(claims, secret):
+    """An HS256 JWT signed by hand (PyJWT refuses to use a PEM key as an HMAC secret)."""
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+@pytest.fixture
+def rs256(server_factory, tmp_path):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    private, public = rsa_key(keys)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other, _ = rsa_key(other_dir)
+    srv = server_factory(args=["--jwt-rs256-public-key", str(public), "--jwt-audience", AUDIENCE,
+                               "--jwt-issuer", ISSUER])
+
+    def claims(role="viewer", exp_in=600, **extra):
+        c = {"sub": f"rs-{role}", "role": role, "aud": AUDIENCE, "iss": ISSUER,
+             "exp": int(time.time()) + exp_in}
+        c.update(extra)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def sign(key=private, alg="RS256", **kw):
+        return jwt.encode(claims(**kw), key, algorithm=alg)
+
+    srv.claims, srv.sign, srv.public_pem, srv.other_key = claims, sign, public.read_bytes(), other
+    return srv
+
+
+def test_rs256_jwt_end_to_end(rs256):
+    srv = rs256
+    ok = srv.sign(role="viewer")
+    expect_status(request(srv, "GET", "/models", token=ok), 200)
+    body = expect_status(request(srv, "GET", "/auth/whoami", token=ok), 200)
+    assert body == {"auth": True, "name": "jwt:rs-viewer", "role": "viewer"}, body
+    # the role claim decides: a viewer may not deploy, a deployer may
+    deploy = {"model_name": "quadratic_predictor", "version": "1"}
+    expect_error(request(srv, "POST", "/deployments/deploy", deploy, token=ok), 403)
+    expect_status(request(srv, "POST", "/deployments/deploy", deploy,
+                          token=srv.sign(role="deployer")), 201)
+    # list-valued aud that contains ours is accepted
+    expect_status(request(srv, "GET", "/models",
+                          token=srv.sign(aud=["someone", AUDIENCE])), 200)
+    refused = {
+        "expired": srv.sign(exp_in=-3600),
+        "not yet valid": srv.sign(nbf=int(time.time()) + 3600),
+        "wrong aud": srv.sign(aud="someone-else"),
+        "no aud": srv.sign(aud=None),
+        "wrong iss": srv.sign(iss="https://evil.test"),
+        "no iss": srv.sign(iss=None),
+        "another key": srv.sign(key=srv.other_key),
+        "alg confusion (HS256 keyed with the public key)": hs256_by_hand(srv.claims("admin"),
+                                                                         srv.public_pem),
+        "alg none": alg_none_jwt(),
+        "tampered claims": ok.split(".")[0] + "." +
+        b64url(json.dumps(srv.claims("admin")).encode()) + "." + ok.split(".")[2],
+    }
+    for what, token in refused.items():
+        r = request(srv, "GET", "/models", token=token)
+        assert r.status_code == 401, f"{what}: {describe(r)}"
+        assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), what
+        assert token not in r.text, what
+
+
+# -- auth under concurrency (runs again under TSan: ctest -L tsan) ---------------------------------
+
+
+@pytest.mark.stress
+def test_concurrent_authenticated_requests_and_token_churn(secured):
+    import concurrent.futures
+    admin = secured.tokens["admin"]
+    viewer = secured.tokens["viewer"]
+    stop = time.monotonic() + 8
+    errors = []
+
+    def readers(seed):
+        s = requests.Session()
+        n = 0
+        while time.monotonic() < stop:
+            tok = (viewer, make_jwt("viewer"), secured.revoked, "garbage")[(seed + n) % 4]
+            r = request(secured, "GET", "/models", token=tok, session=s)
+            want = 200 if tok in (viewer,) or tok.count(".") == 2 else 401
+            if r.status_code != want:
+                errors.append(f"reader {seed}: {describe(r)}")
+            n += 1
+        return n
+
+    def churner(seed):
+        s = requests.Session()
+        n = 0
+        while time.monotonic() < stop:
+            name = f"churn-{seed}-{n}"
+            r = request(secured, "POST", "/tokens", {"name": name, "role": "viewer"},
+                        token=admin, session=s)
+            if r.status_code != 201:
+                errors.append(f"create {name}: {describe(r)}")
+                break
+            new = r.json()["token"]
+            if request(secured, "GET", "/auth/whoami", token=new, session=s).status_code != 200:
+                errors.append(f"fresh token {name} refused")
+            if request(secured, "DELETE", f"/tokens/{name}", token=admin,
+                       session=s).status_code != 200:
+                errors.append(f"revoke {name} failed")
+            if request(secured, "GET", "/models", token=new, session=s).status_code != 401:
+                errors.append(f"revoked token {name} still works")
+            n += 1
+        return n
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        futs = [pool.submit(readers, i) for i in range(4)] + \
+               [pool.submit(churner, i) for i in range(2)]
+        counts = [f.result() for f in futs]
+    assert not errors, errors[:10]
+    assert all(c > 0 for c in counts), counts
+    assert secured.alive()
+    # the last-use bookkeeping and the audit trail kept up: the server still answers everything
+    expect_status(request(secured, "GET", "/tokens", token=admin), 200)

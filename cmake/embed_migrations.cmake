@@ -1,14 +1,17 @@
 # Embeds the SQL migrations into C so the installed server needs no source tree.
 #
-#   cmake -DSRC_DIR=<migrations dir> -DOUT=<generated .c> -P embed_migrations.cmake
+#   cmake -DSRC_DIR=<migrations dir> -DOUT=<generated .c> [-DARRAY=<name>] -P embed_migrations.cmake
 #
 # Every SRC_DIR/NNNN_<name>.sql becomes one entry {number, file name, sql} of the array
-# `reg_migrations`, sorted by number; registry/registry_internal.h declares the same struct and registry/migrate.c runs them in
+# ARRAY (default `reg_migrations`; the PostgreSQL set is `reg_pg_migrations`), sorted by number; registry/registry_internal.h declares the same struct and registry/migrate.c runs them in
 # order. SQL is written as byte arrays, so no character of it needs escaping. Numbers must be
 # unique and greater than zero; a file that breaks the naming rule fails the build instead of
 # being skipped silently.
 if(NOT DEFINED SRC_DIR OR NOT DEFINED OUT)
   message(FATAL_ERROR "usage: cmake -DSRC_DIR=<dir> -DOUT=<file.c> -P embed_migrations.cmake")
+endif()
+if(NOT DEFINED ARRAY)
+  set(ARRAY reg_migrations)
 endif()
 
 file(GLOB migration_files RELATIVE "${SRC_DIR}" "${SRC_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
@@ -41,8 +44,8 @@ foreach(file_name IN LISTS migration_files)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   string(REGEX REPLACE "(${byte_16})" "\\1\n    " hex "${hex}") # 16 bytes a line
   string(APPEND arrays "/* ${file_name} */\n"
-         "static const char sql_${digits}[] = {\n    ${hex}0x00};\n\n")
-  string(APPEND entries "    {${number}, \"${file_name}\", sql_${digits}},\n")
+         "static const char ${ARRAY}_${digits}[] = {\n    ${hex}0x00};\n\n")
+  string(APPEND entries "    {${number}, \"${file_name}\", ${ARRAY}_${digits}},\n")
 endforeach()
 
 list(LENGTH migration_files count)
@@ -56,11 +59,11 @@ struct reg_migration {
     const char *sql;
 };
 
-extern const struct reg_migration reg_migrations[];
-extern const size_t reg_migrations_count;
+extern const struct reg_migration ${ARRAY}[];
+extern const size_t ${ARRAY}_count;
 
-${arrays}const struct reg_migration reg_migrations[] = {
+${arrays}const struct reg_migration ${ARRAY}[] = {
 ${entries}};
 
-const size_t reg_migrations_count = ${count};
+const size_t ${ARRAY}_count = ${count};
 ")

@@ -1,15 +1,22 @@
 /*
- * registry db: the connection and its pragmas, the cached prepared statements (every SQL
- * statement dynserve runs is in SQL[] below), errors, argument validation, statement helpers,
- * locking and transactions, open and close. See registry_internal.h for the file map.
+ * registry db: the cached prepared statements (every SQL statement dynserve runs is in SQL[] or
+ * PG_SQL[] below), errors, argument validation, statement helpers, locking and transactions,
+ * open and close. See registry_internal.h for the file map.
  *
- * How it works. A handle holds one connection and a table of prepared statements indexed by
- * `enum stmt_id`; all SQL text lives in SQL[] below and is prepared on first use. Every public
- * function validates its arguments first (names never reach SQL unchecked), then takes the
- * handle's mutex. Mutations run through reg__tx_run(), which wraps one body function in
- * BEGIN IMMEDIATE ... COMMIT and rolls back on any failure, so each public call is exactly one
- * transaction. Statements are reset right after use so no read snapshot outlives a call (an
- * open snapshot would stop WAL checkpoints).
+ * How it works. A handle holds one connection of one backend (SQLite or PostgreSQL, picked from
+ * the target given to registry_open) and a table of statements indexed by `enum stmt_id`. SQL[]
+ * holds the text both backends run: SQLite's dialect with ?N placeholders and NOW_SQL, which the
+ * PostgreSQL backend rewrites to $N and PG_NOW_SQL when it prepares a statement. Where the SQL
+ * must differ (JSON functions, catalog queries, rowid), PG_SQL[] holds PostgreSQL's text under
+ * the same id. Statements are prepared on first use. Every public function validates its
+ * arguments first (names never reach SQL unchecked), then takes the handle's mutex. Mutations
+ * run through reg__tx_run(), which wraps one body function in a write transaction (SQLite:
+ * BEGIN IMMEDIATE; PostgreSQL: BEGIN + a transaction advisory lock, so the writers of every
+ * replica take turns exactly as SQLite's do) and rolls back on any failure, so each public call
+ * is exactly one transaction; a transaction that failed for a retryable reason (serialization
+ * failure, deadlock, lost connection) runs again, a bounded number of times. Statements are
+ * reset right after use so no read snapshot outlives a call (an open snapshot would stop WAL
+ * checkpoints).
  */
 #include "registry_internal.h"
 
@@ -18,8 +25,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "names.h"
+
+/* The key of pg_advisory_xact_lock that serializes registry writers, and of pg_advisory_lock
+ * that serializes migrations ("dyns" and "dynm" in ASCII): per database, so two registries in
+ * one PostgreSQL database (schemas) share them, which only costs a little concurrency. */
+#define PG_TX_LOCK_KEY        "1685679731"
+#define PG_MIGRATION_LOCK_KEY "1685679725"
+#define PG_ISO_NOW                                                                                 \
+    "to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 static const char *const SQL[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -63,7 +79,7 @@ static const char *const SQL[ST_COUNT] = {
                                               "WHERE version_id = ?1 AND status = 'failed'",
     [ST_DEPLOYMENT_INSERT] = "INSERT INTO deployments "
                              "(model_name, version, version_id, endpoint_name, options) "
-                             "VALUES (?1, ?2, ?3, ?4, coalesce(?5, '{}'))",
+                             "VALUES (?1, ?2, ?3, ?4, coalesce(?5, '{}')) RETURNING id",
     [ST_DEPLOYMENT_GET] = "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE id = ?1",
     [ST_DEPLOYMENT_END] = "UPDATE deployments SET status = ?2, status_reason = ?3, "
                           "undeployed_at = CASE WHEN ?2 = 'undeployed' THEN " NOW_SQL " END "
@@ -107,9 +123,9 @@ static const char *const SQL[ST_COUNT] = {
     [ST_TOKEN_REVOKE_NAME] = "UPDATE api_tokens SET revoked_at = " NOW_SQL " "
                              "WHERE name = ?1 AND revoked_at IS NULL",
     /* An id match wins over a name match, so one call never revokes two tokens. */
-    [ST_TOKEN_REVOKE_ONE] = "UPDATE api_tokens SET revoked_at = " NOW_SQL " WHERE rowid = "
-                            "(SELECT rowid FROM api_tokens WHERE revoked_at IS NULL "
-                            "AND (id = ?1 OR name = ?1) ORDER BY id = ?1 DESC LIMIT 1) "
+    [ST_TOKEN_REVOKE_ONE] = "UPDATE api_tokens SET revoked_at = " NOW_SQL " WHERE id = "
+                            "(SELECT id FROM api_tokens WHERE revoked_at IS NULL "
+                            "AND (id = ?1 OR name = ?1) ORDER BY (id = ?1) DESC LIMIT 1) "
                             "RETURNING " TOKEN_COLUMNS,
     [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY created_at, rowid",
     [ST_TOKEN_TOUCH] = "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
@@ -123,7 +139,50 @@ static const char *const SQL[ST_COUNT] = {
         "FROM deployments d JOIN deployment_stats s ON s.deployment_id = d.id "
         "WHERE d.status = 'undeployed' GROUP BY d.model_name, d.version "
         "ORDER BY d.model_name, d.version",
+    [ST_MIGRATION_LIST] = "SELECT version FROM schema_migrations ORDER BY version",
 };
+
+/* PostgreSQL's text where it differs from SQL[] (NULL: SQL[] is run, rewritten), and the
+ * statements only PostgreSQL runs. */
+static const char *const PG_SQL[ST_COUNT] = {
+    /* READ COMMITTED plus the advisory lock (ST_TX_LOCK, taken right after BEGIN): every
+     * statement after the lock sees every commit before it, so a body's checks hold until its
+     * COMMIT, as under SQLite's single writer; no snapshot predates the lock. */
+    [ST_BEGIN] = "BEGIN ISOLATION LEVEL READ COMMITTED",
+    [ST_TX_LOCK] = "SELECT pg_advisory_xact_lock(" PG_TX_LOCK_KEY ")",
+    [ST_MIGRATION_LOCK] = "SELECT pg_advisory_lock(" PG_MIGRATION_LOCK_KEY ")",
+    [ST_MIGRATION_UNLOCK] = "SELECT pg_advisory_unlock(" PG_MIGRATION_LOCK_KEY ")",
+    [ST_NOTIFY] = "SELECT pg_notify(?1, ?2)",
+    [ST_JSON_IS_OBJECT] = "SELECT ds_json_is_object(?1)::int",
+    [ST_HAS_MIGRATIONS_TABLE] = "SELECT count(*) FROM pg_tables "
+                                "WHERE schemaname = current_schema() "
+                                "AND tablename = 'schema_migrations'",
+    [ST_COUNT_USER_OBJECTS] = "SELECT count(*) FROM pg_class c JOIN pg_namespace n "
+                              "ON n.oid = c.relnamespace WHERE n.nspname = current_schema()",
+    /* ds_now() does not exist yet: 0001 creates it. */
+    [ST_CREATE_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                   "version integer PRIMARY KEY CHECK (version > 0), "
+                                   "name text NOT NULL, "
+                                   "applied_at text NOT NULL DEFAULT " PG_ISO_NOW ")",
+    /* json_build_object keeps the keys in SQLite's order; its text has spaces SQLite's lacks. */
+    [ST_EVENT_INSERT_DEPLOYMENT] = "INSERT INTO events (kind, model_name, version, detail_json, "
+                                   "actor, client_addr) "
+                                   "VALUES (?1, ?2, ?3, json_build_object('deployment_id', "
+                                   "?4::bigint, 'endpoint_name', ?5::text, 'reason', ?6::text)"
+                                   "::text, ?7, ?8)",
+    [ST_EVENT_INSERT_TRAFFIC] = "INSERT INTO events (kind, model_name, detail_json, actor, "
+                                "client_addr) VALUES (?1, ?2, json_build_object('weights', "
+                                "?3::json, 'guard', ?4::json, 'reason', ?5::text)::text, ?6, ?7)",
+    /* No rowid: migrations/postgres/0002_auth.sql gives api_tokens an insertion sequence. */
+    [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY created_at, seq",
+};
+
+const char *reg__sql(const registry *r, enum stmt_id id)
+{
+    if (r->be == &reg_pg_backend && PG_SQL[id])
+        return PG_SQL[id];
+    return SQL[id];
+}
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
@@ -139,25 +198,32 @@ __attribute__((format(printf, 4, 5))) reg_status reg__fail(char *err, size_t err
     return st;
 }
 
-/* Maps a failed SQLite call to a status. Constraint failures that the callers did not
+/* Maps a failed database call to a status. Constraint failures that the callers did not
  * pre-check (they pre-check the common ones for clearer messages) still map sensibly. */
 static reg_status status_of(int rc)
 {
     switch (rc) {
-    case SQLITE_CONSTRAINT_UNIQUE:
-    case SQLITE_CONSTRAINT_PRIMARYKEY: return REG_EXISTS;
-    case SQLITE_CONSTRAINT_CHECK:
-    case SQLITE_CONSTRAINT_NOTNULL: return REG_INVALID;
-    case SQLITE_CONSTRAINT_FOREIGNKEY: return REG_CONFLICT;
+    case DB_UNIQUE: return REG_EXISTS;
+    case DB_CHECK:
+    case DB_NOTNULL: return REG_INVALID;
+    case DB_FOREIGN: return REG_CONFLICT;
     default: return REG_ERROR;
     }
 }
 
-/* Must be called before any other statement runs, or sqlite3_errmsg() describes that one. */
+/* The backend stores its message (with its own code) in r->errmsg when a call fails. */
+void reg__set_errmsg(registry *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+/* Must be called before any other statement fails, or r->errmsg describes that one. */
 reg_status reg__db_fail(registry *r, int rc, char *err, size_t errlen, const char *what)
 {
-    return reg__fail(err, errlen, status_of(rc), "%s: %s (sqlite %d)", what, sqlite3_errmsg(r->db),
-                     rc);
+    return reg__fail(err, errlen, status_of(rc), "%s: %s", what, r->errmsg);
 }
 
 reg_status reg__no_memory(char *err, size_t errlen)
@@ -241,53 +307,41 @@ reg_status reg__check_plugin_path(const char *path, char *err, size_t errlen)
 
 /* ---- statement helpers ----------------------------------------------------------------- */
 
-void reg__stmt_done(sqlite3_stmt *st)
+void reg__stmt_done(reg_stmt *st)
 {
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    st->r->be->reset(st);
 }
 
-/* Binds `spec` arguments: 's' = const char * (NULL binds NULL), 'i' = int64_t, 'd' = double. */
-static int bind_args(sqlite3_stmt *st, const char *spec, va_list ap)
+int reg__step(reg_stmt *st)
 {
-    int rc = SQLITE_OK;
-    for (int i = 0; spec[i] && rc == SQLITE_OK; i++) {
-        if (spec[i] == 's') {
-            const char *s = va_arg(ap, const char *);
-            rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT)
-                   : sqlite3_bind_null(st, i + 1);
-        } else if (spec[i] == 'i') {
-            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-        } else if (spec[i] == 'd') {
-            rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
-        } else {
-            rc = SQLITE_MISUSE;
-        }
-    }
-    return rc;
+    return st->r->be->step(st);
 }
 
-static int vquery(registry *r, enum stmt_id id, sqlite3_stmt **out, const char *spec, va_list ap)
+int64_t reg__col_int64(const reg_stmt *st, int col)
 {
-    int rc = SQLITE_OK;
-    if (!r->stmts[id])
-        rc = sqlite3_prepare_v2(r->db, SQL[id], -1, &r->stmts[id], NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_stmt *st = r->stmts[id];
-    reg__stmt_done(st); /* a statement left mid-step by an earlier failure starts clean */
-    rc = bind_args(st, spec, ap);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW)
-        sqlite3_reset(st); /* keeps sqlite3_errmsg() describing the failure */
-    *out = st;
-    return rc;
+    return st->r->be->col_int64(st, col);
 }
 
-/* Runs statement `id` with the arguments of `spec` (see bind_args). SQLITE_ROW leaves *out on
- * the first row: read it, then call reg__stmt_done(*out). Any other result is already reset. */
-int reg__query(registry *r, enum stmt_id id, sqlite3_stmt **out, const char *spec, ...)
+double reg__col_double(const reg_stmt *st, int col)
+{
+    return st->r->be->col_double(st, col);
+}
+
+const char *reg__col_text(const reg_stmt *st, int col)
+{
+    return st->r->be->col_text(st, col);
+}
+
+/* Argument specs: 's' = const char * (NULL binds NULL), 'i' = int64_t, 'd' = double. */
+static int vquery(registry *r, enum stmt_id id, reg_stmt **out, const char *spec, va_list ap)
+{
+    *out = &r->stmts[id];
+    return r->be->query(r, id, spec, ap);
+}
+
+/* Runs statement `id` with the arguments of `spec` (see vquery). DB_ROW leaves *out on the first
+ * row: read it, then call reg__stmt_done(*out). Any other result is already reset. */
+int reg__query(registry *r, enum stmt_id id, reg_stmt **out, const char *spec, ...)
 {
     va_list ap;
     va_start(ap, spec);
@@ -296,17 +350,17 @@ int reg__query(registry *r, enum stmt_id id, sqlite3_stmt **out, const char *spe
     return rc;
 }
 
-/* Runs a statement whose rows (if any) do not matter; SQLITE_DONE on success. */
+/* Runs a statement whose rows (if any) do not matter; DB_DONE on success. */
 int reg__run(registry *r, enum stmt_id id, const char *spec, ...)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     va_list ap;
     va_start(ap, spec);
     int rc = vquery(r, id, &st, spec, ap);
     va_end(ap);
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         reg__stmt_done(st);
-        rc = SQLITE_DONE;
+        rc = DB_DONE;
     }
     return rc;
 }
@@ -315,31 +369,30 @@ int reg__run(registry *r, enum stmt_id id, const char *spec, ...)
 reg_status reg__query_int(registry *r, enum stmt_id id, const char *what, int64_t *value,
                           bool *found, char *err, size_t errlen, const char *spec, ...)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     va_list ap;
     va_start(ap, spec);
     int rc = vquery(r, id, &st, spec, ap);
     va_end(ap);
-    *found = rc == SQLITE_ROW;
-    *value = *found ? sqlite3_column_int64(st, 0) : 0;
-    if (rc == SQLITE_ROW)
+    *found = rc == DB_ROW;
+    *value = *found ? reg__col_int64(st, 0) : 0;
+    if (rc == DB_ROW)
         reg__stmt_done(st);
-    return (rc == SQLITE_ROW || rc == SQLITE_DONE) ? REG_OK
-                                                   : reg__db_fail(r, rc, err, errlen, what);
+    return (rc == DB_ROW || rc == DB_DONE) ? REG_OK : reg__db_fail(r, rc, err, errlen, what);
 }
 
-void reg__copy_column(char *dst, size_t size, sqlite3_stmt *st, int col)
+void reg__copy_column(char *dst, size_t size, const reg_stmt *st, int col)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
+    const char *s = reg__col_text(st, col);
     size_t n = s ? strnlen(s, size - 1) : 0;
     memcpy(dst, s ? s : "", n);
     dst[n] = '\0';
 }
 
 /* malloc'd copy of a text column; *out = NULL for SQL NULL. false only when out of memory. */
-bool reg__dup_column(sqlite3_stmt *st, int col, char **out)
+bool reg__dup_column(const reg_stmt *st, int col, char **out)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
+    const char *s = reg__col_text(st, col);
     *out = s ? strdup(s) : NULL;
     return !s || *out;
 }
@@ -347,18 +400,18 @@ bool reg__dup_column(sqlite3_stmt *st, int col, char **out)
 /* Row callback for reg__each_row(): 0 = next row, > 0 = stop, < 0 = out of memory. */
 
 /* Calls fn for the row `rc`/`st` came back with and every row after it, then resets st. */
-reg_status reg__each_row(registry *r, sqlite3_stmt *st, int rc, row_fn fn, void *ctx,
+reg_status reg__each_row(registry *r, reg_stmt *st, int rc, row_fn fn, void *ctx,
                          const char *what, char *err, size_t errlen)
 {
-    while (rc == SQLITE_ROW) {
+    while (rc == DB_ROW) {
         int verdict = fn(st, ctx);
         if (verdict != 0) {
             reg__stmt_done(st);
             return verdict < 0 ? reg__no_memory(err, errlen) : REG_OK;
         }
-        rc = sqlite3_step(st);
+        rc = reg__step(st);
     }
-    reg_status status = rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, what);
+    reg_status status = rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, what);
     reg__stmt_done(st);
     return status;
 }
@@ -383,27 +436,56 @@ static void unlock(registry *r)
 
 static void rollback(registry *r)
 {
-    /* SQLite may already have rolled back (e.g. SQLITE_FULL); a second ROLLBACK would fail. */
-    if (!sqlite3_get_autocommit(r->db))
+    /* The database may already have rolled back (e.g. SQLITE_FULL, a lost connection); a second
+     * ROLLBACK would fail. */
+    if (r->be->in_tx(r))
         reg__run(r, ST_ROLLBACK, "");
 }
 
-/* Runs body inside BEGIN IMMEDIATE ... COMMIT; any failure rolls back. IMMEDIATE takes the
- * write lock up front, so a concurrent writer waits in busy_timeout instead of failing with
- * SQLITE_BUSY halfway through. body writes err when it fails. */
-reg_status reg__tx_run(registry *r, tx_body body, void *arg, char *err, size_t errlen)
+/* Runs body inside one write transaction; any failure rolls back. SQLite's BEGIN IMMEDIATE and
+ * PostgreSQL's advisory lock take the write lock up front, so a concurrent writer waits instead
+ * of failing halfway through. body writes err when it fails. */
+static reg_status tx_once(registry *r, tx_body body, void *arg, char *err, size_t errlen)
 {
-    int rc = reg__run(r, ST_BEGIN, "");
-    if (rc != SQLITE_DONE)
+    int rc = r->be->begin(r);
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "begin transaction");
     reg_status st = body(r, arg, err, errlen);
     if (st == REG_OK) {
         rc = reg__run(r, ST_COMMIT, "");
-        if (rc == SQLITE_DONE)
+        if (rc == DB_DONE)
             return REG_OK;
         st = reg__db_fail(r, rc, err, errlen, "commit");
     }
     rollback(r);
+    return st;
+}
+
+/* How often a transaction that failed for a retryable reason runs again, and the first pause
+ * (doubled each time: 10, 20, 40, 80 ms; a PostgreSQL restart takes about that long). */
+#define TX_ATTEMPTS   5
+#define TX_BACKOFF_MS 10
+
+static void backoff(int attempt)
+{
+    long ms = (long)TX_BACKOFF_MS << attempt;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A body may therefore run more than once: it must not hand out memory (or anything else) before
+ * it returns REG_OK, and it must overwrite, not append to, what it fills in. */
+reg_status reg__tx_run(registry *r, tx_body body, void *arg, char *err, size_t errlen)
+{
+    reg_status st = REG_ERROR;
+    for (int attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+        if (attempt > 0)
+            backoff(attempt - 1);
+        r->retry = false;
+        st = tx_once(r, body, arg, err, errlen);
+        if (st == REG_OK || !r->retry)
+            break;
+    }
     return st;
 }
 
@@ -417,12 +499,23 @@ reg_status reg__locked_tx(registry *r, tx_body body, void *arg, char *err, size_
     return st;
 }
 
-/* One public read: lock, body (a single statement is its own consistent snapshot), unlock. */
+/* One public read: lock, body (a single statement is its own consistent snapshot), unlock. A
+ * read that failed for a retryable reason (a lost connection) runs again like a transaction:
+ * the PostgreSQL backend fetches a result whole before the first row reaches a callback, so a
+ * failed attempt has called no callback. */
 reg_status reg__locked_read(registry *r, tx_body body, void *arg, char *err, size_t errlen)
 {
     if (lock(r, err, errlen) != REG_OK)
         return REG_ERROR;
-    reg_status st = body(r, arg, err, errlen);
+    reg_status st = REG_ERROR;
+    for (int attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+        if (attempt > 0)
+            backoff(attempt - 1);
+        r->retry = false;
+        st = body(r, arg, err, errlen);
+        if (st == REG_OK || !r->retry)
+            break;
+    }
     unlock(r);
     return st;
 }
@@ -442,75 +535,111 @@ reg_status reg__check_json_object(registry *r, const char *what, const char *jso
     return st;
 }
 
+/* NOTIFY on COMMIT (PostgreSQL); channel [a-z_]{1,63}, payload below PostgreSQL's 8000 bytes. */
+reg_status reg__notify(registry *r, const char *channel, const char *payload, char *err,
+                       size_t errlen)
+{
+    size_t n = channel ? strnlen(channel, 64) : 0;
+    bool ok = n >= 1 && n <= 63 && strspn(channel, "abcdefghijklmnopqrstuvwxyz_") == n;
+    if (!ok || !payload || strnlen(payload, 8000) >= 8000)
+        return reg__fail(err, errlen, REG_INVALID,
+                         "notify: channel must be [a-z_]{1,63} and payload under 8000 bytes");
+    if (r->be != &reg_pg_backend)
+        return REG_OK;
+    int rc = reg__run(r, ST_NOTIFY, "ss", channel, payload);
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "notify");
+}
+
+static reg_status notify_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    const char *const *a = arg;
+    return reg__notify(r, a[0], a[1], err, errlen);
+}
+
+reg_status registry_notify(registry *r, const char *channel, const char *payload, char *err,
+                           size_t errlen)
+{
+    const char *a[2] = {channel, payload};
+    reg_status st = reg__check_handle(r, err, errlen);
+    return st == REG_OK ? reg__locked_tx(r, notify_tx, (void *)a, err, errlen) : st;
+}
+
 /* ---- open and close ------------------------------------------------------------------- */
 
-/* Connection settings that do not touch the file: safe before the too-new check. */
-static reg_status configure_connection(registry *r, char *err, size_t errlen)
+/* Appends n bytes of s to out (of size outlen, used so far *o), always NUL-terminated. */
+static void append(char *out, size_t outlen, size_t *o, const char *s, size_t n)
 {
-    sqlite3_extended_result_codes(r->db, 1);
-    int rc = sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
-    if (rc == SQLITE_OK)
-        rc = reg__run(r, ST_FOREIGN_KEYS_ON, "");
-    if (rc == SQLITE_OK || rc == SQLITE_DONE)
-        rc = reg__run(r, ST_SYNCHRONOUS_FULL, "");
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "configure connection");
+    while (n-- > 0 && *o + 1 < outlen)
+        out[(*o)++] = *s++;
+    out[*o] = '\0';
 }
 
-/* journal_mode=WAL is persistent (it rewrites the file header), so it runs only after the
- * schema was found acceptable. In-memory databases report "memory" and keep it. */
-static reg_status enable_wal(registry *r, char *err, size_t errlen)
+void registry_redact_target(const char *target, char *out, size_t outlen)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = reg__query(r, ST_JOURNAL_WAL, &st, "");
-    if (rc != SQLITE_ROW)
-        return reg__db_fail(r, rc, err, errlen, "enable WAL");
-    char mode[16];
-    reg__copy_column(mode, sizeof mode, st, 0);
-    reg__stmt_done(st);
-    if (strcmp(mode, "wal") == 0 || strcmp(mode, "memory") == 0)
-        return REG_OK;
-    return reg__fail(err, errlen, REG_ERROR, "enable WAL: journal mode stayed '%s'", mode);
+    if (!out || outlen == 0)
+        return;
+    size_t o = 0;
+    out[0] = '\0';
+    if (!target)
+        return;
+    const char *scheme = strstr(target, "://");
+    const char *p = target;
+    if (scheme) {
+        const char *auth = scheme + 3;
+        size_t host_at = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', host_at);
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) { /* user:password@ */
+            append(out, outlen, &o, target, (size_t)(colon + 1 - target));
+            append(out, outlen, &o, "***", 3);
+            p = at;
+        }
+    }
+    /* password=... in the query string */
+    for (;;) {
+        const char *k = strstr(p, "password=");
+        if (!k) {
+            append(out, outlen, &o, p, strlen(p));
+            return;
+        }
+        k += strlen("password=");
+        append(out, outlen, &o, p, (size_t)(k - p));
+        append(out, outlen, &o, "***", 3);
+        p = k + strcspn(k, "&#");
+    }
 }
 
-static reg_status connect_and_migrate(registry *r, const char *path, char *err, size_t errlen)
+bool reg__is_postgres_target(const char *target)
 {
-    /* NOMUTEX: the handle's own mutex already serializes every use of the connection. */
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(path, &r->db, flags, NULL);
-    if (rc != SQLITE_OK)
-        return reg__fail(err, errlen, REG_ERROR, "open %s: %s", path,
-                         r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
-    reg_status st = configure_connection(r, err, errlen);
-    if (st == REG_OK)
-        st = reg__read_applied_version(r, &r->schema_version, err, errlen);
-    if (st == REG_OK)
-        st = reg__refuse_if_too_new(r, r->schema_version, err, errlen);
-    if (st == REG_OK)
-        st = enable_wal(r, err, errlen);
-    if (st == REG_OK)
-        st = reg__migrate(r, err, errlen);
-    return st;
+    return strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0;
 }
 
-static reg_status open_with(const char *path, const struct reg_migration *extra, registry **out,
-                            char *err, size_t errlen)
+static reg_status open_with(const char *target, const struct reg_migration *extra,
+                            registry **out, char *err, size_t errlen)
 {
     if (!out)
         return reg__fail(err, errlen, REG_INVALID, "registry_open: out is NULL");
     *out = NULL;
-    if (!path || !*path)
+    if (!target || !*target)
         return reg__fail(err, errlen, REG_INVALID, "registry path is empty");
     registry *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r || !(r->target = strdup(target))) {
+        free(r);
         return reg__no_memory(err, errlen);
+    }
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
     pthread_mutex_init(&r->lock, &attr);
     pthread_mutexattr_destroy(&attr);
+    r->be = reg__is_postgres_target(target) ? &reg_pg_backend : &reg_sqlite_backend;
+    for (int i = 0; i < ST_COUNT; i++)
+        r->stmts[i].r = r;
     if (extra)
         r->extra = *extra;
-    reg_status st = connect_and_migrate(r, path, err, errlen);
+    reg_status st = r->be->open(r, target, err, errlen);
+    if (st == REG_OK)
+        st = reg__migrate(r, err, errlen);
     r->extra = (struct reg_migration){0}; /* its strings were only borrowed for the open */
     if (st != REG_OK) {
         registry_close(r);
@@ -520,9 +649,9 @@ static reg_status open_with(const char *path, const struct reg_migration *extra,
     return REG_OK;
 }
 
-reg_status registry_open(const char *path, registry **out, char *err, size_t errlen)
+reg_status registry_open(const char *target, registry **out, char *err, size_t errlen)
 {
-    return open_with(path, NULL, out, err, errlen);
+    return open_with(target, NULL, out, err, errlen);
 }
 
 /* Test seam, deliberately not in registry.h (declared again in test/unit/test_registry.c):
@@ -546,13 +675,20 @@ void registry_close(registry *r)
 {
     if (!r)
         return;
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(r->stmts[i]);
-    /* Every statement is finalized, so close cannot be refused as busy. The last connection
-     * to close checkpoints the WAL into the main file. */
-    sqlite3_close(r->db);
+    r->be->close(r);
     pthread_mutex_destroy(&r->lock);
+    free(r->target);
     free(r);
+}
+
+const char *registry_backend_name(registry *r)
+{
+    return r ? r->be->name : "none";
+}
+
+bool registry_is_shared(registry *r)
+{
+    return r && r->be == &reg_pg_backend;
 }
 
 static reg_status schema_version_read(registry *r, void *arg, char *err, size_t errlen)

@@ -23,17 +23,17 @@ void reg_deployment_free(reg_deployment *d)
 }
 
 /* Fills *d from a DEPLOYMENT_COLUMNS row; false when out of memory. */
-static bool deployment_from_row(sqlite3_stmt *st, reg_deployment *d)
+static bool deployment_from_row(reg_stmt *st, reg_deployment *d)
 {
     memset(d, 0, sizeof *d);
-    d->id = sqlite3_column_int64(st, 0);
+    d->id = reg__col_int64(st, 0);
     reg__copy_column(d->model_name, sizeof d->model_name, st, 1);
     reg__copy_column(d->version, sizeof d->version, st, 2);
     reg__copy_column(d->endpoint_name, sizeof d->endpoint_name, st, 3);
     reg__copy_column(d->status, sizeof d->status, st, 4);
     reg__copy_column(d->deployed_at, sizeof d->deployed_at, st, 6);
     reg__copy_column(d->undeployed_at, sizeof d->undeployed_at, st, 7);
-    d->server_crashes = sqlite3_column_int64(st, 9);
+    d->server_crashes = reg__col_int64(st, 9);
     return reg__dup_column(st, 5, &d->status_reason) && reg__dup_column(st, 8, &d->options);
 }
 
@@ -41,11 +41,11 @@ static bool deployment_from_row(sqlite3_stmt *st, reg_deployment *d)
 static reg_status deployment_read(registry *r, int64_t id, reg_deployment *d, char *err,
                                   size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_DEPLOYMENT_GET, &st, "i", id);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return reg__fail(err, errlen, REG_NOT_FOUND, "no deployment %lld", (long long)id);
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "read deployment");
     bool ok = deployment_from_row(st, d);
     reg__stmt_done(st);
@@ -66,15 +66,15 @@ struct deploy_args {
 static reg_status refuse_if_endpoint_taken(registry *r, const char *endpoint, char *err,
                                            size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = endpoint ? reg__query(r, ST_DEPLOYMENT_ACTIVE_ON_ENDPOINT, &st, "s", endpoint)
-                      : SQLITE_DONE;
-    if (rc == SQLITE_DONE)
+                      : DB_DONE;
+    if (rc == DB_DONE)
         return REG_OK;
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "find endpoint");
     char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
-    long long id = sqlite3_column_int64(st, 0);
+    long long id = reg__col_int64(st, 0);
     reg__copy_column(model, sizeof model, st, 1);
     reg__copy_column(version, sizeof version, st, 2);
     reg__stmt_done(st);
@@ -90,7 +90,7 @@ static reg_status add_deployment_event(registry *r, const char *kind, const reg_
     const char *endpoint = d->endpoint_name[0] ? d->endpoint_name : NULL;
     int rc = reg__run(r, ST_EVENT_INSERT_DEPLOYMENT, "sssissss", kind, d->model_name, d->version,
                       d->id, endpoint, reason, reg__audit_actor(), reg__audit_addr());
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
 /* Inserts the active row (closing a failed one of the same version first, which the
@@ -99,12 +99,14 @@ static reg_status insert_deployment(registry *r, const struct deploy_args *a, in
                                     reg_deployment *d, char *err, size_t errlen)
 {
     int rc = reg__run(r, ST_DEPLOYMENT_CLOSE_FAILED_OF_VERSION, "i", version_id);
-    if (rc == SQLITE_DONE)
-        rc = reg__run(r, ST_DEPLOYMENT_INSERT, "ssiss", a->name, a->version, version_id,
-                      a->endpoint, a->options);
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "record deployment");
-    return deployment_read(r, sqlite3_last_insert_rowid(r->db), d, err, errlen);
+    int64_t id = 0;
+    bool found = false;
+    reg_status st = reg__query_int(r, ST_DEPLOYMENT_INSERT, "record deployment", &id, &found, err,
+                                   errlen, "ssiss", a->name, a->version, version_id, a->endpoint,
+                                   a->options);
+    return st == REG_OK ? deployment_read(r, id, d, err, errlen) : st;
 }
 
 static reg_status deployment_create_tx(registry *r, void *arg, char *err, size_t errlen)
@@ -121,9 +123,10 @@ static reg_status deployment_create_tx(registry *r, void *arg, char *err, size_t
         st = insert_deployment(r, a, version_id, &d, err, errlen);
     if (st == REG_OK)
         st = add_deployment_event(r, "deploy", &d, NULL, err, errlen);
-    if (st == REG_OK && a->out)
-        *a->out = d; /* ownership of status_reason moves to the caller */
-    else
+    if (st == REG_OK && a->out) {
+        reg_deployment_free(a->out); /* a retried transaction fills it again */
+        *a->out = d;                 /* ownership of status_reason moves to the caller */
+    } else
         reg_deployment_free(&d);
     return st;
 }
@@ -172,7 +175,7 @@ static reg_status deployment_end_tx(registry *r, void *arg, char *err, size_t er
                        (long long)a->id);
     if (st == REG_OK) {
         int rc = reg__run(r, ST_DEPLOYMENT_END, "iss", a->id, a->status, a->reason);
-        if (rc != SQLITE_DONE)
+        if (rc != DB_DONE)
             st = reg__db_fail(r, rc, err, errlen, "end deployment");
     }
     if (st == REG_OK)
@@ -201,7 +204,7 @@ reg_status registry_deployment_end(registry *r, int64_t id, const char *status, 
     return st == REG_OK ? reg__locked_tx(r, deployment_end_tx, &a, err, errlen) : st;
 }
 
-static int deployment_row(sqlite3_stmt *st, void *arg)
+static int deployment_row(reg_stmt *st, void *arg)
 {
     struct list_ctx *c = arg;
     reg_deployment d;
@@ -214,7 +217,7 @@ static int deployment_row(sqlite3_stmt *st, void *arg)
 
 static reg_status deployment_list_read(registry *r, void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_DEPLOYMENT_LIST, &st, "");
     return reg__each_row(r, st, rc, deployment_row, arg, "list deployments", err, errlen);
 }

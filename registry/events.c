@@ -48,7 +48,7 @@ static reg_status event_add_tx(registry *r, void *arg, char *err, size_t errlen)
         return st;
     int rc = reg__run(r, ST_EVENT_INSERT, "ssssss", a->kind, a->model_name, a->version, a->detail,
                       reg__audit_actor(), reg__audit_addr());
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
 reg_status registry_event_add(registry *r, const char *kind, const char *model_name,
@@ -67,28 +67,28 @@ reg_status registry_event_add(registry *r, const char *kind, const char *model_n
     return st == REG_OK ? reg__locked_tx(r, event_add_tx, &a, err, errlen) : st;
 }
 
-static int event_row(sqlite3_stmt *st, void *arg)
+static int event_row(reg_stmt *st, void *arg)
 {
     struct list_ctx *c = arg;
     reg_event e = {0};
-    e.id = sqlite3_column_int64(st, 0);
+    e.id = reg__col_int64(st, 0);
     reg__copy_column(e.at, sizeof e.at, st, 1);
     reg__copy_column(e.kind, sizeof e.kind, st, 2);
     reg__copy_column(e.model_name, sizeof e.model_name, st, 3);
     reg__copy_column(e.version, sizeof e.version, st, 4);
     /* Borrowed from SQLite: valid until the next step, i.e. for the callback only. */
-    e.detail = (const char *)sqlite3_column_text(st, 5);
+    e.detail = reg__col_text(st, 5);
     if (!e.detail)
         return -1;
-    e.actor = (const char *)sqlite3_column_text(st, 6);       /* NULL stays NULL */
-    e.client_addr = (const char *)sqlite3_column_text(st, 7); /* likewise */
+    e.actor = reg__col_text(st, 6);       /* NULL stays NULL */
+    e.client_addr = reg__col_text(st, 7); /* likewise */
     return c->event_fn(c->ud, &e) ? 1 : 0;
 }
 
 static reg_status event_list_read(registry *r, void *arg, char *err, size_t errlen)
 {
     const struct list_ctx *c = arg;
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = c->model_name
                  ? reg__query(r, ST_EVENT_LIST_MODEL, &st, "si", c->model_name, (int64_t)c->limit)
                  : reg__query(r, ST_EVENT_LIST_ALL, &st, "i", (int64_t)c->limit);

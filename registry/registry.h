@@ -1,13 +1,18 @@
 /*
  * registry: the durable record of dynserve — model versions, deployments, traffic splits,
- * events and lifetime stats — in one SQLite database. The only code that speaks SQL.
+ * events and lifetime stats — in one SQLite database file (the default, embedded) or in one
+ * PostgreSQL database that several replicas share. The only code that speaks SQL.
  *
- * Durability: WAL journal with synchronous=FULL (an acknowledged change survives power loss; the
- * registry is not on the hot path), foreign keys on, a busy timeout, prepared statements only.
- * Every change is one transaction, so a crash at any point leaves either the old or the new
- * state.
- * Migrations (migrations/NNNN_*.sql, embedded at build time) are applied in order by
- * registry_open(), each in its own transaction, and recorded in schema_migrations.
+ * Durability: SQLite runs a WAL journal with synchronous=FULL (an acknowledged change survives
+ * power loss; the registry is not on the hot path), foreign keys on, a busy timeout; PostgreSQL
+ * is as durable as its server is configured. Prepared statements only. Every change is one
+ * transaction, so a crash at any point leaves either the old or the new state; on PostgreSQL
+ * the writers of all replicas take turns (a transaction advisory lock) and a transaction that
+ * hit a serialization failure, a deadlock or a lost connection runs again (a few times).
+ * Migrations (migrations/NNNN_*.sql for SQLite, migrations/postgres/NNNN_*.sql for PostgreSQL,
+ * the same numbers and names; embedded at build time) are applied by registry_open(), each in
+ * its own transaction, recorded in schema_migrations; on PostgreSQL under pg_advisory_lock, so
+ * replicas starting at once are safe.
  *
  * Thread-safety: a registry handle may be used from any thread; every function takes the
  * handle's mutex for its whole duration (calls are serialized). Nothing here is on the
@@ -39,11 +44,21 @@ typedef struct registry registry;
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
-/* Open (creating if needed) the database at `path`, enable WAL + foreign keys + busy timeout,
- * and apply pending migrations. REG_TOO_NEW when the file's schema is newer than the binary
- * (the file is left untouched). *out is owned by the caller; release with registry_close. */
-reg_status registry_open(const char *path, registry **out, char *err, size_t errlen);
+/* Open the registry at `target` and apply pending migrations. `target` is either a SQLite file
+ * path (created if needed; WAL, foreign keys, busy timeout) or a PostgreSQL URI starting with
+ * postgres:// or postgresql:// (libpq syntax; the database must exist). REG_TOO_NEW when the
+ * database records a migration this binary does not know (it is left untouched). Error
+ * messages never contain a password from the URI. *out is owned by the caller; release with
+ * registry_close. */
+reg_status registry_open(const char *target, registry **out, char *err, size_t errlen);
 void registry_close(registry *r);
+/* "sqlite" or "postgres" (static text; "none" when r is NULL). */
+const char *registry_backend_name(registry *r);
+/* true when other processes (replicas) may change this registry: PostgreSQL. */
+bool registry_is_shared(registry *r);
+/* Copies `target` into out (NUL-terminated, truncated to outlen) with any password replaced by
+ * "***" (postgres://user:PASSWORD@host, ?password=...), for logs and error messages. */
+void registry_redact_target(const char *target, char *out, size_t outlen);
 /* Highest applied migration number (-1 when r is NULL). */
 int registry_schema_version(registry *r);
 /* Highest migration number embedded in this binary. */
@@ -278,6 +293,28 @@ typedef int (*reg_version_stats_fn)(void *ud, const char *model_name, const char
                                     const reg_stats *totals);
 reg_status registry_stats_ended_by_version(registry *r, reg_version_stats_fn fn, void *ud,
                                            char *err, size_t errlen);
+
+/* ---- change notification (PostgreSQL LISTEN/NOTIFY) ----------------------------------- */
+
+/* Send `payload` (< 8000 bytes) to the listeners of `channel` ([a-z_]{1,63}) in its own
+ * transaction. REG_OK and nothing sent on SQLite, where no other process listens. Functions
+ * that change the registry may also notify inside their own transaction (delivered only if it
+ * commits): see reg__notify in registry_internal.h. */
+reg_status registry_notify(registry *r, const char *channel, const char *payload, char *err,
+                           size_t errlen);
+
+/* A LISTEN on its own connection to r's database (it does not use r afterwards: r may be closed
+ * first). Use from one thread at a time. REG_INVALID on SQLite or for a bad channel. *out is
+ * owned by the caller; release with registry_listener_close. */
+typedef struct registry_listener registry_listener;
+reg_status registry_listen(registry *r, const char *channel, registry_listener **out, char *err,
+                           size_t errlen);
+/* Wait up to timeout_ms for one notification: REG_OK with its payload copied into payload
+ * (truncated to len), REG_NOT_FOUND on timeout, REG_ERROR when the connection broke (the next
+ * wait reconnects; notifications sent meanwhile are lost, so treat it as "re-read everything"). */
+reg_status registry_listener_wait(registry_listener *l, int timeout_ms, char *payload, size_t len,
+                                  char *err, size_t errlen);
+void registry_listener_close(registry_listener *l);
 
 const char *registry_status_str(reg_status s);
 

@@ -53,7 +53,7 @@ static reg_status stats_save_tx(registry *r, void *arg, char *err, size_t errlen
     int rc = reg__run(r, ST_STATS_SAVE, "iiiidi", a->deployment_id, (int64_t)s->request_count,
                       (int64_t)s->error_4xx, (int64_t)s->error_5xx, s->latency_sum_ms,
                       s->last_request_unix_ms > 0 ? s->last_request_unix_ms : 0);
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "save stats");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "save stats");
 }
 
 reg_status registry_stats_save(registry *r, int64_t deployment_id, const reg_stats *s, char *err,
@@ -101,17 +101,17 @@ reg_status registry_stats_save_many(registry *r, const int64_t *deployment_ids,
 static reg_status stats_load_read(registry *r, void *arg, char *err, size_t errlen)
 {
     struct stats_args *a = arg;
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_STATS_LOAD, &st, "i", a->deployment_id);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return REG_OK; /* never saved: the zeros set by the caller */
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "load stats");
-    a->out->request_count = (uint64_t)sqlite3_column_int64(st, 0);
-    a->out->error_4xx = (uint64_t)sqlite3_column_int64(st, 1);
-    a->out->error_5xx = (uint64_t)sqlite3_column_int64(st, 2);
-    a->out->latency_sum_ms = sqlite3_column_double(st, 3);
-    a->out->last_request_unix_ms = sqlite3_column_int64(st, 4);
+    a->out->request_count = (uint64_t)reg__col_int64(st, 0);
+    a->out->error_4xx = (uint64_t)reg__col_int64(st, 1);
+    a->out->error_5xx = (uint64_t)reg__col_int64(st, 2);
+    a->out->latency_sum_ms = reg__col_double(st, 3);
+    a->out->last_request_unix_ms = reg__col_int64(st, 4);
     reg__stmt_done(st);
     return REG_OK;
 }
@@ -128,23 +128,23 @@ reg_status registry_stats_load(registry *r, int64_t deployment_id, reg_stats *ou
     return st == REG_OK ? reg__locked_read(r, stats_load_read, &a, err, errlen) : st;
 }
 
-static int stats_version_row(sqlite3_stmt *st, void *arg)
+static int stats_version_row(reg_stmt *st, void *arg)
 {
     struct list_ctx *c = arg;
     char model[REG_NAME_MAX + 1], version[REG_NAME_MAX + 1];
     reg__copy_column(model, sizeof model, st, 0);
     reg__copy_column(version, sizeof version, st, 1);
-    reg_stats t = {.request_count = (uint64_t)sqlite3_column_int64(st, 2),
-                   .error_4xx = (uint64_t)sqlite3_column_int64(st, 3),
-                   .error_5xx = (uint64_t)sqlite3_column_int64(st, 4),
-                   .latency_sum_ms = sqlite3_column_double(st, 5),
-                   .last_request_unix_ms = sqlite3_column_int64(st, 6)};
+    reg_stats t = {.request_count = (uint64_t)reg__col_int64(st, 2),
+                   .error_4xx = (uint64_t)reg__col_int64(st, 3),
+                   .error_5xx = (uint64_t)reg__col_int64(st, 4),
+                   .latency_sum_ms = reg__col_double(st, 5),
+                   .last_request_unix_ms = reg__col_int64(st, 6)};
     return c->version_stats_fn(c->ud, model, version, &t) ? 1 : 0;
 }
 
 static reg_status stats_by_version_read(registry *r, void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_STATS_ENDED_BY_VERSION, &st, "");
     return reg__each_row(r, st, rc, stats_version_row, arg, "sum stats", err, errlen);
 }

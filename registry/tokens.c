@@ -79,7 +79,7 @@ static reg_status token_insert(registry *r, const reg_token *t, char *err, size_
     int rc = reg__run(r, ST_TOKEN_INSERT, "sssssss", t->id, t->name, t->role, salt, hash,
                       t->created_at[0] ? t->created_at : NULL,
                       t->expires_at[0] ? t->expires_at : NULL);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return REG_OK;
     reg_status st = reg__db_fail(r, rc, err, errlen, "add token");
     if (st == REG_EXISTS)
@@ -111,7 +111,7 @@ static reg_status token_replace_tx(registry *r, void *arg, char *err, size_t err
 {
     const reg_token *t = arg;
     int rc = reg__run(r, ST_TOKEN_REVOKE_NAME, "s", t->name);
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "revoke token");
     return token_insert(r, t, err, errlen);
 }
@@ -121,7 +121,7 @@ reg_status registry_token_replace(registry *r, const reg_token *t, char *err, si
     return token_write(r, t, token_replace_tx, err, errlen);
 }
 
-static void token_of_row(sqlite3_stmt *st, reg_token *t)
+static void token_of_row(reg_stmt *st, reg_token *t)
 {
     memset(t, 0, sizeof *t);
     char salt[2 * REG_TOKEN_SALT_BYTES + 1], hash[2 * REG_TOKEN_HASH_BYTES + 1];
@@ -147,12 +147,12 @@ struct token_revoke_args {
 static reg_status token_revoke_tx(registry *r, void *arg, char *err, size_t errlen)
 {
     struct token_revoke_args *a = arg;
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_TOKEN_REVOKE_ONE, &st, "s", a->which);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return reg__fail(err, errlen, REG_NOT_FOUND, "no valid token with name or id '%.64s'",
                          a->which);
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "revoke token");
     if (a->out != NULL)
         token_of_row(st, a->out);
@@ -175,7 +175,7 @@ struct token_list_ctx {
     void *ud;
 };
 
-static int token_row(sqlite3_stmt *st, void *arg)
+static int token_row(reg_stmt *st, void *arg)
 {
     struct token_list_ctx *c = arg;
     reg_token t;
@@ -185,7 +185,7 @@ static int token_row(sqlite3_stmt *st, void *arg)
 
 static reg_status token_list_read(registry *r, void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_TOKEN_LIST, &st, "");
     return reg__each_row(r, st, rc, token_row, arg, "list tokens", err, errlen);
 }
@@ -207,7 +207,7 @@ static reg_status token_touch_tx(registry *r, void *arg, char *err, size_t errle
 {
     const struct token_touch_args *a = arg;
     int rc = reg__run(r, ST_TOKEN_TOUCH, "ss", a->id, a->at);
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record token use");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record token use");
 }
 
 reg_status registry_token_touch(registry *r, const char *id, const char *at, char *err,

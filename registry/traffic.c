@@ -38,7 +38,7 @@ static reg_status add_traffic_event(registry *r, const char *kind, const char *m
 {
     int rc = reg__run(r, ST_EVENT_INSERT_TRAFFIC, "sssssss", kind, model, weights, guard, reason,
                       reg__audit_actor(), reg__audit_addr());
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
 static reg_status traffic_set_tx(registry *r, void *arg, char *err, size_t errlen)
@@ -52,9 +52,9 @@ static reg_status traffic_set_tx(registry *r, void *arg, char *err, size_t errle
     if (st != REG_OK)
         return st;
     int rc = reg__run(r, ST_TRAFFIC_RETIRE_CURRENT, "ss", a->model_name, "superseded");
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         rc = reg__run(r, ST_TRAFFIC_INSERT, "ssss", a->model_name, a->weights, a->guard, a->reason);
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "set traffic split");
     return add_traffic_event(r, "traffic", a->model_name, a->weights, a->guard, a->reason, err,
                              errlen);
@@ -75,12 +75,15 @@ reg_status registry_traffic_set(registry *r, const char *model_name, const char 
 static reg_status traffic_read_current(registry *r, struct traffic_args *a, char *err,
                                        size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    free(a->weights_out); /* a retried transaction reads it again */
+    free(a->guard_out);
+    a->weights_out = a->guard_out = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_TRAFFIC_CURRENT, &st, "s", a->model_name);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return reg__fail(err, errlen, REG_NOT_FOUND, "model %s has no traffic split",
                          a->model_name);
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "read traffic split");
     bool ok = reg__dup_column(st, 1, &a->weights_out) && reg__dup_column(st, 2, &a->guard_out);
     reg__stmt_done(st);
@@ -164,9 +167,9 @@ static reg_status traffic_rollback_tx(registry *r, void *arg, char *err, size_t 
         return st;
     /* Retire first: the one-current-split-per-model index forbids two at once. */
     int rc = reg__run(r, ST_TRAFFIC_RETIRE_CURRENT, "ss", a->model_name, "rolled_back");
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         rc = reg__run(r, ST_TRAFFIC_MAKE_CURRENT, "i", previous);
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "roll back traffic split");
     st = traffic_read_current(r, a, err, errlen);
     if (st == REG_OK)
@@ -189,7 +192,7 @@ static reg_status traffic_clear_tx(registry *r, void *arg, char *err, size_t err
 {
     const struct traffic_args *a = arg;
     int rc = reg__run(r, ST_TRAFFIC_RETIRE_CURRENT, "ss", a->model_name, "cleared");
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "clear traffic split");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "clear traffic split");
 }
 
 reg_status registry_traffic_clear(registry *r, const char *model_name, char *err, size_t errlen)

@@ -24,10 +24,10 @@ void reg_version_free(reg_version *v)
 }
 
 /* Fills *v from a VERSION_COLUMNS row; false when out of memory (v then owns nothing). */
-static bool version_from_row(sqlite3_stmt *st, reg_version *v)
+static bool version_from_row(reg_stmt *st, reg_version *v)
 {
     memset(v, 0, sizeof *v);
-    v->id = sqlite3_column_int64(st, 0);
+    v->id = reg__col_int64(st, 0);
     reg__copy_column(v->name, sizeof v->name, st, 1);
     reg__copy_column(v->version, sizeof v->version, st, 2);
     reg__copy_column(v->sha256, sizeof v->sha256, st, 4);
@@ -71,15 +71,15 @@ static reg_status version_add_tx(registry *r, void *arg, char *err, size_t errle
     if (st != REG_OK)
         return st;
     int rc = reg__run(r, ST_MODEL_ENSURE, "s", a->name);
-    if (rc != SQLITE_DONE)
+    if (rc != DB_DONE)
         return reg__db_fail(r, rc, err, errlen, "register model");
     rc = reg__run(r, ST_VERSION_INSERT, "ssssssss", a->name, a->version, a->plugin_path,
                   a->sha256[0] ? a->sha256 : NULL, a->config_json, a->backend, a->artifact_dir,
                   a->backend != NULL ? a->artifact_sha256 : NULL);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+    if (rc == DB_UNIQUE)
         return reg__fail(err, errlen, REG_EXISTS, "model %s version %s is already registered",
                          a->name, a->version);
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "register version");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "register version");
 }
 
 reg_status registry_version_add(registry *r, const char *name, const char *version,
@@ -129,12 +129,12 @@ reg_status registry_version_add_artifact(registry *r, const char *name, const ch
 static reg_status version_get_read(registry *r, void *arg, char *err, size_t errlen)
 {
     struct version_args *a = arg;
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_VERSION_GET, &st, "ss", a->name, a->version);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return reg__fail(err, errlen, REG_NOT_FOUND, "model %s version %s is not registered",
                          a->name, a->version);
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "read version");
     bool ok = version_from_row(st, a->out);
     reg__stmt_done(st);
@@ -156,14 +156,14 @@ reg_status registry_version_get(registry *r, const char *name, const char *versi
 reg_status reg__find_version_id(registry *r, const char *name, const char *version, int64_t *id,
                                 char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_VERSION_GET, &st, "ss", name, version);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return reg__fail(err, errlen, REG_NOT_FOUND, "model %s version %s is not registered", name,
                          version);
-    if (rc != SQLITE_ROW)
+    if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "find version");
-    *id = sqlite3_column_int64(st, 0);
+    *id = reg__col_int64(st, 0);
     reg__stmt_done(st);
     return REG_OK;
 }
@@ -194,11 +194,11 @@ static reg_status version_delete_tx(registry *r, void *arg, char *err, size_t er
         return st;
     /* A failed deployment would be retried at startup; its version is going away. */
     int rc = reg__run(r, ST_DEPLOYMENT_CLOSE_FAILED_OF_VERSION, "i", id);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         rc = reg__run(r, ST_VERSION_DELETE, "i", id);
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         rc = reg__run(r, ST_MODEL_DELETE_IF_EMPTY, "s", a->name);
-    return rc == SQLITE_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "delete version");
+    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "delete version");
 }
 
 reg_status registry_version_delete(registry *r, const char *name, const char *version, char *err,
@@ -210,7 +210,7 @@ reg_status registry_version_delete(registry *r, const char *name, const char *ve
 }
 
 /* Arguments of the list functions; exactly one of the callbacks is set. */
-static int version_row(sqlite3_stmt *st, void *arg)
+static int version_row(reg_stmt *st, void *arg)
 {
     struct list_ctx *c = arg;
     reg_version v;
@@ -223,7 +223,7 @@ static int version_row(sqlite3_stmt *st, void *arg)
 
 static reg_status version_list_read(registry *r, void *arg, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
+    reg_stmt *st = NULL;
     int rc = reg__query(r, ST_VERSION_LIST, &st, "");
     return reg__each_row(r, st, rc, version_row, arg, "list versions", err, errlen);
 }

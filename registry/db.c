@@ -400,8 +400,8 @@ bool reg__dup_column(const reg_stmt *st, int col, char **out)
 /* Row callback for reg__each_row(): 0 = next row, > 0 = stop, < 0 = out of memory. */
 
 /* Calls fn for the row `rc`/`st` came back with and every row after it, then resets st. */
-reg_status reg__each_row(registry *r, reg_stmt *st, int rc, row_fn fn, void *ctx,
-                         const char *what, char *err, size_t errlen)
+reg_status reg__each_row(registry *r, reg_stmt *st, int rc, row_fn fn, void *ctx, const char *what,
+                         char *err, size_t errlen)
 {
     while (rc == DB_ROW) {
         int verdict = fn(st, ctx);
@@ -614,8 +614,8 @@ bool reg__is_postgres_target(const char *target)
     return strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0;
 }
 
-static reg_status open_with(const char *target, const struct reg_migration *extra,
-                            registry **out, char *err, size_t errlen)
+static reg_status open_with(const char *target, const struct reg_migration *extra, registry **out,
+                            char *err, size_t errlen)
 {
     if (!out)
         return reg__fail(err, errlen, REG_INVALID, "registry_open: out is NULL");

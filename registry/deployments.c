@@ -67,8 +67,8 @@ static reg_status refuse_if_endpoint_taken(registry *r, const char *endpoint, ch
                                            size_t errlen)
 {
     reg_stmt *st = NULL;
-    int rc = endpoint ? reg__query(r, ST_DEPLOYMENT_ACTIVE_ON_ENDPOINT, &st, "s", endpoint)
-                      : DB_DONE;
+    int rc =
+        endpoint ? reg__query(r, ST_DEPLOYMENT_ACTIVE_ON_ENDPOINT, &st, "s", endpoint) : DB_DONE;
     if (rc == DB_DONE)
         return REG_OK;
     if (rc != DB_ROW)
@@ -103,9 +103,9 @@ static reg_status insert_deployment(registry *r, const struct deploy_args *a, in
         return reg__db_fail(r, rc, err, errlen, "record deployment");
     int64_t id = 0;
     bool found = false;
-    reg_status st = reg__query_int(r, ST_DEPLOYMENT_INSERT, "record deployment", &id, &found, err,
-                                   errlen, "ssiss", a->name, a->version, version_id, a->endpoint,
-                                   a->options);
+    reg_status st =
+        reg__query_int(r, ST_DEPLOYMENT_INSERT, "record deployment", &id, &found, err, errlen,
+                       "ssiss", a->name, a->version, version_id, a->endpoint, a->options);
     return st == REG_OK ? deployment_read(r, id, d, err, errlen) : st;
 }
 

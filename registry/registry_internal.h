@@ -49,8 +49,8 @@ extern const size_t reg_pg_migrations_count;
 #define PLUGIN_PATH_MAX 4095
 /* The time now as ISO-8601 text in SQLite; the PostgreSQL backend rewrites this exact text to
  * PG_NOW_SQL (a function of migrations/postgres/0001_init.sql), so shared SQL may use it. */
-#define NOW_SQL         "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
-#define PG_NOW_SQL      "ds_now()"
+#define NOW_SQL    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
+#define PG_NOW_SQL "ds_now()"
 #define VERSION_COLUMNS                                                                            \
     "id, model_name, version, plugin_path, coalesce(plugin_sha256, ''), config_json, created_at, " \
     "coalesce(backend, ''), artifact_dir, coalesce(artifact_sha256, '')"
@@ -158,7 +158,7 @@ struct reg_backend {
     void (*close)(registry *r); /* releases statements and the connection */
     /* Run statement `id` with spec/ap bound (see reg__query); on DB_ROW it stays on row 1. */
     int (*query)(registry *r, enum stmt_id id, const char *spec, va_list ap);
-    int (*step)(reg_stmt *st);  /* next row: DB_ROW or DB_DONE (or an error) */
+    int (*step)(reg_stmt *st);   /* next row: DB_ROW or DB_DONE (or an error) */
     void (*reset)(reg_stmt *st); /* forget the current result */
     int64_t (*col_int64)(const reg_stmt *st, int col);
     double (*col_double)(const reg_stmt *st, int col);
@@ -186,13 +186,13 @@ struct registry {
      * the registry gets REG_ERROR instead of a deadlock. */
     pthread_mutex_t lock;
     const struct reg_backend *be;
-    void *conn;                /* sqlite3 * or PGconn *, owned */
-    char *target;              /* what registry_open was given (may hold a password), owned */
-    reg_stmt stmts[ST_COUNT];  /* prepared on first use, released by registry_close */
-    int schema_version;        /* highest applied migration */
+    void *conn;                 /* sqlite3 * or PGconn *, owned */
+    char *target;               /* what registry_open was given (may hold a password), owned */
+    reg_stmt stmts[ST_COUNT];   /* prepared on first use, released by registry_close */
+    int schema_version;         /* highest applied migration */
     struct reg_migration extra; /* test seam: one migration beyond the embedded ones */
-    char errmsg[512];          /* the database's message of the last failed call */
-    bool retry;                /* the last failure may succeed if the transaction runs again */
+    char errmsg[512];           /* the database's message of the last failed call */
+    bool retry;                 /* the last failure may succeed if the transaction runs again */
 };
 
 typedef int (*row_fn)(reg_stmt *st, void *ctx);
@@ -234,8 +234,8 @@ reg_status reg__query_int(registry *r, enum stmt_id id, const char *what, int64_
                           bool *found, char *err, size_t errlen, const char *spec, ...);
 void reg__copy_column(char *dst, size_t size, const reg_stmt *st, int col);
 bool reg__dup_column(const reg_stmt *st, int col, char **out);
-reg_status reg__each_row(registry *r, reg_stmt *st, int rc, row_fn fn, void *ctx,
-                         const char *what, char *err, size_t errlen);
+reg_status reg__each_row(registry *r, reg_stmt *st, int rc, row_fn fn, void *ctx, const char *what,
+                         char *err, size_t errlen);
 reg_status reg__tx_run(registry *r, tx_body body, void *arg, char *err, size_t errlen);
 reg_status reg__locked_tx(registry *r, tx_body body, void *arg, char *err, size_t errlen);
 reg_status reg__locked_read(registry *r, tx_body body, void *arg, char *err, size_t errlen);

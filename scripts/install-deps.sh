@@ -8,15 +8,18 @@
 #   install-deps.sh runtime  only what the built server needs to run (Docker runtime stage)
 set -euo pipefail
 # libxgboost0 and libopencv-dnn406 (+ libopencv-core406) are what the xgboost and onnx backend
-# plugins link; the python3-* build packages train the example models at build time.
-runtime_pkgs=(libcivetweb1 libsqlite3-0 libcjson1 libssl3 libcurl4 libjwt0 libxgboost0
+# plugins link; the python3-* build packages train the example models at build time. libpq is
+# the PostgreSQL registry's client (--registry postgres://...); the tests start throwaway
+# clusters with Debian's postgresql server.
+runtime_pkgs=(libcivetweb1 libsqlite3-0 libpq5 libcjson1 libssl3 libcurl4 libjwt0 libxgboost0
               libopencv-dnn406 libopencv-core406)
-build_pkgs=(build-essential cmake pkg-config patch libcivetweb-dev libsqlite3-dev libcjson-dev
-            libssl-dev libcurl4-openssl-dev libjwt-dev libxgboost-dev libopencv-dnn-dev python3
+build_pkgs=(build-essential cmake pkg-config patch libcivetweb-dev libsqlite3-dev libpq-dev
+            libcjson-dev libssl-dev libcurl4-openssl-dev libjwt-dev libxgboost-dev libopencv-dnn-dev python3
             python3-numpy python3-xgboost python3-sklearn python3-onnx)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests python3-jwt python3-cryptography
            openssl clang libclang-rt-14-dev
            prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy
+           postgresql
            podman runc mmdebstrap iptables)
 sudo_=""
 [ "$(id -u)" -eq 0 ] || sudo_=sudo

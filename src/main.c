@@ -263,14 +263,19 @@ static int main_open_data_dir(ds_server *s)
         fprintf(stderr, "dynserve: %s\n", err);
         return -1;
     }
-    if (!main_path(path, sizeof path, "%s/registry.db", dir)) {
+    if (s->cfg.registry[0])
+        snprintf(path, sizeof path, "%s", s->cfg.registry);
+    else if (!main_path(path, sizeof path, "%s/registry.db", dir)) {
         fprintf(stderr, "dynserve: data dir path too long\n");
         return -1;
     }
+    char shown[PATH_MAX];
+    registry_redact_target(path, shown, sizeof shown); /* a URI may carry a password */
     if (registry_open(path, &s->reg, err, sizeof err) != REG_OK) {
-        fprintf(stderr, "dynserve: registry %s: %s\n", path, err);
+        fprintf(stderr, "dynserve: registry %s: %s\n", shown, err);
         return -1;
     }
+    log_info("registry: %s (%s)", shown, registry_backend_name(s->reg));
     if (crash_journal_open(dir, err, sizeof err) != 0) {
         fprintf(stderr, "dynserve: crash journal: %s\n", err);
         return -1;

@@ -6,7 +6,8 @@
  *   dynserve token create --role admin|deployer|viewer|inference --name N [--expires 30d]
  *   dynserve token list
  *   dynserve token revoke NAME|ID
- *   (each with [--data-dir D]; default $DYNSERVE_DATA_DIR, then ./data)
+ *   (each with [--data-dir D]; default $DYNSERVE_DATA_DIR, then ./data; or [--registry R], a
+ *   SQLite file or a postgres:// URI, default $DYNSERVE_REGISTRY, then <data dir>/registry.db)
  *
  * `create` prints the token alone on stdout (so `T=$(dynserve token create ...)` works) and what
  * it is on stderr; the token is shown this once and stored only as a salted hash.
@@ -30,6 +31,7 @@ typedef struct token_args {
     const char *action;
     const char *role, *name, *expires, *which;
     char data_dir[PATH_MAX];
+    char registry[PATH_MAX]; /* "" = <data_dir>/registry.db */
 } token_args;
 
 static int token_usage(const char *why)
@@ -38,9 +40,9 @@ static int token_usage(const char *why)
         fprintf(stderr, "dynserve token: %s\n", why);
     fprintf(stderr,
             "usage: dynserve token create --role admin|deployer|viewer|inference --name NAME "
-            "[--expires 30d|12h|90m|SECONDS] [--data-dir DIR]\n"
-            "       dynserve token list [--data-dir DIR]\n"
-            "       dynserve token revoke NAME|ID [--data-dir DIR]\n");
+            "[--expires 30d|12h|90m|SECONDS] [--data-dir DIR | --registry FILE|URI]\n"
+            "       dynserve token list [--data-dir DIR | --registry FILE|URI]\n"
+            "       dynserve token revoke NAME|ID [--data-dir DIR | --registry FILE|URI]\n");
     return 2;
 }
 
@@ -49,6 +51,8 @@ static int token_parse(int argc, char **argv, token_args *a)
 {
     const char *env = getenv("DYNSERVE_DATA_DIR");
     snprintf(a->data_dir, sizeof a->data_dir, "%s", env && *env ? env : "./data");
+    env = getenv("DYNSERVE_REGISTRY");
+    snprintf(a->registry, sizeof a->registry, "%s", env && *env ? env : "");
     if (argc < 2)
         return token_usage(NULL);
     a->action = argv[1];
@@ -58,14 +62,17 @@ static int token_parse(int argc, char **argv, token_args *a)
                             : strcmp(arg, "--name") == 0    ? &a->name
                             : strcmp(arg, "--expires") == 0 ? &a->expires
                                                             : NULL;
-        if (slot != NULL || strcmp(arg, "--data-dir") == 0) {
+        char *buf = strcmp(arg, "--data-dir") == 0   ? a->data_dir
+                    : strcmp(arg, "--registry") == 0 ? a->registry
+                                                     : NULL;
+        if (slot != NULL || buf != NULL) {
             if (i + 1 >= argc)
                 return token_usage("an option needs a value");
             const char *v = argv[++i];
             if (slot != NULL)
                 *slot = v;
-            else if (snprintf(a->data_dir, sizeof a->data_dir, "%s", v) >= (int)sizeof a->data_dir)
-                return token_usage("--data-dir is too long");
+            else if (snprintf(buf, PATH_MAX, "%s", v) >= PATH_MAX)
+                return token_usage("an option's value is too long");
         } else if (arg[0] != '-' && a->which == NULL && strcmp(a->action, "revoke") == 0) {
             a->which = arg;
         } else {
@@ -76,18 +83,24 @@ static int token_parse(int argc, char **argv, token_args *a)
     return 0;
 }
 
-/* The registry of the data dir, created (mode 0700) when missing. NULL after a message. */
-static registry *token_open(const char *data_dir)
+/* The --registry, else the registry of the data dir, created (mode 0700) when missing. NULL
+ * after a message. */
+static registry *token_open(const token_args *a)
 {
-    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "dynserve token: cannot create %s: %s\n", data_dir, strerror(errno));
-        return NULL;
+    char path[PATH_MAX + 16], shown[PATH_MAX + 16], err[512];
+    if (a->registry[0]) {
+        snprintf(path, sizeof path, "%s", a->registry);
+    } else {
+        if (mkdir(a->data_dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "dynserve token: cannot create %s: %s\n", a->data_dir, strerror(errno));
+            return NULL;
+        }
+        snprintf(path, sizeof path, "%s/registry.db", a->data_dir);
     }
-    char path[PATH_MAX + 16], err[512];
-    snprintf(path, sizeof path, "%s/registry.db", data_dir);
+    registry_redact_target(path, shown, sizeof shown);
     registry *reg = NULL;
     if (registry_open(path, &reg, err, sizeof err) != REG_OK) {
-        fprintf(stderr, "dynserve token: registry %s: %s\n", path, err);
+        fprintf(stderr, "dynserve token: registry %s: %s\n", shown, err);
         return NULL;
     }
     return reg;
@@ -103,8 +116,8 @@ static int token_create(registry *reg, const token_args *a)
         return token_usage("--expires takes a duration such as 30d, 12h, 90m or 3600");
     char text[AUTH_TOKEN_TEXT_MAX], err[512];
     reg_token row;
-    reg_status st = auth_token_create(reg, a->name, (auth_role)role, ttl, text, &row, err,
-                                      sizeof err);
+    reg_status st =
+        auth_token_create(reg, a->name, (auth_role)role, ttl, text, &row, err, sizeof err);
     if (st == REG_INVALID)
         return token_usage(err);
     if (st != REG_OK) {
@@ -124,10 +137,9 @@ static int token_create(registry *reg, const token_args *a)
 static int token_print(void *ud, const reg_token *t)
 {
     (void)ud;
-    printf("%-16s  %-24s  %-9s  %-20s  %-20s  %-20s  %s\n", t->id, t->name, t->role,
-           t->created_at, t->expires_at[0] ? t->expires_at : "never",
-           t->last_used_at[0] ? t->last_used_at : "never",
-           t->revoked_at[0] ? "revoked" : "valid");
+    printf("%-16s  %-24s  %-9s  %-20s  %-20s  %-20s  %s\n", t->id, t->name, t->role, t->created_at,
+           t->expires_at[0] ? t->expires_at : "never",
+           t->last_used_at[0] ? t->last_used_at : "never", t->revoked_at[0] ? "revoked" : "valid");
     return 0;
 }
 
@@ -168,7 +180,7 @@ int token_cmd_main(int argc, char **argv)
                  strcmp(a.action, "revoke") == 0;
     if (!known)
         return token_usage("the action is create, list or revoke");
-    registry *reg = token_open(a.data_dir);
+    registry *reg = token_open(&a);
     if (reg == NULL)
         return 1;
     if (a.action[0] == 'c')

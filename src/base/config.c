@@ -35,6 +35,9 @@ static const opt options[] = {
      "address to listen on (default 127.0.0.1; another needs a token, a JWT key or --insecure)"},
     {"port", NUM(OPT_INT, port, 0, 65535), "TCP port (default 8080; 0 picks a free one)"},
     {"data-dir", STR(data_dir), "registry and plugin store directory (default ./data)"},
+    {"registry", STR(registry),
+     "the registry: a SQLite file, or postgres://USER@HOST/DB for one PostgreSQL database shared "
+     "by several replicas (default <data-dir>/registry.db)"},
     {"model-repository", STR(model_repository),
      "register every DIR/<model>/<version>/ holding a plugin or a config.json (default <bin "
      "dir>/models)"},

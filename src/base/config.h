@@ -16,6 +16,7 @@ typedef struct ds_config {
     char host[64];
     int port;
     char data_dir[PATH_MAX];
+    char registry[PATH_MAX]; /* "" = <data_dir>/registry.db; or a postgres:// URI (a secret) */
     char model_repository[PATH_MAX]; /* default: <directory of the binary>/models */
     char backend_dir[PATH_MAX];      /* default: <directory of the binary>/backends */
     char web_root[PATH_MAX];         /* default: <directory of the binary>/web */

@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "auth_internal.h"
+#include "support/pg_cluster.h"
 
 #define HS_SECRET "0123456789abcdef0123456789abcdef-test-secret"
 
@@ -59,8 +60,9 @@ static int setup(void **state)
     assert_non_null(f);
     strcpy(f->dir, "/tmp/test_auth.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    char db[128];
-    snprintf(db, sizeof db, "%s/registry.db", f->dir);
+    char db[256];
+    if (test_registry_target(f->dir, db, sizeof db, f->err, sizeof f->err) != 0)
+        fail_msg("%s", f->err);
     assert_int_equal(registry_open(db, &f->reg, f->err, sizeof f->err), REG_OK);
     *state = f;
     return 0;

@@ -45,6 +45,7 @@
 #include "http.h"
 #include "infer.h"
 #include "registry.h"
+#include "support/pg_cluster.h"
 #include "serve.h"
 #include "support/http_client.h"
 #include "support/test_fs.h"
@@ -267,7 +268,8 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/ds-deploy-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     char path[PATH_MAX], err[ERRLEN] = "";
-    snprintf(path, sizeof path, "%s/registry.db", f->dir);
+    if (test_registry_target(f->dir, path, sizeof path, err, sizeof err) != 0)
+        fail_msg("%s", err);
     if (registry_open(path, &f->reg, err, sizeof err) != REG_OK)
         fail_msg("registry_open: %s", err);
     use_server(f, shared_http);

@@ -35,6 +35,7 @@
 #include "http.h"
 #include "infer.h"
 #include "registry.h"
+#include "support/pg_cluster.h"
 #include "serve.h"
 #include "support/http_client.h"
 #include "support/test_fs.h"
@@ -125,9 +126,11 @@ static int group_setup(void **state)
     if (mkdtemp(w.dir) == NULL)
         return -1;
     char path[PATH_MAX], err[ERRLEN] = "";
-    snprintf(path, sizeof path, "%s/registry.db", w.dir);
-    if (registry_open(path, &w.reg, err, sizeof err) != REG_OK)
+    if (test_registry_target(w.dir, path, sizeof path, err, sizeof err) != 0 ||
+        registry_open(path, &w.reg, err, sizeof err) != REG_OK) {
+        fprintf(stderr, "registry: %s\n", err);
         return -1;
+    }
     http_config hc = {.listen = "127.0.0.1:0",
                       .threads = 8,
                       .max_body_bytes = 1u << 20,

@@ -1,8 +1,11 @@
 /*
  * test_registry.c: unit tests of registry/ (registry.h) against real SQLite files, one fresh
- * temporary directory per test. The tests speak only the public API plus one seam,
+ * temporary directory per test, and (as unit_test_registry_postgres, DYNSERVE_TEST_REGISTRY=
+ * postgres) the same tests against a throwaway PostgreSQL cluster, one fresh database per test
+ * (support/pg_cluster.h). The tests speak only the public API plus one seam,
  * registry_test_open_with_migration(), which opens a database the way a newer build would
- * (no SQLite header here: only registry/ includes it).
+ * (no SQLite or libpq header here: only registry/ includes them). A few tests are about one
+ * backend (file bytes, LISTEN) and are skipped on the other.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +23,7 @@
 
 #include "names.h"
 #include "registry.h"
+#include "support/pg_cluster.h"
 
 /* Test seam defined in registry.c, deliberately not part of registry.h. */
 reg_status registry_test_open_with_migration(const char *path, int number, const char *name,
@@ -30,7 +34,7 @@ reg_status registry_test_open_with_migration(const char *path, int number, const
 
 struct fixture {
     char dir[64];
-    char db[128];
+    char db[256]; /* the registry target: a file path or a postgresql:// URI */
     registry *r;
     char err[512];
 };
@@ -43,8 +47,10 @@ static int setup(void **state)
     assert_non_null(f);
     strcpy(f->dir, "/tmp/test_registry.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof f->db, "%s/registry.db", f->dir);
-    assert_int_equal(registry_open(f->db, &f->r, f->err, sizeof f->err), REG_OK);
+    if (test_registry_target(f->dir, f->db, sizeof f->db, f->err, sizeof f->err) != 0)
+        fail_msg("%s", f->err);
+    if (registry_open(f->db, &f->r, f->err, sizeof f->err) != REG_OK)
+        fail_msg("registry_open: %s", f->err);
     *state = f;
     return 0;
 }
@@ -149,11 +155,28 @@ static int collect_deployment(void *ud, const reg_deployment *d)
     return 0;
 }
 
+/* JSON text without the whitespace outside strings (insignificant in JSON, and PostgreSQL's
+ * json_build_object puts some where SQLite's json_object does not). */
+static void squeeze_json(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    bool quoted = false;
+    for (; *in && o + 1 < outlen; in++) {
+        if (*in == '"' && (o == 0 || out[o - 1] != '\\'))
+            quoted = !quoted;
+        if (quoted || *in != ' ')
+            out[o++] = *in;
+    }
+    out[o] = '\0';
+}
+
 static int collect_event(void *ud, const reg_event *e)
 {
     struct collected *c = ud;
+    char detail[160];
+    squeeze_json(e->detail, detail, sizeof detail);
     collect(c, "%s %s %s %s", e->kind, e->model_name, e->version[0] ? e->version : "-",
-            e->detail[0] ? e->detail : "-");
+            detail[0] ? detail : "-");
     return 0;
 }
 
@@ -201,6 +224,8 @@ static void test_fresh_open_applies_every_migration_and_records_it(void **state)
 static void test_reopen_applies_nothing_and_leaves_the_file_unchanged(void **state)
 {
     struct fixture *f = *state;
+    if (test_registry_is_postgres())
+        skip(); /* about the file's bytes; test_reopen_keeps_... covers PostgreSQL */
     add_version(f, "m", "1");
     registry_close(f->r); /* checkpoints the WAL into the main file */
     f->r = NULL;
@@ -229,13 +254,15 @@ static void test_open_refuses_a_newer_schema_and_leaves_the_file_byte_for_byte(v
     registry_close(f->r);
     f->r = NULL;
 
+    bool file = !test_registry_is_postgres();
     size_t len = 0;
-    char *before = slurp(f->db, &len);
+    char *before = file ? slurp(f->db, &len) : NULL;
     registry *r = (registry *)0x1;
     assert_int_equal(registry_open(f->db, &r, f->err, sizeof f->err), REG_TOO_NEW);
     assert_null(r);
     assert_non_null(strstr(f->err, "newer"));
-    assert_file_equals(f->db, before, len);
+    if (file)
+        assert_file_equals(f->db, before, len);
     free(before);
 }
 
@@ -265,6 +292,8 @@ static void test_failed_migration_rolls_back_and_reports_the_sqlite_error(void *
 static void test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it_alone(void **state)
 {
     struct fixture *f = *state;
+    if (test_registry_is_postgres())
+        skip(); /* a file; see test_open_refuses_a_database_with_foreign_tables */
     char path[160];
     snprintf(path, sizeof path, "%s/notes.txt", f->dir);
     const char text[] = "these are not the tables you are looking for, padded to a page....\n";
@@ -338,6 +367,211 @@ static void test_two_handles_on_one_file_see_each_others_writes(void **state)
     assert_int_equal(registry_version_get(f->r, "m", "2", &v, f->err, sizeof f->err), REG_OK);
     reg_version_free(&v);
     registry_close(other);
+}
+
+/* ---- backends: several handles (replicas), PostgreSQL specifics --------------------------- */
+
+/* The database name of a pg_cluster URI (postgresql:///NAME?...). */
+static void db_of_uri(const char *uri, char *out, size_t outlen)
+{
+    const char *p = strstr(uri, ":///");
+    assert_non_null(p);
+    p += 4;
+    snprintf(out, outlen, "%.*s", (int)strcspn(p, "?"), p);
+}
+
+static void test_backend_is_the_one_the_target_names(void **state)
+{
+    struct fixture *f = *state;
+    bool pg = test_registry_is_postgres();
+    assert_string_equal(registry_backend_name(f->r), pg ? "postgres" : "sqlite");
+    assert_int_equal(registry_is_shared(f->r), pg);
+    assert_string_equal(registry_backend_name(NULL), "none");
+}
+
+static void test_open_refuses_a_database_with_foreign_tables(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_registry_is_postgres())
+        skip(); /* SQLite: test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it_alone */
+    char uri[256], db[64];
+    assert_int_equal(pg_cluster_new_database(uri, sizeof uri, f->err, sizeof f->err), 0);
+    db_of_uri(uri, db, sizeof db);
+    assert_int_equal(pg_cluster_sql(db, "CREATE TABLE theirs (x int)", f->err, sizeof f->err), 0);
+    registry *r = NULL;
+    assert_int_equal(registry_open(uri, &r, f->err, sizeof f->err), REG_ERROR);
+    assert_null(r);
+    assert_non_null(strstr(f->err, "not a dynserve registry"));
+    /* Nothing was written: no schema_migrations appeared. */
+    assert_int_equal(pg_cluster_sql(db,
+                                    "DO $$ BEGIN IF to_regclass('schema_migrations') IS NOT NULL "
+                                    "THEN RAISE 'schema_migrations was created'; END IF; END $$",
+                                    f->err, sizeof f->err),
+                     0);
+}
+
+struct opener {
+    const char *target;
+    reg_status st;
+    int version;
+    char err[256];
+};
+
+static void *open_registry(void *arg)
+{
+    struct opener *o = arg;
+    registry *r = NULL;
+    o->st = registry_open(o->target, &r, o->err, sizeof o->err);
+    o->version = registry_schema_version(r);
+    registry_close(r);
+    return NULL;
+}
+
+/* Replicas starting together on an empty registry: one migrates, the others find it done. */
+static void test_handles_opening_a_fresh_registry_at_once_all_migrate_it(void **state)
+{
+    struct fixture *f = *state;
+    char target[256];
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/fresh", f->dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(test_registry_target(sub, target, sizeof target, f->err, sizeof f->err), 0);
+    pthread_t threads[4];
+    struct opener o[4];
+    for (int i = 0; i < 4; i++) {
+        o[i] = (struct opener){.target = target};
+        assert_int_equal(pthread_create(&threads[i], NULL, open_registry, &o[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        if (o[i].st != REG_OK)
+            fail_msg("opener %d: %s", i, o[i].err);
+        assert_int_equal(o[i].version, registry_schema_version_known());
+    }
+}
+
+struct handle_writer {
+    const char *target;
+    int index;
+    int failures;
+    char err[256];
+};
+
+static void *write_on_own_handle(void *arg)
+{
+    struct handle_writer *w = arg;
+    registry *r = NULL;
+    if (registry_open(w->target, &r, w->err, sizeof w->err) != REG_OK) {
+        w->failures = 25;
+        return NULL;
+    }
+    for (int i = 0; i < 25; i++) {
+        char version[16];
+        snprintf(version, sizeof version, "h%d-%d", w->index, i);
+        if (registry_version_add(r, "shared", version, "/p", NULL, NULL, w->err, sizeof w->err) !=
+            REG_OK)
+            w->failures++;
+    }
+    registry_close(r);
+    return NULL;
+}
+
+/* Writers on separate handles (separate connections, as replicas have) never lose a write. */
+static void test_writers_on_separate_handles_at_once_all_succeed(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t threads[4];
+    struct handle_writer w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct handle_writer){.target = f->db, .index = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, write_on_own_handle, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        if (w[i].failures)
+            fail_msg("writer %d: %d failures, last: %s", i, w[i].failures, w[i].err);
+    }
+    struct collected c = {0};
+    assert_int_equal(registry_version_list(f->r, collect_version, &c, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(c.count, 100);
+}
+
+static void test_open_error_names_the_target_without_its_password(void **state)
+{
+    struct fixture *f = *state;
+    registry *r = NULL;
+    /* Port 1 on loopback: refused at once. */
+    assert_int_equal(registry_open("postgresql://ada:s3cret@127.0.0.1:1/reg?connect_timeout=2", &r,
+                                   f->err, sizeof f->err),
+                     REG_ERROR);
+    assert_null(r);
+    assert_null(strstr(f->err, "s3cret"));
+    assert_non_null(strstr(f->err, "postgresql://ada:***@127.0.0.1:1/reg"));
+}
+
+static void test_redact_target_hides_every_password_form(void **state)
+{
+    (void)state;
+    char out[160];
+    registry_redact_target("postgres://u:pw@h:5432/db?sslmode=require&password=x2", out,
+                           sizeof out);
+    assert_string_equal(out, "postgres://u:***@h:5432/db?sslmode=require&password=***");
+    registry_redact_target("postgresql://u@h/db", out, sizeof out);
+    assert_string_equal(out, "postgresql://u@h/db");
+    registry_redact_target("/var/lib/dynserve/registry.db", out, sizeof out);
+    assert_string_equal(out, "/var/lib/dynserve/registry.db");
+    registry_redact_target("postgres://u:pw@h/db", out, 13);
+    assert_string_equal(out, "postgres://u"); /* truncated, never the password */
+}
+
+static void test_notify_reaches_a_listener_and_times_out_without_one(void **state)
+{
+    struct fixture *f = *state;
+    registry_listener *l = NULL;
+    if (!test_registry_is_postgres()) {
+        assert_int_equal(registry_listen(f->r, "changes", &l, f->err, sizeof f->err), REG_INVALID);
+        assert_null(l);
+        assert_int_equal(registry_notify(f->r, "changes", "x", f->err, sizeof f->err), REG_OK);
+        return;
+    }
+    assert_int_equal(registry_listen(f->r, "Bad-Channel", &l, f->err, sizeof f->err), REG_INVALID);
+    assert_int_equal(registry_listen(f->r, "changes", &l, f->err, sizeof f->err), REG_OK);
+    char payload[64];
+    assert_int_equal(registry_listener_wait(l, 50, payload, sizeof payload, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    registry *other = NULL;
+    assert_int_equal(registry_open(f->db, &other, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_notify(other, "changes", "deployments", f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_notify(other, "elsewhere", "no", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(
+        registry_listener_wait(l, 5000, payload, sizeof payload, f->err, sizeof f->err), REG_OK);
+    assert_string_equal(payload, "deployments");
+    assert_int_equal(registry_listener_wait(l, 50, payload, sizeof payload, f->err, sizeof f->err),
+                     REG_NOT_FOUND); /* the other channel's never arrives */
+    registry_close(other);
+    registry_listener_close(l);
+}
+
+static void test_a_dropped_connection_is_reestablished_by_the_next_call(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_registry_is_postgres())
+        skip();
+    char db[64], sql[256];
+    add_version(f, "m", "1");
+    db_of_uri(f->db, db, sizeof db);
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' "
+             "AND pid <> pg_backend_pid()",
+             db);
+    assert_int_equal(pg_cluster_sql("postgres", sql, f->err, sizeof f->err), 0);
+    add_version(f, "m", "2"); /* a write: retried on a new connection */
+    assert_int_equal(pg_cluster_sql("postgres", sql, f->err, sizeof f->err), 0);
+    reg_version v;
+    assert_int_equal(registry_version_get(f->r, "m", "1", &v, f->err, sizeof f->err), REG_OK);
+    reg_version_free(&v);
 }
 
 /* ---- names ----------------------------------------------------------------------------- */
@@ -1053,6 +1287,14 @@ int main(void)
         T(test_open_with_empty_or_null_path_is_invalid),
         T(test_reopen_keeps_versions_deployments_events_splits_and_stats),
         T(test_two_handles_on_one_file_see_each_others_writes),
+        T(test_backend_is_the_one_the_target_names),
+        T(test_open_refuses_a_database_with_foreign_tables),
+        T(test_handles_opening_a_fresh_registry_at_once_all_migrate_it),
+        T(test_writers_on_separate_handles_at_once_all_succeed),
+        T(test_open_error_names_the_target_without_its_password),
+        T(test_redact_target_hides_every_password_form),
+        T(test_notify_reaches_a_listener_and_times_out_without_one),
+        T(test_a_dropped_connection_is_reestablished_by_the_next_call),
         T(test_name_validation_accepts_and_rejects_the_documented_set),
         T(test_every_function_refuses_invalid_names),
         T(test_invalid_names_are_refused_before_the_lock_or_any_sql),

@@ -1,11 +1,11 @@
 /* pg_cluster: see pg_cluster.h. Programs run with fork/exec (no shell), output into the
  * cluster directory's setup.log. */
 #include "pg_cluster.h"
+#include "test_fs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <glob.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -139,14 +139,6 @@ static int start_failed(char *err, size_t errlen, const char *what, const char *
     return -1;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 void pg_cluster_stop(void)
 {
     if (!pg.dir[0])
@@ -158,7 +150,7 @@ void pg_cluster_stop(void)
         run(stop, true);
         pg.started = false;
     }
-    nftw(pg.dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_remove_tree(pg.dir);
     pg.dir[0] = '\0';
 }
 

@@ -274,10 +274,10 @@ static reg_status deployment_set_options_tx(registry *r, void *arg, char *err, s
                        (long long)a->id);
     if (st == REG_OK) {
         int rc = reg__run(r, ST_DEPLOYMENT_SET_OPTIONS, "is", a->id, a->options);
-        if (rc == SQLITE_DONE)
+        if (rc == DB_DONE)
             rc = reg__run(r, ST_EVENT_INSERT, "ssssss", a->kind, d.model_name, d.version, a->detail,
                           reg__audit_actor(), reg__audit_addr());
-        if (rc != SQLITE_DONE)
+        if (rc != DB_DONE)
             st = reg__db_fail(r, rc, err, errlen, "store deployment options");
     }
     reg_deployment_free(&d);

@@ -54,6 +54,15 @@ typedef struct deployment deployment;     /* one live (model, version) */
 typedef struct deploy_model deploy_model; /* one model name and its live versions */
 
 /* What a request needs from a deployment. Valid while the caller holds a reference. */
+/* What loading one deployment cost (issue 14 section 5), set once while it loads; ready_ns
+ * once right after its route is published (atomic: readers may look at it meanwhile). */
+typedef struct deploy_load_figures {
+    uint64_t load_ns; /* dlopen + entry + create of every instance, or the worker's start */
+    _Atomic uint64_t ready_ns; /* deploy call start -> route answering; 0 = restored at startup */
+    int64_t rss_before;        /* process RSS (bytes) before the load, after it; -1 = unknown */
+    int64_t rss_after;
+} deploy_load_figures;
+
 typedef struct deploy_target {
     const char *model_name;
     const char *version;
@@ -78,8 +87,9 @@ typedef struct deploy_target {
      * so a call stuck past its deadline shows the deployment "degraded" while it is stuck */
     _Atomic uint64_t *call_starts;
     unsigned call_slots;
-    rl_bucket *rate;         /* the deployment's rate limit (inactive unless set) */
-    struct batcher *batcher; /* dynamic batching queue (deploy/batcher.h); NULL = off */
+    rl_bucket *rate;                 /* the deployment's rate limit (inactive unless set) */
+    struct batcher *batcher;         /* dynamic batching queue (deploy/batcher.h); NULL = off */
+    const deploy_load_figures *load; /* what loading it cost; lives as long as the target */
 } deploy_target;
 
 /* Mark a call of t as running since start_ns; returns the slot to give back (-1: none taken).
@@ -178,8 +188,44 @@ typedef struct deploy_runtime {
     unsigned worker_restarts, worker_crashes;
     const char *worker_state; /* static string */
     uint64_t timeouts, rejected;
-    int64_t max_in_flight; /* in effect: its own or --default-max-in-flight; 0 = no limit */
+    int64_t max_in_flight;    /* in effect: its own or --default-max-in-flight; 0 = no limit */
+    deploy_load_figures load; /* copied (ready_ns read atomically) */
 } deploy_runtime;
+
+/* ---- lifecycle metrics (lifecycle_stats.c) -------------------------------------------------
+ * Counters of loads, unloads and load failures by reason, the time unloads and drains took, and
+ * the last unload of each model (what its undeploy cost: drain, destroy + dlclose, RSS before and
+ * after). Process-wide since the manager started; lock-free reads (atomics) except the last
+ * unload, read under the model's lifecycle lock. */
+typedef enum deploy_fail_reason {
+    DEPLOY_FAIL_OPEN,    /* the shared object did not load (copy, dlopen, entry, table) */
+    DEPLOY_FAIL_CREATE,  /* an instance's create failed (or the backend refused the files) */
+    DEPLOY_FAIL_WORKER,  /* the isolated worker did not start */
+    DEPLOY_FAIL_OPTIONS, /* the options do not fit the plugin (batching) */
+    DEPLOY_FAIL_MEMORY,  /* out of memory */
+    DEPLOY_FAIL_REASONS
+} deploy_fail_reason;
+const char *deploy_fail_reason_name(deploy_fail_reason r); /* "open", "create", ... */
+
+typedef struct deploy_lifecycle_counts {
+    uint64_t loads, unloads;
+    uint64_t failures[DEPLOY_FAIL_REASONS];
+    uint64_t load_ns, unload_ns, drain_ns; /* sums over loads / unloads */
+} deploy_lifecycle_counts;
+void deploy_lifecycle_get(const deploy_manager *m, deploy_lifecycle_counts *out);
+
+/* The last unload of `version` of `model` since the server started. */
+typedef struct deploy_unload_figures {
+    uint64_t drain_ns;  /* route removed -> last request done */
+    uint64_t unload_ns; /* instances destroyed + dlclose (or the worker stopped) */
+    int64_t rss_before; /* process RSS (bytes) before the unload, after it; -1 = unknown */
+    int64_t rss_after;
+} deploy_unload_figures;
+bool deploy_last_unload(deploy_manager *m, const char *model, const char *version,
+                        deploy_unload_figures *out);
+
+/* This process's resident set in bytes (/proc/self/statm), or -1. One read; thread-safe. */
+int64_t deploy_rss_bytes(void);
 
 /* The runtime view of (model, version); false when it is not live. Never waits for a plugin or
  * a drain. */

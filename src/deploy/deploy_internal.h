@@ -49,6 +49,7 @@ struct deployment {
     deploy_manager *mgr;
     struct deployment *next_endpoint; /* endpoint hash chain; guarded by the index lock */
     struct batcher *batcher;          /* t.batcher; freed after the drain (deployment_free) */
+    deploy_load_figures load;         /* t.load points here */
 };
 
 struct deploy_model {
@@ -70,6 +71,9 @@ struct deploy_model {
     char shadow_version[REG_NAME_MAX + 1];
     atomic_uint_fast64_t shadow_seq;
     deploy_model *next; /* hash chain; guarded by the manager's index lock */
+    /* the last unload of a version of this model; guarded by lifecycle */
+    char last_unload_version[REG_NAME_MAX + 1];
+    deploy_unload_figures last_unload;
 };
 
 /* A deploy or undeploy in progress, for deploy_state_of (LOADING / UNLOADING). */
@@ -90,6 +94,9 @@ struct deploy_manager {
     pthread_rwlock_t index_lock; /* guards `models` chains and `endpoints` chains */
     deploy_model *models[DEPLOY_BUCKETS];
     deployment *endpoints[DEPLOY_BUCKETS];
+    /* lifecycle counters (lifecycle_stats.c); relaxed atomics */
+    _Atomic uint64_t loads, unloads, failures[DEPLOY_FAIL_REASONS];
+    _Atomic uint64_t load_ns, unload_ns, drain_ns;
 };
 
 /* ---- manager.c ------------------------------------------------------------------------------ */
@@ -141,6 +148,17 @@ void deployment_free(deployment *d);
 void deployment_save_stats(deploy_manager *m, const deployment *d);
 /* true (and *res a CONFLICT) when `version` of dm is live or still draining. Lifecycle held. */
 bool deploy_taken_locked(const deploy_model *dm, const char *version, deploy_result *res);
+
+/* ---- lifecycle_stats.c -------------------------------------------------------------------- */
+
+/* A load succeeded (its figures are in d->load) / failed for `why`. */
+void deploy_count_load(deploy_manager *m, const deployment *d);
+void deploy_count_failure(deploy_manager *m, deploy_fail_reason why);
+/* d was drained in drain_ns and freed in unload_ns, RSS going from rss_before to rss_after:
+ * counted, and kept as dm's last unload (takes dm->lifecycle). */
+void deploy_count_unload(deploy_manager *m, deploy_model *dm, const char *version,
+                         const deploy_unload_figures *f);
+uint64_t deploy_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* ---- traffic.c ------------------------------------------------------------------------------ */
 

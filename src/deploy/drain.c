@@ -62,7 +62,12 @@ static void drain_unlink_locked(deploy_model *dm, deployment *d)
 /* Route out, wait for the last request, save stats, then destroy and dlclose. */
 static void drain_release(deploy_manager *m, deploy_model *dm, deployment *d, drain_job *j)
 {
+    deploy_unload_figures f;
+    char version[REG_NAME_MAX + 1];
+    snprintf(version, sizeof version, "%s", d->version);
+    uint64_t t0 = deploy_now_ns();
     deployment_drain(m, d, -1);
+    f.drain_ns = deploy_now_ns() - t0;
     deployment_save_stats(m, d);
     if (j != NULL) {
         pthread_mutex_lock(&j->mu);
@@ -73,7 +78,12 @@ static void drain_release(deploy_manager *m, deploy_model *dm, deployment *d, dr
     drain_unlink_locked(dm, d);
     pthread_mutex_unlock(&dm->lifecycle);
     log_info("undeployed %s version %s", d->model_name, d->version);
+    f.rss_before = deploy_rss_bytes();
+    uint64_t t1 = deploy_now_ns();
     deployment_free(d);
+    f.unload_ns = deploy_now_ns() - t1;
+    f.rss_after = deploy_rss_bytes();
+    deploy_count_unload(m, dm, version, &f);
 }
 
 static void *drain_main(void *arg)

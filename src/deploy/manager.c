@@ -270,7 +270,7 @@ static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_
 /* Load the plugin in this process and create its pool of instances. 0, or -1 with *res set.
  * The crash journal blames a crash in the entry or create on journal_id. */
 static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_version *v,
-                                  int64_t journal_id, deploy_result *res)
+                                  int64_t journal_id, deploy_result *res, deploy_fail_reason *why)
 {
     char err[512] = "", path[4200], so[4096];
     const char *src = deployment_plugin_path(m, v, so, sizeof so);
@@ -284,6 +284,7 @@ static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_ve
     if (rc == 0)
         rc = loader_open(path, m->env.host, &d->plugin, err, sizeof err);
     if (rc != 0) {
+        *why = DEPLOY_FAIL_OPEN;
         *res =
             deploy_fail(DEPLOY_INTERNAL, "cannot load %s version %s: %s", v->name, v->version, err);
     } else {
@@ -295,6 +296,7 @@ static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_ve
                                      .deployment = &d->label};
         uint32_t count = d->opts.instance_count > 0 ? (uint32_t)d->opts.instance_count : 1;
         if ((rc = pool_create(d->plugin, &args, count, &d->pool, err, sizeof err)) != 0) {
+            *why = DEPLOY_FAIL_CREATE;
             *res = deploy_fail(v->backend[0] ? DEPLOY_BAD_ARTIFACT : DEPLOY_INTERNAL,
                                "cannot create %s version %s: %s", v->name, v->version, err);
             loader_close(d->plugin);
@@ -390,22 +392,35 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .call_starts = d->call_starts,
                            .call_slots = DEPLOY_CALL_SLOTS,
                            .rate = &d->rate};
+    d->t.load = &d->load;
     int rc = -1;
     char err[512] = "";
-    if (d->t.stats == NULL || d->t.phases == NULL)
+    deploy_fail_reason why = DEPLOY_FAIL_MEMORY;
+    d->load.rss_before = deploy_rss_bytes();
+    uint64_t t0 = deploy_now_ns();
+    if (d->t.stats == NULL || d->t.phases == NULL) {
         *res = deploy_fail(DEPLOY_INTERNAL, "out of memory");
-    else if (opts->max_batch_size > 0 && d->t.isolated)
+    } else if (opts->max_batch_size > 0 && d->t.isolated) {
+        why = DEPLOY_FAIL_OPTIONS;
         rc = deployment_batcher(d, res); /* refuses before a worker starts */
-    else if (!d->t.isolated) {
-        if ((rc = deployment_load_inproc(m, d, v, journal_id, res)) == 0)
+    } else if (!d->t.isolated) {
+        if ((rc = deployment_load_inproc(m, d, v, journal_id, res, &why)) == 0) {
+            why = DEPLOY_FAIL_OPTIONS;
             rc = deployment_batcher(d, res);
-    } else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0)
+        }
+    } else if ((rc = deployment_load_isolated(m, d, v, err, sizeof err)) != 0) {
+        why = rc == -2 && v->backend[0] ? DEPLOY_FAIL_CREATE : DEPLOY_FAIL_WORKER;
         *res = deploy_fail(rc == -2 && v->backend[0] ? DEPLOY_BAD_ARTIFACT : DEPLOY_INTERNAL,
                            "cannot start %s version %s isolated: %s", v->name, v->version, err);
+    }
     if (rc != 0) {
+        deploy_count_failure(m, why);
         deployment_free(d);
         return NULL;
     }
+    d->load.load_ns = deploy_now_ns() - t0;
+    d->load.rss_after = deploy_rss_bytes();
+    deploy_count_load(m, d);
     return d;
 }
 
@@ -688,6 +703,7 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
                                       reg_deployment *out)
 {
     static const ds_deploy_options none;
+    uint64_t start_ns = deploy_now_ns();
     if (!name_valid(model) || !name_valid(version))
         return deploy_fail(DEPLOY_INVALID, "model name and version must match " NAME_RULE);
     if (endpoint_name != NULL && endpoint_name[0] != '\0' && !name_valid(endpoint_name))
@@ -730,6 +746,8 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
     pthread_mutex_lock(&dm->lifecycle);
     if (!deploy_taken_locked(dm, version, &res))
         res = deploy_record_locked(m, dm, d, endpoint_name, out);
+    if (res.code == DEPLOY_OK) /* under lifecycle: an undeploy cannot free d meanwhile */
+        atomic_store(&d->load.ready_ns, deploy_now_ns() - start_ns);
     pthread_mutex_unlock(&dm->lifecycle);
     if (res.code != DEPLOY_OK)
         deployment_free(d);

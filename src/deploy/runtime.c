@@ -70,6 +70,10 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
     out->timeouts = atomic_load(&d->timeouts);
     out->rejected = atomic_load(&d->adm.rejected);
     out->max_in_flight = d->adm.max_in_flight;
+    out->load.load_ns = d->load.load_ns;
+    atomic_store(&out->load.ready_ns, atomic_load(&d->load.ready_ns));
+    out->load.rss_before = d->load.rss_before;
+    out->load.rss_after = d->load.rss_after;
     out->status = "active";
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

@@ -37,12 +37,49 @@ cJSON *manage_deployment_json(const reg_deployment *d)
     return o;
 }
 
+/* Process RSS bytes, or null when /proc could not say. */
+static void manage_add_bytes(cJSON *o, const char *key, int64_t bytes)
+{
+    if (bytes >= 0)
+        cJSON_AddNumberToObject(o, key, (double)bytes);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* "load": what loading the deployment cost (deploy.h deploy_load_figures). */
+static void manage_load_json(cJSON *o, const deploy_load_figures *l)
+{
+    cJSON *j = cJSON_AddObjectToObject(o, "load");
+    cJSON_AddNumberToObject(j, "load_ms", (double)l->load_ns / 1e6);
+    uint64_t ready = atomic_load(&l->ready_ns);
+    if (ready > 0)
+        cJSON_AddNumberToObject(j, "ready_ms", (double)ready / 1e6);
+    else
+        cJSON_AddNullToObject(j, "ready_ms"); /* restored at startup */
+    manage_add_bytes(j, "rss_before_bytes", l->rss_before);
+    manage_add_bytes(j, "rss_after_bytes", l->rss_after);
+    manage_add_bytes(j, "rss_delta_bytes",
+                     l->rss_before >= 0 && l->rss_after >= 0 ? l->rss_after - l->rss_before : -1);
+}
+
+static void manage_unload_json(cJSON *o, const deploy_unload_figures *f)
+{
+    cJSON *j = cJSON_AddObjectToObject(o, "unload");
+    cJSON_AddNumberToObject(j, "drain_ms", (double)f->drain_ns / 1e6);
+    cJSON_AddNumberToObject(j, "unload_ms", (double)f->unload_ns / 1e6);
+    manage_add_bytes(j, "rss_before_bytes", f->rss_before);
+    manage_add_bytes(j, "rss_after_bytes", f->rss_after);
+    manage_add_bytes(j, "rss_freed_bytes",
+                     f->rss_before >= 0 && f->rss_after >= 0 ? f->rss_before - f->rss_after : -1);
+}
+
 void manage_worker_json(cJSON *o, const deploy_runtime *rt)
 {
     cJSON_AddStringToObject(o, "isolation", rt->isolated ? "process" : "inproc");
     cJSON_AddNumberToObject(o, "timeouts", (double)rt->timeouts);
     cJSON_AddNumberToObject(o, "rejected", (double)rt->rejected);
     cJSON_AddNumberToObject(o, "max_in_flight", (double)rt->max_in_flight);
+    manage_load_json(o, &rt->load);
     if (!rt->isolated)
         return;
     cJSON *w = cJSON_AddObjectToObject(o, "worker");
@@ -166,6 +203,9 @@ static void manage_undeploy(manage_ctx *s, const http_request *req, http_respons
     cJSON_AddStringToObject(o, "status", draining ? "draining" : "undeployed");
     if (draining)
         cJSON_AddStringToObject(o, "reason", r.message);
+    deploy_unload_figures f;
+    if (!draining && m != NULL && deploy_last_unload(s->deploy, m, v, &f))
+        manage_unload_json(o, &f);
     reply_json(resp, reply_status_of_deploy(r.code), o);
 }
 

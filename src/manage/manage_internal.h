@@ -22,8 +22,8 @@ void manage_metrics(void *cbdata, const http_request *req, http_response *resp);
 /* openapi.c: GET /openapi.json (the live document) and GET /docs (its rendered page). */
 void manage_openapi(manage_ctx *s, const http_request *req, http_response *resp);
 void manage_docs(manage_ctx *s, const http_request *req, http_response *resp);
-void manage_tokens(void *cbdata, const http_request *req, http_response *resp);  /* tokens.c */
-void manage_auth(void *cbdata, const http_request *req, http_response *resp);    /* tokens.c */
+void manage_tokens(void *cbdata, const http_request *req, http_response *resp); /* tokens.c */
+void manage_auth(void *cbdata, const http_request *req, http_response *resp);   /* tokens.c */
 
 /* ---- sub-resources ----------------------------------------------------------------------------
  */

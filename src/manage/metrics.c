@@ -223,6 +223,27 @@ static void metrics_add_batching(metrics_writer *w, const metrics_deployment *d)
     buf_printf(&w->batch_size, "} %llu\n", (unsigned long long)runs);
 }
 
+/* What loading the deployment cost: seconds to load and to ready, RSS it added. */
+static void metrics_add_load(metrics_writer *w, const metrics_deployment *d)
+{
+    const deploy_load_figures *l = d->load;
+    metrics_series_start(&w->load_s, "dynserve_deployment_load_seconds", d);
+    buf_append_str(&w->load_s, "} ");
+    metrics_double(&w->load_s, (double)l->load_ns / 1e9);
+    buf_append_char(&w->load_s, '\n');
+    uint64_t ready = atomic_load(&l->ready_ns);
+    if (ready > 0) {
+        metrics_series_start(&w->ready_s, "dynserve_deployment_ready_seconds", d);
+        buf_append_str(&w->ready_s, "} ");
+        metrics_double(&w->ready_s, (double)ready / 1e9);
+        buf_append_char(&w->ready_s, '\n');
+    }
+    if (l->rss_before >= 0 && l->rss_after >= 0) {
+        metrics_series_start(&w->load_bytes, "dynserve_deployment_memory_bytes", d);
+        buf_printf(&w->load_bytes, "} %lld\n", (long long)(l->rss_after - l->rss_before));
+    }
+}
+
 void metrics_writer_init(metrics_writer *w)
 {
     memset(w, 0, sizeof *w);
@@ -249,6 +270,8 @@ void metrics_writer_add(metrics_writer *w, const metrics_deployment *d)
     metrics_add_windows(w, d);
     if (d->phases != NULL)
         metrics_add_batching(w, d);
+    if (d->load != NULL)
+        metrics_add_load(w, d);
 }
 
 /* ---- process metrics ------------------------------------------------------------------------- */
@@ -410,6 +433,15 @@ void metrics_writer_finish(metrics_writer *w, ds_buf *out)
     metrics_family(out, "dynserve_batch_size", "histogram",
                    "Rows per execution of a deployment with dynamic batching.");
     metrics_append_family(out, &w->batch_size);
+    metrics_family(out, "dynserve_deployment_load_seconds", "gauge",
+                   "Seconds the deployment took to load (dlopen + create, or the worker's start).");
+    metrics_append_family(out, &w->load_s);
+    metrics_family(out, "dynserve_deployment_ready_seconds", "gauge",
+                   "Seconds from the deploy call to the route answering.");
+    metrics_append_family(out, &w->ready_s);
+    metrics_family(out, "dynserve_deployment_memory_bytes", "gauge",
+                   "Process resident memory the deployment's load added (after - before).");
+    metrics_append_family(out, &w->load_bytes);
     metrics_family(out, "dynserve_deployments", "gauge", "Deployments by status.");
     for (size_t i = 0; i < w->status_count; i++) {
         buf_append_str(out, "dynserve_deployments{status=\"");
@@ -438,7 +470,8 @@ static void manage_metrics_add_live(void *ud, const deploy_target *t, int weight
                             .stats = t->stats,
                             .traffic_weight = weight,
                             .phases = t->phases,
-                            .batching = t->batcher != NULL};
+                            .batching = t->batcher != NULL,
+                            .load = t->load};
     metrics_writer_add(ud, &d);
 }
 
@@ -461,6 +494,40 @@ static void manage_metrics_rate_limited(void *ud, const deploy_target *t, int we
     buf_printf(
         ud, "dynserve_rate_limited_total{scope=\"deployment\",model=\"%s\",version=\"%s\"} %llu\n",
         t->model_name, t->version, (unsigned long long)stats_rate_limited_count(t->stats));
+}
+
+static void manage_metrics_summary(ds_buf *out, const char *name, const char *help, uint64_t ns,
+                                   uint64_t count)
+{
+    metrics_family(out, name, "summary", help);
+    buf_printf(out, "%s_sum ", name);
+    metrics_double(out, (double)ns / 1e9);
+    buf_printf(out, "\n%s_count %llu\n", name, (unsigned long long)count);
+}
+
+/* Loads, unloads and load failures since the server started, and what they took. */
+static void manage_metrics_lifecycle(manage_ctx *s, ds_buf *out)
+{
+    deploy_lifecycle_counts c;
+    deploy_lifecycle_get(s->deploy, &c);
+    metrics_family(out, "dynserve_loads_total", "counter", "Deployments loaded.");
+    buf_printf(out, "dynserve_loads_total %llu\n", (unsigned long long)c.loads);
+    metrics_family(out, "dynserve_unloads_total", "counter", "Deployments unloaded (undeploys).");
+    buf_printf(out, "dynserve_unloads_total %llu\n", (unsigned long long)c.unloads);
+    metrics_family(out, "dynserve_load_failures_total", "counter",
+                   "Deployments that failed to load, by reason.");
+    for (int r = 0; r < DEPLOY_FAIL_REASONS; r++)
+        buf_printf(out, "dynserve_load_failures_total{reason=\"%s\"} %llu\n",
+                   deploy_fail_reason_name((deploy_fail_reason)r),
+                   (unsigned long long)c.failures[r]);
+    manage_metrics_summary(out, "dynserve_load_duration_seconds",
+                           "Time to load a deployment (dlopen + create).", c.load_ns, c.loads);
+    manage_metrics_summary(out, "dynserve_unload_duration_seconds",
+                           "Time to destroy a deployment's instances and dlclose.", c.unload_ns,
+                           c.unloads);
+    manage_metrics_summary(out, "dynserve_drain_duration_seconds",
+                           "Time from an undeploy's route removal to its last request.", c.drain_ns,
+                           c.unloads);
 }
 
 /* Connection guard, framing and rate-limit counters (issue 10), after the deployment metrics. */
@@ -510,6 +577,7 @@ void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
     char err[256];
     registry_deployment_list(s->reg, manage_metrics_add_failed, &w, err, sizeof err);
     metrics_writer_finish(&w, resp->body);
+    manage_metrics_lifecycle(s, resp->body);
     manage_metrics_limits(s, resp->body);
     resp->status = HTTP_OK;
     resp->content_type = METRICS_CONTENT_TYPE;

@@ -14,9 +14,18 @@
  *   dynserve_batch_size{model,version}                     histogram of rows per execution,
  *                                                          le = 1, 2, 4 .. 1024, +Inf; only for
  *                                                          deployments with dynamic batching
- *   dynserve_deployments{status}                           gauge; "active" and "failed" always
- *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
- *   process_open_fds, process_max_fds, process_start_time_seconds
+ *   dynserve_deployment_load_seconds{model,version}        gauge: dlopen + create (or worker start)
+ *   dynserve_deployment_ready_seconds{model,version}       gauge: deploy call -> route answering
+ *                                                          (absent for deployments restored at
+ * start) dynserve_deployment_memory_bytes{model,version}        gauge: process RSS after - before
+ * its load and, process-wide, from the deployment manager (manage_metrics, not metrics_render):
+ *   dynserve_loads_total, dynserve_unloads_total           counters
+ *   dynserve_load_failures_total{reason}                   counter; reason = open, create, worker,
+ *                                                          options, memory
+ *   dynserve_load_duration_seconds, dynserve_unload_duration_seconds,
+ * dynserve_drain_duration_seconds summaries (_sum, _count) dynserve_deployments{status} gauge;
+ * "active" and "failed" always process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds, process_start_time_seconds
  *
  * Counters are this process's (stats_snapshot_live): they restart at 0 with the server, which
  * Prometheus' rate() handles, and they agree with the histogram's _count. Lifetime totals that
@@ -40,6 +49,7 @@
 #include <stdbool.h>
 
 #include "buf.h"
+#include "deploy.h"
 #include "phase_stats.h"
 #include "stats.h"
 
@@ -49,11 +59,12 @@
 typedef struct metrics_deployment {
     const char *model;
     const char *version;
-    const char *status;           /* "active", "failed", ...: counted in dynserve_deployments */
-    const ds_stats *stats;        /* NULL when not live (failed): no per-deployment series */
-    int traffic_weight;           /* percent 0..100, or -1 when the model has no traffic split */
-    const ds_phase_stats *phases; /* Triton counts; NULL: no execution series */
-    bool batching;                /* dynamic batching on: add the batch-size histogram */
+    const char *status;              /* "active", "failed", ...: counted in dynserve_deployments */
+    const ds_stats *stats;           /* NULL when not live (failed): no per-deployment series */
+    int traffic_weight;              /* percent 0..100, or -1 when the model has no traffic split */
+    const ds_phase_stats *phases;    /* Triton counts; NULL: no execution series */
+    bool batching;                   /* dynamic batching on: add the batch-size histogram */
+    const deploy_load_figures *load; /* what loading it cost; NULL: no load series */
 } metrics_deployment;
 
 #define METRICS_MAX_STATUSES 8
@@ -64,6 +75,7 @@ typedef struct metrics_deployment {
 typedef struct metrics_writer {
     ds_buf requests, duration, in_flight, weight;
     ds_buf inferences, executions, batch_size; /* Triton counts and the batch-size histogram */
+    ds_buf load_s, ready_s, load_bytes;        /* what loading each deployment cost */
     ds_buf window_rate, window_errors, window_latency; /* the 1m and 5m windows */
     struct {
         char name[METRICS_STATUS_LEN];

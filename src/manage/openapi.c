@@ -118,8 +118,8 @@ static const openapi_route openapi_table[] = {
     {"GET", "/deployments/{model_name}/{model_version}/limits", "viewer", "deployments",
      "A live deployment's rate limit", NULL, "200", "Limits"},
     {"PUT", "/deployments/{model_name}/{model_version}/limits", "deployer", "deployments",
-     "Set a live deployment's rate limit ({\"rate_limit\":{\"rps\",\"burst\"}} or null)",
-     "Limits", "200", "Limits"},
+     "Set a live deployment's rate limit ({\"rate_limit\":{\"rps\",\"burst\"}} or null)", "Limits",
+     "200", "Limits"},
     /* seed-style */
     {"POST", "/predict/{endpoint_name}", "inference", "predict",
      "Seed-style inference on a named endpoint", "PredictRequest", "200", "PredictResponse"},
@@ -132,16 +132,16 @@ static const openapi_route openapi_table[] = {
      NULL},
     {"GET", "/", "open", "operations", "The dashboard", NULL, "200", NULL},
     /* tokens and identity (README "Security") */
-    {"GET", "/tokens", "admin", "auth", "Every API token ever issued (never a secret)", NULL,
-     "200", "Object"},
+    {"GET", "/tokens", "admin", "auth", "Every API token ever issued (never a secret)", NULL, "200",
+     "Object"},
     {"POST", "/tokens", "admin", "auth",
-     "Create a token {name, role, expires?}; its text is in the reply, shown once", "Object",
-     "201", "Object"},
+     "Create a token {name, role, expires?}; its text is in the reply, shown once", "Object", "201",
+     "Object"},
     {"DELETE", "/tokens/{token}", "admin", "auth", "Revoke a token by name or id", NULL, "200",
      "Object"},
     {"GET", "/auth/whoami", "inference", "auth",
-     "The caller's token name and role (any valid token; {auth:false} with auth off)", NULL,
-     "200", "Object"},
+     "The caller's token name and role (any valid token; {auth:false} with auth off)", NULL, "200",
+     "Object"},
     {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -237,7 +237,16 @@ static const char oa_components_json[] =
     "\"array\"}}},"
     "\"Deployment\":{\"type\":\"object\",\"properties\":{\"model_name\":{\"type\":\"string\"},"
     "\"version\":{\"type\":\"string\"},\"endpoint_name\":{\"type\":\"string\"},\"status\":"
-    "{\"type\":\"string\"},\"deployed_at\":{\"type\":\"string\"}}},"
+    "{\"type\":\"string\"},\"deployed_at\":{\"type\":\"string\"},"
+    /* what loading / the undeploy cost (deploy.h lifecycle metrics) */
+    "\"load\":{\"type\":\"object\",\"properties\":{\"load_ms\":{\"type\":\"number\"},"
+    "\"ready_ms\":{\"type\":[\"number\",\"null\"]},\"rss_before_bytes\":{\"type\":"
+    "[\"integer\",\"null\"]},\"rss_after_bytes\":{\"type\":[\"integer\",\"null\"]},"
+    "\"rss_delta_bytes\":{\"type\":[\"integer\",\"null\"]}}},"
+    "\"unload\":{\"type\":\"object\",\"properties\":{\"drain_ms\":{\"type\":\"number\"},"
+    "\"unload_ms\":{\"type\":\"number\"},\"rss_before_bytes\":{\"type\":[\"integer\","
+    "\"null\"]},\"rss_after_bytes\":{\"type\":[\"integer\",\"null\"]},"
+    "\"rss_freed_bytes\":{\"type\":[\"integer\",\"null\"]}}}}},"
     "\"DeployRequest\":{\"type\":\"object\",\"required\":[\"model_name\",\"version\"],"
     "\"properties\":{\"model_name\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"},"
     "\"endpoint_name\":{\"type\":\"string\"},"

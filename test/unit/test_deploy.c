@@ -481,6 +481,11 @@ static void test_a_plugin_that_cannot_load_or_create_is_500_and_leaves_nothing(v
     r = deploy_start(f->m, "broken", "2", NULL, NULL, NULL);
     assert_int_equal(r.code, DEPLOY_INTERNAL);
     assert_non_null(strstr(r.message, "create_fails fixture")); /* the plugin's own words */
+    deploy_lifecycle_counts c;
+    deploy_lifecycle_get(f->m, &c);
+    assert_int_equal(c.failures[DEPLOY_FAIL_OPEN], 1);
+    assert_int_equal(c.failures[DEPLOY_FAIL_CREATE], 1);
+    assert_int_equal(c.loads, 0);
     assert_route_gone(f->port, "broken", "1");
     assert_route_gone(f->port, "broken", "2");
     assert_int_equal(registry_row(f, "broken", "1").active, 0);

@@ -78,9 +78,9 @@ static int fixture_setup(void **state)
         stats_begin(f->b);
         stats_end(f->b, 1000000, 200);
     }
-    f->d[0] = (metrics_deployment){"quadratic_predictor", "1", "active", f->a, 90, NULL, false};
-    f->d[1] = (metrics_deployment){"we\"ird\\model\nname", "2", "active", f->b, 10, NULL, false};
-    f->d[2] = (metrics_deployment){"identity", "1", "failed", NULL, -1, NULL, false};
+    f->d[0] = (metrics_deployment){"quadratic_predictor", "1", "active", f->a, 90, NULL, false, NULL};
+    f->d[1] = (metrics_deployment){"we\"ird\\model\nname", "2", "active", f->b, 10, NULL, false, NULL};
+    f->d[2] = (metrics_deployment){"identity", "1", "failed", NULL, -1, NULL, false, NULL};
     ds_buf out = DS_BUF_INIT;
     metrics_render(&out, f->d, 3);
     assert_false(out.failed);
@@ -222,7 +222,7 @@ static void test_writer_gives_the_same_series_as_render(void **state)
     metrics_writer_init(&w);
     for (size_t i = 0; i < 3; i++)
         metrics_writer_add(&w, &f->d[i]);
-    metrics_deployment extra = {"x", "1", "draining", NULL, -1, NULL, false};
+    metrics_deployment extra = {"x", "1", "draining", NULL, -1, NULL, false, NULL};
     metrics_writer_add(&w, &extra);
     ds_buf out = DS_BUF_INIT;
     metrics_writer_finish(&w, &out);

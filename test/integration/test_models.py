@@ -629,3 +629,80 @@ def test_client_disconnect_reaches_is_cancelled_and_counts_as_cancelled(shared):
     deployed(shared, "hangup", version="2")
     assert sum_infer(shared, "hangup", [1, 2], version="2")["sum"]["data"] == [3]
     assert dep_stats(shared, "hangup", "2")["cancelled"] == 0
+
+
+# ---- concurrency (also run under ThreadSanitizer: `-m stress` in the TSan build) ---------------
+
+@pytest.mark.stress
+def test_xgboost_and_onnx_backends_under_concurrent_clients_with_instance_pools(shared):
+    """Both backends at once, instance_count 3 each, 8 clients sending batches of 1..64 rows:
+    every answer equals the reference, and (under TSan) the server shows no data race."""
+    deployed(shared, "breast_cancer", instance_count=3)
+    deployed(shared, "iris", instance_count=2)
+    deployed(shared, "digits", instance_count=3)
+    data = {m: split_of(m)[0] for m in ("breast_cancer", "iris", "digits")}
+    refs = {"breast_cancer": xgb_reference("breast_cancer", data["breast_cancer"]),
+            "iris": xgb_reference("iris", data["iris"]),
+            "digits": onnx_reference(data["digits"])}
+    errors, done = [], []
+
+    def client(k):
+        try:
+            for i in range(12):
+                model = ("breast_cancer", "digits", "iris")[(k + i) % 3]
+                x = data[model]
+                n = (1, 4, 64)[(k * 7 + i) % 3]
+                j = (k * 13 + i * 5) % (len(x) - n)
+                outs = infer(shared, model, x[j:j + n])
+                want = refs[model][j:j + n]
+                if model == "digits":
+                    assert_close(as_array(outs["probabilities"]), want, "digits")
+                elif model == "iris":
+                    assert_close(as_array(outs["probabilities"]), want, "iris")
+                else:
+                    assert_close(as_array(outs["probability"]).ravel(), want, model)
+                done.append(model)
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:3]
+    assert len(done) == 96 and set(done) == {"breast_cancer", "iris", "digits"}
+    for m in ("breast_cancer", "iris", "digits"):
+        st = dep_stats(shared, m)
+        assert st["request_count"] == done.count(m) and st["error_count"] == 0, st
+
+
+@pytest.mark.stress
+def test_isolated_backends_under_concurrent_clients(shared, tmp_path):
+    """The same through workers: instance pools inside the worker, several channels."""
+    for m in ("breast_cancer", "digits"):
+        register_dir(shared, f"iso_{m}", copy_version(m, tmp_path / m))
+        deployed(shared, f"iso_{m}", isolation="process", instance_count=2, workers=4)
+    data = {m: split_of(m)[0] for m in ("breast_cancer", "digits")}
+    refs = {"breast_cancer": xgb_reference("breast_cancer", data["breast_cancer"]),
+            "digits": onnx_reference(data["digits"])}
+    errors = []
+
+    def client(k):
+        try:
+            for i in range(10):
+                m = ("breast_cancer", "digits")[(k + i) % 2]
+                n = (1, 16)[i % 2]
+                j = (k * 11 + i) % (len(data[m]) - n)
+                outs = infer(shared, f"iso_{m}", data[m][j:j + n])
+                got = outs["probabilities"] if m == "digits" else outs["probability"]
+                assert_close(as_array(got).reshape(refs[m][j:j + n].shape), refs[m][j:j + n], m)
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors[:3]

@@ -199,15 +199,31 @@ static void wk_child_fds_close(wk_child_fds *c)
  * production build) and must not run leak checks on a plugin at exit. Returns environ, or a
  * copy the caller frees. */
 #if defined(__SANITIZE_ADDRESS__)
-#define WK_SAN_ENV  "ASAN_OPTIONS="
+#define WK_SAN_VAR  "ASAN_OPTIONS"
+#define WK_SAN_ENV  WK_SAN_VAR "="
 #define WK_SAN_OPTS "handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0:detect_leaks=0"
 #elif defined(__SANITIZE_THREAD__)
-#define WK_SAN_ENV  "TSAN_OPTIONS="
+#define WK_SAN_VAR  "TSAN_OPTIONS"
+#define WK_SAN_ENV  WK_SAN_VAR "="
 #define WK_SAN_OPTS "handle_segv=0:handle_sigbus=0:handle_abort=0:handle_sigfpe=0"
+#endif
+#if defined(WK_SAN_ENV)
+/* "<VAR>=<the server's own options>:<ours>": the server's suppressions and halt_on_error hold
+ * in the worker too (a race there fails a run like one in the server), ours win where they
+ * overlap. Built once (the environment does not change after start); never freed. */
+static char wk_san_opts[4096];
+static pthread_once_t wk_san_once = PTHREAD_ONCE_INIT;
+static void wk_san_opts_init(void)
+{
+    const char *mine = getenv(WK_SAN_VAR);
+    snprintf(wk_san_opts, sizeof wk_san_opts, "%s%s%s%s", WK_SAN_ENV, mine ? mine : "",
+             mine && *mine ? ":" : "", WK_SAN_OPTS);
+}
 #endif
 static char **wk_child_env(void)
 {
 #if defined(WK_SAN_ENV)
+    pthread_once(&wk_san_once, wk_san_opts_init);
     size_t n = 0;
     while (environ[n] != NULL)
         n++;
@@ -218,7 +234,7 @@ static char **wk_child_env(void)
     for (size_t i = 0; i < n; i++)
         if (strncmp(environ[i], WK_SAN_ENV, strlen(WK_SAN_ENV)) != 0)
             env[k++] = environ[i];
-    env[k] = WK_SAN_ENV WK_SAN_OPTS;
+    env[k] = wk_san_opts;
     return env;
 #else
     return environ;

@@ -40,11 +40,12 @@ static char worker_exe[4096] = "/proc/self/exe";
 static unsigned worker_drop_uid = 65534, worker_drop_gid = 65534;
 static bool worker_drop_ids_set;
 
-#define WK_NAME_MAX     64
-#define WK_MAX_CRASHES  32
-#define WK_BACKOFF_MS   100
-#define WK_BACKOFF_MAX  5000
-#define WK_REAP_WAIT_MS 2000
+#define WK_NAME_MAX       64
+#define WK_MAX_CRASHES    32
+#define WK_BACKOFF_MS     100
+#define WK_BACKOFF_MAX    5000
+#define WK_REAP_WAIT_MS   2000
+#define WK_CANCEL_POLL_MS 5 /* how often a waiting execute looks at its client */
 /* Descriptors are moved at least this high before spawning, above every fixed child number. */
 #define WK_FD_SAFE 64
 
@@ -787,11 +788,23 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     uint64_t seq = ++c->seq;
     wp_msg m;
     int r = wp_send(c->sock, WP_EXEC, seq, c->shm.size, 0) == 0 ? -3 : 0;
+    /* While it runs, look at the client every WK_CANCEL_POLL_MS; once it is gone, tell the
+     * worker (WP_CANCEL), whose is_cancelled then reports CANCELLED. */
+    bool watch = resp != NULL && resp->client_gone != NULL;
     while (r == -3) {
         int left = timeout > 0 ? (int)(deadline - wk_now_ms()) : -1;
-        r = wp_recv(c->sock, &m, timeout > 0 && left < 0 ? 0 : left);
-        if (r == 1 && (m.type != WP_DONE || m.seq != seq))
+        int wait = timeout > 0 && left < 0 ? 0 : left;
+        bool slice = watch && (wait < 0 || wait > WK_CANCEL_POLL_MS);
+        r = wp_recv(c->sock, &m, slice ? WK_CANCEL_POLL_MS : wait);
+        if (r == -2 && slice) {
+            if (resp->client_gone(resp->client_ctx)) {
+                watch = false;
+                wp_send(c->sock, WP_CANCEL, seq, 0, 0);
+            }
+            r = -3;
+        } else if (r == 1 && (m.type != WP_DONE || m.seq != seq)) {
             r = 0; /* out of protocol: treat the worker as broken */
+        }
     }
     ds_status st;
     if (r == 1 && wp_shm_follow(&c->shm, m.shm_size) == 0) {

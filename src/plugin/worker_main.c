@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +54,7 @@
 typedef struct wk_chan {
     unsigned index;
     int sock;
+    uint64_t seq; /* of the EXEC being served (WP_CANCEL must name it) */
     wp_shm shm;
     oip_arena *arena;  /* the outputs of one execute; reset per request */
     oip_response resp; /* what the plugin fills through the host table's output_alloc */
@@ -417,6 +419,23 @@ static void wk_cpu_budget(wk_chan *c, int64_t ms)
     timer_settime(c->cpu_timer, 0, &its, NULL);
 }
 
+/* is_cancelled's client check in the worker (oip.h client_gone): has the server sent
+ * WP_CANCEL for the request this channel runs? A peek that does not wait; a WP_CANCEL is taken
+ * off the socket, one for an earlier request ignored. The server gone counts as cancelled.
+ * Called on the channel's own thread only (inside execute). */
+static bool wk_cancel_asked(void *ctx)
+{
+    wk_chan *c = ctx;
+    wp_msg m;
+    ssize_t n = recv(c->sock, &m, sizeof m, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    if (n != (ssize_t)sizeof m || m.magic != WP_MAGIC || m.type != WP_CANCEL)
+        return false;
+    (void)!recv(c->sock, &m, sizeof m, MSG_DONTWAIT);
+    return m.seq == c->seq;
+}
+
 /* Enter (true) unless STOP came in; the destroy after STOP waits for every call to leave. */
 static bool wk_call_enter(void)
 {
@@ -441,7 +460,9 @@ static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t de
 {
     oip_arena_reset(c->arena);
     oip_response_init(&c->resp, c->arena);
-    c->resp.deadline_ns = deadline_ns; /* is_cancelled in here sees the server's deadline */
+    c->resp.deadline_ns = deadline_ns;     /* is_cancelled in here sees the server's deadline */
+    c->resp.client_gone = wk_cancel_asked; /* and the server's WP_CANCEL for this request */
+    c->resp.client_ctx = c;
     if (!wk_call_enter())
         return ds_error_set(perr, DS_ERR_UNAVAILABLE, "worker: stopping");
     const ds_plugin_api *api = loader_api(wk.plugin);
@@ -462,6 +483,7 @@ static void wk_serve_one(wk_chan *c, const wp_msg *m)
     ds_error perr = {.code = DS_OK, .message = ""};
     ds_status st;
     uint64_t deadline_ns = 0;
+    c->seq = m->seq;
     if (wp_shm_follow(&c->shm, m->shm_size) != 0 || wk_decode(c, &req, &deadline_ns) != 0) {
         st = DS_ERR_INTERNAL;
         ds_error_set(&perr, st, "worker: malformed request from the server");

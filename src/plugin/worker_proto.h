@@ -68,7 +68,9 @@ typedef enum wp_type {
     WP_INIT_ERR = 3, /* worker -> server on ctl; wp_text (the message) in channel 0's memory */
     WP_STOP = 4,     /* server -> worker on ctl: destroy the instance and exit */
     WP_EXEC = 5,     /* server -> worker on a channel; wp_request in its memory */
-    WP_DONE = 6      /* worker -> server on a channel; wp_response in its memory */
+    WP_DONE = 6,     /* worker -> server on a channel; wp_response in its memory */
+    WP_CANCEL = 7    /* server -> worker on a channel while EXEC seq runs: its client went away
+                      * (the worker's is_cancelled peeks for it; a stale one is ignored) */
 } wp_type;
 
 /* One socket message. shm_size is the writer's view of the memfd size: the reader maps at

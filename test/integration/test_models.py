@@ -602,13 +602,15 @@ def wait_for(what, cond, timeout=30.0):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_client_disconnect_reaches_is_cancelled_and_counts_as_cancelled(shared):
+@pytest.mark.parametrize("isolation", ["inproc", "process"])
+def test_client_disconnect_reaches_is_cancelled_and_counts_as_cancelled(shared, isolation):
     """A plugin that polls is_cancelled while it works (up to 10 minutes here) sees CANCELLED
-    once its client closes the connection; the request is counted as cancelled (and as a 499),
-    and the server goes on serving."""
+    once its client closes the connection -- in process, and in a worker (the server tells it
+    over the channel); the request is counted as cancelled (and as a 499), and the server goes
+    on serving."""
     import socket
     shared.register("hangup", "1", fixture_plugin("abi_1_1"), config={"wait_cancel_ms": 600000})
-    deployed(shared, "hangup")
+    deployed(shared, "hangup", isolation=isolation, timeout_ms=3600000)
     body = json.dumps({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32",
                                    "data": [1, 2]}]}).encode()
     s = socket.create_connection(("127.0.0.1", shared.port))
@@ -626,7 +628,7 @@ def test_client_disconnect_reaches_is_cancelled_and_counts_as_cancelled(shared):
     assert "hangup/1#" in [ln for ln in shared.stderr().splitlines() if "saw CANCELLED" in ln][-1]
     # a client that stays gets its answer from the same plugin (no deadline, not cancelled)
     shared.register("hangup", "2", fixture_plugin("abi_1_1"), config={"wait_cancel_ms": 20})
-    deployed(shared, "hangup", version="2")
+    deployed(shared, "hangup", version="2", isolation=isolation)
     assert sum_infer(shared, "hangup", [1, 2], version="2")["sum"]["data"] == [3]
     assert dep_stats(shared, "hangup", "2")["cancelled"] == 0
 

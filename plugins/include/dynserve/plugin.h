@@ -230,9 +230,9 @@ typedef struct ds_host_api {
      * is that status, 0 while the request is still wanted. A long execute() may poll it and
      * return the status it got. Cheap: a clock read, plus at most one poll(2) of the client's
      * socket per millisecond (the first check also locates the socket); a request without a
-     * client (an async job) only has its deadline. Isolated (a worker) it sees the deadline
-     * only. Valid during execute()/execute_batch() for the `resp` passed to them, on the
-     * thread that got it. Thread-safe for distinct `resp`. */
+     * client (an async job) only has its deadline; in an isolated worker the server relays both
+     * (the client is looked at every 5 ms there). Valid during execute()/execute_batch() for the
+     * `resp` passed to them, on the thread that got it. Thread-safe for distinct `resp`. */
     ds_status (*is_cancelled)(const ds_infer_response *resp);
 } ds_host_api;
 

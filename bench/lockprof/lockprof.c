@@ -1,8 +1,8 @@
 /*
  * lockprof: an LD_PRELOAD lock counter (a tiny mutrace) for the lock inventory of a request path.
  * It counts every pthread_mutex_lock / pthread_rwlock_rdlock / pthread_rwlock_wrlock a process
- * makes through the dynamic linker, per lock address: calls, how many distinct threads took it,
- * and the first caller's return address. At exit it writes one line per lock to the file named by
+ * makes through the dynamic linker, per lock address and call site (return address): calls and
+ * how many distinct threads took it there. At exit it writes one line per lock to the file named by
  * LOCKPROF_OUT.<pid>: "<count> <threads> <kind> <lock address> <caller object> <caller offset>".
  * SIGUSR2 zeroes the counts (the run script sends it after deploying and warming up).
  * bench/lockprof/run resolves callers with addr2line and prints the table the README quotes.
@@ -39,15 +39,15 @@ static void note(const void *lock, int kind, void *caller)
 {
     if (thread_no < 0)
         thread_no = (int)(atomic_fetch_add(&next_thread, 1) % 64);
-    uintptr_t key = (uintptr_t)lock;
-    for (size_t i = (key >> 4) % SLOTS, n = 0; n < SLOTS; i = (i + 1) % SLOTS, n++) {
+    uintptr_t key = (uintptr_t)lock, at = (uintptr_t)caller;
+    for (size_t i = ((key >> 4) ^ (at * 31)) % SLOTS, n = 0; n < SLOTS; i = (i + 1) % SLOTS, n++) {
         uintptr_t seen = atomic_load(&table[i].lock);
         if (seen == 0 && atomic_compare_exchange_strong(&table[i].lock, &seen, key)) {
-            atomic_store(&table[i].caller, (uintptr_t)caller);
             atomic_store(&table[i].kind, kind);
+            atomic_store(&table[i].caller, at); /* a reader may see 0 for an instant: no match */
             seen = key;
         }
-        if (seen == key) {
+        if (seen == key && atomic_load(&table[i].caller) == at) {
             atomic_fetch_add(&table[i].count, 1);
             atomic_fetch_or(&table[i].threads, UINT64_C(1) << thread_no);
             return;

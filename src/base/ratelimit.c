@@ -57,6 +57,7 @@ int rl_parse(const char *text, rl_limit *out, char *err, size_t errlen)
 void rl_bucket_init(rl_bucket *b, rl_limit limit, uint64_t now_ns)
 {
     pthread_mutex_init(&b->lock, NULL);
+    atomic_init(&b->active, rl_active(limit));
     b->limit = limit;
     b->tokens = rl_burst(limit);
     b->last_ns = now_ns;
@@ -75,6 +76,7 @@ void rl_bucket_set(rl_bucket *b, rl_limit limit)
     double burst = rl_burst(limit);
     if (!was_active || b->tokens > burst)
         b->tokens = burst;
+    atomic_store(&b->active, rl_active(limit));
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -109,6 +111,8 @@ static bool rl_take_locked(rl_bucket *b, uint64_t now_ns, int *retry_after_s)
 
 bool rl_bucket_take(rl_bucket *b, uint64_t now_ns, int *retry_after_s)
 {
+    if (!atomic_load_explicit(&b->active, memory_order_relaxed))
+        return true; /* unlimited (a limit set meanwhile applies from the next request) */
     pthread_mutex_lock(&b->lock);
     bool ok = rl_take_locked(b, now_ns, retry_after_s);
     pthread_mutex_unlock(&b->lock);

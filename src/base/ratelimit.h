@@ -10,13 +10,15 @@
  * that finds its neighbourhood full replaces the entry used longest ago (whose bucket would have
  * refilled by now anyway, unless the table is far too small — see rl_table_new).
  *
- * Thread-safety: every function may be called from any thread. A bucket has its own mutex; the
- * table is split into stripes with a mutex each, so clients rarely contend.
+ * Thread-safety: every function may be called from any thread. A bucket has its own mutex (never
+ * taken while it is unlimited); the table is split into stripes with a mutex each, so clients
+ * rarely contend.
  */
 #ifndef DS_BASE_RATELIMIT_H
 #define DS_BASE_RATELIMIT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,8 @@ typedef struct rl_limit {
 } rl_limit;
 
 typedef struct rl_bucket {
+    atomic_bool active;   /* rl_active(limit), readable without the lock: an unlimited bucket
+                           * is never locked on the request path */
     pthread_mutex_t lock; /* guards the fields below */
     rl_limit limit;
     double tokens;

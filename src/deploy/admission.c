@@ -2,13 +2,15 @@
 #include "admission.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <time.h>
 
 void admission_init(admission *a, int64_t max_in_flight, int64_t max_queue)
 {
     a->max_in_flight = max_in_flight > 0 ? max_in_flight : 0;
     a->max_queue = max_queue > 0 ? max_queue : 0;
-    a->in_flight = a->queued = 0;
+    atomic_init(&a->in_flight, 0);
+    atomic_init(&a->queued, 0);
     atomic_init(&a->rejected, 0);
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
@@ -24,30 +26,47 @@ void admission_destroy(admission *a)
     pthread_mutex_destroy(&a->mu);
 }
 
+/* Take a slot if one is free (lock-free). */
+static bool admission_take_slot(admission *a)
+{
+    int_fast64_t n = atomic_load(&a->in_flight);
+    while (n < a->max_in_flight)
+        if (atomic_compare_exchange_weak(&a->in_flight, &n, n + 1))
+            return true;
+    return false;
+}
+
 admit_result admission_enter(admission *a, uint64_t deadline_ns)
 {
     if (a->max_in_flight == 0)
         return ADMIT_OK;
+    /* Nobody waiting: a free slot is ours without the mutex (waiters go first otherwise). */
+    if (atomic_load(&a->queued) == 0 && admission_take_slot(a))
+        return ADMIT_OK;
     pthread_mutex_lock(&a->mu);
     admit_result r = ADMIT_OK;
-    if (a->in_flight >= a->max_in_flight) {
-        if (a->queued >= a->max_queue) {
+    if (!admission_take_slot(a)) {
+        if (atomic_load(&a->queued) >= a->max_queue) {
             r = ADMIT_FULL;
         } else {
-            a->queued++;
+            /* queued is raised before the slot check (both seq_cst), and admission_leave lowers
+             * in_flight before reading queued: either it sees us and signals under the mutex
+             * (after we wait), or we see its slot. */
+            atomic_fetch_add(&a->queued, 1);
             struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
                                   .tv_nsec = (long)(deadline_ns % 1000000000u)};
-            while (a->in_flight >= a->max_in_flight && r == ADMIT_OK) {
+            while (!admission_take_slot(a)) {
                 int rc = deadline_ns ? pthread_cond_timedwait(&a->cv, &a->mu, &ts)
                                      : pthread_cond_wait(&a->cv, &a->mu);
-                if (rc == ETIMEDOUT && a->in_flight >= a->max_in_flight)
-                    r = ADMIT_TIMEOUT;
+                if (rc == ETIMEDOUT) {
+                    if (!admission_take_slot(a))
+                        r = ADMIT_TIMEOUT;
+                    break;
+                }
             }
-            a->queued--;
+            atomic_fetch_sub(&a->queued, 1);
         }
     }
-    if (r == ADMIT_OK)
-        a->in_flight++;
     pthread_mutex_unlock(&a->mu);
     if (r == ADMIT_FULL)
         atomic_fetch_add(&a->rejected, 1);
@@ -58,9 +77,10 @@ void admission_leave(admission *a)
 {
     if (a->max_in_flight == 0)
         return;
-    pthread_mutex_lock(&a->mu);
-    a->in_flight--;
-    if (a->queued > 0)
+    atomic_fetch_sub(&a->in_flight, 1);
+    if (atomic_load(&a->queued) > 0) {
+        pthread_mutex_lock(&a->mu);
         pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
+        pthread_mutex_unlock(&a->mu);
+    }
 }

@@ -7,8 +7,10 @@
  *                    request's deadline. Else: ADMIT_FULL at once.
  *   admission_leave  give the slot back (wakes one waiter).
  *
- * With max_in_flight == 0 there is no limit and enter/leave touch nothing but two atomics.
- * Thread-safety: any number of threads; the mutex guards the waiting only.
+ * With max_in_flight == 0 there is no limit and enter/leave touch nothing. Otherwise a free slot
+ * is taken and given back with atomics alone (no lock while nobody waits); the mutex and the
+ * condition variable are only for requests that queue, and for waking them.
+ * Thread-safety: any number of threads.
  */
 #ifndef DS_ADMISSION_H
 #define DS_ADMISSION_H
@@ -26,10 +28,10 @@ typedef enum admit_result {
 typedef struct admission {
     int64_t max_in_flight; /* 0 = unlimited */
     int64_t max_queue;
-    pthread_mutex_t mu; /* guards in_flight/queued when limited */
+    pthread_mutex_t mu; /* guards the waiting (cv); queued changes only under it */
     pthread_cond_t cv;
-    int64_t in_flight;
-    int64_t queued;
+    atomic_int_fast64_t in_flight; /* slots taken: compare-and-swap below max_in_flight */
+    atomic_int_fast64_t queued;    /* requests waiting on cv */
     atomic_uint_fast64_t rejected; /* ADMIT_FULL answers, lifetime */
 } admission;
 

@@ -877,6 +877,62 @@ static void test_routes_change_safely_while_requests_run(void **state)
     }
 }
 
+/* The handler table is read without CivetWeb's context lock (third_party/civetweb/patches/0003):
+ * a removal must still wait out every lookup that may have found the old handler, so nothing
+ * calls it once http_route_remove has returned. */
+typedef struct counted_route {
+    atomic_int calls;
+    atomic_int stop;
+    int port;
+} counted_route;
+
+static void counted_handler(void *cbdata, const http_request *req, http_response *resp)
+{
+    (void)req;
+    counted_route *c = cbdata;
+    atomic_fetch_add(&c->calls, 1);
+    buf_append_str(resp->body, "{}");
+    resp->status = 200;
+}
+
+static void *hammer_thread(void *arg)
+{
+    counted_route *c = arg;
+    while (!atomic_load(&c->stop)) {
+        client_job job = {.port = c->port, .path = "/counted"};
+        client_thread(&job);
+    }
+    return NULL;
+}
+
+static void test_a_removed_handler_is_never_called_after_remove_returns(void **state)
+{
+    fixture *f = *state;
+    counted_route *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->port = f->port;
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(http_route_add(f->srv, "/counted", counted_handler, c), 0);
+        atomic_store(&c->stop, 0);
+        pthread_t th[CLIENTS];
+        for (int i = 0; i < CLIENTS; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, c), 0);
+        int before = atomic_load(&c->calls);
+        for (int i = 0; i < 10000 && atomic_load(&c->calls) < before + 20; i++)
+            sleep_ms(1);
+        http_route_remove(f->srv, "/counted");
+        int at_remove = atomic_load(&c->calls);
+        sleep_ms(50); /* the clients keep asking (and get 404s) */
+        int later = atomic_load(&c->calls);
+        atomic_store(&c->stop, 1);
+        for (int i = 0; i < CLIENTS; i++)
+            pthread_join(th[i], NULL);
+        assert_true(at_remove >= before + 20);
+        assert_int_equal(later, at_remove);
+    }
+    free(c);
+}
+
 /* ---- start and stop ----------------------------------------------------------------------- */
 
 static void test_a_busy_port_makes_start_fail_with_a_message(void **state)
@@ -1149,6 +1205,7 @@ int main(void)
         T(test_route_remove_waits_for_an_in_flight_handler),
         T(test_route_replace_waits_for_an_in_flight_handler),
         T(test_routes_change_safely_while_requests_run),
+        T(test_a_removed_handler_is_never_called_after_remove_returns),
         T(test_a_busy_port_makes_start_fail_with_a_message),
         cmocka_unit_test(test_a_malformed_listen_address_makes_start_fail_with_a_message),
         cmocka_unit_test(test_stop_of_null_is_a_no_op),

@@ -5,10 +5,13 @@
  * with a trivial handler; keep-alive GETs over loopback to the first- and last-registered exact
  * route and to a path only the prefix route serves. Every figure is req/s and its ratio to N = 1
  * in the same run. "2 thr" runs two client threads at once on two different routes (first and
- * last), the contention figure: with no shared lock on the path it scales like the 1-thread one.
- * Prints numbers, asserts nothing (bench/README.md).
+ * last), the contention figure: with no shared lock on the path it scales like the 1-thread one;
+ * "2/1" is that aggregate over the mean of the first and last 1-thread figures. Each figure is
+ * the median of ROUNDS runs (env ROUNDS, default 3). Prints numbers, asserts nothing
+ * (bench/README.md).
  *
- * usage: route_bench [requests per figure, default 20000] [N ...; default 1 100 1000 5000]
+ * usage: [ROUNDS=3] route_bench [requests per figure, default 20000] [N ...; default 1 100 1000
+ *        5000]
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -124,6 +127,22 @@ static double measure(int port, const char **paths, int nclients, long requests)
     return rate;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of `rounds` measurements (a failed one counts as -1). */
+static double measure_median(int port, const char **paths, int nclients, long requests, int rounds)
+{
+    double r[16];
+    for (int i = 0; i < rounds; i++)
+        r[i] = measure(port, paths, nclients, requests);
+    qsort(r, (size_t)rounds, sizeof r[0], cmp_double);
+    return r[rounds / 2];
+}
+
 enum { FIRST, LAST, PREFIX, TWO, FIGURES };
 static const char *const figure_name[FIGURES] = {"first", "last", "prefix", "2 thr f+l"};
 
@@ -136,14 +155,18 @@ int main(int argc, char **argv)
         for (int i = 2; i < argc && count < 16; i++)
             ns[count++] = atoi(argv[i]);
     }
+    const char *rounds_env = getenv("ROUNDS");
+    int rounds = rounds_env ? atoi(rounds_env) : 3;
+    rounds = rounds < 1 ? 1 : rounds > 16 ? 16 : rounds;
     http_global_init();
     double base[FIGURES] = {0};
-    printf("route_bench: %ld keep-alive GETs per figure; req/s (ratio to N=1 in this run)\n",
-           requests);
+    printf("route_bench: %ld keep-alive GETs per figure, median of %d; req/s (ratio to N=1 in "
+           "this run)\n",
+           requests, rounds);
     printf("%8s", "N");
     for (int f = 0; f < FIGURES; f++)
         printf(" %22s", figure_name[f]);
-    printf("\n");
+    printf(" %6s\n", "2/1");
     for (int k = 0; k < count; k++) {
         int n = ns[k] < 1 ? 1 : ns[k] > MAX_N ? MAX_N : ns[k];
         http_config cfg = {.listen = "127.0.0.1:0",
@@ -173,14 +196,14 @@ int main(int argc, char **argv)
         const char *one[][2] = {{first, NULL}, {last, NULL}, {prefix, NULL}, {first, last}};
         double rate[FIGURES];
         for (int f = 0; f < FIGURES; f++)
-            rate[f] = measure(http_port(srv), one[f], f == TWO ? 2 : 1, requests);
+            rate[f] = measure_median(http_port(srv), one[f], f == TWO ? 2 : 1, requests, rounds);
         printf("%8d", n);
         for (int f = 0; f < FIGURES; f++) {
             if (k == 0)
                 base[f] = rate[f];
             printf(" %13.0f (%5.2fx)", rate[f], base[f] > 0 ? rate[f] / base[f] : 0.0);
         }
-        printf("\n");
+        printf(" %6.2f\n", rate[TWO] / ((rate[FIRST] + rate[LAST]) / 2));
         fflush(stdout);
         http_stop(srv);
     }

@@ -255,8 +255,8 @@ static int main_open_data_dir(ds_server *s)
         if (chmod(dir, 0700) == 0)
             log_info("data dir %s was mode %03o; made it 0700", dir, st.st_mode & 0777);
         else
-            log_warn("data dir %s is mode %03o and cannot be made 0700: %s", dir,
-                     st.st_mode & 0777, strerror(errno));
+            log_warn("data dir %s is mode %03o and cannot be made 0700: %s", dir, st.st_mode & 0777,
+                     strerror(errno));
     }
     char err[512], path[PATH_MAX];
     if (store_init(dir, err, sizeof err) != 0 || artifact_init(dir, err, sizeof err) != 0) {
@@ -298,6 +298,7 @@ static int main_start_http(ds_server *s)
                       .threads = s->cfg.threads,
                       .max_body_bytes = (size_t)s->cfg.max_body_bytes,
                       .max_response_bytes = (size_t)s->cfg.max_response_bytes,
+                      .body_align_header = "Inference-Header-Content-Length",
                       .request_timeout_ms = s->cfg.request_timeout_ms,
                       .header_timeout_ms = s->cfg.header_timeout_ms,
                       .max_conns_per_client = s->cfg.max_conns_per_client,
@@ -397,13 +398,16 @@ static int main_start_auth(ds_server *s)
     }
     if (!on && !loopback)
         log_warn("--insecure: listening on %s with no authentication; anyone who can reach it "
-                 "can register and run code on this machine", c->host);
+                 "can register and run code on this machine",
+                 c->host);
     else if (!on)
         log_info("no API tokens and no JWT key: every route is open, so the server answers on "
-                 "loopback (%s) only and refuses other Host names", c->host);
+                 "loopback (%s) only and refuses other Host names",
+                 c->host);
     else if (!loopback && c->tls_cert[0] == '\0')
         log_warn("listening on %s without TLS: bearer tokens cross the network in clear text "
-                 "(use --tls-cert/--tls-key or a TLS proxy)", c->host);
+                 "(use --tls-cert/--tls-key or a TLS proxy)",
+                 c->host);
     return 0;
 }
 

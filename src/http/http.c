@@ -95,11 +95,26 @@ static uint64_t http_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms, ds_buf *in,
-                          http_response *resp)
+/* Where the body goes in `in`: with cfg.body_align_header naming a header whose value N is a
+ * byte offset inside the body, body + N lands on a 16-byte boundary (the buffer's base is
+ * malloc-aligned), so what follows N can be used in place (the binary tensor data after the
+ * JSON of an Inference-Header-Content-Length request: oip/decode_binary.c). */
+static size_t http_body_pad(const http_server *srv, const struct mg_connection *conn)
+{
+    const char *v =
+        srv->cfg.body_align_header ? mg_get_header(conn, srv->cfg.body_align_header) : NULL;
+    if (v == NULL)
+        return 0;
+    unsigned long long at = strtoull(v, NULL, 10);
+    return (size_t)((16 - at % 16) % 16);
+}
+
+static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms, size_t pad,
+                          ds_buf *in, http_response *resp)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     buf_reset(in);
+    buf_set_headroom(in, pad); /* empty after the reset: cannot fail but for memory */
     if (ri->content_length > 0 && (unsigned long long)ri->content_length > max) {
         reply_error(resp, HTTP_PAYLOAD_TOO_LARGE,
                     "request body of %lld bytes exceeds the limit of %zu bytes", ri->content_length,
@@ -363,7 +378,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
         http_close_after(&resp); /* the body was not read */
     } else if (http_guard_state(srv, conn, CONN_BODY),
                http_read_body(conn, http_body_limit(rt, conn), srv->cfg.request_timeout_ms,
-                              &tl_request_body, &resp) == 0) {
+                              http_body_pad(srv, conn), &tl_request_body, &resp) == 0) {
         http_guard_state(srv, conn, CONN_BUSY);
         req.body = tl_request_body.data;
         req.body_len = tl_request_body.len;

@@ -77,8 +77,11 @@ typedef struct http_config {
                                 * per client address; the health probes are never limited */
     const char *tls_cert;      /* PEM certificate (chain) file: serve HTTPS only, TLS >= 1.2 */
     const char *tls_key;       /* its PEM private key file (both NULL: plain HTTP) */
-    http_guard_fn guard;       /* auth: NULL sends every request straight to its handler */
-    void *guard_cbdata;        /* must outlive the server */
+    const char *body_align_header; /* a request header holding a byte offset N into the body
+                                    * (Inference-Header-Content-Length), or NULL: the body is
+                                    * placed so that body + N is 16-byte aligned */
+    http_guard_fn guard;           /* auth: NULL sends every request straight to its handler */
+    void *guard_cbdata;            /* must outlive the server */
 } http_config;
 
 /* Process-wide CivetWeb setup and teardown: call once before the first http_start and once after

@@ -1,11 +1,13 @@
 /*
  * oip decode binary: the binary tensor data extension. With Inference-Header-Content-Length the
  * JSON is the first header_len bytes; inputs with "binary_data_size" take their bytes from what
- * follows, in input order, copied into the arena. See decode.c.
+ * follows, in input order: in place when 16-byte aligned (src/http places the body so), else
+ * copied into the arena. See decode.c.
  */
 #include "decode_internal.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,10 +33,17 @@ static int binary_input(oip_dec *d, oip_in *in, const char *bin, size_t left)
         return oip_errorf(d->err, OIP_BAD_REQUEST,
                           "%s: binary_data_size %llu exceeds the %zu bytes of binary data left",
                           label, (unsigned long long)size, left);
-    unsigned char *dst = oip_arena_alloc(d->a, (size_t)size);
-    if (dst == NULL)
-        return dec__oom(d);
-    memcpy(dst, bin, (size_t)size);
+    /* In place when aligned like an arena block (the HTTP layer places the body so that the
+     * binary part starts 16-byte aligned): the body outlives the request's execute and nobody
+     * writes to it. Otherwise a copy into the arena. */
+    const unsigned char *dst = (const unsigned char *)bin;
+    if (((uintptr_t)bin & 15) != 0) {
+        unsigned char *copy = oip_arena_alloc(d->a, (size_t)size);
+        if (copy == NULL)
+            return dec__oom(d);
+        memcpy(copy, bin, (size_t)size);
+        dst = copy;
+    }
     if (in->t.datatype == DS_TYPE_BYTES &&
         !oip_bytes_valid(dst, (size_t)size, in->t.element_count, &bad))
         return oip_errorf(d->err, OIP_BAD_REQUEST,

@@ -84,7 +84,10 @@ typedef struct oip_request {
  * client sent one (the JSON is the first header_len bytes and binary tensor data follows), or
  * (size_t)-1 when it did not (the whole body is JSON). Validates syntax, datatypes, shapes
  * against data (element count = product of shape, overflow-checked), value ranges per datatype
- * and the limits. Unknown top-level fields are OIP_BAD_REQUEST. Returns OIP_OK or the code. */
+ * and the limits. Unknown top-level fields are OIP_BAD_REQUEST. Returns OIP_OK or the code.
+ * Ownership: *out lives in the arena, except that a binary input whose bytes are 16-byte
+ * aligned in `body` points into `body` (no copy): the caller keeps `body` unchanged and alive
+ * as long as *out is used. */
 int oip_decode_request(oip_arena *a, const char *body, size_t len, size_t header_len,
                        const oip_limits *lim, oip_request *out, oip_error *err);
 

@@ -71,6 +71,15 @@ static oip_arena *infer_arena(void)
     return tl_arena;
 }
 
+/* Give the request's big arena blocks back once the response is encoded (it holds no pointer
+ * into the arena), so an idle worker does not keep its last 64 MiB tensor; the small block
+ * stays for the next request. Only on the worker's own thread-local arena. */
+static void infer_arena_trim(void)
+{
+    if (tl_arena != NULL)
+        oip_arena_reset(tl_arena);
+}
+
 size_t infer_header_length(const http_request *req)
 {
     const char *v = http_header(req, "Inference-Header-Content-Length");
@@ -124,6 +133,7 @@ static int infer_decode(const char *body, size_t len, size_t header_len, oip_req
     if (oip_decode_request(arena, body, len, header_len, lim, oreq, &err) != 0) {
         reply_error(resp, reply_status_of_oip(err.code ? err.code : OIP_BAD_REQUEST), "%s",
                     err.message);
+        infer_arena_trim();
         return -1;
     }
     return 0;
@@ -293,8 +303,8 @@ static ds_status infer_execute_batched(const deploy_target *t, const oip_request
  * began (its deadline counts from there). Writes resp, and times the phases into ph (input: the
  * request check, added to the decode time the caller measured; queue: the admission wait and a
  * non-thread-safe plugin's exec lock; infer: execute; output: output check + encode). */
-static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
-                      const http_request *client, http_response *resp, phase_sample *ph)
+static void infer_run_decoded(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
+                              const http_request *client, http_response *resp, phase_sample *ph)
 {
     int retry_s = 1;
     if (t->rate != NULL && !rl_bucket_take(t->rate, rl_now_ns(), &retry_s)) {
@@ -378,6 +388,14 @@ static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t 
     ph->ns[PHASE_QUEUE] = t3 - t1 - exec_ns;
     ph->ns[PHASE_OUTPUT] = infer_now_ns() - t3;
     ph->batch_size = infer_batch_size(t, oreq);
+}
+
+/* Run a decoded request and encode its answer into resp; the arena is trimmed after. */
+static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
+                      const http_request *client, http_response *resp, phase_sample *ph)
+{
+    infer_run_decoded(t, oreq, start_ns, client, resp, ph);
+    infer_arena_trim();
 }
 
 uint64_t infer_stats_begin(const deploy_target *t)

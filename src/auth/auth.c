@@ -3,9 +3,10 @@
  *
  * The registry is the truth for API tokens; this module keeps a sorted copy (by id) so that a
  * request never touches SQLite: a decision is a binary search, one HMAC and CRYPTO_memcmp under
- * the read side of `lock`. auth_tick reloads the copy every two seconds (tokens created or
- * revoked by the `dynserve token` command in another process) and saves last-use times every
- * ten seconds; a use is recorded in memory with an atomic store.
+ * the read side of `lock` (a big-reader lock: each worker thread reads its own stripe, so
+ * requests on different threads share no lock line). auth_tick reloads the copy every two seconds
+ * (tokens created or revoked by the `dynserve token` command in another process) and saves last-use
+ * times every ten seconds; a use is recorded in memory with an atomic store.
  */
 #include "auth_internal.h"
 
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "brlock.h"
 #include "log.h"
 #include "names.h"
 
@@ -47,8 +49,8 @@ struct auth {
     registry *reg;
     auth_jwt *jwt; /* NULL: no JWT key */
     bool infer_required, loopback, tls;
-    char *cors;            /* owned; NULL when no origin is allowed */
-    pthread_rwlock_t lock; /* guards entries, n and bootstrap (the snapshot) */
+    char *cors;  /* owned; NULL when no origin is allowed */
+    brlock lock; /* guards entries, n and bootstrap (the snapshot) */
     /* Serializes auth_load_tokens from registry read to swap. Without it two reloads (a REST
      * token change and the tick, or two changes) could swap in the older read last, so a token
      * just created kept failing, or one just revoked kept working, until the next tick. */
@@ -160,7 +162,7 @@ static int auth_load_tokens_locked(auth *a)
     for (size_t i = 0; i < l.n; i++)
         if (!l.e[i].revoked && strcmp(l.e[i].name, AUTH_BOOTSTRAP_NAME) == 0)
             bootstrap = (long)i;
-    pthread_rwlock_wrlock(&a->lock);
+    brlock_wrlock(&a->lock);
     for (size_t i = 0; i < l.n; i++) {
         auth_entry *old = auth_find(a->entries, a->n, l.e[i].id);
         long long seen = old ? atomic_load(&old->last_used) : 0;
@@ -172,7 +174,7 @@ static int auth_load_tokens_locked(auth *a)
     a->n = l.n;
     a->bootstrap = bootstrap;
     atomic_store(&a->enabled, a->jwt != NULL || l.n > 0);
-    pthread_rwlock_unlock(&a->lock);
+    brlock_wrunlock(&a->lock);
     free(gone);
     return 0;
 }
@@ -193,7 +195,7 @@ static void auth_flush_uses(auth *a)
     char ids[64][AUTH_TOKEN_ID_HEX + 1];
     long long at[64];
     size_t k = 0;
-    pthread_rwlock_rdlock(&a->lock);
+    int stripe = brlock_rdlock(&a->lock);
     for (size_t i = 0; i < a->n && k < 64; i++) {
         long long used = atomic_load(&a->entries[i].last_used);
         if (used > a->entries[i].saved_used) {
@@ -202,7 +204,7 @@ static void auth_flush_uses(auth *a)
             a->entries[i].saved_used = used; /* only this thread writes saved_used */
         }
     }
-    pthread_rwlock_unlock(&a->lock);
+    brlock_rdunlock(&a->lock, stripe);
     for (size_t i = 0; i < k; i++) {
         char when[REG_TIME_MAX], err[256];
         auth_time_format((time_t)at[i], when, sizeof when);
@@ -312,11 +314,11 @@ static int auth_ensure_bootstrap(auth *a, const char *path, char *err, size_t er
     if (secret == NULL)
         return -1;
     size_t len = strlen(secret);
-    pthread_rwlock_rdlock(&a->lock);
+    int stripe = brlock_rdlock(&a->lock);
     bool same = a->bootstrap >= 0 && a->entries[a->bootstrap].role == AUTH_ROLE_ADMIN &&
                 auth_token_matches(a->entries[a->bootstrap].salt, a->entries[a->bootstrap].hash,
                                    secret, len);
-    pthread_rwlock_unlock(&a->lock);
+    brlock_rdunlock(&a->lock, stripe);
     int rc = 0;
     if (!same) {
         reg_token t = {0};
@@ -357,7 +359,11 @@ int auth_new(const auth_config *cfg, registry *reg, auth **out, char *err, size_
     a->infer_required = cfg->infer_auth_required;
     a->loopback = cfg->loopback_listener;
     a->tls = cfg->tls;
-    pthread_rwlock_init(&a->lock, NULL);
+    if (brlock_init(&a->lock) != 0) {
+        free(a);
+        snprintf(err, errlen, "cannot create the token lock");
+        return -1;
+    }
     pthread_mutex_init(&a->reload_lock, NULL);
     if (cfg->cors_origins != NULL && cfg->cors_origins[0] != '\0' &&
         (a->cors = strdup(cfg->cors_origins)) == NULL) {
@@ -388,7 +394,7 @@ void auth_free(auth *a)
     auth_jwt_free(a->jwt);
     free(a->entries);
     free(a->cors);
-    pthread_rwlock_destroy(&a->lock);
+    brlock_destroy(&a->lock);
     pthread_mutex_destroy(&a->reload_lock);
     free(a);
 }
@@ -455,19 +461,19 @@ static int auth_authenticate(auth *a, const char *header, auth_decision *d)
     time_t now = time(NULL);
     int rc;
     if (auth_token_parse(text, id)) {
-        pthread_rwlock_rdlock(&a->lock);
+        int stripe = brlock_rdlock(&a->lock);
         rc = auth_entry_check(auth_find(a->entries, a->n, id), text, len, now, d);
-        pthread_rwlock_unlock(&a->lock);
+        brlock_rdunlock(&a->lock, stripe);
     } else if (a->jwt != NULL && strchr(text, '.') != NULL) {
         char why[160];
         rc = auth_jwt_verify(a->jwt, text, now, &d->who, why, sizeof why);
         if (rc != 0)
             auth_refuse(d, AUTH_UNAUTHENTICATED, "%s", why);
     } else {
-        pthread_rwlock_rdlock(&a->lock);
+        int stripe = brlock_rdlock(&a->lock);
         rc = auth_entry_check(a->bootstrap >= 0 ? &a->entries[a->bootstrap] : NULL, text, len, now,
                               d);
-        pthread_rwlock_unlock(&a->lock);
+        brlock_rdunlock(&a->lock, stripe);
     }
     OPENSSL_cleanse(text, len);
     return rc;

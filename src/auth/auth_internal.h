@@ -25,6 +25,11 @@ int auth_token_generate(char *id, char text[AUTH_TOKEN_TEXT_MAX]);
 bool auth_token_parse(const char *text, char *id);
 /* A fresh random salt. 0 or -1. */
 int auth_token_salt(unsigned char salt[AUTH_SALT_BYTES]);
+/* HMAC-SHA-256 of msg under key into out (RFC 2104), without OpenSSL's per-call algorithm
+ * lookup (and its process-wide locks). false when OpenSSL fails (out is then undefined).
+ * Thread-safe. */
+bool auth_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t len,
+                      unsigned char out[32]);
 /* hash = HMAC-SHA-256(key = salt, message = the whole token text). */
 void auth_token_hash(const unsigned char salt[AUTH_SALT_BYTES], const char *text, size_t len,
                      unsigned char hash[AUTH_HASH_BYTES]);

@@ -192,11 +192,10 @@ static int auth_jwt_check_header(const auth_jwt *j, const char *token, size_t he
 static bool auth_jwt_hs256_ok(const auth_jwt *j, const char *token, size_t signed_len,
                               const char *sig)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE], got[64];
-    unsigned int mac_len = 0;
+    unsigned char mac[32], got[64];
+    size_t mac_len = sizeof mac;
     size_t got_len;
-    if (HMAC(EVP_sha256(), j->key, (int)j->key_len, (const unsigned char *)token, signed_len, mac,
-             &mac_len) == NULL ||
+    if (!auth_hmac_sha256(j->key, j->key_len, token, signed_len, mac) ||
         !auth_b64url_decode(sig, strlen(sig), got, sizeof got, &got_len) || got_len != mac_len)
         return false;
     return CRYPTO_memcmp(mac, got, mac_len) == 0;
@@ -273,8 +272,8 @@ int auth_jwt_verify(const auth_jwt *j, const char *token, time_t now, auth_princ
     }
     if (auth_jwt_check_header(j, token, (size_t)(dot1 - token), err, errlen) != 0)
         return -1;
-    if (dot2[1] == '\0' ||
-        (j->alg == JWT_ALG_HS256 && !auth_jwt_hs256_ok(j, token, (size_t)(dot2 - token), dot2 + 1))) {
+    if (dot2[1] == '\0' || (j->alg == JWT_ALG_HS256 &&
+                            !auth_jwt_hs256_ok(j, token, (size_t)(dot2 - token), dot2 + 1))) {
         snprintf(err, errlen, "JWT signature is not valid");
         return -1;
     }

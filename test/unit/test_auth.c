@@ -13,6 +13,7 @@
 #include <ftw.h>
 #include <jwt.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
@@ -123,16 +124,18 @@ static char *make_jwt(jwt_alg_t alg, const char *key, const char *claims_json)
 static char *claims(const char *extra, long exp_offset)
 {
     static char buf[512];
-    snprintf(buf, sizeof buf, "{\"sub\":\"alice\",\"exp\":%ld%s%s}",
-             (long)time(NULL) + exp_offset, extra[0] ? "," : "", extra);
+    snprintf(buf, sizeof buf, "{\"sub\":\"alice\",\"exp\":%ld%s%s}", (long)time(NULL) + exp_offset,
+             extra[0] ? "," : "", extra);
     return buf;
 }
 
 /* The HTTP status a decision becomes (as auth_http answers it), 0 when the request is served. */
 static int status_of(const auth_decision *d)
 {
-    static const int status[] = {[AUTH_ALLOW] = 0, [AUTH_PREFLIGHT] = 204,
-                                 [AUTH_UNAUTHENTICATED] = 401, [AUTH_FORBIDDEN] = 403};
+    static const int status[] = {[AUTH_ALLOW] = 0,
+                                 [AUTH_PREFLIGHT] = 204,
+                                 [AUTH_UNAUTHENTICATED] = 401,
+                                 [AUTH_FORBIDDEN] = 403};
     return status[d->verdict];
 }
 
@@ -313,8 +316,7 @@ static void test_every_route_declares_its_need(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         auth_need got = auth_route_need(cases[i].method, cases[i].path);
         if (got != cases[i].need)
-            fail_msg("%s %s needs %d, want %d", cases[i].method, cases[i].path, got,
-                     cases[i].need);
+            fail_msg("%s %s needs %d, want %d", cases[i].method, cases[i].path, got, cases[i].need);
     }
 }
 
@@ -322,10 +324,11 @@ static void test_loopback_hosts(void **state)
 {
     (void)state;
     const char *yes[] = {"localhost", "localhost:8080", "LOCALHOST", "localhost.", "a.localhost:1",
-                         "127.0.0.1", "127.0.0.1:8080", "127.1.2.3", "[::1]", "[::1]:8080"};
-    const char *no[] = {"",           "evil.com",        "evil.com:8080", "localhost.evil.com",
-                        "127.0.0.1.evil.com", "10.0.0.1", "[::2]:80",      "127.0.0.1:80x",
-                        "128.0.0.1",  "localhost:8080:1", "[::1]x",       "127.0.0.256"};
+                         "127.0.0.1", "127.0.0.1:8080", "127.1.2.3", "[::1]",      "[::1]:8080"};
+    const char *no[] = {
+        "",         "evil.com",   "evil.com:8080", "localhost.evil.com", "127.0.0.1.evil.com",
+        "10.0.0.1", "[::2]:80",   "127.0.0.1:80x", "128.0.0.1",          "localhost:8080:1",
+        "[::1]x",   "127.0.0.256"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         if (!auth_host_is_loopback(yes[i]))
             fail_msg("%s should be loopback", yes[i]);
@@ -370,8 +373,8 @@ static auth_jwt *hs_verifier(struct fixture *f, const char *issuer, const char *
 {
     char path[128];
     hs_secret_file(f, path);
-    auth_config cfg = {.jwt_hs256_secret_file = path, .jwt_issuer = issuer,
-                       .jwt_audience = audience};
+    auth_config cfg = {
+        .jwt_hs256_secret_file = path, .jwt_issuer = issuer, .jwt_audience = audience};
     auth_jwt *j = NULL;
     assert_int_equal(auth_jwt_new(&cfg, &j, f->err, sizeof f->err), 0);
     assert_non_null(j);
@@ -404,8 +407,8 @@ static void test_jwt_refuses_bad_signatures_and_alg_none(void **state)
     auth_jwt *j = hs_verifier(f, NULL, NULL);
     auth_principal who = {0};
     char why[160];
-    char *t = make_jwt(JWT_ALG_HS256, "another-secret-another-secret-another!", claims(
-                                                                                 "\"role\":\"admin\"", 600));
+    char *t = make_jwt(JWT_ALG_HS256, "another-secret-another-secret-another!",
+                       claims("\"role\":\"admin\"", 600));
     assert_int_equal(verify(j, t, &who, why), -1);
     assert_non_null(strstr(why, "signature"));
     free(t);
@@ -463,9 +466,9 @@ static void test_jwt_checks_exp_nbf_iss_aud_and_role(void **state)
     assert_int_equal(verify(j, t, &who, why), -1);
     assert_non_null(strstr(why, "iss"));
     free(t);
-    t = make_jwt(JWT_ALG_HS256, HS_SECRET,
-                 claims("\"role\":\"viewer\",\"iss\":\"https://idp.example\",\"aud\":\"other\"",
-                        600));
+    t = make_jwt(
+        JWT_ALG_HS256, HS_SECRET,
+        claims("\"role\":\"viewer\",\"iss\":\"https://idp.example\",\"aud\":\"other\"", 600));
     assert_int_equal(verify(j, t, &who, why), -1);
     assert_non_null(strstr(why, "aud"));
     free(t);
@@ -475,9 +478,9 @@ static void test_jwt_checks_exp_nbf_iss_aud_and_role(void **state)
                         600));
     assert_int_equal(verify(j, t, &who, why), 0);
     free(t);
-    t = make_jwt(JWT_ALG_HS256, HS_SECRET,
-                 claims("\"role\":\"root\",\"iss\":\"https://idp.example\",\"aud\":\"dynserve\"",
-                        600));
+    t = make_jwt(
+        JWT_ALG_HS256, HS_SECRET,
+        claims("\"role\":\"root\",\"iss\":\"https://idp.example\",\"aud\":\"dynserve\"", 600));
     assert_int_equal(verify(j, t, &who, why), -1);
     assert_non_null(strstr(why, "role"));
     free(t);
@@ -655,22 +658,22 @@ static void test_tokens_turn_auth_on_and_roles_apply(void **state)
     start(f, (auth_config){.loopback_listener = true});
     char admin[AUTH_TOKEN_TEXT_MAX], viewer[AUTH_TOKEN_TEXT_MAX], infer[AUTH_TOKEN_TEXT_MAX];
     reg_token row;
-    assert_int_equal(auth_token_create(f->reg, "root", AUTH_ROLE_ADMIN, 0, admin, &row, f->err,
-                                       sizeof f->err),
-                     REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "root", AUTH_ROLE_ADMIN, 0, admin, &row, f->err, sizeof f->err),
+        REG_OK);
     assert_string_equal(row.name, "root");
     assert_string_equal(row.role, "admin");
     assert_string_equal(row.expires_at, "");
-    assert_int_equal(auth_token_create(f->reg, "eyes", AUTH_ROLE_VIEWER, 3600, viewer, NULL,
-                                       f->err, sizeof f->err),
-                     REG_OK);
-    assert_int_equal(auth_token_create(f->reg, "ml", AUTH_ROLE_INFERENCE, 0, infer, NULL, f->err,
+    assert_int_equal(auth_token_create(f->reg, "eyes", AUTH_ROLE_VIEWER, 3600, viewer, NULL, f->err,
                                        sizeof f->err),
                      REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "ml", AUTH_ROLE_INFERENCE, 0, infer, NULL, f->err, sizeof f->err),
+        REG_OK);
     char dup[AUTH_TOKEN_TEXT_MAX];
-    assert_int_equal(auth_token_create(f->reg, "root", AUTH_ROLE_VIEWER, 0, dup, NULL, f->err,
-                                       sizeof f->err),
-                     REG_EXISTS);
+    assert_int_equal(
+        auth_token_create(f->reg, "root", AUTH_ROLE_VIEWER, 0, dup, NULL, f->err, sizeof f->err),
+        REG_EXISTS);
     auth_decision d;
     assert_int_equal(decide(f, "POST", "/models", NULL, &d), 0); /* not reloaded yet */
     auth_reload(f->a);
@@ -704,15 +707,15 @@ static void test_inference_auth_required_closes_the_data_plane(void **state)
 {
     struct fixture *f = *state;
     char infer[AUTH_TOKEN_TEXT_MAX], viewer[AUTH_TOKEN_TEXT_MAX], dep[AUTH_TOKEN_TEXT_MAX];
-    assert_int_equal(auth_token_create(f->reg, "ml", AUTH_ROLE_INFERENCE, 0, infer, NULL, f->err,
-                                       sizeof f->err),
-                     REG_OK);
-    assert_int_equal(auth_token_create(f->reg, "eyes", AUTH_ROLE_VIEWER, 0, viewer, NULL, f->err,
-                                       sizeof f->err),
-                     REG_OK);
-    assert_int_equal(auth_token_create(f->reg, "ops", AUTH_ROLE_DEPLOYER, 0, dep, NULL, f->err,
-                                       sizeof f->err),
-                     REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "ml", AUTH_ROLE_INFERENCE, 0, infer, NULL, f->err, sizeof f->err),
+        REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "eyes", AUTH_ROLE_VIEWER, 0, viewer, NULL, f->err, sizeof f->err),
+        REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "ops", AUTH_ROLE_DEPLOYER, 0, dep, NULL, f->err, sizeof f->err),
+        REG_OK);
     start(f, (auth_config){.loopback_listener = true, .infer_auth_required = true});
     auth_decision d;
     assert_int_equal(decide(f, "POST", "/v2/models/m/infer", NULL, &d), 401);
@@ -727,12 +730,12 @@ static void test_revoked_and_expired_tokens_are_refused(void **state)
     struct fixture *f = *state;
     char t[AUTH_TOKEN_TEXT_MAX], keep[AUTH_TOKEN_TEXT_MAX];
     reg_token row;
-    assert_int_equal(auth_token_create(f->reg, "ci", AUTH_ROLE_ADMIN, 0, t, &row, f->err,
-                                       sizeof f->err),
-                     REG_OK);
-    assert_int_equal(auth_token_create(f->reg, "keep", AUTH_ROLE_ADMIN, 1, keep, NULL, f->err,
-                                       sizeof f->err),
-                     REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "ci", AUTH_ROLE_ADMIN, 0, t, &row, f->err, sizeof f->err),
+        REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "keep", AUTH_ROLE_ADMIN, 1, keep, NULL, f->err, sizeof f->err),
+        REG_OK);
     start(f, (auth_config){.loopback_listener = true});
     auth_decision d;
     assert_int_equal(decide(f, "GET", "/tokens", t, &d), 0);
@@ -762,9 +765,9 @@ static void test_last_use_is_saved(void **state)
 {
     struct fixture *f = *state;
     char t[AUTH_TOKEN_TEXT_MAX];
-    assert_int_equal(auth_token_create(f->reg, "ci", AUTH_ROLE_VIEWER, 0, t, NULL, f->err,
-                                       sizeof f->err),
-                     REG_OK);
+    assert_int_equal(
+        auth_token_create(f->reg, "ci", AUTH_ROLE_VIEWER, 0, t, NULL, f->err, sizeof f->err),
+        REG_OK);
     start(f, (auth_config){.loopback_listener = true});
     auth_decision d;
     assert_int_equal(decide(f, "GET", "/models", t, &d), 0);
@@ -811,7 +814,8 @@ static void test_jwt_decisions(void **state)
     struct fixture *f = *state;
     char path[128];
     hs_secret_file(f, path);
-    start(f, (auth_config){.loopback_listener = true, .jwt_hs256_secret_file = path,
+    start(f, (auth_config){.loopback_listener = true,
+                           .jwt_hs256_secret_file = path,
                            .jwt_audience = "dynserve"});
     assert_true(auth_enabled(f->a)); /* a key alone turns auth on */
     assert_true(auth_jwt_configured(f->a));
@@ -829,10 +833,39 @@ static void test_jwt_decisions(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* auth_hmac_sha256 is a hand-rolled RFC 2104 over a pre-fetched SHA-256 (no per-call lookup):
+ * RFC 4231 test cases 2 (short key) and 6 (key longer than the block), and equal to OpenSSL's
+ * HMAC() on a token-shaped input, so hashes stored before still match. */
+static void test_hmac_sha256_matches_rfc_4231_and_openssl(void **state)
+{
+    (void)state;
+    unsigned char out[32], want[32], key6[131];
+    char hex[65];
+    assert_true(auth_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, out));
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(key6, 0xaa, sizeof key6);
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    assert_true(auth_hmac_sha256(key6, sizeof key6, m6, strlen(m6), out));
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", out[i]);
+    assert_string_equal(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    unsigned char salt[AUTH_SALT_BYTES];
+    memset(salt, 7, sizeof salt);
+    const char *tok = "dsk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    unsigned int n = 32;
+    assert_non_null(
+        HMAC(EVP_sha256(), salt, sizeof salt, (const unsigned char *)tok, strlen(tok), want, &n));
+    auth_token_hash(salt, tok, strlen(tok), out);
+    assert_memory_equal(out, want, 32);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_generated_token_parses_back_to_its_id),
+        T(test_hmac_sha256_matches_rfc_4231_and_openssl),
         T(test_token_parse_refuses_other_shapes),
         T(test_hash_matches_only_the_same_text_and_salt),
         T(test_durations_take_units_and_refuse_junk),

@@ -325,29 +325,58 @@ static size_t http_body_limit(const http_route *rt, const struct mg_connection *
     return rt->max_body;
 }
 
-/* The per-client rate limit (http_config.client_limits); false after writing the 429. The client
- * is the principal the guard verified (req->client_key), else its address: a token is only
- * known to be real after the guard checked it, so the guard runs first. */
-static bool http_client_admitted(http_server *srv, const http_request *req, http_response *resp)
+/* Take a token from the per-client bucket of req (http_config.client_limits): the principal the
+ * guard verified (req->client_key), else the address. A token is only known to be real after
+ * the guard checked it, so the guard runs first. false (counted) with *retry_s when empty. */
+static bool http_client_take(http_server *srv, const http_request *req, int *retry_s)
 {
-    int retry_s = 1;
     const char *key = req->client_key != NULL ? req->client_key : req->client_addr;
     if (srv->cfg.client_limits == NULL || strncmp(req->path, "/v2/health/", 11) == 0 ||
-        rl_table_take(srv->cfg.client_limits, key, rl_now_ns(), &retry_s))
+        rl_table_take(srv->cfg.client_limits, key, rl_now_ns(), retry_s))
         return true;
     atomic_fetch_add(req->client_key != NULL ? &srv->rate_limited_principal : &srv->rate_limited,
                      1);
+    return false;
+}
+
+/* Write the 429 of a request its per-client bucket refused. */
+static void http_reply_limited(const http_request *req, int retry_s, http_response *resp)
+{
     char retry[16];
     snprintf(retry, sizeof retry, "%d", retry_s);
     if (req->client_key != NULL)
         reply_error(resp, HTTP_TOO_MANY_REQUESTS,
-                    "too many requests from this caller: over "
-                    "--rate-limit");
+                    "too many requests from this caller: over --rate-limit");
     else
         reply_error(resp, HTTP_TOO_MANY_REQUESTS, "too many requests from %s: over --rate-limit",
                     req->client_addr);
     http_response_header(resp, "Retry-After", retry);
+}
+
+/* The per-client rate limit; false after writing the 429. */
+static bool http_client_admitted(http_server *srv, const http_request *req, http_response *resp)
+{
+    int retry_s = 1;
+    if (http_client_take(srv, req, &retry_s))
+        return true;
+    http_reply_limited(req, retry_s, resp);
     return false;
+}
+
+/* A request the guard refused (401, 403, a preflight) still takes a token from its address's
+ * bucket, so guessing tokens or flooding with bad ones is limited like anonymous traffic; when
+ * the bucket is empty the refusal becomes the 429 (its headers and body replaced). */
+static void http_charge_refused(http_server *srv, const http_request *req, http_response *resp)
+{
+    http_request anon = *req;
+    anon.client_key = NULL;
+    int retry_s = 1;
+    if (http_client_take(srv, &anon, &retry_s))
+        return;
+    buf_reset(resp->body);
+    resp->extra_headers[0] = '\0';
+    resp->content_type = "application/json";
+    http_reply_limited(&anon, retry_s, resp);
 }
 
 static int http_dispatch(struct mg_connection *conn, void *cbdata)
@@ -370,6 +399,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
         reply_error(&resp, HTTP_UNAVAILABLE, "server is shutting down");
         http_close_after(&resp);
     } else if (srv->cfg.guard != NULL && !srv->cfg.guard(srv->cfg.guard_cbdata, &req, &resp)) {
+        http_charge_refused(srv, &req, &resp);
         http_close_after(&resp); /* answered by the guard: the body was not read */
     } else if (!http_route_owns(rt, req.path)) {
         reply_error(&resp, HTTP_NOT_FOUND, "no route for %s", req.path);

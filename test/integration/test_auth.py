@@ -587,13 +587,18 @@ def test_rate_limit_buckets_are_per_token_and_shared_by_anonymous_callers(server
     codes_anon = [request(srv, "GET", "/v2", session=anon[i % 2]).status_code for i in range(7)]
     assert codes_anon[:4] == [200] * 4 and codes_anon.count(429) >= 2, codes_anon
     assert request(srv, "GET", "/models", token=b, session=s).status_code == 200
+    # a made-up token gets no bucket of its own: its 401s are charged to the address, and once
+    # that is empty they are 429s (so guessing tokens is rate limited too)
+    r = request(srv, "GET", "/models", token="dsk_0123456789abcdef_" + "A" * 43)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1, describe(r)
+    anon_429 = codes_anon.count(429) + 1
     # counted apart in /metrics and /models/stats
     text = expect_status_text(request(srv, "GET", "/metrics", token=admin))
     token_n = int(re.search(r'^dynserve_rate_limited_total\{scope="token"\} (\d+)', text,
                             re.M).group(1))
     client_n = int(re.search(r'^dynserve_rate_limited_total\{scope="client"\} (\d+)', text,
                              re.M).group(1))
-    assert token_n == codes.count(429) and client_n == codes_anon.count(429), text[-600:]
+    assert token_n == codes.count(429) and client_n == anon_429, text[-600:]
     stats = expect_status(request(srv, "GET", "/models/stats", token=admin), 200)
     assert stats["rate_limited"] == {"client": client_n, "token": token_n}, stats["rate_limited"]
 

@@ -1019,10 +1019,14 @@ deploy_result deploy_set_rate_limit(deploy_manager *m, const char *model, const 
     deploy_model *dm = deploy_model_find(m, model);
     if (dm == NULL)
         return deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
-    /* lifecycle first, then the reference (the order undeploy uses): concurrent changes reach
-     * the registry in the order they reach the bucket */
+    /* lifecycle, then the model's lock (the order traffic changes use; never the manager's
+     * index lock under lifecycle): concurrent changes reach the registry in the order they
+     * reach the bucket */
     pthread_mutex_lock(&dm->lifecycle);
-    deployment *d = deploy_acquire(m, model, version, NULL);
+    pthread_rwlock_rdlock(&dm->lock);
+    ssize_t i = deploy_model_index(dm, version);
+    deployment *d = i >= 0 ? deploy_ref(dm->versions[i]) : NULL;
+    pthread_rwlock_unlock(&dm->lock);
     deploy_result r =
         deploy_fail(DEPLOY_NOT_FOUND, "%s version %s is not deployed", model, version);
     if (d != NULL) {

@@ -134,6 +134,11 @@ static void manage_register(manage_ctx *s, const char *name, const char *version
     manage_registered(s, name, version, detail, resp);
 }
 
+/* Serializes store -> probe -> record, so that a plugin file or model directory a refused
+ * registration stored can be removed again when it is refused: no other registration can have come
+ * to use it meanwhile. */
+static pthread_mutex_t manage_register_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Probe and record a directory already in the artifact store. HTTP_CREATED, or the status with
  * the reason in err. */
 static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *version,
@@ -169,15 +174,54 @@ static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *ve
     return rs == REG_OK ? status : reply_status_of_registry(rs);
 }
 
+typedef struct artifact_use {
+    const char *sha;
+    bool used;
+} artifact_use;
+
+static int manage_artifact_user(void *ud, const reg_version *v)
+{
+    artifact_use *u = ud;
+    u->used = strcmp(v->artifact_sha256, u->sha) == 0;
+    return u->used; /* stop at the first */
+}
+
+/* manage_add_stored_dir; when that refuses, the stored directory goes again unless a registered
+ * version uses it (nothing is kept after a refusal). The caller holds manage_register_lock from
+ * the import on, so no other registration can have come to use it meanwhile. */
+static int manage_add_or_forget(manage_ctx *s, const char *name, const char *version,
+                                const char *stored, const char *sha, char *err, size_t errlen)
+{
+    int status = manage_add_stored_dir(s, name, version, stored, sha, err, errlen);
+    if (status == HTTP_CREATED)
+        return status;
+    artifact_use u = {.sha = sha};
+    char ignored[256];
+    if (registry_version_list(s->reg, manage_artifact_user, &u, ignored, sizeof ignored) ==
+            REG_OK &&
+        !u.used)
+        artifact_remove(s->cfg->data_dir, sha);
+    return status;
+}
+
+/* The status of an import that failed. */
+static int manage_import_status(artifact_status as)
+{
+    return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
+}
+
 int manage_register_model_dir(manage_ctx *s, const char *name, const char *version, const char *dir,
                               char *err, size_t errlen)
 {
     char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
+    pthread_mutex_lock(&manage_register_lock);
     artifact_status as =
         artifact_import_dir(s->cfg->data_dir, dir, sha, stored, sizeof stored, err, errlen);
-    if (as != ARTIFACT_OK)
-        return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
-    return manage_add_stored_dir(s, name, version, stored, sha, err, errlen);
+    int status = as == ARTIFACT_OK
+                     ? manage_add_or_forget(s, name, version, stored, sha, err, errlen)
+                     : manage_import_status(as);
+    pthread_mutex_unlock(&manage_register_lock);
+    return status;
 }
 
 /* The event detail of a version made of files. */
@@ -205,13 +249,14 @@ static void manage_models_register_dir(manage_ctx *s, const char *name, const ch
         reply_error(resp, HTTP_BAD_REQUEST, "%s", err);
         return;
     }
+    pthread_mutex_lock(&manage_register_lock);
     artifact_status as = artifact_import_dirfd(s->cfg->data_dir, fd, dir, sha, stored,
                                                sizeof stored, err, sizeof err);
     close(fd);
     int status = as == ARTIFACT_OK
-                     ? manage_add_stored_dir(s, name, version, stored, sha, err, sizeof err)
-                 : as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST
-                                          : HTTP_INTERNAL_ERROR;
+                     ? manage_add_or_forget(s, name, version, stored, sha, err, sizeof err)
+                     : manage_import_status(as);
+    pthread_mutex_unlock(&manage_register_lock);
     if (status != HTTP_CREATED) {
         reply_error(resp, status, "%s", err);
         return;
@@ -219,10 +264,6 @@ static void manage_models_register_dir(manage_ctx *s, const char *name, const ch
     manage_artifact_detail(s, name, version, detail, sizeof detail);
     manage_registered(s, name, version, detail, resp);
 }
-
-/* Serializes store -> probe -> record, so that a plugin file this registration created can be
- * removed again when it is refused: no other registration can have come to use it meanwhile. */
-static pthread_mutex_t manage_register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Check, store, probe and record plugin bytes; a refused plugin leaves nothing in the store.
  * Writes the reply. */
@@ -309,14 +350,13 @@ static void manage_models_upload_tar(manage_ctx *s, const char *name, const char
                                      const http_request *req, http_response *resp)
 {
     char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX], err[768], detail[256];
+    pthread_mutex_lock(&manage_register_lock);
     artifact_status as = artifact_import_tar(s->cfg->data_dir, req->body, req->body_len, sha,
                                              stored, sizeof stored, err, sizeof err);
-    if (as != ARTIFACT_OK) {
-        reply_error(resp, as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR, "%s",
-                    err);
-        return;
-    }
-    int status = manage_add_stored_dir(s, name, version, stored, sha, err, sizeof err);
+    int status = as == ARTIFACT_OK
+                     ? manage_add_or_forget(s, name, version, stored, sha, err, sizeof err)
+                     : manage_import_status(as);
+    pthread_mutex_unlock(&manage_register_lock);
     if (status != HTTP_CREATED) {
         reply_error(resp, status, "%s", err);
         return;

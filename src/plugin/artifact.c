@@ -311,6 +311,27 @@ static artifact_status staging_commit(staging *s, const char *data_dir,
     return fail(ARTIFACT_IO, err, errlen, "cannot store the model files: %s", strerror(saved));
 }
 
+void artifact_remove(const char *data_dir, const char hex[ARTIFACT_SHA256_HEX])
+{
+    if (strlen(hex) != ARTIFACT_SHA256_HEX - 1 || strspn(hex, "0123456789abcdef") != strlen(hex))
+        return;
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s/artifacts/%s", data_dir, hex) >= (int)sizeof dir)
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (d == NULL) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dfd, e->d_name, 0); /* a stored version holds plain files only */
+    closedir(d);
+    rmdir(dir);
+}
+
 void artifact_share_with_worker(const char *dir)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -57,6 +57,10 @@ artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_
                                     char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
                                     char *err, size_t errlen);
 
+/* Remove <data_dir>/artifacts/<hex> (its files, then the directory): only for a directory no
+ * registered version uses (callers serialize registrations). A bad hex is ignored. */
+void artifact_remove(const char *data_dir, const char hex[ARTIFACT_SHA256_HEX]);
+
 /* Read and check <dir>/config.json. On success *config_json is its text (malloc'd; the caller
  * frees) and backend holds the backend name. */
 artifact_status artifact_read_config(const char *dir, char **config_json,

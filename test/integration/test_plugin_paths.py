@@ -195,7 +195,14 @@ def test_model_dir_probe_runs_its_backend_in_a_worker_not_the_server(server_fact
     assert r.status_code == 201, describe(r)
     pid = int(marker.read_text())
     assert pid != srv.proc.pid, "the backend's code ran in the server"
-    # a backend that crashes on the files takes down its worker only
+    # a backend that crashes on the files takes down its worker only, and nothing of the
+    # refused directory stays in the store
+    before = stored_artifacts(srv)
     r = register_dir(srv, pdir / "boom", "boom")
     assert r.status_code in (422, 500), describe(r)
     assert srv.alive() and "boom" not in srv.models()
+    assert stored_artifacts(srv) == before, "a refused model directory stayed in the store"
+    # but a directory a registered version uses stays when a second registration of it fails
+    r = register_dir(srv, pdir / "fx", "fx")
+    assert r.status_code == 409, describe(r)
+    assert stored_artifacts(srv) == before

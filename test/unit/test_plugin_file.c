@@ -140,6 +140,50 @@ static void test_fifo_world_writable_and_non_elf_are_refused(void **state)
     assert_int_equal(try_open(f, "/dev/zero"), -1);
 }
 
+/* plugin_dir_open of `path` under the fixture root: the fd or -1 (with the one message). */
+static int try_open_dir(fixture *f, const char *path)
+{
+    char full[PATH_MAX], err[256], why[256];
+    snprintf(full, sizeof full, "%s/%s", f->root, path);
+    int fd = -1;
+    if (plugin_dir_open(&f->dirs, full, &fd, err, sizeof err, why, sizeof why) != 0) {
+        assert_string_equal(err, PLUGIN_DIR_REFUSED);
+        assert_true(why[0] != '\0');
+        return -1;
+    }
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    return fd;
+}
+
+static void test_model_dirs_follow_the_same_rules(void **state)
+{
+    fixture *f = *state;
+    char path[PATH_MAX], target[PATH_MAX];
+    snprintf(path, sizeof path, "%s/m", f->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    int fd = try_open_dir(f, "plugins/m");
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(path, sizeof path, "%s/open", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    chmod(path, 0777);
+    snprintf(path, sizeof path, "%s/escape", f->dir);
+    assert_int_equal(symlink(f->outside, path), 0);
+    snprintf(path, sizeof path, "%s/etc", f->dir);
+    snprintf(target, sizeof target, "/etc");
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(try_open_dir(f, "plugins/open"), -1);       /* world-writable */
+    assert_int_equal(try_open_dir(f, "plugins/escape"), -1);     /* symlink out */
+    assert_int_equal(try_open_dir(f, "plugins/etc"), -1);        /* symlink out */
+    assert_int_equal(try_open_dir(f, "outside"), -1);            /* outside */
+    assert_int_equal(try_open_dir(f, "plugins/../outside"), -1); /* outside by .. */
+    assert_int_equal(try_open_dir(f, "plugins/missing"), -1);    /* absent */
+    assert_int_equal(try_open_dir(f, "plugins/model.so"), -1);   /* a file */
+    assert_int_equal(try_open_dir(f, "plugins"), -1);            /* the plugin dir itself */
+}
+
 static void test_elf_check_wants_a_shared_object_of_this_machine(void **state)
 {
     (void)state;
@@ -185,6 +229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paths_outside_are_refused_alike, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_world_writable_and_non_elf_are_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_model_dirs_follow_the_same_rules, setup, teardown),
         cmocka_unit_test(test_elf_check_wants_a_shared_object_of_this_machine),
         cmocka_unit_test(test_plugin_dirs_list_is_checked),
     };

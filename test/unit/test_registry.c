@@ -985,6 +985,56 @@ static void test_deployment_end_refuses_unknown_ended_or_bad_status(void **state
                      REG_NOT_FOUND);
 }
 
+static int options_of_first(void *ud, const reg_deployment *d)
+{
+    snprintf(ud, 160, "%s", d->options ? d->options : "");
+    return 1;
+}
+
+static void test_set_options_replaces_them_records_an_event_and_survives_reopen(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    reg_deployment d;
+    assert_int_equal(registry_deployment_create_with(f->r, "m", "1", NULL, "{\"timeout_ms\":5}", &d,
+                                                     f->err, sizeof f->err),
+                     REG_OK);
+    int64_t id = d.id;
+    reg_deployment_free(&d);
+    const char *opts = "{\"timeout_ms\":5,\"rate_limit\":{\"rps\":2,\"burst\":3}}";
+    assert_int_equal(registry_deployment_set_options(f->r, id, opts, "limits",
+                                                     "{\"rate_limit\":{\"rps\":2,\"burst\":3}}",
+                                                     f->err, sizeof f->err),
+                     REG_OK);
+    reopen(f);
+    char got[160] = "", squeezed[160];
+    assert_int_equal(registry_deployment_list(f->r, options_of_first, got, f->err, sizeof f->err),
+                     REG_OK);
+    squeeze_json(got, squeezed, sizeof squeezed);
+    assert_string_equal(squeezed, opts);
+    struct collected ev = list_events(f, "m", 1);
+    assert_int_equal(ev.count, 1);
+    assert_string_equal(ev.items[0], "limits m 1 {\"rate_limit\":{\"rps\":2,\"burst\":3}}");
+    /* not JSON objects, a bad kind, an unknown or ended deployment: refused, nothing changed */
+    assert_int_equal(
+        registry_deployment_set_options(f->r, id, "[1]", "limits", NULL, f->err, sizeof f->err),
+        REG_INVALID);
+    assert_int_equal(
+        registry_deployment_set_options(f->r, id, "{}", "limits", "nope", f->err, sizeof f->err),
+        REG_INVALID);
+    assert_int_equal(
+        registry_deployment_set_options(f->r, id, "{}", "bad kind!", NULL, f->err, sizeof f->err),
+        REG_INVALID);
+    assert_int_equal(registry_deployment_set_options(f->r, id + 100, "{}", "limits", NULL, f->err,
+                                                     sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(
+        registry_deployment_set_options(f->r, id, "{}", "limits", NULL, f->err, sizeof f->err),
+        REG_NOT_FOUND);
+}
+
 /* ---- events ---------------------------------------------------------------------------- */
 
 static void test_events_list_newest_first_with_model_filter_and_limit(void **state)
@@ -1317,6 +1367,7 @@ int main(void)
         T(test_ended_deployment_is_listed_no_more_unless_failed),
         T(test_failed_deployment_keeps_reason_and_can_be_redeployed),
         T(test_deployment_end_refuses_unknown_ended_or_bad_status),
+        T(test_set_options_replaces_them_records_an_event_and_survives_reopen),
         T(test_events_list_newest_first_with_model_filter_and_limit),
         T(test_event_add_refuses_bad_kind_detail_and_limit),
         T(test_traffic_set_get_and_rollback_walk_back_through_history),

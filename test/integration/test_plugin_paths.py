@@ -29,6 +29,16 @@ def plugin_server(server_factory, tmp_path):
     return srv, pdir, outside
 
 
+def assert_refused_alike(post, paths):
+    """Every path is a 400 with one and the same message, which names none of them."""
+    messages = set()
+    for path in paths:
+        body = expect_error(post(path), 400)
+        messages.add(body["error"])
+        assert str(path) not in body["error"]
+    assert len(messages) == 1, f"refusals differ, so they tell which paths exist: {messages}"
+
+
 def register(srv, path, name="p", expect=None):
     r = srv.post("/models", {"name": name, "version": "1", "plugin": str(path)})
     if expect is not None:
@@ -57,14 +67,10 @@ def test_refused_paths_get_one_message_and_store_nothing(plugin_server):
     os.chmod(pdir / "open.so", 0o666)
     (pdir / "text.so").write_text("not a plugin\n")
     before = stored_files(srv)
-    messages = set()
-    for path in ["/etc/passwd", outside / "m.so", f"{pdir}/../outside/m.so", pdir / "escape.so",
-                 pdir / "passwd", pdir / "fifo.so", pdir / "open.so", pdir / "text.so",
-                 pdir / "missing.so", "/no/such/dir/x.so", "/dev/zero", "relative.so"]:
-        body = expect_error(register(srv, path), 400)
-        messages.add(body["error"])
-        assert str(path) not in body["error"]
-    assert len(messages) == 1, f"refusals differ, so they tell which paths exist: {messages}"
+    assert_refused_alike(lambda p: register(srv, p), [
+        "/etc/passwd", outside / "m.so", f"{pdir}/../outside/m.so", pdir / "escape.so",
+        pdir / "passwd", pdir / "fifo.so", pdir / "open.so", pdir / "text.so",
+        pdir / "missing.so", "/no/such/dir/x.so", "/dev/zero", "relative.so"])
     assert stored_files(srv) == before, "a refused file was stored"
     assert "p" not in srv.models()
 
@@ -138,13 +144,9 @@ def test_model_dir_goes_through_the_plugin_dir_rules(plugin_server):
     os.symlink(outside / "iris", pdir / "escape")
     (pdir / "file.txt").write_text("not a directory\n")
     before = stored_artifacts(srv)
-    messages = set()
-    for path in [outside / "iris", f"{pdir}/../outside/iris", pdir / "escape", pdir / "open",
-                 pdir / "file.txt", pdir / "missing", "/etc", "/no/such/dir", "relative"]:
-        body = expect_error(register_dir(srv, path), 400)
-        messages.add(body["error"])
-        assert str(path) not in body["error"]
-    assert len(messages) == 1, f"refusals differ, so they tell which paths exist: {messages}"
+    assert_refused_alike(lambda p: register_dir(srv, p), [
+        outside / "iris", f"{pdir}/../outside/iris", pdir / "escape", pdir / "open",
+        pdir / "file.txt", pdir / "missing", "/etc", "/no/such/dir", "relative"])
     assert stored_artifacts(srv) == before, "a refused directory was stored"
     assert "d" not in srv.models()
     # inside an allowed directory: the same directory registers

@@ -348,7 +348,11 @@ step('shadow traffic: set from the form, kept when the split changes, ended with
   const kept = await get(`/deployments/${Q}/traffic`);
   assert.deepEqual(kept.shadow, { version: '2', percent: 20 });
   assert.ok(kept.guard, 'guard kept');
+  // the page must have taken the PUT's answer (it refills the form from it) before the next edit
+  await waitFor(async () => /v1: 80%/.test(await text(`split-${Q}`)), 'new split shown');
+  await waitFor(async () => !(await page.getByTestId(`set-traffic-${Q}`).isDisabled()), 'form ready');
   await page.getByTestId(`shadow-version-${Q}`).selectOption('');
+  assert.equal(await page.getByTestId(`shadow-version-${Q}`).inputValue(), '');
   await page.getByTestId(`weight-${Q}/1`).fill('90');
   await page.getByTestId(`weight-${Q}/2`).fill('10');
   await page.getByTestId(`set-traffic-${Q}`).click();

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from conftest import BIN, expect_status, fixture_plugin, free_port, model_plugin, quad_inputs
+from test_auth import create_token, tls_server  # noqa: F401 -- tls_server is a fixture
 
 Q = "quadratic_predictor"
 
@@ -152,7 +153,6 @@ TOKEN_RE = r"dsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}"
 @pytest.fixture
 def authed(server_factory):
     """A real server with auth on: an admin token made with `dynserve token create` first."""
-    from test_auth import create_token
     srv = server_factory(start=False)
     srv.admin = create_token(srv.data_dir, "root", "admin")
     srv.start()
@@ -259,21 +259,9 @@ def test_server_from_environment_and_timeout_option(server):
     ctl(server, "--server", expect=2)
 
 
-def test_tls_server_with_cacert_and_insecure(tmp_path):
-    from test_auth import TlsServer
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
-    srv = TlsServer(tmp_path / "tls", cert, key)
-    srv.start()
-    try:
-        p = ctl(srv, "models", expect=3)  # the certificate is not trusted: cannot reach
-        assert "cannot reach" in p.stderr, p.stderr
-        assert Q in ctl(srv, "--cacert", cert, "models").stdout
-        assert Q in ctl(srv, "--insecure", "models").stdout
-        ctl(srv, "--cacert", expect=2)
-    finally:
-        srv.stop()
-        srv.close()
+def test_tls_server_with_cacert_and_insecure(tls_server):
+    p = ctl(tls_server, "models", expect=3)  # the certificate is not trusted: cannot reach
+    assert "cannot reach" in p.stderr, p.stderr
+    assert Q in ctl(tls_server, "--cacert", tls_server.cert, "models").stdout
+    assert Q in ctl(tls_server, "--insecure", "models").stdout
+    ctl(tls_server, "--cacert", expect=2)

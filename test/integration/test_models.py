@@ -433,25 +433,41 @@ def test_entry_refusal_message_reaches_the_client(shared):
     assert "needs a GPU" in body["error"], body
 
 
-def test_non_thread_safe_plugin_with_instance_count_4_runs_instances_in_parallel(shared):
-    shared.register("pool", "1", fixture_plugin("abi_1_1"), config={"sleep_ms": 30})
-    deployed(shared, "pool", instance_count=4)
-    results, errors = [], []
+def concurrently(clients, fn, timeout=300):
+    """Run fn(k) for k in range(clients) on as many threads; assert none raised."""
+    errors = []
 
-    def client(k):
+    def run(k):
         try:
-            for i in range(12):
-                outs = sum_infer(shared, "pool", [k, i])
-                results.append((k + i, outs["sum"]["data"][0], outs["info"]["data"]))
+            fn(k)
         except Exception as e:  # noqa: BLE001 -- reported below
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=timeout)
     assert not errors, errors[:3]
+
+
+def pool_sums(srv, model, clients, per_client):
+    """(expected sum, answered sum, info) of clients x per_client concurrent sum requests."""
+    results = []
+
+    def client(k):
+        for i in range(per_client):
+            outs = sum_infer(srv, model, [k, i])
+            results.append((k + i, outs["sum"]["data"][0], outs["info"]["data"]))
+
+    concurrently(clients, client)
+    return results
+
+
+def test_non_thread_safe_plugin_with_instance_count_4_runs_instances_in_parallel(shared):
+    shared.register("pool", "1", fixture_plugin("abi_1_1"), config={"sleep_ms": 30})
+    deployed(shared, "pool", instance_count=4)
+    results = pool_sums(shared, "pool", 8, 12)
     assert len(results) == 96
     assert all(want == got for want, got, _ in results), "every sum correct under load"
     used = {info[0] for _, _, info in results}
@@ -464,23 +480,14 @@ def test_onnx_with_instance_count_under_concurrent_load_is_correct(shared):
     deployed(shared, "digits", instance_count=3)
     x, _ = split_of("digits")
     ref = onnx_reference(x)
-    errors = []
 
     def client(k):
-        try:
-            for i in range(10):
-                j = (k * 10 + i) % len(x)
-                got = as_array(infer(shared, "digits", x[j:j + 4])["probabilities"])
-                assert_close(got, ref[j:j + 4], "concurrent digits")
-        except Exception as e:  # noqa: BLE001
-            errors.append(repr(e))
+        for i in range(10):
+            j = (k * 10 + i) % len(x)
+            got = as_array(infer(shared, "digits", x[j:j + 4])["probabilities"])
+            assert_close(got, ref[j:j + 4], "concurrent digits")
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors[:3]
+    concurrently(6, client)
 
 
 @pytest.mark.parametrize("count", [0, -1, 65, "4", 1.5])
@@ -564,22 +571,7 @@ def test_isolated_model_directory_with_a_corrupt_artifact_fails_with_the_reason(
 def test_isolated_non_thread_safe_plugin_gets_its_instance_pool_in_the_worker(shared):
     shared.register("isopool", "1", fixture_plugin("abi_1_1"), config={"sleep_ms": 30})
     deployed(shared, "isopool", isolation="process", instance_count=3, workers=6)
-    results, errors = [], []
-
-    def client(k):
-        try:
-            for i in range(6):
-                outs = sum_infer(shared, "isopool", [k, i])
-                results.append((k + i, outs["sum"]["data"][0], outs["info"]["data"]))
-        except Exception as e:  # noqa: BLE001 -- reported below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors[:3]
+    results = pool_sums(shared, "isopool", 6, 6)
     assert all(want == got for want, got, _ in results) and len(results) == 36
     assert {info[1] for _, _, info in results} == {3}, "instance_count reaches the worker"
     assert {info[0] for _, _, info in results} <= {0, 1, 2}
@@ -592,14 +584,8 @@ def dep_stats(srv, model, version="1"):
 
 def wait_for(what, cond, timeout=30.0):
     """Poll cond() until true (a bounded wait for a state change, not a timing assertion)."""
-    import time
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+    from test_isolation import wait_until
+    return wait_until(cond, timeout=timeout, what=what)
 
 
 @pytest.mark.parametrize("isolation", ["inproc", "process"])
@@ -646,33 +632,23 @@ def test_xgboost_and_onnx_backends_under_concurrent_clients_with_instance_pools(
     refs = {"breast_cancer": xgb_reference("breast_cancer", data["breast_cancer"]),
             "iris": xgb_reference("iris", data["iris"]),
             "digits": onnx_reference(data["digits"])}
-    errors, done = [], []
+    done = []
 
     def client(k):
-        try:
-            for i in range(12):
-                model = ("breast_cancer", "digits", "iris")[(k + i) % 3]
-                x = data[model]
-                n = (1, 4, 64)[(k * 7 + i) % 3]
-                j = (k * 13 + i * 5) % (len(x) - n)
-                outs = infer(shared, model, x[j:j + n])
-                want = refs[model][j:j + n]
-                if model == "digits":
-                    assert_close(as_array(outs["probabilities"]), want, "digits")
-                elif model == "iris":
-                    assert_close(as_array(outs["probabilities"]), want, "iris")
-                else:
-                    assert_close(as_array(outs["probability"]).ravel(), want, model)
-                done.append(model)
-        except Exception as e:  # noqa: BLE001 -- reported below
-            errors.append(repr(e))
+        for i in range(12):
+            model = ("breast_cancer", "digits", "iris")[(k + i) % 3]
+            x = data[model]
+            n = (1, 4, 64)[(k * 7 + i) % 3]
+            j = (k * 13 + i * 5) % (len(x) - n)
+            outs = infer(shared, model, x[j:j + n])
+            want = refs[model][j:j + n]
+            if model == "breast_cancer":
+                assert_close(as_array(outs["probability"]).ravel(), want, model)
+            else:
+                assert_close(as_array(outs["probabilities"]), want, model)
+            done.append(model)
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not errors, errors[:3]
+    concurrently(8, client)
     assert len(done) == 96 and set(done) == {"breast_cancer", "iris", "digits"}
     for m in ("breast_cancer", "iris", "digits"):
         st = dep_stats(shared, m)
@@ -688,23 +664,14 @@ def test_isolated_backends_under_concurrent_clients(shared, tmp_path):
     data = {m: split_of(m)[0] for m in ("breast_cancer", "digits")}
     refs = {"breast_cancer": xgb_reference("breast_cancer", data["breast_cancer"]),
             "digits": onnx_reference(data["digits"])}
-    errors = []
 
     def client(k):
-        try:
-            for i in range(10):
-                m = ("breast_cancer", "digits")[(k + i) % 2]
-                n = (1, 16)[i % 2]
-                j = (k * 11 + i) % (len(data[m]) - n)
-                outs = infer(shared, f"iso_{m}", data[m][j:j + n])
-                got = outs["probabilities"] if m == "digits" else outs["probability"]
-                assert_close(as_array(got).reshape(refs[m][j:j + n].shape), refs[m][j:j + n], m)
-        except Exception as e:  # noqa: BLE001
-            errors.append(repr(e))
+        for i in range(10):
+            m = ("breast_cancer", "digits")[(k + i) % 2]
+            n = (1, 16)[i % 2]
+            j = (k * 11 + i) % (len(data[m]) - n)
+            outs = infer(shared, f"iso_{m}", data[m][j:j + n])
+            got = outs["probabilities"] if m == "digits" else outs["probability"]
+            assert_close(as_array(got).reshape(refs[m][j:j + n].shape), refs[m][j:j + n], m)
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not errors, errors[:3]
+    concurrently(6, client)

@@ -54,13 +54,15 @@ typedef struct deployment deployment;     /* one live (model, version) */
 typedef struct deploy_model deploy_model; /* one model name and its live versions */
 
 /* What a request needs from a deployment. Valid while the caller holds a reference. */
-/* What loading one deployment cost (issue 14 section 5), set once while it loads; ready_ns
- * once right after its route is published (atomic: readers may look at it meanwhile). */
+/* What loading one deployment cost (issue 14 section 5), set while it loads; ready_ns and
+ * rss_after again right after its route is published (atomic: readers may look meanwhile). */
 typedef struct deploy_load_figures {
     uint64_t load_ns; /* dlopen + entry + create of every instance, or the worker's start */
     _Atomic uint64_t ready_ns; /* deploy call start -> route answering; 0 = restored at startup */
-    int64_t rss_before;        /* process RSS (bytes) before the load, after it; -1 = unknown */
-    int64_t rss_after;
+    int64_t rss_before;        /* process RSS (bytes) before the load; -1 = unknown */
+    /* ... after it, and again once its route answers (registry row, routes and tables
+     * included: what the deployment costs); atomic for the same reason as ready_ns */
+    _Atomic int64_t rss_after;
 } deploy_load_figures;
 
 typedef struct deploy_target {

@@ -419,7 +419,7 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
         return NULL;
     }
     d->load.load_ns = deploy_now_ns() - t0;
-    d->load.rss_after = deploy_rss_bytes();
+    atomic_store(&d->load.rss_after, deploy_rss_bytes());
     deploy_count_load(m, d);
     return d;
 }
@@ -746,8 +746,10 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
     pthread_mutex_lock(&dm->lifecycle);
     if (!deploy_taken_locked(dm, version, &res))
         res = deploy_record_locked(m, dm, d, endpoint_name, out);
-    if (res.code == DEPLOY_OK) /* under lifecycle: an undeploy cannot free d meanwhile */
+    if (res.code == DEPLOY_OK) { /* under lifecycle: an undeploy cannot free d meanwhile */
         atomic_store(&d->load.ready_ns, deploy_now_ns() - start_ns);
+        atomic_store(&d->load.rss_after, deploy_rss_bytes());
+    }
     pthread_mutex_unlock(&dm->lifecycle);
     if (res.code != DEPLOY_OK)
         deployment_free(d);

@@ -73,7 +73,7 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
     out->load.load_ns = d->load.load_ns;
     atomic_store(&out->load.ready_ns, atomic_load(&d->load.ready_ns));
     out->load.rss_before = d->load.rss_before;
-    out->load.rss_after = d->load.rss_after;
+    atomic_store(&out->load.rss_after, atomic_load(&d->load.rss_after));
     out->status = "active";
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

@@ -57,9 +57,10 @@ static void manage_load_json(cJSON *o, const deploy_load_figures *l)
     else
         cJSON_AddNullToObject(j, "ready_ms"); /* restored at startup */
     manage_add_bytes(j, "rss_before_bytes", l->rss_before);
-    manage_add_bytes(j, "rss_after_bytes", l->rss_after);
+    int64_t after = atomic_load(&l->rss_after);
+    manage_add_bytes(j, "rss_after_bytes", after);
     manage_add_bytes(j, "rss_delta_bytes",
-                     l->rss_before >= 0 && l->rss_after >= 0 ? l->rss_after - l->rss_before : -1);
+                     l->rss_before >= 0 && after >= 0 ? after - l->rss_before : -1);
 }
 
 static void manage_unload_json(cJSON *o, const deploy_unload_figures *f)

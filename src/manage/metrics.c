@@ -238,9 +238,10 @@ static void metrics_add_load(metrics_writer *w, const metrics_deployment *d)
         metrics_double(&w->ready_s, (double)ready / 1e9);
         buf_append_char(&w->ready_s, '\n');
     }
-    if (l->rss_before >= 0 && l->rss_after >= 0) {
+    int64_t after = atomic_load(&l->rss_after);
+    if (l->rss_before >= 0 && after >= 0) {
         metrics_series_start(&w->load_bytes, "dynserve_deployment_memory_bytes", d);
-        buf_printf(&w->load_bytes, "} %lld\n", (long long)(l->rss_after - l->rss_before));
+        buf_printf(&w->load_bytes, "} %lld\n", (long long)(after - l->rss_before));
     }
 }
 

@@ -15,15 +15,18 @@
  * When a worker picks up a connection and either more than slots - reserve connections are
  * waiting for their client, or more than max_per_client are open at all, the guard looks at
  * this process's sockets (/proc/self/fd: local port one of ours, peer a client), matches them
- * with what it knows, and closes with shutdown(2) — the "kick": the worker wakes with
- * end-of-file and CivetWeb closes the connection as usual —
+ * with what it knows, and shuts them for reading with shutdown(SHUT_RD) — the "kick": the
+ * worker wakes, reads what the client has sent by then (a request that crossed the kick is
+ * still served, with "Connection: close"), sees end-of-file after it and CivetWeb closes the
+ * connection as usual —
  *   - per client address, all but max_per_client of its connections, never a BUSY one;
  *   - anywhere, the oldest waiting connections until at most slots - reserve wait.
  * Victims are taken in this order: a connection that never sent a whole request (unknown to
  * the guard: what a slowloris client looks like; its age is how long the client has sent
  * nothing, from TCP_INFO, and one quiet for less than CONN_GUARD_GRACE_MS is left alone), then
- * BODY (a slow upload), then KEEPALIVE (a served client,
- * which CivetWeb would close after the keep-alive timeout anyway); the oldest first. nginx does
+ * BODY (a slow upload, likewise), then KEEPALIVE (a served client quiet for at least
+ * CONN_GUARD_IDLE_GRACE_MS, which CivetWeb would close after the keep-alive timeout anyway);
+ * the quietest first. nginx does
  * the same under pressure (ngx_drain_connections closes idle keep-alive connections).
  * conn_guard_pressure() asks the glue to answer "Connection: close" instead of keeping a
  * connection alive while the pool is short.
@@ -55,6 +58,10 @@ typedef enum conn_state {
 /* A connection that has not sent a whole request is not closed before its client has been
  * quiet this long: a client that just connected, or is sending, gets the time to finish. */
 #define CONN_GUARD_GRACE_MS 100
+/* A served connection (KEEPALIVE) is not closed before it has been quiet this long: an active
+ * client is between two requests, and under pressure its next answer says "Connection: close"
+ * anyway (conn_guard_pressure), which hands its worker on without any race. */
+#define CONN_GUARD_IDLE_GRACE_MS 1000
 /* How often the guard's own thread checks for pressure (a worker busy with a slow client cannot
  * do it, and when all of them are, no new connection is picked up to trigger it). */
 #define CONN_GUARD_TICK_MS 50
@@ -80,7 +87,8 @@ typedef struct conn_sock {
     unsigned long ino; /* socket inode number (a tie-break only) */
     conn_peer peer;
     conn_state state; /* CONN_WAITING when the guard knows nothing of it */
-    uint64_t since;   /* ms the state began; for an unknown one, when its client last sent */
+    uint64_t since;   /* ms it has been quiet since: the later of its state's start and the
+                       * client's last bytes (for an unknown one, the last bytes) */
     bool kick;        /* set by conn_guard_plan */
 } conn_sock;
 
@@ -106,14 +114,18 @@ void conn_guard_begin(conn_guard *g, int slot, const conn_peer *peer, uint64_t n
 void conn_guard_set_state(conn_guard *g, int slot, conn_state state, uint64_t now_ms);
 /* The connection in `slot` closes (CivetWeb's connection_close). */
 void conn_guard_close(conn_guard *g, int slot);
+/* True once a kick shut the connection in `slot` for reading: a request it still serves (one
+ * that had arrived) must answer "Connection: close". */
+bool conn_guard_kicked(conn_guard *g, int slot);
 /* True when waiting connections leave fewer than `reserve` workers free. */
 bool conn_guard_pressure(conn_guard *g);
 void conn_guard_get_stats(conn_guard *g, conn_guard_stats *out);
 
 /* The policy alone: mark (kick = true) the sockets to close so that no address holds more
  * than max_per_client (0 = no cap) and at most max_waiting hold a worker without being BUSY.
- * Never marked: BUSY and QUEUED ones, and WAITING ones younger than CONN_GUARD_GRACE_MS at
- * now_ms. Returns how many were marked; *over_cap of them for the cap. Pure. */
+ * Never marked: BUSY and QUEUED ones, KEEPALIVE ones quiet for less than
+ * CONN_GUARD_IDLE_GRACE_MS and the others quiet for less than CONN_GUARD_GRACE_MS at now_ms.
+ * Returns how many were marked; *over_cap of them for the cap. Pure. */
 int conn_guard_plan(conn_sock *socks, int n, int max_per_client, int max_waiting, uint64_t now_ms,
                     int *over_cap);
 

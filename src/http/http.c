@@ -163,6 +163,7 @@ static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms
     if (expect && in->len < expect) {
         reply_error(resp, HTTP_BAD_REQUEST, "request body ended after %zu of %zu bytes", in->len,
                     expect);
+        http_close_after(resp); /* the rest never came: this connection cannot frame another */
         return HTTP_BAD_REQUEST;
     }
     return 0;
@@ -240,6 +241,18 @@ static void http_on_connection_close(const struct mg_connection *conn)
     http_server *srv = mg_get_user_data(mg_get_context(conn));
     if (srv != NULL && srv->guard != NULL)
         conn_guard_close(srv->guard, http_conn_slot(conn));
+}
+
+/* Say "Connection: close" when the guard wants this connection's worker back: workers are
+ * short (do not keep this one waiting), or a kick shut the connection for reading while this
+ * request was on its way (conn_guard.h). Every connection the server ends after a response is
+ * ended by a response that says so. */
+static void http_close_if_guarded(http_server *srv, const struct mg_connection *conn,
+                                  http_response *resp)
+{
+    if (srv != NULL && srv->guard != NULL &&
+        (conn_guard_pressure(srv->guard) || conn_guard_kicked(srv->guard, http_conn_slot(conn))))
+        http_close_after(resp);
 }
 
 static void http_on_end_request(const struct mg_connection *conn, int status)
@@ -415,8 +428,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
         rt->fn(rt->cbdata, &req, &resp);
     }
     http_guard_state(srv, conn, CONN_BUSY);
-    if (srv->guard != NULL && conn_guard_pressure(srv->guard))
-        http_close_after(&resp); /* workers are short: do not keep this one waiting */
+    http_close_if_guarded(srv, conn, &resp);
     http_send(conn, &resp, strcmp(ri->request_method, "HEAD") == 0);
     int status = resp.status;
     http_trim_thread_buffers();
@@ -454,6 +466,7 @@ static int http_on_civet_error(struct mg_connection *conn, int status, const cha
     /* A request CivetWeb could not parse (400, 411, 413, 505, ...) ends its connection: say so. */
     if (status != HTTP_NOT_FOUND && status != HTTP_METHOD_NOT_ALLOWED)
         http_close_after(&resp);
+    http_close_if_guarded(mg_get_user_data(mg_get_context(conn)), conn, &resp);
     http_send(conn, &resp, false);
     return 0;
 }

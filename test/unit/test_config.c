@@ -139,7 +139,7 @@ static void test_defaults_without_flags_or_environment(void **state)
     assert_int_equal(cfg.max_body_bytes, 64LL << 20);
     assert_int_equal(cfg.max_upload_bytes, 256LL << 20);
     assert_int_equal(cfg.request_timeout_ms, 30000);
-    assert_int_equal(cfg.keep_alive_ms, 500);
+    assert_int_equal(cfg.keep_alive_ms, 5000);
     assert_int_equal(cfg.max_elements, 64LL << 20);
     assert_int_equal(cfg.max_depth, 32);
     assert_int_equal(cfg.stats_flush_s, 10);

@@ -92,6 +92,19 @@ static void test_young_and_queued_connections_are_left_alone(void **state)
     assert_false(s[0].kick || s[1].kick);
 }
 
+static void test_kept_alive_connections_quiet_less_than_the_idle_grace_stay(void **state)
+{
+    (void)state;
+    conn_sock s[] = {sock("a", 1, CONN_KEEPALIVE, NOW - CONN_GUARD_IDLE_GRACE_MS + 10),
+                     sock("a", 2, CONN_KEEPALIVE, NOW - CONN_GUARD_IDLE_GRACE_MS - 10),
+                     sock("a", 3, CONN_WAITING, NOW - CONN_GUARD_GRACE_MS - 10)};
+    int over;
+    /* 3 hold a worker, none may: an active client between two requests is never the victim */
+    assert_int_equal(conn_guard_plan(s, 3, 0, 0, NOW, &over), 2);
+    assert_true(s[1].kick && s[2].kick);
+    assert_false(s[0].kick);
+}
+
 typedef struct pair {
     int lfd, port;
     int client[4], server[4];
@@ -192,9 +205,10 @@ static void test_guard_shuts_down_a_connection_over_the_cap(void **state)
     nanosleep(&past_grace, NULL);
     conn_guard_open(g); /* three open, cap 2: the oldest never-served one goes, not the new */
     char c;
-    assert_int_equal(recv(p.client[1], &c, 1, 0), 0);
-    assert_int_equal(recv(p.client[0], &c, 1, MSG_DONTWAIT), -1); /* still open */
-    assert_int_equal(recv(p.client[2], &c, 1, MSG_DONTWAIT), -1);
+    /* shut for reading (the worker would now see end-of-file), the others untouched */
+    assert_int_equal(recv(p.server[1], &c, 1, MSG_DONTWAIT), 0);
+    assert_int_equal(recv(p.server[0], &c, 1, MSG_DONTWAIT), -1); /* still open */
+    assert_int_equal(recv(p.server[2], &c, 1, MSG_DONTWAIT), -1);
     conn_guard_stats st;
     conn_guard_get_stats(g, &st);
     assert_int_equal(st.open, 3);
@@ -209,6 +223,48 @@ static void test_guard_shuts_down_a_connection_over_the_cap(void **state)
     close_pairs(&p, 3);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The race that made kept-alive requests fail under load: the client's next request crosses
+ * the kick. It must still be readable by the worker and answerable, and the slot says close. */
+static void test_a_request_crossing_a_kick_is_still_read_and_answered(void **state)
+{
+    (void)state;
+    pair p;
+    loopback_pairs(&p, 2);
+    conn_guard_config cfg = {.slots = 16, .max_per_client = 1, .reserve = 2, .ports = {p.port}};
+    conn_guard *g = conn_guard_new(&cfg);
+    int slot[2];
+    for (int i = 0; i < 2; i++) { /* both served once; the second one stays busy */
+        slot[i] = conn_guard_open(g);
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        getpeername(p.server[i], (struct sockaddr *)&peer, &len);
+        conn_peer cp = {.addr = "127.0.0.1", .port = ntohs(peer.sin_port)};
+        conn_guard_begin(g, slot[i], &cp, mono_ms());
+    }
+    int a = slot[0];
+    conn_guard_set_state(g, a, CONN_KEEPALIVE, mono_ms()); /* served, waiting for the next */
+    const struct timespec quiet = {.tv_sec = 1, .tv_nsec = 100000000L}; /* > the idle grace */
+    nanosleep(&quiet, NULL);
+    conn_guard_open(g); /* a worker picks up another: two from one address, cap 1 */
+    assert_true(conn_guard_kicked(g, a));
+    assert_false(conn_guard_kicked(g, slot[1]));
+    assert_int_equal(send(p.client[0], "GET", 3, 0), 3); /* sent just after the kick */
+    char got[8];
+    assert_int_equal(recv(p.server[0], got, sizeof got, 0), 3);     /* still read */
+    assert_int_equal(send(p.server[0], "200", 3, MSG_NOSIGNAL), 3); /* and answered */
+    assert_int_equal(recv(p.client[0], got, sizeof got, 0), 3);
+    assert_int_equal(recv(p.server[0], got, sizeof got, MSG_DONTWAIT), 0); /* then closes */
+    conn_guard_free(g);
+    close_pairs(&p, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +276,8 @@ int main(void)
         cmocka_unit_test(test_scan_finds_server_side_sockets_only),
         cmocka_unit_test(test_find_and_gone_follow_the_client),
         cmocka_unit_test(test_guard_shuts_down_a_connection_over_the_cap),
+        cmocka_unit_test(test_kept_alive_connections_quiet_less_than_the_idle_grace_stay),
+        cmocka_unit_test(test_a_request_crossing_a_kick_is_still_read_and_answered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

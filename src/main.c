@@ -327,6 +327,8 @@ static int main_start_deployments(ds_server *s)
                       .default_timeout_ms = s->cfg.default_timeout_ms,
                       .drain_timeout_ms = s->cfg.drain_timeout_ms,
                       .default_max_in_flight = s->cfg.default_max_in_flight,
+                      .max_inference_threads =
+                          s->cfg.thread_reserve > 0 ? s->cfg.threads - s->cfg.thread_reserve : 0,
                       .had_crash = s->had_crash,
                       .crash = s->crash};
     snprintf(env.data_dir, sizeof env.data_dir, "%s", s->cfg.data_dir);

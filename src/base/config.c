@@ -77,6 +77,9 @@ static const opt options[] = {
      "request deadline of deployments without timeout_ms; 0 = none (default 0)"},
     {"default-max-in-flight", NUM(OPT_INT, default_max_in_flight, 0, 100000),
      "max_in_flight of deployments without one; 0 = no limit (default threads / 2)"},
+    {"thread-reserve", NUM(OPT_INT, thread_reserve, 0, 100000),
+     "worker threads inference never takes, whatever the deployments' limits: beyond threads "
+     "minus this, inference answers 503; 0 = no cap (default threads / 8, at least 1)"},
     {"drain-timeout-ms", NUM(OPT_INT, drain_timeout_ms, 1, 3600000),
      "undeploy/shutdown wait for in-flight calls before giving up on them (default 10000)"},
     {"async-workers", NUM(OPT_INT, async_workers, 1, 256),
@@ -154,6 +157,7 @@ static void config_defaults(ds_config *cfg)
     snprintf(cfg->isolation, sizeof cfg->isolation, "inproc");
     cfg->drain_timeout_ms = 10000;
     cfg->default_max_in_flight = -1; /* unset: threads / 2, once --threads is known */
+    cfg->thread_reserve = -1;        /* unset: threads / 8 (at least 1), likewise */
     snprintf(cfg->jwt_role_claim, sizeof cfg->jwt_role_claim, "role");
     snprintf(cfg->infer_auth, sizeof cfg->infer_auth, "open");
 }
@@ -333,5 +337,12 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
     }
     if (cfg->default_max_in_flight < 0)
         cfg->default_max_in_flight = cfg->threads / 2;
+    if (cfg->thread_reserve < 0)
+        cfg->thread_reserve = cfg->threads / 8 > 1 ? cfg->threads / 8 : 1; /* threads >= 2 */
+    if (cfg->thread_reserve >= cfg->threads) {
+        snprintf(err, errlen, "--thread-reserve (%d) must be below --threads (%d)",
+                 cfg->thread_reserve, cfg->threads);
+        return CONFIG_ERROR;
+    }
     return config_check_security(cfg, err, errlen);
 }

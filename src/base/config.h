@@ -40,6 +40,8 @@ typedef struct ds_config {
     int default_max_in_flight; /* max_in_flight of deployments without one; 0 = no limit;
                                 * unset: threads / 2, so one slow model leaves half the
                                 * worker threads to health, management and other models */
+    int thread_reserve;        /* worker threads inference may never take (all deployments
+                                * together); unset: threads / 8, at least 1; 0 = no cap */
     int async_workers;         /* threads running async inference jobs */
     int64_t async_max_queued;  /* async jobs queued or running before 429 */
     int64_t async_max_kept;    /* finished async jobs kept */

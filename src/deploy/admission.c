@@ -84,3 +84,29 @@ void admission_leave(admission *a)
         pthread_mutex_unlock(&a->mu);
     }
 }
+
+void admission_cap_init(admission_cap *c, int64_t max)
+{
+    c->max = max > 0 ? max : 0;
+    atomic_init(&c->used, 0);
+    atomic_init(&c->rejected, 0);
+}
+
+bool admission_cap_enter(admission_cap *c)
+{
+    if (c->max == 0)
+        return true;
+    /* Optimistic: take a place, give it back when that went past the cap. Two racing threads
+     * may both give back and both be refused at the edge, never both pass it. */
+    if (atomic_fetch_add(&c->used, 1) < c->max)
+        return true;
+    atomic_fetch_sub(&c->used, 1);
+    atomic_fetch_add(&c->rejected, 1);
+    return false;
+}
+
+void admission_cap_leave(admission_cap *c)
+{
+    if (c->max != 0)
+        atomic_fetch_sub(&c->used, 1);
+}

@@ -7,6 +7,8 @@
  *                    request's deadline. Else: ADMIT_FULL at once.
  *   admission_leave  give the slot back (wakes one waiter).
  *
+ * admission_cap (below) is the server-wide cap over all deployments together.
+ *
  * With max_in_flight == 0 there is no limit and enter/leave touch nothing. Otherwise a free slot
  * is taken and given back with atomics alone (no lock while nobody waits); the mutex and the
  * condition variable are only for requests that queue, and for waking them.
@@ -16,6 +18,7 @@
 #define DS_ADMISSION_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -34,6 +37,21 @@ typedef struct admission {
     atomic_int_fast64_t queued;    /* requests waiting on cv */
     atomic_uint_fast64_t rejected; /* ADMIT_FULL answers, lifetime */
 } admission;
+
+/* The server-wide cap on threads inside inference: every deployment's admitted and queued
+ * requests together (they each hold a worker thread), so however many deployments stall at
+ * once their max_in_flight shares cannot add up to every thread: `--thread-reserve` threads
+ * stay for health and management. enter never waits: false at the cap (503 at once). Lock-free,
+ * one atomic add per request; max 0 = no cap. Any thread. */
+typedef struct admission_cap {
+    int64_t max;
+    atomic_int_fast64_t used;      /* requests between enter and leave */
+    atomic_uint_fast64_t rejected; /* enter refused, lifetime */
+} admission_cap;
+
+void admission_cap_init(admission_cap *c, int64_t max);
+bool admission_cap_enter(admission_cap *c);
+void admission_cap_leave(admission_cap *c);
 
 void admission_init(admission *a, int64_t max_in_flight, int64_t max_queue);
 void admission_destroy(admission *a);

@@ -80,6 +80,7 @@ typedef struct deploy_target {
     bool isolated;                       /* api/instance are a worker proxy (plugin/worker.h) */
     int64_t timeout_ms;                  /* effective deadline; 0 = none */
     admission *admission;                /* max_in_flight / max_queue; NULL = none */
+    admission_cap *server_cap;           /* all deployments together (--thread-reserve) */
     atomic_uint_fast64_t *timeouts;      /* requests answered 504, lifetime of this deployment */
     atomic_int_fast64_t *last_timeout_s; /* CLOCK_MONOTONIC seconds of the last one, 0 = never */
     atomic_bool *draining;               /* undeployed: requests still holding it get a 404 */
@@ -129,6 +130,7 @@ typedef struct deploy_env {
     int default_timeout_ms;         /* --default-timeout-ms */
     int drain_timeout_ms;           /* --drain-timeout-ms (0: 10000) */
     int default_max_in_flight;      /* --default-max-in-flight (0: no limit) */
+    int max_inference_threads;      /* --threads minus --thread-reserve (0: no server cap) */
     bool had_crash;                 /* the crash journal's record from the last stop */
     crash_record crash;
     /* where backends live: <backend_dir>/<name>/libdynserve_<name>.so ("" = use the path the
@@ -228,6 +230,14 @@ bool deploy_last_unload(deploy_manager *m, const char *model, const char *versio
 
 /* This process's resident set in bytes (/proc/self/statm), or -1. One read; thread-safe. */
 int64_t deploy_rss_bytes(void);
+
+/* The server-wide inference cap: threads in inference now, the cap (0 = none), and requests
+ * it refused. Atomics only. */
+typedef struct deploy_server_load {
+    int64_t busy, max;
+    uint64_t rejected;
+} deploy_server_load;
+void deploy_server_load_get(deploy_manager *m, deploy_server_load *out);
 
 /* The runtime view of (model, version); false when it is not live. Never waits for a plugin or
  * a drain. */

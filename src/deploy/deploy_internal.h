@@ -91,6 +91,7 @@ struct deploy_manager {
     bool router_live;            /* env.router may be used (false after router_stopped) */
     pthread_mutex_t router_gate; /* guards router_live against route removals by drain threads */
     atomic_int drains;           /* drain threads running */
+    admission_cap infer_cap;     /* every deployment's requests together (lock-free) */
     pthread_rwlock_t index_lock; /* guards `models` chains and `endpoints` chains */
     deploy_model *models[DEPLOY_BUCKETS];
     deployment *endpoints[DEPLOY_BUCKETS];

@@ -92,6 +92,7 @@ int deploy_manager_new(const deploy_env *env, deploy_manager **out)
     pthread_mutex_init(&m->router_gate, NULL);
     pthread_mutex_init(&m->transit_lock, NULL);
     atomic_init(&m->drains, 0);
+    admission_cap_init(&m->infer_cap, env->max_inference_threads);
     *out = m;
     return 0;
 }
@@ -386,6 +387,7 @@ deployment *deployment_load(deploy_manager *m, const reg_version *v, const ds_de
                            .isolated = deployment_isolated(m, opts),
                            .timeout_ms = deployment_timeout(m, opts),
                            .admission = &d->adm,
+                           .server_cap = &m->infer_cap,
                            .timeouts = &d->timeouts,
                            .last_timeout_s = &d->last_timeout_s,
                            .draining = &d->draining,

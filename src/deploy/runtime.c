@@ -102,6 +102,13 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
     }
 }
 
+void deploy_server_load_get(deploy_manager *m, deploy_server_load *out)
+{
+    out->busy = atomic_load(&m->infer_cap.used);
+    out->max = m->infer_cap.max;
+    out->rejected = atomic_load(&m->infer_cap.rejected);
+}
+
 bool deploy_runtime_get(deploy_manager *m, const char *model, const char *version,
                         deploy_runtime *out)
 {

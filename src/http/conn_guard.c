@@ -6,6 +6,9 @@
  */
 #include "conn_guard.h"
 
+/* Least time between two scans started by conn_guard_open. */
+#define CONN_GUARD_SCAN_GAP_MS 10
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -35,6 +38,7 @@ struct conn_guard {
     int nslots;
     conn_slot *slots;
     atomic_int open, busy;
+    uint64_t last_scan_ms; /* guarded by the mutex: the last scan conn_guard_open ran */
     atomic_uint_fast64_t evicted, over_cap;
     pthread_t ticker; /* conn_guard_start's thread */
     bool ticking;
@@ -258,6 +262,15 @@ static uint64_t conn_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* How many connections may wait for their clients: the workers left once the busy ones and
+ * the reserve are taken out. Busy ones count, so when handlers (say, stalled plugin calls) hold
+ * most workers, idle connections are not left to hold the rest until --keep-alive-ms. */
+static int conn_guard_max_waiting(conn_guard *g)
+{
+    int m = g->cfg.slots - g->cfg.reserve - atomic_load(&g->busy);
+    return m > 0 ? m : 0;
+}
+
 /* The slot a scanned socket belongs to (its client's address and port), or -1. Caller holds
  * the lock. */
 static int conn_guard_match(conn_guard *g, const conn_sock *sock)
@@ -307,8 +320,8 @@ static void conn_guard_enforce(conn_guard *g)
         socks[i].since = since > socks[i].since ? since : socks[i].since;
     }
     int over_cap = 0;
-    int marked = conn_guard_plan(socks, n, g->cfg.max_per_client, g->cfg.slots - g->cfg.reserve,
-                                 now_ms, &over_cap);
+    int marked = conn_guard_plan(socks, n, g->cfg.max_per_client, conn_guard_max_waiting(g), now_ms,
+                                 &over_cap);
     for (int i = 0; i < n && marked > 0; i++) {
         if (!socks[i].kick)
             continue;
@@ -327,7 +340,7 @@ static void conn_guard_enforce(conn_guard *g)
 static bool conn_guard_needs_check(conn_guard *g)
 {
     int open = atomic_load(&g->open), busy = atomic_load(&g->busy);
-    return open - busy > g->cfg.slots - g->cfg.reserve ||
+    return open - busy > conn_guard_max_waiting(g) ||
            (g->cfg.max_per_client > 0 && open > g->cfg.max_per_client);
 }
 
@@ -347,8 +360,13 @@ int conn_guard_open(conn_guard *g)
         atomic_store(&s->since, conn_now_ms());
         atomic_fetch_add(&g->open, 1);
     }
-    if (conn_guard_needs_check(g))
+    /* At most one scan per CONN_GUARD_SCAN_GAP_MS from here: under pressure every new
+     * connection would scan otherwise (the ticker still checks every CONN_GUARD_TICK_MS). */
+    uint64_t now_ms = conn_now_ms();
+    if (conn_guard_needs_check(g) && now_ms >= g->last_scan_ms + CONN_GUARD_SCAN_GAP_MS) {
+        g->last_scan_ms = now_ms;
         conn_guard_enforce(g);
+    }
     pthread_mutex_unlock(&g->lock);
     return slot;
 }

@@ -559,6 +559,22 @@ static void manage_metrics_limits(manage_ctx *s, ds_buf *out)
                h.connections, h.evicted, h.refused, h.framing_errors, h.rate_limited,
                h.rate_limited_principal);
     deploy_foreach(s->deploy, manage_metrics_rate_limited, out);
+    deploy_server_load load;
+    deploy_server_load_get(s->deploy, &load);
+    buf_printf(out,
+               "# HELP dynserve_inference_threads Worker threads in inference calls now "
+               "(admitted or queued, every deployment).\n"
+               "# TYPE dynserve_inference_threads gauge\n"
+               "dynserve_inference_threads %lld\n"
+               "# HELP dynserve_inference_threads_max The most inference may hold: --threads "
+               "minus --thread-reserve (0 = no cap).\n"
+               "# TYPE dynserve_inference_threads_max gauge\n"
+               "dynserve_inference_threads_max %lld\n"
+               "# HELP dynserve_inference_server_saturated_total Requests answered 503 at the "
+               "server-wide cap.\n"
+               "# TYPE dynserve_inference_server_saturated_total counter\n"
+               "dynserve_inference_server_saturated_total %llu\n",
+               (long long)load.busy, (long long)load.max, (unsigned long long)load.rejected);
 }
 
 void manage_metrics(void *cbdata, const http_request *req, http_response *resp)

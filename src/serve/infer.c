@@ -168,30 +168,54 @@ static void infer_count_timeout(const deploy_target *t)
     }
 }
 
-/* Wait for a slot under the deployment's max_in_flight (bounded by its queue and deadline).
- * true to go on; false after writing the 503 (with Retry-After: come back, and Connection:
- * close) or 504. */
+/* The 503 of a request turned away at once, with Retry-After: come back, and Connection:
+ * close, so the caller's idle keep-alive connection does not hold a server thread for
+ * --keep-alive-ms: a burst turned away must not starve health and management. */
+static void infer_turn_away(http_response *resp)
+{
+    http_response_header(resp, "Retry-After", "1");
+    http_close_after(resp);
+}
+
+/* Take a place under the server-wide cap (all deployments together), then wait for a slot under
+ * the deployment's max_in_flight (bounded by its queue and deadline). true to go on (then
+ * infer_leave); false after writing the 503 or 504. */
 static bool infer_admit(const deploy_target *t, uint64_t deadline_ns, http_response *resp)
 {
-    if (t->admission == NULL)
-        return true;
-    admit_result a = admission_enter(t->admission, deadline_ns);
+    if (t->server_cap != NULL && !admission_cap_enter(t->server_cap)) {
+        if (t->admission != NULL)
+            atomic_fetch_add(&t->admission->rejected, 1);
+        reply_error(resp, HTTP_UNAVAILABLE,
+                    "server saturated: %lld worker threads are in inference calls, the most "
+                    "--threads minus --thread-reserve allows (model %s version %s)",
+                    (long long)t->server_cap->max, t->model_name, t->version);
+        infer_turn_away(resp);
+        return false;
+    }
+    admit_result a = t->admission != NULL ? admission_enter(t->admission, deadline_ns) : ADMIT_OK;
     if (a == ADMIT_OK)
         return true;
+    if (t->server_cap != NULL)
+        admission_cap_leave(t->server_cap);
     if (a == ADMIT_FULL) {
         reply_error(resp, HTTP_UNAVAILABLE,
                     "model %s version %s is saturated (max_in_flight and max_queue reached)",
                     t->model_name, t->version);
-        http_response_header(resp, "Retry-After", "1");
-        /* Close, so the caller's idle keep-alive connection does not hold a server thread for
-         * --keep-alive-ms: a burst turned away must not starve health and management. */
-        http_close_after(resp);
+        infer_turn_away(resp);
     } else {
         infer_count_timeout(t);
         reply_error(resp, 504, "model %s version %s: waited past timeout_ms (%lld ms) for a slot",
                     t->model_name, t->version, (long long)t->timeout_ms);
     }
     return false;
+}
+
+static void infer_leave(const deploy_target *t)
+{
+    if (t->admission != NULL)
+        admission_leave(t->admission);
+    if (t->server_cap != NULL)
+        admission_cap_leave(t->server_cap);
 }
 
 /* Run the plugin (or its worker). In process, the crash journal learns which deployment this
@@ -347,8 +371,7 @@ static void infer_run_decoded(const deploy_target *t, const oip_request *oreq, u
                        : infer_execute(t, oreq, &out, start_ns, &perr, &late, &exec_ns);
     ph->batched = t->batcher != NULL;
     uint64_t t3 = infer_now_ns();
-    if (t->admission != NULL)
-        admission_leave(t->admission);
+    infer_leave(t);
     if (late || (int)st == DS_STATUS_WORKER_TIMEOUT)
         infer_count_timeout(t);
     if (late) { /* in process a call cannot be interrupted: it is answered 504 when it returns */

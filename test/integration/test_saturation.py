@@ -132,3 +132,63 @@ def test_slow_model_with_default_options_leaves_health_and_management_answering(
     st = expect_status(srv.get("/models/stats"), 200)
     mine = [s for s in st["stats"] if s["model_name"] == "sleepy"]
     assert mine and mine[0]["request_count"] >= codes.count(200), mine
+
+
+def test_several_stalled_deployments_leave_the_thread_reserve_to_health(server_factory):
+    # Three slow models whose explicit max_in_flight shares add up to more than every worker
+    # thread (3 x 16 > 32): only the server-wide cap (--threads minus --thread-reserve, here
+    # 32 - 4) keeps threads for health and management. Without it (--thread-reserve 0) the
+    # probes below wait for the sleeps to end.
+    threads, reserve, models, per_model = 32, 4, 3, 30
+    srv = server_factory(args=["--threads", str(threads), "--thread-reserve", str(reserve)])
+    for m in range(models):
+        srv.register(f"stall{m}", "1", fixture_plugin("slow"), config={"sleep_ms": 3000})
+        expect_status(srv.post("/deployments/deploy", {"model_name": f"stall{m}", "version": "1",
+                                                       "max_in_flight": 16}), 201)
+    text = srv.get("/metrics").text
+    assert f"dynserve_inference_threads_max {threads - reserve}\n" in text, text[-1500:]
+
+    body = {"inputs": quad_inputs([1.0])}
+    n = models * per_model
+    out, hold, opened = [None] * n, threading.Event(), []
+    callers = [threading.Thread(target=call, args=(srv.port, f"/v2/models/stall{i % models}/"
+                                                   "versions/1/infer", body, out, i, hold, opened))
+               for i in range(n)]
+    probes = []
+    t_start = time.monotonic()
+    for t in callers:
+        t.start()
+    try:
+        while time.monotonic() - t_start < 30:
+            for p in ("/v2/health/live", "/deployments"):
+                status, secs = probe(srv, p)
+                probes.append((p, status, secs))
+            if all(r is not None for r in out) and time.monotonic() - t_start > 3:
+                break
+            time.sleep(0.02)
+    finally:
+        hold.set()
+        for t in callers:
+            t.join(70)
+
+    secs = sorted(p[2] for p in probes)
+    print(f"\n{len(probes)} probes beside {models} stalled models; median "
+          f"{secs[len(secs) // 2] * 1000:.1f} ms, slowest {secs[-1] * 1000:.1f} ms")
+    failed = [r for r in out if not isinstance(r, tuple)]
+    assert not failed, f"{len(failed)} calls failed at the TCP level: {failed[:5]}"
+    codes = [r[0] for r in out]
+    assert set(codes) <= {200, 503}, sorted(set(codes))
+    assert 0 < codes.count(200) <= threads - reserve, codes.count(200)
+    server_wide = [json.loads(raw)["error"] for status, _, raw in out if status == 503]
+    assert any("server saturated" in e for e in server_wide), server_wide[:3]
+    for status, headers, _ in out:
+        if status == 503:
+            assert headers.get("retry-after") == "1" and headers.get("connection") == "close"
+    bad = [p for p in probes if p[1] != 200 or p[2] >= PROBE_BOUND_S]
+    assert len(probes) >= 20 and not bad, f"{len(bad)} of {len(probes)} probes: {bad[:10]}"
+    text = srv.get("/metrics").text
+    saturated = [ln for ln in text.splitlines()
+                 if ln.startswith("dynserve_inference_server_saturated_total ")]
+    assert saturated and int(saturated[0].split()[1]) > 0, saturated
+    rejected = sum(d["rejected"] for d in srv.deployments() if d["model_name"].startswith("st"))
+    assert rejected == codes.count(503), (rejected, codes.count(503))

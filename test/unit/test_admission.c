@@ -75,6 +75,60 @@ static void test_queued_request_gets_the_freed_slot(void **state)
     admission_destroy(&a);
 }
 
+static void test_server_cap_refuses_beyond_its_max_and_counts(void **state)
+{
+    (void)state;
+    admission_cap c;
+    admission_cap_init(&c, 2);
+    assert_true(admission_cap_enter(&c));
+    assert_true(admission_cap_enter(&c));
+    assert_false(admission_cap_enter(&c)); /* the third thread would eat into the reserve */
+    assert_int_equal(atomic_load(&c.used), 2);
+    assert_int_equal(atomic_load(&c.rejected), 1);
+    admission_cap_leave(&c);
+    assert_true(admission_cap_enter(&c)); /* a place given back is taken again */
+    admission_cap_init(&c, 0);            /* no cap */
+    for (int i = 0; i < 1000; i++)
+        assert_true(admission_cap_enter(&c));
+}
+
+typedef struct cap_run {
+    admission_cap *cap;
+    atomic_int *inside, *peak;
+} cap_run;
+
+static void *cap_hammer(void *arg)
+{
+    cap_run *r = arg;
+    for (int i = 0; i < 20000; i++) {
+        if (!admission_cap_enter(r->cap))
+            continue;
+        int now = atomic_fetch_add(r->inside, 1) + 1;
+        int seen = atomic_load(r->peak);
+        while (now > seen && !atomic_compare_exchange_weak(r->peak, &seen, now))
+            ;
+        atomic_fetch_sub(r->inside, 1);
+        admission_cap_leave(r->cap);
+    }
+    return NULL;
+}
+
+static void test_server_cap_is_never_passed_by_racing_threads(void **state)
+{
+    (void)state;
+    admission_cap c;
+    admission_cap_init(&c, 3);
+    atomic_int inside = 0, peak = 0;
+    cap_run r = {&c, &inside, &peak};
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, cap_hammer, &r);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    assert_true(atomic_load(&peak) <= 3);
+    assert_int_equal(atomic_load(&c.used), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -82,6 +136,8 @@ int main(void)
         cmocka_unit_test(test_full_without_queue_is_rejected_at_once),
         cmocka_unit_test(test_queued_request_times_out_at_its_deadline),
         cmocka_unit_test(test_queued_request_gets_the_freed_slot),
+        cmocka_unit_test(test_server_cap_refuses_beyond_its_max_and_counts),
+        cmocka_unit_test(test_server_cap_is_never_passed_by_racing_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

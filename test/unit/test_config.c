@@ -59,6 +59,7 @@ static const flag_case flags[] = {
     INT_CASE("request-timeout-ms", "DYNSERVE_REQUEST_TIMEOUT_MS", "2500", request_timeout_ms),
     INT_CASE("keep-alive-ms", "DYNSERVE_KEEP_ALIVE_MS", "750", keep_alive_ms),
     INT_CASE("default-max-in-flight", "DYNSERVE_DEFAULT_MAX_IN_FLIGHT", "9", default_max_in_flight),
+    INT_CASE("thread-reserve", "DYNSERVE_THREAD_RESERVE", "5", thread_reserve),
     I64_CASE("max-elements", "DYNSERVE_MAX_ELEMENTS", "5000000000", max_elements),
     INT_CASE("max-depth", "DYNSERVE_MAX_DEPTH", "12", max_depth),
     INT_CASE("stats-flush-s", "DYNSERVE_STATS_FLUSH_S", "3", stats_flush_s),
@@ -136,6 +137,7 @@ static void test_defaults_without_flags_or_environment(void **state)
     assert_string_equal(cfg.data_dir, "./data");
     assert_int_equal(cfg.threads, 64);
     assert_int_equal(cfg.default_max_in_flight, 32); /* threads / 2 */
+    assert_int_equal(cfg.thread_reserve, 8);         /* threads / 8 */
     assert_int_equal(cfg.max_body_bytes, 64LL << 20);
     assert_int_equal(cfg.max_upload_bytes, 256LL << 20);
     assert_int_equal(cfg.request_timeout_ms, 30000);
@@ -265,6 +267,7 @@ static void test_the_flag_beats_its_environment_twin(void **state)
     assert_string_equal(cfg.data_dir, "/from/flag");
     assert_int_equal(cfg.threads, 16);
     assert_int_equal(cfg.default_max_in_flight, 8); /* follows --threads unless set */
+    assert_int_equal(cfg.thread_reserve, 2);        /* likewise */
     assert_int_equal(cfg.port, 7000);               /* no flag: the environment stays */
 }
 
@@ -354,10 +357,20 @@ static void test_range_limits_themselves_are_accepted(void **state)
     assert_int_equal(parse2(&cfg, err, "--threads=2", NULL), CONFIG_OK);
     assert_int_equal(cfg.threads, 2);
     assert_int_equal(cfg.default_max_in_flight, 1);
+    assert_int_equal(cfg.thread_reserve, 1); /* at least one thread inference cannot take */
+    assert_int_equal(parse2(&cfg, err, "--thread-reserve=0", NULL), CONFIG_OK);
+    assert_int_equal(cfg.thread_reserve, 0); /* 0: no server-wide cap */
     assert_int_equal(parse2(&cfg, err, "--default-max-in-flight=0", NULL), CONFIG_OK);
     assert_int_equal(cfg.default_max_in_flight, 0); /* 0: no limit, as before */
     assert_int_equal(parse2(&cfg, err, "--keep-alive-ms=0", NULL), CONFIG_OK);
     assert_int_equal(cfg.keep_alive_ms, 0);
+}
+
+static void test_thread_reserve_must_leave_inference_a_thread(void **state)
+{
+    (void)state;
+    char *a[] = {"dynserve", "--threads", "4", "--thread-reserve", "4", NULL};
+    expect_error(5, a, "--thread-reserve");
 }
 
 static void test_non_numbers_are_errors_naming_the_flag(void **state)
@@ -534,6 +547,7 @@ int main(void)
         T(test_empty_value_is_an_error_naming_the_flag),
         T(test_out_of_range_numbers_are_errors_naming_the_flag),
         T(test_range_limits_themselves_are_accepted),
+        T(test_thread_reserve_must_leave_inference_a_thread),
         T(test_non_numbers_are_errors_naming_the_flag),
         T(test_too_long_strings_are_errors_naming_the_flag),
         T(test_unknown_log_level_is_an_error_naming_it),

@@ -265,6 +265,39 @@ static void test_a_request_crossing_a_kick_is_still_read_and_answered(void **sta
     close_pairs(&p, 2);
 }
 
+/* Handlers (stalled plugin calls, say) hold most workers: an idle kept-alive connection must
+ * not keep one of the last ones, although few connections wait in all. */
+static void test_idle_connection_goes_when_busy_ones_hold_the_workers(void **state)
+{
+    (void)state;
+    pair p;
+    loopback_pairs(&p, 4);
+    conn_guard_config cfg = {.slots = 4, .max_per_client = 0, .reserve = 1, .ports = {p.port}};
+    conn_guard *g = conn_guard_new(&cfg);
+    int slot[4];
+    for (int i = 0; i < 4; i++) {
+        slot[i] = conn_guard_open(g);
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        getpeername(p.server[i], (struct sockaddr *)&peer, &len);
+        conn_peer cp = {.addr = "127.0.0.1", .port = ntohs(peer.sin_port)};
+        conn_guard_begin(g, slot[i], &cp, mono_ms()); /* busy */
+    }
+    conn_guard_set_state(g, slot[3], CONN_KEEPALIVE, mono_ms()); /* 3 busy, 1 idle */
+    const struct timespec quiet = {.tv_sec = 1, .tv_nsec = 100000000L};
+    nanosleep(&quiet, NULL);
+    /* One waiting connection of four workers is within the old rule (slots - reserve may
+     * wait), but with three busy it holds the last worker: the reserve. */
+    conn_guard_open(g);
+    assert_true(conn_guard_kicked(g, slot[3]));
+    for (int i = 0; i < 3; i++)
+        assert_false(conn_guard_kicked(g, slot[i]));
+    char c;
+    assert_int_equal(recv(p.server[3], &c, 1, MSG_DONTWAIT), 0);
+    conn_guard_free(g);
+    close_pairs(&p, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_guard_shuts_down_a_connection_over_the_cap),
         cmocka_unit_test(test_kept_alive_connections_quiet_less_than_the_idle_grace_stay),
         cmocka_unit_test(test_a_request_crossing_a_kick_is_still_read_and_answered),
+        cmocka_unit_test(test_idle_connection_goes_when_busy_ones_hold_the_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,17 +89,19 @@ void admission_cap_init(admission_cap *c, int64_t max)
 {
     c->max = max > 0 ? max : 0;
     atomic_init(&c->used, 0);
+    atomic_init(&c->entered, 0);
     atomic_init(&c->rejected, 0);
 }
 
 bool admission_cap_enter(admission_cap *c)
 {
-    if (c->max == 0)
-        return true;
     /* Optimistic: take a place, give it back when that went past the cap. Two racing threads
-     * may both give back and both be refused at the edge, never both pass it. */
-    if (atomic_fetch_add(&c->used, 1) < c->max)
+     * may both give back and both be refused at the edge, never both pass it. Counted with no
+     * cap too: `used` tells whether a call is the only inference running. */
+    if (atomic_fetch_add(&c->used, 1) < c->max || c->max == 0) {
+        atomic_fetch_add_explicit(&c->entered, 1, memory_order_relaxed);
         return true;
+    }
     atomic_fetch_sub(&c->used, 1);
     atomic_fetch_add(&c->rejected, 1);
     return false;
@@ -107,6 +109,5 @@ bool admission_cap_enter(admission_cap *c)
 
 void admission_cap_leave(admission_cap *c)
 {
-    if (c->max != 0)
-        atomic_fetch_sub(&c->used, 1);
+    atomic_fetch_sub(&c->used, 1);
 }

@@ -45,7 +45,8 @@ typedef struct admission {
  * one atomic add per request; max 0 = no cap. Any thread. */
 typedef struct admission_cap {
     int64_t max;
-    atomic_int_fast64_t used;      /* requests between enter and leave */
+    atomic_int_fast64_t used;      /* requests between enter and leave (also with no cap) */
+    atomic_uint_fast64_t entered;  /* enters that passed, lifetime (deploy_mem_begin/_end) */
     atomic_uint_fast64_t rejected; /* enter refused, lifetime */
 } admission_cap;
 

@@ -65,6 +65,18 @@ typedef struct deploy_load_figures {
     _Atomic int64_t rss_after;
 } deploy_load_figures;
 
+/* RSS growth attributable to one in-process deployment's calls (its load's is in
+ * deploy_load_figures): the changes across sampled calls that ran while no other inference call
+ * was admitted anywhere in the server (so the growth is its own). A plugin's memory is the
+ * server's: nothing of it is reclaimed until the process ends, which is why only
+ * "isolation":"process" (its worker is killed) gives it back. Atomics; written by calls, read by
+ * the runtime view. */
+typedef struct deploy_mem {
+    atomic_int_fast64_t call_growth; /* sum of the RSS changes across sampled calls */
+    atomic_uint_fast64_t sampled;    /* calls measured */
+    _Atomic uint64_t next_sample_ns; /* CLOCK_MONOTONIC: no sample before this (one at a time) */
+} deploy_mem;
+
 typedef struct deploy_target {
     const char *model_name;
     const char *version;
@@ -81,6 +93,7 @@ typedef struct deploy_target {
     int64_t timeout_ms;                  /* effective deadline; 0 = none */
     admission *admission;                /* max_in_flight / max_queue; NULL = none */
     admission_cap *server_cap;           /* all deployments together (--thread-reserve) */
+    deploy_mem *mem;                     /* in process: RSS growth (runtime.c); NULL isolated */
     atomic_uint_fast64_t *timeouts;      /* requests answered 504, lifetime of this deployment */
     atomic_int_fast64_t *last_timeout_s; /* CLOCK_MONOTONIC seconds of the last one, 0 = never */
     atomic_bool *draining;               /* undeployed: requests still holding it get a 404 */
@@ -94,6 +107,19 @@ typedef struct deploy_target {
     struct batcher *batcher;         /* dynamic batching queue (deploy/batcher.h); NULL = off */
     const deploy_load_figures *load; /* what loading it cost; lives as long as the target */
 } deploy_target;
+
+/* Around one plugin call of t serving `requests` admitted requests: measures the RSS change
+ * when this call is the only inference in the server, at most once per DEPLOY_MEM_SAMPLE_NS
+ * per deployment (two reads of /proc/self/statm then; otherwise two atomic loads). (runtime.c) */
+typedef struct deploy_mem_probe {
+    int64_t rss;
+    uint64_t entered; /* the server cap's admissions when it began */
+    bool on;
+} deploy_mem_probe;
+#define DEPLOY_MEM_SAMPLE_NS 10000000u
+void deploy_mem_begin(const deploy_target *t, uint64_t now_ns, int64_t requests,
+                      deploy_mem_probe *p);
+void deploy_mem_end(const deploy_target *t, int64_t requests, const deploy_mem_probe *p);
 
 /* Mark a call of t as running since start_ns; returns the slot to give back (-1: none taken).
  * (runtime.c) */
@@ -194,6 +220,9 @@ typedef struct deploy_runtime {
     uint64_t timeouts, rejected;
     int64_t max_in_flight;    /* in effect: its own or --default-max-in-flight; 0 = no limit */
     deploy_load_figures load; /* copied (ready_ns read atomically) */
+    /* in process (deploy_mem): RSS change across sampled calls */
+    int64_t mem_call_growth;
+    uint64_t mem_sampled, mem_calls; /* calls measured; requests answered since the load */
 } deploy_runtime;
 
 /* ---- lifecycle metrics (lifecycle_stats.c) -------------------------------------------------

@@ -34,6 +34,7 @@ struct deployment {
     worker *worker;      /* isolated: the worker process; NULL in-process */
     ds_deploy_options opts; /* as deployed (stored in deployments.options) */
     admission adm;          /* max_in_flight / max_queue */
+    deploy_mem mem;         /* in process: RSS growth (t.mem points here) */
     atomic_uint_fast64_t timeouts;
     atomic_int_fast64_t last_timeout_s;
     _Atomic uint64_t call_starts[DEPLOY_CALL_SLOTS]; /* see deploy_target.call_starts */

@@ -309,6 +309,7 @@ static int deployment_load_inproc(deploy_manager *m, deployment *d, const reg_ve
         d->t.api = loader_api(d->plugin);
         d->t.model = pool_model(d->pool);
         d->t.pool = d->pool;
+        d->t.mem = &d->mem;
     }
     return rc;
 }

@@ -3,7 +3,8 @@
  * /models/stats): its effective isolation and options, deadlines passed, requests refused, the
  * worker process (pid, RSS, restarts) and a status of "degraded" or "failed" when it is not
  * healthy; and the deployments still draining after an undeploy. Reads atomics and the worker's
- * own lock only: never waits for a plugin call or a drain.
+ * own lock only: never waits for a plugin call or a drain. Also the memory sampling of
+ * in-process calls (deploy_mem_begin/_end, deploy.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,40 @@ static void runtime_worker(const deployment *d, deploy_runtime *out)
         out->status = "degraded";
         snprintf(out->reason, sizeof out->reason, "worker restarting after: %.200s", wi.reason);
     }
+}
+
+/* Is a call serving `requests` the only inference admitted in the server? */
+static bool runtime_alone(const admission_cap *c, int64_t requests)
+{
+    return atomic_load_explicit(&c->used, memory_order_relaxed) == requests;
+}
+
+void deploy_mem_begin(const deploy_target *t, uint64_t now_ns, int64_t requests,
+                      deploy_mem_probe *p)
+{
+    p->on = false;
+    if (t->mem == NULL || t->server_cap == NULL || !runtime_alone(t->server_cap, requests))
+        return;
+    uint64_t next = atomic_load_explicit(&t->mem->next_sample_ns, memory_order_relaxed);
+    if (now_ns < next || !atomic_compare_exchange_strong(&t->mem->next_sample_ns, &next,
+                                                         now_ns + DEPLOY_MEM_SAMPLE_NS))
+        return;
+    p->entered = atomic_load(&t->server_cap->entered);
+    p->rss = deploy_rss_bytes();
+    p->on = p->rss >= 0;
+}
+
+void deploy_mem_end(const deploy_target *t, int64_t requests, const deploy_mem_probe *p)
+{
+    if (!p->on)
+        return;
+    int64_t rss = deploy_rss_bytes();
+    /* nobody else was admitted meanwhile, and nobody else is in: the change is this call's */
+    if (rss < 0 || atomic_load(&t->server_cap->entered) != p->entered ||
+        !runtime_alone(t->server_cap, requests))
+        return;
+    atomic_fetch_add(&t->mem->call_growth, rss - p->rss);
+    atomic_fetch_add(&t->mem->sampled, 1);
 }
 
 int deploy_call_begin(const deploy_target *t, uint64_t start_ns)
@@ -74,6 +109,13 @@ static void runtime_fill(deployment *d, deploy_runtime *out)
     atomic_store(&out->load.ready_ns, atomic_load(&d->load.ready_ns));
     out->load.rss_before = d->load.rss_before;
     atomic_store(&out->load.rss_after, atomic_load(&d->load.rss_after));
+    if (d->t.mem != NULL) {
+        stats_snapshot snap;
+        stats_snapshot_live(d->t.stats, &snap);
+        out->mem_call_growth = atomic_load(&d->t.mem->call_growth);
+        out->mem_sampled = atomic_load(&d->t.mem->sampled);
+        out->mem_calls = snap.request_count;
+    }
     out->status = "active";
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);

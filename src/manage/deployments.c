@@ -74,6 +74,19 @@ static void manage_unload_json(cJSON *o, const deploy_unload_figures *f)
                      f->rss_before >= 0 && f->rss_after >= 0 ? f->rss_before - f->rss_after : -1);
 }
 
+/* An in-process deployment's share of the server's memory (deploy_mem; what its load took is
+ * "load".rss_delta_bytes): measured, not accounted, and never given back before the server
+ * ends (only an isolated worker's is). */
+static void manage_memory_json(cJSON *o, const deploy_runtime *rt)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, "memory");
+    double per_call = rt->mem_sampled ? (double)rt->mem_call_growth / (double)rt->mem_sampled : 0.0;
+    double estimate = per_call > 0 ? per_call * (double)rt->mem_calls : 0.0;
+    cJSON_AddNumberToObject(m, "sampled_calls", (double)rt->mem_sampled);
+    cJSON_AddNumberToObject(m, "growth_per_call_bytes", (double)(int64_t)per_call);
+    cJSON_AddNumberToObject(m, "estimated_growth_bytes", (double)(int64_t)estimate);
+}
+
 void manage_worker_json(cJSON *o, const deploy_runtime *rt)
 {
     cJSON_AddStringToObject(o, "isolation", rt->isolated ? "process" : "inproc");
@@ -81,8 +94,10 @@ void manage_worker_json(cJSON *o, const deploy_runtime *rt)
     cJSON_AddNumberToObject(o, "rejected", (double)rt->rejected);
     cJSON_AddNumberToObject(o, "max_in_flight", (double)rt->max_in_flight);
     manage_load_json(o, &rt->load);
-    if (!rt->isolated)
+    if (!rt->isolated) {
+        manage_memory_json(o, rt);
         return;
+    }
     cJSON *w = cJSON_AddObjectToObject(o, "worker");
     cJSON_AddNumberToObject(w, "pid", rt->worker_pid);
     cJSON_AddNumberToObject(w, "rss_bytes", (double)rt->worker_rss_bytes);

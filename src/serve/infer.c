@@ -229,7 +229,10 @@ static ds_status infer_execute(const deploy_target *t, const oip_request *oreq, 
     uint32_t instance_slot;
     void *instance = deploy_instance_acquire(t, &instance_slot);
     uint64_t t0 = infer_now_ns();
+    deploy_mem_probe mem;
+    deploy_mem_begin(t, t0, 1, &mem);
     ds_status st = t->api->execute(instance, &oreq->plugin, out, perr);
+    deploy_mem_end(t, 1, &mem);
     *exec_ns = infer_now_ns() - t0;
     deploy_instance_release(t, instance_slot);
     if (!t->isolated)
@@ -286,7 +289,10 @@ static void infer_batch_run(void *ctx, void *instance, batch_item *const *items,
     uint64_t t0 = infer_now_ns();
     int slot = deploy_call_begin(t, t0);
     crash_journal_enter(t->deployment_id);
+    deploy_mem_probe probe;
+    deploy_mem_begin(t, t0, n, &probe);
     ds_status st = t->api->execute_batch(instance, n, reqs, resps, errs);
+    deploy_mem_end(t, n, &probe);
     crash_journal_leave();
     deploy_call_end(t, slot);
     uint64_t ns = infer_now_ns() - t0;

@@ -207,10 +207,44 @@ def test_leaking_plugin_grows_only_its_worker_and_is_released(shared):
     before = deployment(shared, "faulty", 6)["worker"]
     for _ in range(40):
         expect_status(infer_x(shared, "faulty", 6, 1.0), 200)
-    after = deployment(shared, "faulty", 6)["worker"]
+    listed = deployment(shared, "faulty", 6)
+    after = listed["worker"]
     assert after["rss_bytes"] > before["rss_bytes"] + 5 * 1024 * 1024
+    assert "memory" not in listed  # its growth is the worker's, shown as worker.rss_bytes
     shared.undeploy("faulty", 6)
     wait_until(lambda: not pid_alive(after["pid"]), what="the leaking worker to end")
+
+
+def rss_of(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_leaking_inprocess_plugin_shows_its_growth_which_only_isolation_reclaims(server_factory):
+    # In process a plugin's memory is the server's: GET /deployments measures what each
+    # deployment's calls add (sampled calls that ran alone), and undeploy gives nothing back.
+    srv = server_factory()
+    register_fault(srv, 1, {"execute": "leak"})
+    deploy(srv, "faulty", 1)
+    deploy(srv, "quadratic_predictor", 1)
+    s = requests.Session()  # one call at a time: every call runs alone
+    for model in ("quadratic_predictor", "faulty"):
+        for _ in range(120):
+            r = s.post(srv.url(f"/v2/models/{model}/versions/1/infer"),
+                       json={"inputs": quad_inputs([1.0])}, timeout=30)
+            expect_status(r, 200)
+    leak = deployment(srv, "faulty", 1)["memory"]
+    quiet = deployment(srv, "quadratic_predictor", 1)["memory"]
+    assert leak["sampled_calls"] > 0 and quiet["sampled_calls"] > 0, (leak, quiet)
+    assert leak["growth_per_call_bytes"] >= 200 * 1024, leak  # 256 KiB per call, touched
+    assert leak["estimated_growth_bytes"] >= 20 * 1024 * 1024, leak
+    assert quiet["growth_per_call_bytes"] < 32 * 1024, quiet
+    assert stats_of(srv, "faulty", 1)["memory"]["sampled_calls"] >= leak["sampled_calls"]
+    before = rss_of(srv.proc.pid)
+    srv.undeploy("faulty", 1)
+    assert rss_of(srv.proc.pid) > before - 8 * 1024 * 1024  # 30 MiB leaked stay leaked
 
 
 def test_crash_in_create_fails_the_isolated_deploy_not_the_server(shared):

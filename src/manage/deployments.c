@@ -46,6 +46,15 @@ static void manage_add_bytes(cJSON *o, const char *key, int64_t bytes)
         cJSON_AddNullToObject(o, key);
 }
 
+/* to - from (may be negative: the allocator gave pages back), or null when either is unknown. */
+static void manage_add_delta(cJSON *o, const char *key, int64_t from, int64_t to)
+{
+    if (from >= 0 && to >= 0)
+        cJSON_AddNumberToObject(o, key, (double)(to - from));
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
 /* "load": what loading the deployment cost (deploy.h deploy_load_figures). */
 static void manage_load_json(cJSON *o, const deploy_load_figures *l)
 {
@@ -59,8 +68,7 @@ static void manage_load_json(cJSON *o, const deploy_load_figures *l)
     manage_add_bytes(j, "rss_before_bytes", l->rss_before);
     int64_t after = atomic_load(&l->rss_after);
     manage_add_bytes(j, "rss_after_bytes", after);
-    manage_add_bytes(j, "rss_delta_bytes",
-                     l->rss_before >= 0 && after >= 0 ? after - l->rss_before : -1);
+    manage_add_delta(j, "rss_delta_bytes", l->rss_before, after);
 }
 
 static void manage_unload_json(cJSON *o, const deploy_unload_figures *f)
@@ -70,8 +78,7 @@ static void manage_unload_json(cJSON *o, const deploy_unload_figures *f)
     cJSON_AddNumberToObject(j, "unload_ms", (double)f->unload_ns / 1e6);
     manage_add_bytes(j, "rss_before_bytes", f->rss_before);
     manage_add_bytes(j, "rss_after_bytes", f->rss_after);
-    manage_add_bytes(j, "rss_freed_bytes",
-                     f->rss_before >= 0 && f->rss_after >= 0 ? f->rss_before - f->rss_after : -1);
+    manage_add_delta(j, "rss_freed_bytes", f->rss_after, f->rss_before);
 }
 
 /* An in-process deployment's share of the server's memory (deploy_mem; what its load took is

@@ -37,6 +37,25 @@
 #define PG_ISO_NOW                                                                                 \
     "to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* The replica statements that read the database's clock in ms, spelled per backend. */
+#define REPLICA_HEARTBEAT_SQL(NOW_MS)                                                              \
+    "INSERT INTO replicas (id, address, version, last_seen_ms) VALUES (?1, ?2, ?3, " NOW_MS        \
+    ") ON CONFLICT (id) DO UPDATE SET address = excluded.address, version = excluded.version, "    \
+    "last_seen_ms = excluded.last_seen_ms, started_at = CASE WHEN ?4 <> 0 THEN " NOW_SQL           \
+    " ELSE replicas.started_at END"
+#define REPLICA_LIST_SQL(NOW_MS)                                                                   \
+    "SELECT id, address, version, started_at, " NOW_MS " - last_seen_ms FROM replicas "           \
+    "WHERE ?1 < 0 OR last_seen_ms >= " NOW_MS " - ?1 ORDER BY id"
+#define REPLICA_SERVING_LIST_SQL(NOW_MS)                                                           \
+    "SELECT s.deployment_id, s.replica_id FROM replica_deployments s "                             \
+    "JOIN replicas r ON r.id = s.replica_id WHERE ?1 < 0 OR r.last_seen_ms >= " NOW_MS " - ?1 "    \
+    "ORDER BY s.deployment_id, s.replica_id"
+#define REPLICA_STATS_LIST_SQL(NOW_MS)                                                             \
+    "SELECT s.replica_id, s.deployment_id, s.model_name, s.version, s.request_count, "            \
+    "s.error_4xx, s.error_5xx, s.latency_sum_ms, s.in_flight, s.buckets FROM replica_stats s "     \
+    "JOIN replicas r ON r.id = s.replica_id WHERE ?1 < 0 OR r.last_seen_ms >= " NOW_MS " - ?1 "    \
+    "ORDER BY s.model_name, s.version, s.replica_id"
+
 static const char *const SQL[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -140,6 +159,23 @@ static const char *const SQL[ST_COUNT] = {
         "WHERE d.status = 'undeployed' GROUP BY d.model_name, d.version "
         "ORDER BY d.model_name, d.version",
     [ST_MIGRATION_LIST] = "SELECT version FROM schema_migrations ORDER BY version",
+    /* ?1 id, ?2 address, ?3 version, ?4 starting (1: started_at = now) */
+    [ST_REPLICA_HEARTBEAT] = REPLICA_HEARTBEAT_SQL(NOW_MS_SQL),
+    [ST_REPLICA_FORGET_SERVING] = "DELETE FROM replica_deployments WHERE replica_id = ?1",
+    [ST_REPLICA_FORGET_STATS] = "DELETE FROM replica_stats WHERE replica_id = ?1",
+    [ST_REPLICA_REMOVE] = "DELETE FROM replicas WHERE id = ?1",
+    [ST_REPLICA_EXISTS] = "SELECT count(*) FROM replicas WHERE id = ?1",
+    /* ?1 max age in ms, < 0 = any */
+    [ST_REPLICA_LIST] = REPLICA_LIST_SQL(NOW_MS_SQL),
+    [ST_REPLICA_SERVING_INSERT] = "INSERT INTO replica_deployments (replica_id, deployment_id) "
+                                  "VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    [ST_REPLICA_SERVING_LIST] = REPLICA_SERVING_LIST_SQL(NOW_MS_SQL),
+    [ST_REPLICA_STATS_INSERT] = "INSERT INTO replica_stats (replica_id, deployment_id, model_name, "
+                                "version, request_count, error_4xx, error_5xx, latency_sum_ms, "
+                                "in_flight, buckets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                                "?10) ON CONFLICT (replica_id, deployment_id) DO NOTHING",
+    [ST_REPLICA_STATS_LIST] = REPLICA_STATS_LIST_SQL(NOW_MS_SQL),
+    [ST_CHANGE_SEQ] = "SELECT coalesce(max(id), 0) FROM events",
 };
 
 /* PostgreSQL's text where it differs from SQL[] (NULL: SQL[] is run, rewritten), and the
@@ -175,6 +211,10 @@ static const char *const PG_SQL[ST_COUNT] = {
                                 "?3::json, 'guard', ?4::json, 'reason', ?5::text)::text, ?6, ?7)",
     /* No rowid: migrations/postgres/0002_auth.sql gives api_tokens an insertion sequence. */
     [ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM api_tokens ORDER BY created_at, seq",
+    [ST_REPLICA_HEARTBEAT] = REPLICA_HEARTBEAT_SQL(PG_NOW_MS_SQL),
+    [ST_REPLICA_LIST] = REPLICA_LIST_SQL(PG_NOW_MS_SQL),
+    [ST_REPLICA_SERVING_LIST] = REPLICA_SERVING_LIST_SQL(PG_NOW_MS_SQL),
+    [ST_REPLICA_STATS_LIST] = REPLICA_STATS_LIST_SQL(PG_NOW_MS_SQL),
 };
 
 const char *reg__sql(const registry *r, enum stmt_id id)

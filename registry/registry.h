@@ -316,6 +316,77 @@ reg_status registry_listener_wait(registry_listener *l, int timeout_ms, char *pa
                                   char *err, size_t errlen);
 void registry_listener_close(registry_listener *l);
 
+/* ---- replicas (scale-out, registry/replicas.c; migration 0007) ---------------------------
+ *
+ * The deployments and traffic splits above are the cluster's desired state; every replica
+ * reconciles to it (deploy/reconcile.c). What follows is what each replica reports about itself:
+ * a heartbeat row, the deployments it actually serves and its live stats. Times are unix ms by
+ * the database's clock, so the replicas' clocks need not agree. */
+
+#define REG_REPLICA_ID_MAX 128 /* [A-Za-z0-9_.:-]{1,128} */
+/* Readers count a replica heard from within this many ms as live (it heartbeats every second). */
+#define REG_REPLICA_LIVE_MS 5000
+#define REG_ADDRESS_MAX     256
+
+typedef struct reg_replica {
+    char id[REG_REPLICA_ID_MAX + 1];
+    char address[REG_ADDRESS_MAX + 1]; /* where peers and people reach it, e.g. http://h:8080 */
+    char version[32];                  /* the dynserve version it runs */
+    char started_at[REG_TIME_MAX];
+    int64_t age_ms; /* since its last heartbeat, by the database's clock */
+} reg_replica;
+
+/* Record that replica `id` is alive now (upsert). starting: this is its first heartbeat since it
+ * started (started_at becomes now, and what it reported before the restart is forgotten).
+ * REG_INVALID for a bad id, address (printable, no spaces, <= 256 bytes) or version. */
+reg_status registry_replica_heartbeat(registry *r, const char *id, const char *address,
+                                      const char *version, bool starting, char *err, size_t errlen);
+/* A replica stops: its row and everything it reported go. REG_OK when there was none. */
+reg_status registry_replica_remove(registry *r, const char *id, char *err, size_t errlen);
+/* Call fn for every replica heard from within max_age_ms (< 0: all), by id. */
+typedef int (*reg_replica_fn)(void *ud, const reg_replica *rep);
+reg_status registry_replica_list(registry *r, int64_t max_age_ms, reg_replica_fn fn, void *ud,
+                                 char *err, size_t errlen);
+/* Replace the set of deployments replica `id` serves (one transaction). REG_NOT_FOUND when the
+ * replica has no heartbeat row. */
+reg_status registry_replica_serving_set(registry *r, const char *id, const int64_t *deployment_ids,
+                                        size_t count, char *err, size_t errlen);
+/* fn(ud, deployment_id, replica_id) for every deployment served by a replica heard from within
+ * max_age_ms, ordered by deployment then replica. */
+typedef int (*reg_serving_fn)(void *ud, int64_t deployment_id, const char *replica_id);
+reg_status registry_replica_serving_list(registry *r, int64_t max_age_ms, reg_serving_fn fn,
+                                         void *ud, char *err, size_t errlen);
+
+/* One replica's live counters of one deployment (since that replica started serving it). */
+typedef struct reg_replica_stat {
+    char replica_id[REG_REPLICA_ID_MAX + 1]; /* ignored by registry_replica_stats_set */
+    int64_t deployment_id;
+    char model_name[REG_NAME_MAX + 1];
+    char version[REG_NAME_MAX + 1];
+    uint64_t request_count, error_4xx, error_5xx;
+    double latency_sum_ms;
+    int64_t in_flight;
+    /* latency histogram, sparse "index:count,..." (deploy/stats.h buckets), <= 65536 bytes.
+     * set: the caller's; list: borrowed, valid during the callback only. */
+    const char *buckets;
+} reg_replica_stat;
+
+/* Replace every stats row of replica `id` with rows[0..count) (one transaction). REG_NOT_FOUND
+ * when the replica has no heartbeat row; REG_INVALID for a bad row. */
+reg_status registry_replica_stats_set(registry *r, const char *id, const reg_replica_stat *rows,
+                                      size_t count, char *err, size_t errlen);
+/* Call fn for every stats row of the replicas heard from within max_age_ms, ordered by model,
+ * version, replica. `s` is valid during the callback only. */
+typedef int (*reg_replica_stat_fn)(void *ud, const reg_replica_stat *s);
+reg_status registry_replica_stats_list(registry *r, int64_t max_age_ms, reg_replica_stat_fn fn,
+                                       void *ud, char *err, size_t errlen);
+
+/* The desired state's generation: it grows with every change of deployments or traffic splits
+ * (each is recorded with an event in its own transaction, and this is the newest event's id).
+ * A reconciler polls it; other events (worker crashes, registrations) move it too, which only
+ * costs one spare reconcile. */
+reg_status registry_change_seq(registry *r, int64_t *seq, char *err, size_t errlen);
+
 const char *registry_status_str(reg_status s);
 
 #endif

@@ -13,7 +13,8 @@
  *                  migrations/postgres/NNNN_*.sql with the same numbers and names);
  *   versions.c     table model_versions;      deployments.c  table deployments;
  *   events.c       table events;              traffic.c      table traffic_splits;
- *   stats.c        table deployment_stats;    tokens.c       table api_tokens.
+ *   stats.c        table deployment_stats;    tokens.c       table api_tokens;
+ *   replicas.c     tables replicas, replica_deployments, replica_stats (scale-out).
  *
  * Helpers are named reg__* (double underscore: internal, as libuv marks its own).
  * Locking: every public function holds registry.lock for its whole duration (see struct
@@ -51,6 +52,9 @@ extern const size_t reg_pg_migrations_count;
  * PG_NOW_SQL (a function of migrations/postgres/0001_init.sql), so shared SQL may use it. */
 #define NOW_SQL    "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 #define PG_NOW_SQL "ds_now()"
+/* unix milliseconds by the database's clock (PG_SQL[] spells it PG_NOW_MS_SQL) */
+#define NOW_MS_SQL    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define PG_NOW_MS_SQL "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 #define VERSION_COLUMNS                                                                            \
     "id, model_name, version, plugin_path, coalesce(plugin_sha256, ''), config_json, created_at, " \
     "coalesce(backend, ''), artifact_dir, coalesce(artifact_sha256, '')"
@@ -113,6 +117,17 @@ enum stmt_id {
     ST_TOKEN_REVOKE_ONE,
     ST_TOKEN_LIST,
     ST_TOKEN_TOUCH,
+    ST_REPLICA_HEARTBEAT,
+    ST_REPLICA_FORGET_SERVING,
+    ST_REPLICA_FORGET_STATS,
+    ST_REPLICA_REMOVE,
+    ST_REPLICA_EXISTS,
+    ST_REPLICA_LIST,
+    ST_REPLICA_SERVING_INSERT,
+    ST_REPLICA_SERVING_LIST,
+    ST_REPLICA_STATS_INSERT,
+    ST_REPLICA_STATS_LIST,
+    ST_CHANGE_SEQ,
     /* PostgreSQL only (no SQLite text): */
     ST_TX_LOCK,
     ST_MIGRATION_LOCK,

@@ -30,6 +30,7 @@ ALLOWED = {
     "serve": ["deploy", "oip", "http", "base", "plugin_abi"],
     "auth": ["registry", "http", "base", "plugin_abi"],
     "manage": ["auth", "deploy", "registry", "plugin", "http", "base", "plugin_abi"],
+    "cluster": ["deploy", "registry", "base", "plugin_abi"],  # scale-out: reconcile, heartbeat
     "ctl": [],  # the command-line client: a plain HTTP client (libcurl, cJSON) of the server
 }
 # Spelled in two parts so that `git grep -l` for either header name lists only its includers.

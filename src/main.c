@@ -7,6 +7,7 @@
  *
  * Exit codes: 0 clean stop, 1 startup failure (one line on stderr), 2 bad command line.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "artifact.h"
 #include "auth.h"
 #include "auth_http.h"
+#include "cluster.h"
 #include "config.h"
 #include "crash_journal.h"
 #include "ctl.h"
@@ -65,6 +67,9 @@ typedef struct ds_server {
     shadow *shadow;          /* shadow-traffic copies (serve/shadow.h) */
     plugin_dirs plugin_dirs; /* where POST /models may read plugin paths (plugin_file.h) */
     rl_table *client_limits; /* --rate-limit per client, or NULL */
+    cluster *cluster;        /* reconcile + heartbeat with the registry (cluster/cluster.h) */
+    char replica_id[REG_REPLICA_ID_MAX + 1];
+    char advertise_url[REG_ADDRESS_MAX + 1];
 } ds_server;
 
 /* ---- model repository ------------------------------------------------------------------------ */
@@ -316,8 +321,53 @@ static int main_start_http(ds_server *s)
     return 0;
 }
 
+/* This replica's id and address: --replica-id / --advertise-url, else <hostname>-<port> and
+ * http(s)://<host>:<port> (the hostname when listening on every address). */
+static void main_replica_names(ds_server *s)
+{
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    int port = http_port(s->http);
+    const char *scheme = s->cfg.tls_cert[0] ? "https" : "http";
+    if (s->cfg.replica_id[0])
+        snprintf(s->replica_id, sizeof s->replica_id, "%s", s->cfg.replica_id);
+    else
+        snprintf(s->replica_id, sizeof s->replica_id, "%.100s-%d", host, port);
+    for (char *p = s->replica_id; *p; p++) /* a hostname may hold characters an id may not */
+        if (!(isalnum((unsigned char)*p) || strchr("_.:-", *p)))
+            *p = '_';
+    const char *h = s->cfg.host;
+    bool any = strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+    if (s->cfg.advertise_url[0])
+        snprintf(s->advertise_url, sizeof s->advertise_url, "%s", s->cfg.advertise_url);
+    else if (strchr(any ? host : h, ':') != NULL)
+        snprintf(s->advertise_url, sizeof s->advertise_url, "%s://[%.200s]:%d", scheme, h, port);
+    else
+        snprintf(s->advertise_url, sizeof s->advertise_url, "%s://%.200s:%d", scheme,
+                 any ? host : h, port);
+}
+
+/* Reconcile with the registry and heartbeat into it from now on. 0, or -1 (one line on stderr:
+ * a bad --replica-id or --advertise-url, or the registry refused the first heartbeat). */
+static int main_start_cluster(ds_server *s)
+{
+    cluster_config cc = {.reg = s->reg,
+                         .deploy = s->deploy,
+                         .replica_id = s->replica_id,
+                         .address = s->advertise_url,
+                         .version = DYNSERVE_VERSION,
+                         .full_ms = s->cfg.reconcile_ms};
+    char err[512];
+    if (cluster_start(&cc, &s->cluster, err, sizeof err) != 0) {
+        fprintf(stderr, "dynserve: replica %s: %s\n", s->replica_id, err);
+        return -1;
+    }
+    return 0;
+}
+
 static int main_start_deployments(ds_server *s)
 {
+    main_replica_names(s);
     deploy_env env = {.reg = s->reg,
                       .router = serve_router(s->http),
                       .host = plugin_host_api(),
@@ -356,7 +406,8 @@ static int main_start_deployments(ds_server *s)
                              .http = s->http,
                              .host = plugin_host_api(),
                              .plugin_dirs = &s->plugin_dirs,
-                             .auth = s->auth};
+                             .auth = s->auth,
+                             .replica_id = s->replica_id};
     s->serve.repository = manage_repository;
     s->serve.repository_ctx = &s->manage;
     if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {
@@ -516,15 +567,16 @@ int main(int argc, char **argv)
     if (main_open_data_dir(s) == 0 && main_start_auth(s) == 0) {
         main_register_repository(s);
         if (main_start_http(s) == 0) {
-            if (main_start_deployments(s) == 0) {
+            if (main_start_deployments(s) == 0 && main_start_cluster(s) == 0) {
                 atomic_store(&s->serve.ready, true);
-                log_info("dynserve %s listening on %s://%s:%d, data in %s", DYNSERVE_VERSION,
-                         s->cfg.tls_cert[0] ? "https" : "http", s->cfg.host, http_port(s->http),
-                         s->cfg.data_dir);
+                log_info("dynserve %s listening on %s://%s:%d, data in %s, replica %s",
+                         DYNSERVE_VERSION, s->cfg.tls_cert[0] ? "https" : "http", s->cfg.host,
+                         http_port(s->http), s->cfg.data_dir, s->replica_id);
                 main_wait_for_stop(s, &stop);
                 main_arm_shutdown_watchdog(s);
                 rc = 0;
             }
+            cluster_stop(s->cluster); /* its passes add and remove routes: before HTTP stops */
             http_stop(s->http); /* in-flight requests finish; no handler runs after this */
             if (s->deploy != NULL)
                 deploy_manager_router_stopped(s->deploy);

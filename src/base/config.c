@@ -110,6 +110,13 @@ static const opt options[] = {
      "comma list of browser origins allowed cross-origin requests (default none)"},
     {"admin-token-file", STR(admin_token_file),
      "make the admin token \"bootstrap\" the secret in this file (e.g. a mounted k8s secret)"},
+    {"replica-id", STR(replica_id),
+     "this replica's id in a shared registry, [A-Za-z0-9_.:-] (default <hostname>-<port>)"},
+    {"advertise-url", STR(advertise_url),
+     "where this replica is reached, shown with it in GET /replicas (default "
+     "http://<host>:<port>)"},
+    {"reconcile-ms", NUM(OPT_INT, reconcile_ms, 100, 3600000),
+     "reconcile with the registry's deployments and splits at least this often (default 2000)"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -142,6 +149,7 @@ static void config_defaults(ds_config *cfg)
                        .max_elements = 64LL << 20,
                        .max_depth = 32,
                        .stats_flush_s = 10,
+                       .reconcile_ms = 2000,
                        .async_workers = 2,
                        .async_max_queued = 1000,
                        .async_max_kept = 10000,

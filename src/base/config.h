@@ -60,6 +60,10 @@ typedef struct ds_config {
     char infer_auth[16];                   /* "open" (default) or "required" */
     char cors_origin[1024];                /* comma list of browser origins allowed CORS */
     char admin_token_file[PATH_MAX];       /* ensures the admin token "bootstrap" */
+    /* scale-out (README "Scale-out"); "" = derived at startup */
+    char replica_id[129];    /* this replica's id in the registry (default <hostname>-<port>) */
+    char advertise_url[257]; /* where peers and people reach it (default http://<host>:<port>) */
+    int reconcile_ms;        /* full reconcile with the registry at least this often */
 } ds_config;
 
 enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };

@@ -384,4 +384,22 @@ deploy_result deploy_set_rate_limit(deploy_manager *m, const char *model, const 
 bool deploy_get_rate_limit(deploy_manager *m, const char *model, const char *version,
                            rl_limit *out);
 
+/* ---- reconciling (reconcile.c; scale-out) ------------------------------------------------
+ *
+ * With several replicas on one registry, the registry's active deployments and current splits
+ * are the desired state and each replica's tables its actual state. deploy_reconcile makes this
+ * replica's tables equal the registry's in one pass: it loads active rows that are not live here
+ * (with their ids, options and endpoint names, as a restart does), retires live deployments whose
+ * row has ended, and makes each model's split the stored one. It writes nothing to the registry.
+ * With one replica the two states are already equal and a pass changes nothing. */
+typedef struct deploy_reconcile_report {
+    unsigned added, removed, splits, failed; /* failed: rows that could not be loaded here */
+} deploy_reconcile_report;
+/* One pass. 0, or -1 when the registry could not be read (nothing changed). report may be NULL.
+ * Passes on one process are serialized; call from one background thread. */
+int deploy_reconcile(deploy_manager *m, deploy_reconcile_report *report);
+/* The registry ids of the deployments live here, into *ids (malloc'd, caller frees; NULL when
+ * none). Returns how many. */
+size_t deploy_live_ids(deploy_manager *m, int64_t **ids);
+
 #endif

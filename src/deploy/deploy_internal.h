@@ -162,6 +162,29 @@ void deploy_count_unload(deploy_manager *m, deploy_model *dm, const char *versio
                          const deploy_unload_figures *f);
 uint64_t deploy_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* ---- restore.c ------------------------------------------------------------------------------ */
+
+/* Registry rows copied out of a registry_deployment_list callback (options owned, status_reason
+ * NULL). */
+typedef struct deploy_row_list {
+    reg_deployment *rows;
+    size_t count, cap;
+} deploy_row_list;
+/* The reg_deployment_fn that appends to a deploy_row_list (ud); 1 (stop) when memory runs out. */
+int deploy_collect_rows(void *ud, const reg_deployment *d);
+void deploy_row_list_free(deploy_row_list *l);
+/* Load and publish the deployment a registry row describes, with its id, endpoint, options and
+ * lifetime stats, writing nothing to the registry. CONFLICT when the version is live (or still
+ * draining) already. Called without any lock of the manager. */
+deploy_result deploy_bring_up(deploy_manager *m, const reg_deployment *row);
+
+/* ---- drain.c -------------------------------------------------------------------------------- */
+
+/* Take deployment `id` of (model, version) out of service because the registry no longer wants
+ * it: out of the tables, its route removed and in-flight calls drained by a drain thread, writing
+ * nothing to the registry. false when that version is not live here with that id. */
+bool deploy_retire(deploy_manager *m, const char *model, const char *version, int64_t id);
+
 /* ---- traffic.c ------------------------------------------------------------------------------ */
 
 /* With dm->lifecycle held: store the model's current split in the registry (after an undeploy
@@ -169,5 +192,8 @@ uint64_t deploy_now_ns(void); /* CLOCK_MONOTONIC */
 void traffic_persist(deploy_manager *m, deploy_model *dm, const char *reason);
 /* After deploy_restore: re-apply every model's stored split and guard. */
 void traffic_restore(deploy_manager *m);
+/* Make dm's in-memory split and guard those stored in the registry (none stored: no split),
+ * writing nothing back. true when something changed. Takes dm->lifecycle. */
+bool traffic_follow(deploy_manager *m, deploy_model *dm);
 
 #endif

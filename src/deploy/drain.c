@@ -129,7 +129,8 @@ static void drain_job_kill_worker(drain_job *j)
     pthread_mutex_unlock(&j->mu);
 }
 
-/* Hand d (out of the tables, on dm->draining) to a drain thread and wait up to wait_ms. */
+/* Hand d (out of the tables, on dm->draining) to a drain thread and wait up to wait_ms (< 0: do
+ * not wait; the thread releases d whenever its calls return, and no worker is killed). */
 static deploy_result drain_and_wait(deploy_manager *m, deploy_model *dm, deployment *d, int wait_ms)
 {
     bool isolated = d->t.isolated;
@@ -154,6 +155,10 @@ static deploy_result drain_and_wait(deploy_manager *m, deploy_model *dm, deploym
         return deploy_ok();
     }
     pthread_detach(t);
+    if (wait_ms < 0) {
+        drain_job_unref(j);
+        return deploy_ok();
+    }
     bool done = drain_job_wait(j, wait_ms);
     if (!done && isolated) {
         drain_job_kill_worker(j);
@@ -263,4 +268,31 @@ deploy_result deploy_stop(deploy_manager *m, const char *model, const char *vers
     deploy_result r = drain_stop(m, model, version, endpoint_name, drain_timeout_ms);
     deploy_transit_end(m, slot);
     return r;
+}
+
+/* The reconciler's undeploy (deploy/reconcile.c): the registry already says the deployment has
+ * ended (another replica undeployed it), so nothing is written back, the split is not persisted
+ * (the replica that undeployed did that) and the caller does not wait for the drain: the route
+ * goes and the instance is released by the drain thread once its calls return. */
+bool deploy_retire(deploy_manager *m, const char *model, const char *version, int64_t id)
+{
+    deploy_model *dm = deploy_model_find(m, model);
+    if (dm == NULL)
+        return false;
+    int slot = deploy_transit_begin(m, model, version, DEPLOY_STATE_UNLOADING);
+    pthread_mutex_lock(&dm->lifecycle);
+    ssize_t i = deploy_model_index(dm, version);
+    deployment *d = i >= 0 ? dm->versions[i] : NULL;
+    if (d == NULL || d->t.deployment_id != id) {
+        pthread_mutex_unlock(&dm->lifecycle);
+        deploy_transit_end(m, slot);
+        return false;
+    }
+    deployment_untable(m, dm, d);
+    d->next_draining = dm->draining;
+    dm->draining = d;
+    pthread_mutex_unlock(&dm->lifecycle);
+    drain_and_wait(m, dm, d, -1);
+    deploy_transit_end(m, slot);
+    return true;
 }

@@ -15,16 +15,9 @@
 
 #include "log.h"
 
-typedef struct restore_list {
-    reg_deployment *rows;
-    size_t count, cap;
-} restore_list;
-
-static int deploy_collect_active(void *ud, const reg_deployment *d)
+int deploy_collect_rows(void *ud, const reg_deployment *d)
 {
-    restore_list *l = ud;
-    if (strcmp(d->status, "active") != 0)
-        return 0;
+    deploy_row_list *l = ud;
     if (l->count == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         reg_deployment *grown = realloc(l->rows, cap * sizeof *grown);
@@ -38,6 +31,14 @@ static int deploy_collect_active(void *ud, const reg_deployment *d)
     row->status_reason = NULL; /* not needed; the callback's copies are not ours to keep */
     row->options = d->options ? strdup(d->options) : NULL;
     return 0;
+}
+
+void deploy_row_list_free(deploy_row_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->rows[i].options);
+    free(l->rows);
+    *l = (deploy_row_list){0};
 }
 
 static void deploy_mark_failed(deploy_manager *m, const reg_deployment *row, const char *why)
@@ -71,30 +72,26 @@ static bool deploy_quarantine(deploy_manager *m, const reg_deployment *row)
     return true;
 }
 
-/* Load one registry row back into service. true when it is live again. */
-static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
+deploy_result deploy_bring_up(deploy_manager *m, const reg_deployment *row)
 {
     char err[512] = "";
-    if (deploy_quarantine(m, row))
-        return false;
     ds_deploy_options opts;
-    if (deploy_options_parse_text(row->options, &opts, err, sizeof err) != 0) {
-        deploy_mark_failed(m, row, err);
-        return false;
-    }
+    if (deploy_options_parse_text(row->options, &opts, err, sizeof err) != 0)
+        return deploy_fail(DEPLOY_INVALID, "%s", err);
     reg_version v = {0};
     if (registry_version_get(m->env.reg, row->model_name, row->version, &v, err, sizeof err) !=
-        REG_OK) {
-        deploy_mark_failed(m, row, "version is no longer registered");
-        return false;
+        REG_OK)
+        return deploy_fail(DEPLOY_NOT_FOUND, "version is no longer registered");
+    deploy_model *dm = deploy_model_get(m, row->model_name);
+    if (dm == NULL) {
+        reg_version_free(&v);
+        return deploy_fail(DEPLOY_INTERNAL, "out of memory");
     }
     deploy_result res = deploy_ok();
     deployment *d = deployment_load(m, &v, &opts, row->id, &res);
     reg_version_free(&v);
-    if (d == NULL) {
-        deploy_mark_failed(m, row, res.message);
-        return false;
-    }
+    if (d == NULL)
+        return res;
     d->t.deployment_id = row->id;
     snprintf(d->endpoint_name, sizeof d->endpoint_name, "%s", row->endpoint_name);
     snprintf(d->deployed_at, sizeof d->deployed_at, "%s", row->deployed_at);
@@ -104,36 +101,42 @@ static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
                        base.latency_sum_ms);
         stats_set_base_last(d->t.stats, base.last_request_unix_ms);
     }
-    deploy_model *dm = deploy_model_get(m, row->model_name);
-    if (dm == NULL) {
-        deployment_free(d);
-        deploy_mark_failed(m, row, "out of memory");
-        return false;
-    }
+    /* The plugin loaded without the lifecycle lock (like deploy_start): a local deploy or
+     * another reconcile pass may have published the version meanwhile; that one stays. */
     pthread_mutex_lock(&dm->lifecycle);
-    int rc = deployment_publish(m, dm, d);
-    if (rc != 0) {
+    if (!deploy_taken_locked(dm, row->version, &res) && deployment_publish(m, dm, d) != 0) {
         deployment_unpublish(m, dm, d);
-        deployment_free(d);
-        deploy_mark_failed(m, row, "out of memory adding routes");
+        res = deploy_fail(DEPLOY_INTERNAL, "out of memory adding routes");
+    } else if (res.code == DEPLOY_OK) {
+        d = NULL; /* published: the model's table owns it */
     }
     pthread_mutex_unlock(&dm->lifecycle);
-    return rc == 0;
+    deployment_free(d);
+    return res;
+}
+
+/* Load one registry row back into service. true when it is live again. */
+static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
+{
+    if (deploy_quarantine(m, row))
+        return false;
+    deploy_result res = deploy_bring_up(m, row);
+    if (res.code != DEPLOY_OK)
+        deploy_mark_failed(m, row, res.message);
+    return res.code == DEPLOY_OK;
 }
 
 int deploy_restore(deploy_manager *m)
 {
-    restore_list list = {0};
+    deploy_row_list list = {0};
     char err[256];
-    if (registry_deployment_list(m->env.reg, deploy_collect_active, &list, err, sizeof err) !=
-        REG_OK)
+    if (registry_deployment_list(m->env.reg, deploy_collect_rows, &list, err, sizeof err) != REG_OK)
         log_error("reading deployments to restore: %s", err);
     int restored = 0;
-    for (size_t i = 0; i < list.count; i++) {
-        restored += deploy_restore_one(m, &list.rows[i]);
-        free(list.rows[i].options);
-    }
-    free(list.rows);
+    for (size_t i = 0; i < list.count; i++)
+        if (strcmp(list.rows[i].status, "active") == 0)
+            restored += deploy_restore_one(m, &list.rows[i]);
+    deploy_row_list_free(&list);
     traffic_restore(m);
     return restored;
 }

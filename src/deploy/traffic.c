@@ -202,6 +202,68 @@ void traffic_restore(deploy_manager *m)
     free(l.items);
 }
 
+/* The stored weights aligned with dm->versions into aligned[] (dm->count + 1 ints), rescaled
+ * over the live versions; the sum (0: none of them is live). Lifecycle held. */
+static int traffic_align_stored(const deploy_model *dm, const char *weights_json, int *aligned)
+{
+    cJSON *w = cJSON_Parse(weights_json);
+    memset(aligned, 0, (dm->count + 1) * sizeof *aligned);
+    for (const cJSON *f = w ? w->child : NULL; f; f = f->next) {
+        ssize_t at = deploy_model_index(dm, f->string);
+        if (at >= 0 && cJSON_IsNumber(f) && f->valueint > 0)
+            aligned[at] = f->valueint;
+    }
+    cJSON_Delete(w);
+    return split_rescale(aligned, dm->count);
+}
+
+/* The guard as stored (text written by guard_json) differs from dm's. Lifecycle held. */
+static bool traffic_guard_differs(const deploy_model *dm, const char *guard_text)
+{
+    if (guard_text == NULL)
+        return dm->guard.enabled;
+    ds_buf b = DS_BUF_INIT;
+    guard_json(&dm->guard, &b);
+    bool differs = !dm->guard.enabled || b.failed || strcmp(b.data, guard_text) != 0;
+    buf_free(&b);
+    return differs;
+}
+
+bool traffic_follow(deploy_manager *m, deploy_model *dm)
+{
+    char *weights = NULL, *guard = NULL, err[256];
+    bool changed = false;
+    pthread_mutex_lock(&dm->lifecycle);
+    reg_status rs = dm->count == 0 ? REG_NOT_FOUND
+                                   : registry_traffic_get(m->env.reg, dm->name, &weights, &guard,
+                                                          err, sizeof err);
+    int *aligned = calloc(dm->count + 1, sizeof *aligned);
+    if (rs == REG_NOT_FOUND && dm->has_split) { /* cleared elsewhere */
+        traffic_apply(dm, NULL, false);
+        dm->guard = (deploy_guard){0};
+        changed = true;
+    } else if (rs == REG_OK && aligned != NULL && traffic_align_stored(dm, weights, aligned) > 0) {
+        bool same = dm->has_split;
+        for (size_t i = 0; same && i < dm->count; i++)
+            same = dm->weights[i] == aligned[i];
+        if (!same)
+            traffic_apply(dm, aligned, true);
+        if (traffic_guard_differs(dm, guard) &&
+            (guard == NULL || guard_parse(guard, &dm->guard, err, sizeof err) != 0))
+            dm->guard = (deploy_guard){0};
+        changed = !same;
+    } else if (rs != REG_OK && rs != REG_NOT_FOUND) {
+        log_warn("reading the traffic split of %s: %s", dm->name, err);
+    }
+    pthread_mutex_unlock(&dm->lifecycle);
+    if (changed)
+        log_info("traffic split of %s follows the registry", dm->name);
+    free(aligned);
+    free(weights);
+    free(guard);
+    return changed;
+}
+
 /* ---- the guard ------------------------------------------------------------------------------ */
 
 /* Evaluate one model's guard (lifecycle held). */
@@ -274,8 +336,7 @@ deploy_result deploy_shadow_set(deploy_manager *m, const char *model, const char
     pthread_mutex_lock(&dm->lifecycle);
     deploy_result r = deploy_ok();
     if (version != NULL && deploy_model_index(dm, version) < 0) {
-        r = deploy_fail(DEPLOY_CONFLICT, "shadow version %s of %s is not deployed", version,
-                        model);
+        r = deploy_fail(DEPLOY_CONFLICT, "shadow version %s of %s is not deployed", version, model);
     } else {
         pthread_rwlock_wrlock(&dm->lock);
         atomic_store(&dm->shadow_percent, 0);

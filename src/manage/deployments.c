@@ -1,7 +1,8 @@
 /*
  * manage deployments: the /deployments resource — list (GET, with the traffic splits), deploy
  * and undeploy (POST /deployments/deploy|undeploy), the event log (GET /deployments/events
- * ?model=&limit=), and the dispatch of /deployments/<m>/... to traffic.c.
+ * ?model=&limit=), the replicas sharing the registry (GET /deployments/replicas), and the dispatch
+ * of /deployments/<m>/... to traffic.c.
  */
 #include "manage_internal.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "body.h"
+#include "log.h"
 #include "names.h"
 #include "path.h"
 #include "reply.h"
@@ -263,6 +265,88 @@ static void manage_collect_draining(void *ud, const char *model, const char *ver
     cJSON_AddItemToArray(acc->list, o);
 }
 
+/* ---- which replicas serve what (scale-out) ------------------------------------------------ */
+
+typedef struct serving_walk {
+    cJSON *item; /* cursor into the deployments array, ordered by id like the serving rows */
+    const char *self;
+} serving_walk;
+
+static cJSON *manage_replicas_of(cJSON *o)
+{
+    cJSON *r = cJSON_GetObjectItem(o, "replicas");
+    return r ? r : cJSON_AddArrayToObject(o, "replicas");
+}
+
+static int manage_collect_serving(void *ud, int64_t deployment_id, const char *replica_id)
+{
+    serving_walk *w = ud;
+    while (w->item != NULL &&
+           (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(w->item, "id")) < deployment_id)
+        w->item = w->item->next;
+    cJSON *id = w->item ? cJSON_GetObjectItem(w->item, "id") : NULL;
+    if (id != NULL && (int64_t)cJSON_GetNumberValue(id) == deployment_id &&
+        (w->self == NULL || strcmp(replica_id, w->self) != 0)) /* self: from memory, below */
+        cJSON_AddItemToArray(manage_replicas_of(w->item), cJSON_CreateString(replica_id));
+    return 0;
+}
+
+/* "replicas": the ids of the live replicas serving each registry row — this one from its own
+ * tables (so it shows the moment the deploy returns), the others as they last reported. */
+static void manage_add_replicas(manage_ctx *s, cJSON *list)
+{
+    cJSON *o;
+    cJSON_ArrayForEach(o, list)
+    {
+        if (cJSON_GetObjectItem(o, "id") == NULL)
+            continue; /* draining: no registry row */
+        cJSON *reps = manage_replicas_of(o);
+        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(o, "model_name"));
+        const char *version = cJSON_GetStringValue(cJSON_GetObjectItem(o, "version"));
+        deployment *d = s->replica_id && model && version
+                            ? deploy_acquire(s->deploy, model, version, NULL)
+                            : NULL;
+        if (d != NULL && (double)deploy_target_of(d)->deployment_id ==
+                             cJSON_GetNumberValue(cJSON_GetObjectItem(o, "id")))
+            cJSON_AddItemToArray(reps, cJSON_CreateString(s->replica_id));
+        deploy_release(d);
+    }
+    serving_walk w = {.item = list->child, .self = s->replica_id};
+    char err[256];
+    if (registry_replica_serving_list(s->reg, REG_REPLICA_LIVE_MS, manage_collect_serving, &w, err,
+                                      sizeof err) != REG_OK)
+        log_warn("GET /deployments: reading which replicas serve what: %s", err);
+}
+
+static int manage_collect_replica(void *ud, const reg_replica *rep)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", rep->id);
+    cJSON_AddStringToObject(o, "address", rep->address);
+    cJSON_AddStringToObject(o, "version", rep->version);
+    cJSON_AddStringToObject(o, "started_at", rep->started_at);
+    cJSON_AddNumberToObject(o, "last_seen_ms_ago", (double)rep->age_ms);
+    cJSON_AddBoolToObject(o, "live", rep->age_ms <= REG_REPLICA_LIVE_MS);
+    cJSON_AddItemToArray(ud, o);
+    return 0;
+}
+
+/* GET /deployments/replicas: every replica in the registry, live or not (yet) aged out. */
+static void manage_replicas_list(manage_ctx *s, http_response *resp)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "self", s->replica_id ? s->replica_id : "");
+    cJSON *list = cJSON_AddArrayToObject(root, "replicas");
+    char err[256];
+    if (registry_replica_list(s->reg, -1, manage_collect_replica, list, err, sizeof err) !=
+        REG_OK) {
+        cJSON_Delete(root);
+        reply_error(resp, HTTP_INTERNAL_ERROR, "registry: %s", err);
+        return;
+    }
+    reply_json(resp, HTTP_OK, root);
+}
+
 static void manage_deployments_list(manage_ctx *s, http_response *resp)
 {
     cJSON *root = cJSON_CreateObject();
@@ -283,6 +367,7 @@ static void manage_deployments_list(manage_ctx *s, http_response *resp)
         if (status && model && version && strcmp(status, "active") == 0)
             manage_deployment_runtime(s, o, model, version);
     }
+    manage_add_replicas(s, acc.list);
     deploy_foreach_draining(s->deploy, manage_collect_draining, &acc);
     ds_buf splits = DS_BUF_INIT;
     deploy_traffic_describe(s->deploy, &splits);
@@ -363,6 +448,11 @@ void manage_deployments(void *cbdata, const http_request *req, http_response *re
     } else if (n == 2 && strcmp(what, "events") == 0) {
         if (reply_method_is(req, "GET"))
             manage_events(s, req, resp);
+        else
+            reply_bad_method(req, resp, "GET");
+    } else if (n == 2 && strcmp(what, "replicas") == 0) {
+        if (reply_method_is(req, "GET"))
+            manage_replicas_list(s, resp);
         else
             reply_bad_method(req, resp, "GET");
     } else if (n >= 3 && manage_traffic_route(s, req, seg, n, resp)) {

@@ -28,6 +28,7 @@ typedef struct manage_ctx {
     const ds_host_api *host;        /* for probing uploaded plugins (plugin/host.h) */
     const plugin_dirs *plugin_dirs; /* where register-by-path may read (plugin/plugin_file.h) */
     auth *auth;                     /* tokens (reloaded after /tokens changes) and whoami */
+    const char *replica_id;         /* this replica's id in the registry (cluster/cluster.h) */
 } manage_ctx;
 
 /* Triton's model repository extension, POST /v2/repository/index and

@@ -42,6 +42,8 @@ struct cJSON *manage_rate_limit_json(rl_limit l);
 
 /* stats.c: GET /models/stats and GET /deployments/<m>/<v>/stats. */
 void manage_stats_all(manage_ctx *s, http_response *resp);
+/* GET /models/stats?scope=cluster: summed over the live replicas (cluster_stats.c). */
+void manage_stats_cluster(manage_ctx *s, http_response *resp);
 void manage_stats_one(manage_ctx *s, const char *model, const char *version, http_response *resp);
 
 /* ---- JSON forms (deployments.c) ---------------------------------------------------------------

@@ -577,6 +577,18 @@ static void manage_metrics_limits(manage_ctx *s, ds_buf *out)
                (long long)load.busy, (long long)load.max, (unsigned long long)load.rejected);
 }
 
+/* Which replica this is (scale-out): an info metric to join on, since every replica of a
+ * cluster exposes the same series names; README "Scale-out" shows the target-label setup. The id
+ * is [A-Za-z0-9_.:-] (registry-checked), so it needs no escaping. */
+static void manage_metrics_replica(manage_ctx *s, ds_buf *out)
+{
+    buf_printf(out,
+               "# HELP dynserve_replica_info The replica serving this endpoint (always 1).\n"
+               "# TYPE dynserve_replica_info gauge\n"
+               "dynserve_replica_info{replica=\"%s\",version=\"%s\"} 1\n",
+               s->replica_id ? s->replica_id : "", DYNSERVE_VERSION);
+}
+
 void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
 {
     manage_ctx *s = cbdata;
@@ -596,6 +608,7 @@ void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
     metrics_writer_finish(&w, resp->body);
     manage_metrics_lifecycle(s, resp->body);
     manage_metrics_limits(s, resp->body);
+    manage_metrics_replica(s, resp->body);
     resp->status = HTTP_OK;
     resp->content_type = METRICS_CONTENT_TYPE;
 }

@@ -431,10 +431,16 @@ void manage_models(void *cbdata, const http_request *req, http_response *resp)
         else
             reply_bad_method(req, resp, "GET, POST");
     } else if (n == 2 && strcmp(seg[1], "stats") == 0) {
-        if (reply_method_is(req, "GET"))
+        char scope[16] = "replica";
+        bool scoped = path_query_value(req->query, "scope", scope, sizeof scope);
+        if (!reply_method_is(req, "GET"))
+            reply_bad_method(req, resp, "GET");
+        else if (scoped && strcmp(scope, "cluster") == 0)
+            manage_stats_cluster(s, resp);
+        else if (!scoped || strcmp(scope, "replica") == 0)
             manage_stats_all(s, resp);
         else
-            reply_bad_method(req, resp, "GET");
+            reply_error(resp, HTTP_BAD_REQUEST, "scope must be replica (default) or cluster");
     } else if (n == 4 && strcmp(seg[2], "versions") == 0) {
         if (!name_valid(seg[1]) || !name_valid(seg[3]))
             reply_error(resp, HTTP_BAD_REQUEST,

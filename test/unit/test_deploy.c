@@ -1271,6 +1271,115 @@ static void test_the_guard_takes_traffic_from_a_failing_canary(void **state)
     assert_int_equal(picks_of(f, "1", NULL, 500), 500);
 }
 
+/* ---- reconcile (scale-out) ---------------------------------------------------------------- */
+
+/* A second replica on the same registry: its own manager, HTTP server and data dir. */
+typedef struct peer {
+    http_server *http;
+    deploy_env env;
+    deploy_manager *m;
+    int port;
+} peer;
+
+static void peer_start(fixture *f, peer *p)
+{
+    assert_int_equal(start_server(&p->http), 0);
+    p->port = http_port(p->http);
+    p->env =
+        (deploy_env){.reg = f->reg, .router = serve_router(p->http), .host = plugin_host_api()};
+    snprintf(p->env.data_dir, sizeof p->env.data_dir, "%s/peer", f->dir);
+    assert_int_equal(mkdir(p->env.data_dir, 0700), 0);
+    assert_int_equal(deploy_manager_new(&p->env, &p->m), 0);
+}
+
+static void peer_stop(peer *p)
+{
+    deploy_manager_free(p->m);
+    http_stop(p->http);
+}
+
+static deploy_reconcile_report reconcile_ok(deploy_manager *m)
+{
+    deploy_reconcile_report r;
+    assert_int_equal(deploy_reconcile(m, &r), 0);
+    return r;
+}
+
+static int64_t change_seq(fixture *f)
+{
+    int64_t seq = -1;
+    char err[ERRLEN];
+    assert_int_equal(registry_change_seq(f->reg, &seq, err, sizeof err), REG_OK);
+    return seq;
+}
+
+static void test_reconcile_makes_a_peer_follow_deploys_splits_and_undeploys(void **state)
+{
+    fixture *f = *state;
+    peer p;
+    peer_start(f, &p);
+    deploy_ok(f, QUAD, "1", "quad");
+    deploy_reconcile_report r = reconcile_ok(p.m);
+    assert_int_equal(r.added, 1);
+    assert_infers(p.port, QUAD, "1", quad_v1);
+    deployment *d = deploy_acquire_endpoint(p.m, "quad"); /* the endpoint name came along */
+    assert_non_null(d);
+    deploy_release(d);
+
+    deploy_ok(f, QUAD, "2", NULL);
+    assert_int_equal(set_split(f, "1", 30, "2", 70).code, DEPLOY_OK);
+    r = reconcile_ok(p.m);
+    assert_int_equal(r.added, 1);
+    assert_int_equal(r.splits, 1);
+    fixture view = *f;
+    view.m = p.m;
+    assert_split(&view, "1", 30, "2", 70);
+
+    int64_t seq = change_seq(f);
+    r = reconcile_ok(p.m); /* nothing changed: nothing to do, and nothing written */
+    assert_int_equal(r.added + r.removed + r.splits + r.failed, 0);
+    assert_int_equal(change_seq(f), seq);
+    r = reconcile_ok(f->m); /* the replica that made the changes is already there */
+    assert_int_equal(r.added + r.removed + r.splits + r.failed, 0);
+
+    undeploy_ok(f, QUAD, "1");
+    seq = change_seq(f);
+    r = reconcile_ok(p.m);
+    assert_int_equal(r.removed, 1);
+    assert_route_gone(p.port, QUAD, "1");
+    assert_split(&view, "2", 100, NULL, 0);
+    assert_int_equal(change_seq(f), seq); /* following wrote nothing */
+    assert_int_equal(registry_row(f, QUAD, "2").active, 1);
+
+    undeploy_ok(f, QUAD, "2");
+    r = reconcile_ok(p.m);
+    assert_int_equal(r.removed, 1);
+    assert_route_gone(p.port, QUAD, "2");
+    peer_stop(&p);
+}
+
+static void test_reconcile_retries_a_row_it_cannot_load_without_marking_it_failed(void **state)
+{
+    fixture *f = *state;
+    peer p;
+    peer_start(f, &p);
+    char path[PATH_MAX];
+    fixture_so("create_fails", path, sizeof path);
+    register_version(f, "broken", "1", path, NULL);
+    /* Recorded as another replica would have: the row exists, this replica cannot load it. */
+    reg_deployment row = {0};
+    char err[ERRLEN];
+    assert_int_equal(registry_deployment_create(f->reg, "broken", "1", NULL, &row, err, sizeof err),
+                     REG_OK);
+    reg_deployment_free(&row);
+    deploy_reconcile_report r = reconcile_ok(p.m);
+    assert_int_equal(r.failed, 1);
+    assert_string_equal(registry_row(f, "broken", "1").status, "active");
+    r = reconcile_ok(p.m); /* backing off: not tried again at once */
+    assert_int_equal(r.failed, 0);
+    peer_stop(&p);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1308,6 +1417,8 @@ int main(void)
         cmocka_unit_test(test_guard_parse_refuses_invalid_guards_with_a_message),
         T(test_a_split_with_a_guard_describes_it_armed),
         T(test_the_guard_takes_traffic_from_a_failing_canary),
+        T(test_reconcile_makes_a_peer_follow_deploys_splits_and_undeploys),
+        T(test_reconcile_retries_a_row_it_cannot_load_without_marking_it_failed),
         /* Last: when the module leaves routes behind on deploy_manager_free, requests to them
          * are a use-after-free (private servers keep that away from the tests above). */
         T(test_restore_marks_a_version_whose_plugin_is_gone_failed),

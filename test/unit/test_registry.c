@@ -1324,12 +1324,181 @@ static void test_status_str_names_every_status(void **state)
     assert_string_equal(registry_status_str(REG_TOO_NEW), "database schema too new");
 }
 
+/* ---- replicas (scale-out) ---------------------------------------------------------------- */
+
+struct replica_seen {
+    int count;
+    char ids[4][REG_REPLICA_ID_MAX + 1];
+    char address[4][REG_ADDRESS_MAX + 1];
+    int64_t serving[8][2]; /* deployment id, replica index in ids (by first letter) */
+    int serving_count;
+    reg_replica_stat stats[4];
+    char buckets[4][64];
+    int stats_count;
+};
+
+static int replica_seen_fn(void *ud, const reg_replica *rep)
+{
+    struct replica_seen *s = ud;
+    snprintf(s->ids[s->count], sizeof s->ids[0], "%s", rep->id);
+    snprintf(s->address[s->count++], sizeof s->address[0], "%s", rep->address);
+    return 0;
+}
+
+static int serving_seen_fn(void *ud, int64_t deployment_id, const char *replica_id)
+{
+    struct replica_seen *s = ud;
+    s->serving[s->serving_count][0] = deployment_id;
+    s->serving[s->serving_count++][1] = replica_id[0];
+    return 0;
+}
+
+static int stats_seen_fn(void *ud, const reg_replica_stat *st)
+{
+    struct replica_seen *s = ud;
+    s->stats[s->stats_count] = *st;
+    snprintf(s->buckets[s->stats_count], sizeof s->buckets[0], "%s", st->buckets);
+    s->stats[s->stats_count].buckets = s->buckets[s->stats_count];
+    s->stats_count++;
+    return 0;
+}
+
+static void heartbeat(struct fixture *f, const char *id, bool starting)
+{
+    assert_int_equal(registry_replica_heartbeat(f->r, id, "http://10.0.0.1:8080", "0.1.0", starting,
+                                                f->err, sizeof f->err),
+                     REG_OK);
+}
+
+static void test_replicas_heartbeat_report_what_they_serve_and_leave(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    heartbeat(f, "a-8080", true);
+    heartbeat(f, "b-8080", true);
+    heartbeat(f, "a-8080", false); /* an upsert, not a second row */
+    struct replica_seen s = {0};
+    assert_int_equal(registry_replica_list(f->r, REG_REPLICA_LIVE_MS, replica_seen_fn, &s, f->err,
+                                           sizeof f->err),
+                     REG_OK);
+    assert_int_equal(s.count, 2);
+    assert_string_equal(s.ids[0], "a-8080");
+    assert_string_equal(s.address[1], "http://10.0.0.1:8080");
+
+    int64_t ids[] = {id};
+    assert_int_equal(registry_replica_serving_set(f->r, "a-8080", ids, 1, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_replica_serving_set(f->r, "b-8080", ids, 1, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_replica_serving_set(f->r, "b-8080", NULL, 0, f->err, sizeof f->err),
+                     REG_OK); /* replaced whole */
+    assert_int_equal(registry_replica_serving_list(f->r, REG_REPLICA_LIVE_MS, serving_seen_fn, &s,
+                                                   f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(s.serving_count, 1);
+    assert_int_equal(s.serving[0][0], id);
+    assert_int_equal(s.serving[0][1], 'a');
+
+    reg_replica_stat row = {.deployment_id = id,
+                            .model_name = "m",
+                            .version = "1",
+                            .request_count = 10,
+                            .error_5xx = 1,
+                            .latency_sum_ms = 12.5,
+                            .buckets = "3:9,7:1"};
+    assert_int_equal(registry_replica_stats_set(f->r, "a-8080", &row, 1, f->err, sizeof f->err),
+                     REG_OK);
+    row.request_count = 5;
+    row.buckets = "";
+    assert_int_equal(registry_replica_stats_set(f->r, "b-8080", &row, 1, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_replica_stats_list(f->r, REG_REPLICA_LIVE_MS, stats_seen_fn, &s,
+                                                 f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(s.stats_count, 2);
+    assert_string_equal(s.stats[0].replica_id, "a-8080");
+    assert_int_equal(s.stats[0].request_count, 10);
+    assert_string_equal(s.stats[0].buckets, "3:9,7:1");
+    assert_int_equal(s.stats[1].request_count, 5);
+
+    /* A restarted replica reports afresh; a stopped one is gone with everything it reported. */
+    heartbeat(f, "a-8080", true);
+    struct replica_seen after = {0};
+    registry_replica_serving_list(f->r, -1, serving_seen_fn, &after, f->err, sizeof f->err);
+    assert_int_equal(after.serving_count, 0);
+    assert_int_equal(registry_replica_remove(f->r, "b-8080", f->err, sizeof f->err), REG_OK);
+    registry_replica_stats_list(f->r, -1, stats_seen_fn, &after, f->err, sizeof f->err);
+    assert_int_equal(after.stats_count, 0);
+    registry_replica_list(f->r, -1, replica_seen_fn, &after, f->err, sizeof f->err);
+    assert_int_equal(after.count, 1);
+    assert_int_equal(registry_replica_remove(f->r, "b-8080", f->err, sizeof f->err), REG_OK);
+}
+
+static void test_replica_reports_refuse_bad_ids_rows_and_unknown_replicas(void **state)
+{
+    struct fixture *f = *state;
+    const char *bad_ids[] = {"", "a b", "a/b", "x'; DROP TABLE replicas; --", NULL};
+    for (int i = 0; bad_ids[i]; i++)
+        assert_int_equal(registry_replica_heartbeat(f->r, bad_ids[i], "http://h:1", "1", true,
+                                                    f->err, sizeof f->err),
+                         REG_INVALID);
+    assert_int_equal(
+        registry_replica_heartbeat(f->r, "a", "has space", "1", true, f->err, sizeof f->err),
+        REG_INVALID);
+    int64_t ids[] = {1};
+    assert_int_equal(registry_replica_serving_set(f->r, "nobody", ids, 1, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    heartbeat(f, "a", true);
+    int64_t zero[] = {0};
+    assert_int_equal(registry_replica_serving_set(f->r, "a", zero, 1, f->err, sizeof f->err),
+                     REG_INVALID);
+    const char *bad_buckets[] = {"1:", ":1", "1:2,", "a:1", "1;2", NULL};
+    for (int i = 0; bad_buckets[i]; i++) {
+        reg_replica_stat row = {
+            .deployment_id = 1, .model_name = "m", .version = "1", .buckets = bad_buckets[i]};
+        assert_int_equal(registry_replica_stats_set(f->r, "a", &row, 1, f->err, sizeof f->err),
+                         REG_INVALID);
+    }
+    reg_replica_stat bad_name = {
+        .deployment_id = 1, .model_name = "../m", .version = "1", .buckets = ""};
+    assert_int_equal(registry_replica_stats_set(f->r, "a", &bad_name, 1, f->err, sizeof f->err),
+                     REG_INVALID);
+}
+
+static void test_change_seq_moves_with_the_desired_state_not_with_reports(void **state)
+{
+    struct fixture *f = *state;
+    int64_t a = -1, b = -1, c = -1;
+    assert_int_equal(registry_change_seq(f->r, &a, f->err, sizeof f->err), REG_OK);
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    assert_int_equal(registry_change_seq(f->r, &b, f->err, sizeof f->err), REG_OK);
+    assert_true(b > a);
+    heartbeat(f, "a", true);
+    int64_t ids[] = {id};
+    registry_replica_serving_set(f->r, "a", ids, 1, f->err, sizeof f->err);
+    assert_int_equal(registry_change_seq(f->r, &c, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(c, b);
+    assert_int_equal(
+        registry_traffic_set(f->r, "m", "{\"1\":100}", NULL, "t", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_change_seq(f->r, &c, f->err, sizeof f->err), REG_OK);
+    assert_true(c > b);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_change_seq(f->r, &b, f->err, sizeof f->err), REG_OK);
+    assert_true(b > c);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_fresh_open_applies_every_migration_and_records_it),
+        T(test_replicas_heartbeat_report_what_they_serve_and_leave),
+        T(test_replica_reports_refuse_bad_ids_rows_and_unknown_replicas),
+        T(test_change_seq_moves_with_the_desired_state_not_with_reports),
         T(test_reopen_applies_nothing_and_leaves_the_file_unchanged),
         T(test_open_refuses_a_newer_schema_and_leaves_the_file_byte_for_byte),
         T(test_failed_migration_rolls_back_and_reports_the_sqlite_error),

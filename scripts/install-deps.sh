@@ -20,7 +20,7 @@ test_pkgs=(libcmocka-dev python3 python3-pytest python3-requests python3-jwt pyt
            openssl clang libclang-rt-14-dev
            prometheus chromium curl wrk nginx-light python3-fastapi python3-uvicorn python3-numpy
            postgresql
-           podman runc mmdebstrap iptables)
+           podman runc mmdebstrap iptables python3-yaml)
 sudo_=""
 [ "$(id -u)" -eq 0 ] || sudo_=sudo
 profile=${1:-test}

@@ -27,6 +27,9 @@
 #include "store.h"
 #include "worker.h"
 
+/* A deploy of a version still draining waits this long for the drain before answering 409. */
+#define DEPLOY_REDEPLOY_WAIT_MS 2000
+
 /* drain_timeout_ms when the environment gives none. */
 #define DEPLOY_DRAIN_DEFAULT_MS 10000
 
@@ -728,6 +731,12 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
         return deploy_fail(DEPLOY_INTERNAL, "out of memory");
     }
     deploy_result res = deploy_ok();
+    /* An undeploy that came from another replica drains in the background (deploy_retire): a
+     * deploy of the same version right after it waits for that drain, briefly, rather than
+     * answering 409 for a state the caller cannot see. */
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 5000000};
+    for (int i = 0; i < DEPLOY_REDEPLOY_WAIT_MS / 5 && deploy_is_draining(dm, version); i++)
+        nanosleep(&pause, NULL);
     pthread_mutex_lock(&dm->lifecycle);
     bool taken = deploy_taken_locked(dm, version, &res);
     pthread_mutex_unlock(&dm->lifecycle);

@@ -172,10 +172,10 @@ typedef struct stats_page {
 } stats_page;
 
 /* Deadlines passed, requests refused and the worker process of a live deployment. */
-static void manage_stats_runtime(manage_ctx *s, cJSON *o, const reg_deployment *d)
+static void manage_stats_runtime(manage_ctx *s, cJSON *o, const char *model, const char *version)
 {
     deploy_runtime rt;
-    if (!deploy_runtime_get(s->deploy, d->model_name, d->version, &rt))
+    if (!deploy_runtime_get(s->deploy, model, version, &rt))
         return;
     if (strcmp(rt.status, "active") != 0)
         cJSON_ReplaceItemInObject(o, "status", cJSON_CreateString(rt.status));
@@ -187,11 +187,13 @@ static int manage_add_stats_row(void *ud, const reg_deployment *d)
     stats_page *p = ud;
     for (size_t i = 0; i < p->live.count; i++)
         if (p->live.ids[i] == d->id) {
+            /* Only the row here: this runs under the registry's lock, and the runtime view
+             * (manage_stats_all, after the read) takes the deploy manager's locks, which are
+             * taken before the registry's on deploy. */
             cJSON *o =
                 manage_stats_json(d, &p->live.snaps[i], p->live.recent[i], p->live.weights[i]);
             manage_add_batch(o, p->live.batch[i]);
             p->live.batch[i] = NULL;
-            manage_stats_runtime(p->s, o, d);
             cJSON_AddItemToArray(p->list, o);
             return 0;
         }
@@ -330,6 +332,15 @@ void manage_stats_all(manage_ctx *s, http_response *resp)
     for (size_t i = 0; i < page.live.count; i++)
         cJSON_Delete(page.live.batch[i]); /* rows the registry did not list */
     free(page.live.batch);
+    cJSON *o;
+    cJSON_ArrayForEach(o, page.list)
+    {
+        const char *status = cJSON_GetStringValue(cJSON_GetObjectItem(o, "status"));
+        const char *model = cJSON_GetStringValue(cJSON_GetObjectItem(o, "model_name"));
+        const char *version = cJSON_GetStringValue(cJSON_GetObjectItem(o, "version"));
+        if (status && model && version && strcmp(status, "active") == 0)
+            manage_stats_runtime(s, o, model, version);
+    }
     if (rs == REG_OK)
         rs = manage_versions_json(s, root, err, sizeof err);
     if (rs != REG_OK) {

@@ -590,6 +590,11 @@ reg_status reg__notify(registry *r, const char *channel, const char *payload, ch
     return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "notify");
 }
 
+reg_status reg__changed(registry *r, char *err, size_t errlen)
+{
+    return reg__notify(r, REG_CHANGE_CHANNEL, "", err, errlen);
+}
+
 static reg_status notify_tx(registry *r, void *arg, char *err, size_t errlen)
 {
     const char *const *a = arg;

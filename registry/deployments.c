@@ -90,7 +90,8 @@ static reg_status add_deployment_event(registry *r, const char *kind, const reg_
     const char *endpoint = d->endpoint_name[0] ? d->endpoint_name : NULL;
     int rc = reg__run(r, ST_EVENT_INSERT_DEPLOYMENT, "sssissss", kind, d->model_name, d->version,
                       d->id, endpoint, reason, reg__audit_actor(), reg__audit_addr());
-    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+    return rc == DB_DONE ? reg__changed(r, err, errlen)
+                         : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
 /* Inserts the active row (closing a failed one of the same version first, which the
@@ -277,8 +278,8 @@ static reg_status deployment_set_options_tx(registry *r, void *arg, char *err, s
         if (rc == DB_DONE)
             rc = reg__run(r, ST_EVENT_INSERT, "ssssss", a->kind, d.model_name, d.version, a->detail,
                           reg__audit_actor(), reg__audit_addr());
-        if (rc != DB_DONE)
-            st = reg__db_fail(r, rc, err, errlen, "store deployment options");
+        st = rc == DB_DONE ? reg__changed(r, err, errlen)
+                           : reg__db_fail(r, rc, err, errlen, "store deployment options");
     }
     reg_deployment_free(&d);
     return st;

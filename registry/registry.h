@@ -381,6 +381,11 @@ typedef int (*reg_replica_stat_fn)(void *ud, const reg_replica_stat *s);
 reg_status registry_replica_stats_list(registry *r, int64_t max_age_ms, reg_replica_stat_fn fn,
                                        void *ud, char *err, size_t errlen);
 
+/* Every change of the desired state (a deployment created or ended, its options changed, a split
+ * set, rolled back or cleared) NOTIFYs this channel in its own transaction (PostgreSQL), so a
+ * replica LISTENing on it (registry_listen) reconciles at once instead of at its next poll. */
+#define REG_CHANGE_CHANNEL "dynserve_changes"
+
 /* The desired state's generation: it grows with every change of deployments or traffic splits
  * (each is recorded with an event in its own transaction, and this is the newest event's id).
  * A reconciler polls it; other events (worker crashes, registrations) move it too, which only

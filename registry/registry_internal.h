@@ -261,6 +261,9 @@ reg_status reg__check_json_object(registry *r, const char *what, const char *jso
 reg_status reg__notify(registry *r, const char *channel, const char *payload, char *err,
                        size_t errlen);
 bool reg__is_postgres_target(const char *target);
+/* Inside the transaction of a change to the desired state (deployments, traffic splits,
+ * deployment options): NOTIFY REG_CHANGE_CHANNEL on commit, so replicas reconcile at once. */
+reg_status reg__changed(registry *r, char *err, size_t errlen);
 
 /* ---- migrate.c ---- */
 

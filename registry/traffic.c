@@ -38,7 +38,8 @@ static reg_status add_traffic_event(registry *r, const char *kind, const char *m
 {
     int rc = reg__run(r, ST_EVENT_INSERT_TRAFFIC, "sssssss", kind, model, weights, guard, reason,
                       reg__audit_actor(), reg__audit_addr());
-    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "record event");
+    return rc == DB_DONE ? reg__changed(r, err, errlen)
+                         : reg__db_fail(r, rc, err, errlen, "record event");
 }
 
 static reg_status traffic_set_tx(registry *r, void *arg, char *err, size_t errlen)
@@ -192,7 +193,8 @@ static reg_status traffic_clear_tx(registry *r, void *arg, char *err, size_t err
 {
     const struct traffic_args *a = arg;
     int rc = reg__run(r, ST_TRAFFIC_RETIRE_CURRENT, "ss", a->model_name, "cleared");
-    return rc == DB_DONE ? REG_OK : reg__db_fail(r, rc, err, errlen, "clear traffic split");
+    return rc == DB_DONE ? reg__changed(r, err, errlen)
+                         : reg__db_fail(r, rc, err, errlen, "clear traffic split");
 }
 
 reg_status registry_traffic_clear(registry *r, const char *model_name, char *err, size_t errlen)

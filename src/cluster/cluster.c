@@ -1,12 +1,14 @@
 /*
  * cluster: the replica's background thread — reconcile, heartbeat, report. See cluster.h.
  *
- * The loop wakes every poll_ms. A pass runs when the registry's change sequence moved since the
- * last pass began (the sequence is read BEFORE the pass, so a change committed during a pass is
- * seen by the next one) or when full_ms passed since the last pass. After each wake the served
- * set is compared with the last one reported and written when it differs; every heartbeat_ms the
- * heartbeat and the stats report go out. Registry failures are logged once per streak and retried
- * on the next wake; they never stop the loop.
+ * The loop wakes every poll_ms, or at once when a NOTIFY on REG_CHANGE_CHANNEL arrives (a shared
+ * registry: PostgreSQL; the listener has a connection of its own, so waiting on it never holds
+ * the registry handle). A pass runs when a notification came, when the registry's change
+ * sequence moved since the last pass began (the sequence is read BEFORE the pass, so a change
+ * committed during a pass is seen by the next one) or when full_ms passed since the last pass.
+ * After each wake the served set is compared with the last one reported and written when it
+ * differs; every heartbeat_ms the heartbeat and the stats report go out. Registry failures are
+ * logged once per streak and retried on the next wake; they never stop the loop.
  */
 #include "cluster.h"
 
@@ -29,8 +31,9 @@ struct cluster {
     char version[32];
     int poll_ms, full_ms, heartbeat_ms;
     pthread_t thread;
-    pthread_mutex_t mu; /* guards stop */
-    pthread_cond_t cv;  /* signalled by cluster_stop */
+    registry_listener *listener; /* NULL unless the registry is shared (PostgreSQL) */
+    pthread_mutex_t mu;          /* guards stop */
+    pthread_cond_t cv;           /* signalled by cluster_stop */
     bool stop;
     /* The rest belongs to the thread alone. */
     int64_t *served; /* last reported serving set, sorted */
@@ -187,6 +190,34 @@ static bool cluster_heartbeat(cluster *c, bool starting, char *err, size_t errle
     return rs == REG_OK;
 }
 
+static bool cluster_stopping(cluster *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool stop = c->stop;
+    pthread_mutex_unlock(&c->mu);
+    return stop;
+}
+
+/* Wait up to ms for a change notification: true when one (or a broken listener connection,
+ * which may have lost some) says to reconcile now. Every queued notification is taken, since
+ * one pass covers them all. */
+static bool cluster_wait_change(cluster *c, int ms)
+{
+    char payload[64], err[256];
+    reg_status rs =
+        registry_listener_wait(c->listener, ms, payload, sizeof payload, err, sizeof err);
+    if (rs == REG_NOT_FOUND)
+        return false;
+    if (rs != REG_OK) {
+        cluster_warn(c, rs, "listening for changes", err);
+        return true;
+    }
+    while (registry_listener_wait(c->listener, 0, payload, sizeof payload, err, sizeof err) ==
+           REG_OK)
+        ;
+    return true;
+}
+
 /* Sleep up to ms; true when asked to stop. */
 static bool cluster_sleep(cluster *c, int ms)
 {
@@ -211,11 +242,16 @@ static void *cluster_main(void *arg)
     cluster *c = arg;
     int64_t seen = -1, last_pass = 0, last_beat = cluster_now_ms();
     char err[256];
-    while (!cluster_sleep(c, c->poll_ms)) {
+    for (;;) {
+        bool notified = false;
+        if (c->listener != NULL)
+            notified = cluster_wait_change(c, c->poll_ms);
+        if (c->listener != NULL ? cluster_stopping(c) : cluster_sleep(c, c->poll_ms))
+            break;
         int64_t now = cluster_now_ms(), seq = -1;
         reg_status rs = registry_change_seq(c->reg, &seq, err, sizeof err);
         cluster_warn(c, rs, "reading the change sequence", err);
-        if ((rs == REG_OK && seq != seen) || now - last_pass >= c->full_ms) {
+        if (notified || (rs == REG_OK && seq != seen) || now - last_pass >= c->full_ms) {
             deploy_reconcile_report rep;
             if (deploy_reconcile(c->deploy, &rep) == 0 && rs == REG_OK)
                 seen = seq;
@@ -248,13 +284,18 @@ int cluster_start(const cluster_config *cfg, cluster **out, char *err, size_t er
     c->heartbeat_ms = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 1000;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    reg_status rs =
-        registry_replica_heartbeat(c->reg, c->id, c->address, c->version, true, err, errlen);
+    reg_status rs = REG_OK;
+    if (registry_is_shared(c->reg))
+        rs = registry_listen(c->reg, REG_CHANGE_CHANNEL, &c->listener, err, errlen);
+    if (rs == REG_OK)
+        rs = registry_replica_heartbeat(c->reg, c->id, c->address, c->version, true, err, errlen);
     if (rs == REG_OK)
         cluster_report_served(c, true);
     if (rs != REG_OK || pthread_create(&c->thread, NULL, cluster_main, c) != 0) {
         if (rs == REG_OK)
             snprintf(err, errlen, "cannot start the cluster thread");
+        if (c->listener != NULL)
+            registry_listener_close(c->listener);
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
         free(c->served);
@@ -277,6 +318,8 @@ void cluster_stop(cluster *c)
     char err[256];
     if (registry_replica_remove(c->reg, c->id, err, sizeof err) != REG_OK)
         log_warn("cluster: removing replica %s: %s", c->id, err);
+    if (c->listener != NULL)
+        registry_listener_close(c->listener);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c->served);

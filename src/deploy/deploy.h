@@ -390,10 +390,12 @@ bool deploy_get_rate_limit(deploy_manager *m, const char *model, const char *ver
  * are the desired state and each replica's tables its actual state. deploy_reconcile makes this
  * replica's tables equal the registry's in one pass: it loads active rows that are not live here
  * (with their ids, options and endpoint names, as a restart does), retires live deployments whose
- * row has ended, and makes each model's split the stored one. It writes nothing to the registry.
+ * row has ended, and makes each model's split and each deployment's rate limit the stored ones.
+ * It writes nothing to the registry.
  * With one replica the two states are already equal and a pass changes nothing. */
 typedef struct deploy_reconcile_report {
     unsigned added, removed, splits, failed; /* failed: rows that could not be loaded here */
+    unsigned limits;                         /* rate limits changed to the stored options */
 } deploy_reconcile_report;
 /* One pass. 0, or -1 when the registry could not be read (nothing changed). report may be NULL.
  * Passes on one process are serialized; call from one background thread. */

@@ -12,7 +12,8 @@
  *   3. retire every live deployment whose row has ended (deploy_retire checks the id again
  *      under the model's lifecycle lock, so a version redeployed meanwhile is left alone);
  *   4. bring up every active row not live here (deploy_bring_up: the same path as a restart);
- *   5. let every model's split follow the stored one (traffic_follow).
+ *   5. let every model's split follow the stored one (traffic_follow), and every live
+ *      deployment's rate limit its stored options (PUT .../limits stores them).
  * It only reads the registry: the rows it follows were written by the replica that took the
  * request. A live deployment whose row is "failed" (its isolated worker gave up here or
  * elsewhere) is left as it is. A row that fails to load is retried on later passes, at most every
@@ -180,6 +181,27 @@ static void reconcile_splits(deploy_manager *m, deploy_reconcile_report *r)
     free(now.items);
 }
 
+/* A live deployment's rate limit follows its row's options (changed on another replica). */
+static void reconcile_limits(deploy_manager *m, const deploy_row_list *rows, const live_set *live,
+                             deploy_reconcile_report *r)
+{
+    for (size_t i = 0; i < rows->count; i++) {
+        const reg_deployment *row = &rows->rows[i];
+        ds_deploy_options opts;
+        rl_limit now;
+        char err[256];
+        if (!live_has(live, row->id) ||
+            deploy_options_parse_text(row->options, &opts, err, sizeof err) != 0 ||
+            !deploy_get_rate_limit(m, row->model_name, row->version, &now))
+            continue;
+        bool off = opts.rate_limit.rps <= 0 && now.rps <= 0;
+        if (!off && (opts.rate_limit.rps != now.rps || opts.rate_limit.burst != now.burst)) {
+            deploy_set_rate_limit(m, row->model_name, row->version, opts.rate_limit);
+            r->limits++;
+        }
+    }
+}
+
 int deploy_reconcile(deploy_manager *m, deploy_reconcile_report *report)
 {
     deploy_reconcile_report r = {0};
@@ -206,6 +228,7 @@ int deploy_reconcile(deploy_manager *m, deploy_reconcile_report *report)
             if (strcmp(rows.rows[i].status, "active") == 0 && !live_has(&live, rows.rows[i].id))
                 reconcile_add(m, &rows.rows[i], &r);
         reconcile_splits(m, &r); /* 5 */
+        reconcile_limits(m, &rows, &live, &r);
     }
     pthread_mutex_unlock(&reconcile_lock);
     deploy_row_list_free(&rows);

@@ -69,6 +69,7 @@ ROUTES = [
     ("DELETE", "/models/no_such_model/versions/1", None, "admin"),
     ("GET", "/deployments", None, "read"),
     ("GET", "/deployments/events", None, "read"),
+    ("GET", "/deployments/replicas", None, "read"),
     ("GET", "/deployments/quadratic_predictor/traffic", None, "read"),
     ("GET", "/deployments/quadratic_predictor/1/stats", None, "read"),
     ("POST", "/deployments/deploy", {}, "deploy"),

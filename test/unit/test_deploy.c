@@ -1335,9 +1335,25 @@ static void test_reconcile_makes_a_peer_follow_deploys_splits_and_undeploys(void
     view.m = p.m;
     assert_split(&view, "1", 30, "2", 70);
 
+    /* A rate limit stored by another replica (PUT .../limits) reaches this one's bucket. */
+    deployment *mine = deploy_acquire(f->m, QUAD, "2", NULL);
+    assert_non_null(mine);
+    int64_t id2 = deploy_target_of(mine)->deployment_id;
+    deploy_release(mine);
+    char err[ERRLEN];
+    assert_int_equal(registry_deployment_set_options(f->reg, id2,
+                                                     "{\"rate_limit\":{\"rps\":5,\"burst\":7}}",
+                                                     "limits", NULL, err, sizeof err),
+                     REG_OK);
+    r = reconcile_ok(p.m);
+    assert_int_equal(r.limits, 1);
+    rl_limit lim;
+    assert_true(deploy_get_rate_limit(p.m, QUAD, "2", &lim));
+    assert_true(lim.rps == 5 && lim.burst == 7);
+
     int64_t seq = change_seq(f);
     r = reconcile_ok(p.m); /* nothing changed: nothing to do, and nothing written */
-    assert_int_equal(r.added + r.removed + r.splits + r.failed, 0);
+    assert_int_equal(r.added + r.removed + r.splits + r.failed + r.limits, 0);
     assert_int_equal(change_seq(f), seq);
     r = reconcile_ok(f->m); /* the replica that made the changes is already there */
     assert_int_equal(r.added + r.removed + r.splits + r.failed, 0);

@@ -1490,6 +1490,39 @@ static void test_change_seq_moves_with_the_desired_state_not_with_reports(void *
     assert_true(b > c);
 }
 
+/* PostgreSQL: every change of the desired state notifies REG_CHANGE_CHANNEL on commit; what a
+ * replica reports about itself does not. */
+static void test_desired_state_changes_notify_the_change_channel(void **state)
+{
+    struct fixture *f = *state;
+    if (!test_registry_is_postgres())
+        return; /* one process per SQLite registry: nobody to tell */
+    registry_listener *l = NULL;
+    assert_int_equal(registry_listen(f->r, REG_CHANGE_CHANNEL, &l, f->err, sizeof f->err), REG_OK);
+    char payload[64];
+    add_version(f, "m", "1");
+    int64_t id = deploy(f, "m", "1", NULL);
+    assert_int_equal(
+        registry_listener_wait(l, 5000, payload, sizeof payload, f->err, sizeof f->err), REG_OK);
+    heartbeat(f, "a", true);
+    int64_t ids[] = {id};
+    registry_replica_serving_set(f->r, "a", ids, 1, f->err, sizeof f->err);
+    assert_int_equal(registry_listener_wait(l, 100, payload, sizeof payload, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_int_equal(
+        registry_traffic_set(f->r, "m", "{\"1\":100}", NULL, "t", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(
+        registry_listener_wait(l, 5000, payload, sizeof payload, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_traffic_clear(f->r, "m", f->err, sizeof f->err), REG_OK);
+    assert_int_equal(
+        registry_listener_wait(l, 5000, payload, sizeof payload, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_deployment_end(f->r, id, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(
+        registry_listener_wait(l, 5000, payload, sizeof payload, f->err, sizeof f->err), REG_OK);
+    registry_listener_close(l);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1499,6 +1532,7 @@ int main(void)
         T(test_replicas_heartbeat_report_what_they_serve_and_leave),
         T(test_replica_reports_refuse_bad_ids_rows_and_unknown_replicas),
         T(test_change_seq_moves_with_the_desired_state_not_with_reports),
+        T(test_desired_state_changes_notify_the_change_channel),
         T(test_reopen_applies_nothing_and_leaves_the_file_unchanged),
         T(test_open_refuses_a_newer_schema_and_leaves_the_file_byte_for_byte),
         T(test_failed_migration_rolls_back_and_reports_the_sqlite_error),

@@ -176,6 +176,12 @@ static const char *const SQL[ST_COUNT] = {
                                 "?10) ON CONFLICT (replica_id, deployment_id) DO NOTHING",
     [ST_REPLICA_STATS_LIST] = REPLICA_STATS_LIST_SQL(NOW_MS_SQL),
     [ST_CHANGE_SEQ] = "SELECT coalesce(max(id), 0) FROM events",
+    /* Content-addressed: storing the same bytes twice is a no-op. */
+    [ST_BLOB_PUT] = "INSERT INTO blobs (sha256, kind, size, data) VALUES (?1, ?2, ?3, ?4) "
+                    "ON CONFLICT (sha256) DO NOTHING",
+    [ST_BLOB_HAS] = "SELECT size FROM blobs WHERE sha256 = ?1",
+    /* One column only: the PostgreSQL backend fetches this statement in binary. */
+    [ST_BLOB_GET] = "SELECT data FROM blobs WHERE sha256 = ?1",
 };
 
 /* PostgreSQL's text where it differs from SQL[] (NULL: SQL[] is run, rewritten), and the
@@ -372,7 +378,13 @@ const char *reg__col_text(const reg_stmt *st, int col)
     return st->r->be->col_text(st, col);
 }
 
-/* Argument specs: 's' = const char * (NULL binds NULL), 'i' = int64_t, 'd' = double. */
+const void *reg__col_blob(const reg_stmt *st, int col, size_t *len)
+{
+    return st->r->be->col_blob(st, col, len);
+}
+
+/* Argument specs: 's' = const char * (NULL binds NULL), 'i' = int64_t, 'd' = double, 'b' = a
+ * blob as two arguments, const void * and size_t. */
 static int vquery(registry *r, enum stmt_id id, reg_stmt **out, const char *spec, va_list ap)
 {
     *out = &r->stmts[id];

@@ -294,6 +294,25 @@ typedef int (*reg_version_stats_fn)(void *ud, const char *model_name, const char
 reg_status registry_stats_ended_by_version(registry *r, reg_version_stats_fn fn, void *ud,
                                            char *err, size_t errlen);
 
+/* ---- blobs (registry/blobs.c, migration 0008) --------------------------------------------- */
+
+/* Content-addressed bytes: the code and files of registered versions, so that every replica of
+ * a shared registry can fetch what another one registered (the server stores them only when
+ * registry_is_shared). sha256 (64 hex digits, any case) must be the SHA-256 of the bytes; the
+ * registry does not recompute it: whoever reads a blob checks it. */
+
+/* Store data[0..len) under sha256 as `kind` ("plugin", "artifact" or "file"), in one
+ * transaction; REG_OK (nothing written) when that digest is stored already. REG_INVALID for a
+ * bad digest or kind. */
+reg_status registry_blob_put(registry *r, const char *sha256, const char *kind, const void *data,
+                             size_t len, char *err, size_t errlen);
+/* *has = whether a blob with that digest is stored. */
+reg_status registry_blob_has(registry *r, const char *sha256, bool *has, char *err, size_t errlen);
+/* The bytes of a blob: *data is malloc'd (the caller frees; never NULL on REG_OK, even when
+ * *len is 0). REG_NOT_FOUND when there is none. */
+reg_status registry_blob_get(registry *r, const char *sha256, void **data, size_t *len, char *err,
+                             size_t errlen);
+
 /* ---- change notification (PostgreSQL LISTEN/NOTIFY) ----------------------------------- */
 
 /* Send `payload` (< 8000 bytes) to the listeners of `channel` ([a-z_]{1,63}) in its own

@@ -14,7 +14,8 @@
  *   versions.c     table model_versions;      deployments.c  table deployments;
  *   events.c       table events;              traffic.c      table traffic_splits;
  *   stats.c        table deployment_stats;    tokens.c       table api_tokens;
- *   replicas.c     tables replicas, replica_deployments, replica_stats (scale-out).
+ *   replicas.c     tables replicas, replica_deployments, replica_stats (scale-out);
+ *   blobs.c        table blobs.
  *
  * Helpers are named reg__* (double underscore: internal, as libuv marks its own).
  * Locking: every public function holds registry.lock for its whole duration (see struct
@@ -128,6 +129,9 @@ enum stmt_id {
     ST_REPLICA_STATS_INSERT,
     ST_REPLICA_STATS_LIST,
     ST_CHANGE_SEQ,
+    ST_BLOB_PUT,
+    ST_BLOB_HAS,
+    ST_BLOB_GET,
     /* PostgreSQL only (no SQLite text): */
     ST_TX_LOCK,
     ST_MIGRATION_LOCK,
@@ -178,8 +182,11 @@ struct reg_backend {
     int64_t (*col_int64)(const reg_stmt *st, int col);
     double (*col_double)(const reg_stmt *st, int col);
     const char *(*col_text)(const reg_stmt *st, int col); /* NULL for SQL NULL */
-    int (*exec_script)(registry *r, const char *sql);     /* a multi-statement migration */
-    int (*begin)(registry *r);                            /* start a write transaction */
+    /* A blob column (bytes valid until the statement is reset; *len 0 and NULL for SQL NULL).
+     * PostgreSQL returns it raw only for the statements its backend fetches in binary. */
+    const void *(*col_blob)(const reg_stmt *st, int col, size_t *len);
+    int (*exec_script)(registry *r, const char *sql); /* a multi-statement migration */
+    int (*begin)(registry *r);                        /* start a write transaction */
     bool (*in_tx)(registry *r);
     /* Serialize migrations of every process on this database (NULL: the backend's write
      * transaction already does, as SQLite's BEGIN IMMEDIATE). DB_DONE on success. */
@@ -243,6 +250,7 @@ int reg__step(reg_stmt *st);
 int64_t reg__col_int64(const reg_stmt *st, int col);
 double reg__col_double(const reg_stmt *st, int col);
 const char *reg__col_text(const reg_stmt *st, int col);
+const void *reg__col_blob(const reg_stmt *st, int col, size_t *len);
 int reg__query(registry *r, enum stmt_id id, reg_stmt **out, const char *spec, ...);
 int reg__run(registry *r, enum stmt_id id, const char *spec, ...);
 reg_status reg__query_int(registry *r, enum stmt_id id, const char *what, int64_t *value,

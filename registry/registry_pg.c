@@ -5,7 +5,8 @@
  * How it works. A handle holds one PGconn (the handle's mutex serializes its use). Each
  * statement id is prepared on first use as "ds_<id>" from reg__sql(), rewritten from the shared
  * dialect: ?N placeholders become $N and NOW_SQL becomes PG_NOW_SQL. Arguments are sent as text
- * and typed by the server from their context (a few PG_SQL[] texts cast where it cannot tell).
+ * and typed by the server from their context (a few PG_SQL[] texts cast where it cannot tell);
+ * blobs go in binary, and ST_BLOB_GET's result comes back in binary (raw bytea, no hex).
  * A result is fetched whole (registry results are small: one row, or a listing), so a row
  * stays readable until the statement is reset and a failed read has reached no callback.
  * SQLSTATEs map to the common codes: 23xxx constraints, 40001/40P01 and lost connections to
@@ -170,15 +171,35 @@ static int prepare(registry *r, enum stmt_id id, const char *name)
     return DB_OK;
 }
 
-/* Text form of each argument of `spec` (see reg__query) in bufs; values[i] NULL for SQL NULL. */
-static int args_of(const char *spec, va_list ap, const char *values[PG_MAX_PARAMS],
-                   char bufs[PG_MAX_PARAMS][32])
+/* The arguments of one execution: text, except blobs, which go in binary (no escaping). */
+struct pg_args {
+    const char *values[PG_MAX_PARAMS]; /* NULL for SQL NULL */
+    int lengths[PG_MAX_PARAMS];
+    int formats[PG_MAX_PARAMS]; /* 0 text, 1 binary */
+    char bufs[PG_MAX_PARAMS][32];
+};
+
+/* Fills a from the arguments of `spec` (see reg__query); their count, or -1. */
+static int args_of(const char *spec, va_list ap, struct pg_args *a)
 {
+    const char **values = a->values;
+    char(*bufs)[32] = a->bufs;
     int n = 0;
     for (; spec[n]; n++) {
         if (n == PG_MAX_PARAMS)
             return -1;
-        if (spec[n] == 's') {
+        a->formats[n] = 0;
+        a->lengths[n] = 0;
+        if (spec[n] == 'b') {
+            values[n] = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            if (len > 0x7fffffff)
+                return -1;
+            if (!values[n])
+                values[n] = "";
+            a->lengths[n] = (int)len;
+            a->formats[n] = 1;
+        } else if (spec[n] == 's') {
             values[n] = va_arg(ap, const char *);
         } else if (spec[n] == 'i') {
             snprintf(bufs[n], sizeof bufs[n], "%lld", (long long)va_arg(ap, int64_t));
@@ -204,14 +225,15 @@ static int pg_query(registry *r, enum stmt_id id, const char *spec, va_list ap)
     int rc = st->prepared ? DB_OK : prepare(r, id, name);
     if (rc != DB_OK)
         return rc;
-    const char *values[PG_MAX_PARAMS];
-    char bufs[PG_MAX_PARAMS][32];
-    int n = args_of(spec, ap, values, bufs);
+    struct pg_args args;
+    int n = args_of(spec, ap, &args);
     if (n < 0) {
-        reg__set_errmsg(r, "statement %d: bad argument spec '%s'", (int)id, spec);
+        reg__set_errmsg(r, "statement %d: bad argument spec '%s' or a blob over 2 GB", (int)id,
+                        spec);
         return DB_ERROR;
     }
-    PGresult *res = PQexecPrepared(conn_of(r), name, n, values, NULL, NULL, 0);
+    PGresult *res = PQexecPrepared(conn_of(r), name, n, args.values, args.lengths, args.formats,
+                                   id == ST_BLOB_GET ? 1 : 0);
     ExecStatusType status = PQresultStatus(res);
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK)
         return fail_of(r, res);
@@ -237,6 +259,18 @@ static const char *pg_col_text(const reg_stmt *st, int col)
     PGresult *res = result_of(st);
     if (!res || st->row >= st->rows || col >= PQnfields(res) || PQgetisnull(res, st->row, col))
         return NULL;
+    return PQgetvalue(res, st->row, col);
+}
+
+/* Raw bytes for ST_BLOB_GET, the one statement fetched in binary. */
+static const void *pg_col_blob(const reg_stmt *st, int col, size_t *len)
+{
+    PGresult *res = result_of(st);
+    *len = 0;
+    if (!res || st->row >= st->rows || col >= PQnfields(res) || PQgetisnull(res, st->row, col) ||
+        PQfformat(res, col) != 1)
+        return NULL;
+    *len = (size_t)PQgetlength(res, st->row, col);
     return PQgetvalue(res, st->row, col);
 }
 
@@ -310,6 +344,7 @@ const struct reg_backend reg_pg_backend = {
     .col_int64 = pg_col_int64,
     .col_double = pg_col_double,
     .col_text = pg_col_text,
+    .col_blob = pg_col_blob,
     .exec_script = pg_exec_script,
     .begin = pg_begin,
     .in_tx = pg_in_tx,

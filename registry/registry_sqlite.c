@@ -44,7 +44,8 @@ static int rc_of(registry *r, int rc)
     }
 }
 
-/* Binds `spec` arguments (see reg__query): 's' text or NULL, 'i' int64_t, 'd' double. */
+/* Binds `spec` arguments (see reg__query): 's' text or NULL, 'i' int64_t, 'd' double, 'b' blob
+ * (pointer and size_t). */
 static int bind_args(sqlite3_stmt *st, const char *spec, va_list ap)
 {
     int rc = SQLITE_OK;
@@ -57,6 +58,10 @@ static int bind_args(sqlite3_stmt *st, const char *spec, va_list ap)
             rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
         } else if (spec[i] == 'd') {
             rc = sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+        } else if (spec[i] == 'b') {
+            const void *data = va_arg(ap, const void *);
+            size_t len = va_arg(ap, size_t);
+            rc = sqlite3_bind_blob64(st, i + 1, len ? data : "", len, SQLITE_TRANSIENT);
         } else {
             rc = SQLITE_MISUSE;
         }
@@ -116,6 +121,13 @@ static double lite_col_double(const reg_stmt *st, int col)
 static const char *lite_col_text(const reg_stmt *st, int col)
 {
     return (const char *)sqlite3_column_text(native(st), col);
+}
+
+static const void *lite_col_blob(const reg_stmt *st, int col, size_t *len)
+{
+    const void *data = sqlite3_column_blob(native(st), col);
+    *len = data ? (size_t)sqlite3_column_bytes(native(st), col) : 0;
+    return data;
 }
 
 /* Runs a multi-statement migration script one prepared statement at a time. */
@@ -213,6 +225,7 @@ const struct reg_backend reg_sqlite_backend = {
     .col_int64 = lite_col_int64,
     .col_double = lite_col_double,
     .col_text = lite_col_text,
+    .col_blob = lite_col_blob,
     .exec_script = lite_exec_script,
     .begin = lite_begin,
     .in_tx = lite_in_tx,

@@ -25,6 +25,7 @@
 #include "auth_http.h"
 #include "cluster.h"
 #include "config.h"
+#include "blobs.h"
 #include "crash_journal.h"
 #include "ctl.h"
 #include "deploy.h"
@@ -172,6 +173,7 @@ static void main_register_version(ds_server *s, const char *model, const char *v
     char *config = main_read_config(dir);
     if (store_import_file(s->cfg.data_dir, plugin, sha, stored, sizeof stored, err, sizeof err) ||
         worker_probe(stored, config, MAIN_PROBE_TIMEOUT_MS, err, sizeof err) ||
+        deploy_blobs_publish_plugin(s->reg, stored, sha, err, sizeof err) ||
         registry_version_add(s->reg, model, version, stored, sha, config ? config : "{}", err,
                              sizeof err) != REG_OK) {
         log_warn("model repository: skipping %s version %s: %s", model, version, err);

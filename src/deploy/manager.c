@@ -18,6 +18,7 @@
 
 #include "artifact.h"
 #include "batcher.h"
+#include "blobs.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
@@ -742,6 +743,14 @@ static deploy_result deploy_start_now(deploy_manager *m, const char *model, cons
     pthread_mutex_unlock(&dm->lifecycle);
     if (taken) {
         reg_version_free(&v);
+        return res;
+    }
+    /* On a shared registry, a version another replica registered is fetched (and checked)
+     * into this data dir first. */
+    if (deploy_blobs_localize(m->env.reg, m->env.data_dir, &v, err, sizeof err) != 0) {
+        res = deploy_fail(DEPLOY_INTERNAL, "cannot fetch %s version %s: %s", model, version, err);
+        reg_version_free(&v);
+        deploy_event(m, "deploy_failed", dm->name, version, res.message);
         return res;
     }
     /* The plugin loads (or its worker starts) without the lifecycle lock: readers of this model

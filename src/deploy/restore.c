@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blobs.h"
 #include "log.h"
 
 int deploy_collect_rows(void *ud, const reg_deployment *d)
@@ -86,6 +87,13 @@ deploy_result deploy_bring_up(deploy_manager *m, const reg_deployment *row)
     if (dm == NULL) {
         reg_version_free(&v);
         return deploy_fail(DEPLOY_INTERNAL, "out of memory");
+    }
+    if (deploy_blobs_localize(m->env.reg, m->env.data_dir, &v, err, sizeof err) != 0) {
+        char why[600];
+        snprintf(why, sizeof why, "cannot fetch the version: %s", err);
+        reg_version_free(&v);
+        deploy_mark_failed(m, row, why);
+        return false;
     }
     deploy_result res = deploy_ok();
     deployment *d = deployment_load(m, &v, &opts, row->id, &res);

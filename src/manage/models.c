@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "artifact.h"
+#include "blobs.h"
 #include "body.h"
 #include "log.h"
 #include "names.h"
@@ -123,6 +124,11 @@ static void manage_register(manage_ctx *s, const char *name, const char *version
         reply_error(resp, HTTP_BAD_REQUEST, "not a loadable plugin: %s", err);
         return;
     }
+    /* A shared registry gets the bytes before the row, so every replica can fetch them. */
+    if (deploy_blobs_publish_plugin(s->reg, path, sha, err, sizeof err) != 0) {
+        reply_error(resp, HTTP_INTERNAL_ERROR, "cannot publish the plugin: %s", err);
+        return;
+    }
     reg_status rs =
         registry_version_add(s->reg, name, version, path, sha, config_json, err, sizeof err);
     if (rs != REG_OK) {
@@ -167,6 +173,8 @@ static int manage_add_stored_dir(manage_ctx *s, const char *name, const char *ve
         }
     }
     reg_status rs = REG_OK;
+    if (status == HTTP_CREATED && deploy_blobs_publish_dir(s->reg, stored, sha, err, errlen) != 0)
+        status = HTTP_INTERNAL_ERROR; /* the files go to a shared registry before the row */
     if (status == HTTP_CREATED)
         rs = registry_version_add_artifact(s->reg, name, version, so, backend, stored, sha, config,
                                            err, errlen);

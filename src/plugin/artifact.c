@@ -255,6 +255,14 @@ static int file_cmp(const void *a, const void *b)
     return strcmp(((const artifact_file *)a)->name, ((const artifact_file *)b)->name);
 }
 
+/* One file's line of the digest's input (and of the manifest): name NUL size NUL sha256 LF. */
+#define MANIFEST_LINE_MAX (ARTIFACT_NAME_MAX + 96)
+static size_t manifest_line(const artifact_file *f, char line[MANIFEST_LINE_MAX])
+{
+    return (size_t)snprintf(line, MANIFEST_LINE_MAX, "%s%c%zu%c%s\n", f->name, 0, f->size, 0,
+                            f->sha);
+}
+
 static void staging_digest(staging *s, char hex[ARTIFACT_SHA256_HEX])
 {
     qsort(s->files, s->count, sizeof s->files[0], file_cmp);
@@ -263,10 +271,8 @@ static void staging_digest(staging *s, char hex[ARTIFACT_SHA256_HEX])
     unsigned int outlen = 0;
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
     for (size_t i = 0; i < s->count; i++) {
-        char line[ARTIFACT_NAME_MAX + 96];
-        int n = snprintf(line, sizeof line, "%s%c%zu%c%s\n", s->files[i].name, 0, s->files[i].size,
-                         0, s->files[i].sha);
-        EVP_DigestUpdate(md, line, (size_t)n);
+        char line[MANIFEST_LINE_MAX];
+        EVP_DigestUpdate(md, line, manifest_line(&s->files[i], line));
     }
     EVP_DigestFinal_ex(md, out, &outlen);
     EVP_MD_CTX_free(md);
@@ -353,20 +359,50 @@ void artifact_share_with_worker(const char *dir)
 
 /* ---- imports ------------------------------------------------------------------------------- */
 
-artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_t len,
-                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
-                                    char *err, size_t errlen)
+/* Stage the files `each` supplies, then commit them. `otherwise` is the failure when `each`
+ * gives up without staging_add refusing a file (a bad archive is the client's fault, a fetch
+ * that failed is not). */
+static artifact_status import_from(const char *data_dir, artifact_each_fn each, void *ud,
+                                   artifact_status otherwise, char hex[ARTIFACT_SHA256_HEX],
+                                   char *out_dir, size_t out_len, char *err, size_t errlen)
 {
     staging s;
     artifact_status st = staging_open(&s, data_dir, err, errlen);
     if (st != ARTIFACT_OK)
         return st;
-    s.failure = ARTIFACT_INVALID;
-    if (tar_each_file(tar, len, staging_add, &s, err, errlen) != 0) {
+    s.failure = ARTIFACT_OK; /* staging_add sets it when it refuses a file */
+    if (each(ud, staging_add, &s, err, errlen) != 0) {
         staging_remove(&s);
-        return s.failure != ARTIFACT_OK ? s.failure : ARTIFACT_INVALID;
+        return s.failure != ARTIFACT_OK ? s.failure : otherwise;
     }
     return staging_commit(&s, data_dir, hex, out_dir, out_len, err, errlen);
+}
+
+struct tar_source {
+    const void *tar;
+    size_t len;
+};
+
+static int tar_files(void *ud, tar_file_fn add, void *add_ud, char *err, size_t errlen)
+{
+    const struct tar_source *t = ud;
+    return tar_each_file(t->tar, t->len, add, add_ud, err, errlen);
+}
+
+artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_t len,
+                                    char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                    char *err, size_t errlen)
+{
+    struct tar_source t = {tar, len};
+    return import_from(data_dir, tar_files, &t, ARTIFACT_INVALID, hex, out_dir, out_len, err,
+                       errlen);
+}
+
+artifact_status artifact_import_each(const char *data_dir, artifact_each_fn each, void *ud,
+                                     char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                     char *err, size_t errlen)
+{
+    return import_from(data_dir, each, ud, ARTIFACT_IO, hex, out_dir, out_len, err, errlen);
 }
 
 /* Add one entry of the model directory dirfd (named `dir` in messages): only a regular file
@@ -442,6 +478,58 @@ artifact_status artifact_import_dirfd(const char *data_dir, int dirfd, const cha
         return st;
     }
     return staging_commit(&s, data_dir, hex, out_dir, out_len, err, errlen);
+}
+
+/* The files of a stored directory, sorted by name; *count of them. */
+static artifact_status stored_files(const char *dir, artifact_file *files, size_t *count, char *err,
+                                    size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return fail(ARTIFACT_IO, err, errlen, "cannot read %s: %s", dir, strerror(errno));
+    artifact_status st = ARTIFACT_OK;
+    *count = 0;
+    for (struct dirent *e; st == ARTIFACT_OK && (e = readdir(d)) != NULL;) {
+        char path[PATH_MAX + ARTIFACT_NAME_MAX + 2];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (!file_name_ok(e->d_name) || *count == ARTIFACT_MAX_FILES) {
+            st = fail(ARTIFACT_INVALID, err, errlen, "%s is not a stored version directory", dir);
+            break;
+        }
+        artifact_file *f = &files[(*count)++];
+        memcpy(f->name, e->d_name, strlen(e->d_name) + 1); /* file_name_ok: it fits */
+        f->size = (size_t)sb.st_size;
+        if (store_sha256_file(path, f->sha, err, errlen) != 0)
+            st = ARTIFACT_IO;
+    }
+    closedir(d);
+    qsort(files, *count, sizeof files[0], file_cmp);
+    return st;
+}
+
+artifact_status artifact_manifest(const char *dir, char **text, size_t *len, char *err,
+                                  size_t errlen)
+{
+    *text = NULL;
+    *len = 0;
+    artifact_file *files = calloc(ARTIFACT_MAX_FILES, sizeof *files);
+    char *out = malloc(ARTIFACT_MAX_FILES * MANIFEST_LINE_MAX + 1);
+    size_t count = 0, n = 0;
+    artifact_status st = files && out ? stored_files(dir, files, &count, err, errlen)
+                                      : fail(ARTIFACT_IO, err, errlen, "out of memory");
+    for (size_t i = 0; st == ARTIFACT_OK && i < count; i++)
+        n += manifest_line(&files[i], out + n);
+    free(files);
+    if (st != ARTIFACT_OK) {
+        free(out);
+        return st;
+    }
+    *text = out;
+    *len = n;
+    return ARTIFACT_OK;
 }
 
 artifact_status artifact_import_dir(const char *data_dir, const char *src_dir,

@@ -24,6 +24,8 @@
 
 #include <stddef.h>
 
+#include "tar.h"
+
 #define ARTIFACT_MAX_FILES   64
 #define ARTIFACT_NAME_MAX    128
 #define ARTIFACT_BACKEND_MAX 32
@@ -61,6 +63,20 @@ artifact_status artifact_import_tar(const char *data_dir, const void *tar, size_
  * registered version uses (callers serialize registrations). A bad hex is ignored. */
 void artifact_remove(const char *data_dir, const char hex[ARTIFACT_SHA256_HEX]);
 
+/* The same from files a callback supplies: each(ud, add, add_ud, err, errlen) calls
+ * add(add_ud, name, data, size, err, errlen) once per file (stopping when add returns non-zero)
+ * and returns 0, or non-zero with err written to give up (ARTIFACT_IO unless add refused the
+ * file). The result is checked and stored exactly as a tar archive's. */
+typedef int (*artifact_each_fn)(void *ud, tar_file_fn add, void *add_ud, char *err,
+                                size_t errlen);
+artifact_status artifact_import_each(const char *data_dir, artifact_each_fn each, void *ud,
+                                     char hex[ARTIFACT_SHA256_HEX], char *out_dir, size_t out_len,
+                                     char *err, size_t errlen);
+/* The manifest of the stored version directory `dir`: for each file, sorted by name,
+ * name NUL size-in-decimal NUL sha256-hex LF — the exact text whose SHA-256 is the directory's
+ * digest (see above). *text is malloc'd (the caller frees), *len its length. */
+artifact_status artifact_manifest(const char *dir, char **text, size_t *len, char *err,
+                                  size_t errlen);
 /* Read and check <dir>/config.json. On success *config_json is its text (malloc'd; the caller
  * frees) and backend holds the backend name. */
 artifact_status artifact_read_config(const char *dir, char **config_json,

@@ -72,6 +72,12 @@ int store_init(const char *data_dir, char *err, size_t errlen)
     return 0;
 }
 
+int store_path(const char *data_dir, const char hex[STORE_SHA256_HEX], char *out, size_t out_len)
+{
+    int n = snprintf(out, out_len, "%s/plugins/%s.so", data_dir, hex);
+    return n >= 0 && (size_t)n < out_len ? 0 : -1;
+}
+
 bool store_has(const char *data_dir, const char hex[STORE_SHA256_HEX])
 {
     char path[PATH_MAX + 80];

@@ -42,6 +42,8 @@ int store_import_bytes(const char *data_dir, const void *data, size_t len,
 int store_private_copy(const char *data_dir, const char *src, const char *model,
                        const char *version, char *out_path, size_t out_len, char *err,
                        size_t errlen);
+/* <data_dir>/plugins/<hex>.so into out: 0, or -1 when it does not fit. */
+int store_path(const char *data_dir, const char hex[STORE_SHA256_HEX], char *out, size_t out_len);
 /* Is <data_dir>/plugins/<hex>.so present? */
 bool store_has(const char *data_dir, const char hex[STORE_SHA256_HEX]);
 /* Remove <data_dir>/plugins/<hex>.so: only for a file this registration created and then

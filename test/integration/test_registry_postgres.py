@@ -1,6 +1,8 @@
 """The real server on a PostgreSQL registry (--registry postgres://...): what it is told survives
 restarts, two servers on one database see each other's registrations, and a password in the URI
 never reaches the logs. Starts a throwaway cluster (pgcluster.py) for the module."""
+import hashlib
+
 import pytest
 
 from conftest import expect_status, model_plugin, quad_inputs
@@ -70,3 +72,72 @@ def test_registry_env_var_selects_postgres_and_a_password_never_reaches_stderr(p
     err = f.stderr()
     assert "registry" in err and "***" in err
     assert "hunter2" not in err
+
+
+# ---- artifacts on every replica (blobs in the registry) ------------------------------------
+
+def _db(uri):
+    return uri.split(":///")[1].split("?")[0]
+
+
+def _iris_request():
+    return {"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP32",
+                        "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
+
+
+def test_a_version_uploaded_on_one_replica_is_fetched_checked_and_served_by_another(
+        pg, server_factory):
+    uri = pg.new_database()
+    a = server_factory(args=["--registry", uri], name="a")
+    b = server_factory(args=["--registry", uri], name="b")
+    plugin = model_plugin(QUAD, "1").read_bytes()
+    sha = hashlib.sha256(plugin).hexdigest()
+    # Uploaded bytes exist only in a's store; the registry gets them as a blob.
+    a.upload("uploaded", "1", plugin)
+    assert (a.data_dir / "plugins" / f"{sha}.so").is_file()
+    assert not (b.data_dir / "plugins" / f"{sha}.so").exists()
+    assert pg.sql(_db(uri), f"SELECT kind || ':' || size FROM blobs WHERE sha256 = '{sha}'") == \
+        f"plugin:{len(plugin)}"
+
+    b.deploy("uploaded", "1")
+    out = expect_status(b.infer("uploaded", "1", quad_inputs([1.0])), 200)
+    assert out["outputs"][0]["data"] == [6.0]
+    fetched = b.data_dir / "plugins" / f"{sha}.so"
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == sha
+
+    # A model directory (iris: backend xgboost) registered by a's model repository at start,
+    # deployed on b: b stores the files under the same digest.
+    b.deploy("iris", "1")
+    expect_status(b.post("/v2/models/iris/versions/1/infer", _iris_request()), 200)
+    digest = pg.sql(_db(uri), "SELECT artifact_sha256 FROM model_versions "
+                              "WHERE model_name = 'iris' AND version = '1'")
+    assert (b.data_dir / "artifacts" / digest / "model.json").is_file()
+    assert (b.data_dir / "artifacts" / digest / "config.json").is_file()
+    # ... and a restart of b restores both from its own data dir.
+    b.restart()
+    out = expect_status(b.infer("uploaded", "1", quad_inputs([0.0])), 200)
+    assert out["outputs"][0]["data"] == [1.0]
+
+
+def test_a_corrupt_blob_is_refused_and_never_loaded(pg, server_factory):
+    uri = pg.new_database()
+    a = server_factory(args=["--registry", uri], name="a")
+    plugin = model_plugin(QUAD, "1").read_bytes()
+    sha = hashlib.sha256(plugin).hexdigest()
+    a.upload("tampered", "1", plugin)
+    # Someone with write access to the database swaps the bytes (same size, so the row's
+    # CHECK still holds).
+    pg.sql(_db(uri), f"UPDATE blobs SET data = set_byte(data, 100, 255 - get_byte(data, 100)) "
+                     f"WHERE sha256 = '{sha}'")
+    c = server_factory(args=["--registry", uri], name="c")
+    body = c.deploy("tampered", "1", expect=500)
+    assert "corrupt" in body["error"], body
+    assert not (c.data_dir / "plugins" / f"{sha}.so").exists()
+    assert all(d["model_name"] != "tampered" or d["status"] != "active" for d in c.deployments())
+
+
+def test_on_sqlite_no_blob_is_stored(server):
+    server.upload("uploaded", "1", model_plugin(QUAD, "1").read_bytes())
+    import sqlite3
+    db = sqlite3.connect(str(server.data_dir / "registry.db"))
+    assert db.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "artifact.h"
+#include "store.h"
 #include "tar.h"
 #include "support/test_fs.h"
 
@@ -227,6 +228,83 @@ static void test_import_dir_and_tar_of_the_same_files_give_the_same_digest(void 
     assert_int_equal(count_entries(art), 1); /* stored once, no staging left */
 }
 
+/* The manifest is the digest's input: its sha256 is the stored directory's name, and feeding its
+ * files back through artifact_import_each stores the same directory again. */
+struct replay {
+    const char *dir;
+    const char *manifest;
+    size_t len;
+};
+
+static int replay_files(void *ud, tar_file_fn add, void *add_ud, char *err, size_t errlen)
+{
+    const struct replay *r = ud;
+    for (const char *p = r->manifest; p < r->manifest + r->len;) {
+        const char *name = p;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", r->dir, name);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        char data[256];
+        size_t n = fread(data, 1, sizeof data, fp);
+        fclose(fp);
+        if (add(add_ud, name, data, n, err, errlen) != 0)
+            return -1;
+        const char *size = name + strlen(name) + 1, *sha = size + strlen(size) + 1;
+        p = strchr(sha, '\n') + 1;
+    }
+    return 0;
+}
+
+static int give_up(void *ud, tar_file_fn add, void *add_ud, char *err, size_t errlen)
+{
+    (void)ud;
+    add(add_ud, "config.json", "{\"backend\":\"x\"}", 15, err, errlen);
+    snprintf(err, errlen, "the registry went away");
+    return -1;
+}
+
+static void test_manifest_hashes_to_the_digest_and_replays_to_the_same_directory(void **state)
+{
+    fixture *f = *state;
+    write_file(f->src, "config.json", "{\"backend\":\"xgboost\"}");
+    write_file(f->src, "model.json", "{\"learner\":{}}");
+    char hex[ARTIFACT_SHA256_HEX], again[ARTIFACT_SHA256_HEX], out[PATH_MAX], err[ERRLEN];
+    assert_int_equal(artifact_import_dir(f->dir, f->src, hex, out, sizeof out, err, sizeof err),
+                     ARTIFACT_OK);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(artifact_manifest(out, &text, &len, err, sizeof err), ARTIFACT_OK);
+    static const char want[] = "config.json\0"
+                               "21\0" /* sorted by name */;
+    assert_memory_equal(text, want, sizeof want - 1);
+    char digest[STORE_SHA256_HEX];
+    store_sha256_bytes(text, len, digest);
+    assert_string_equal(digest, hex);
+
+    /* Replayed into a fresh data dir: the same digest, the same files. */
+    char other[PATH_MAX];
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    mkdir(other, 0700);
+    assert_int_equal(artifact_init(other, err, sizeof err), 0);
+    struct replay r = {out, text, len};
+    assert_int_equal(
+        artifact_import_each(other, replay_files, &r, again, out, sizeof out, err, sizeof err),
+        ARTIFACT_OK);
+    assert_string_equal(again, hex);
+    assert_int_equal(count_entries(out), 2);
+    free(text);
+
+    /* A supplier that gives up leaves nothing behind and reports an I/O failure. */
+    char art[PATH_MAX + 16];
+    snprintf(art, sizeof art, "%s/artifacts", other);
+    assert_int_equal(
+        artifact_import_each(other, give_up, NULL, again, out, sizeof out, err, sizeof err),
+        ARTIFACT_IO);
+    assert_non_null(strstr(err, "went away"));
+    assert_int_equal(count_entries(art), 1);
+}
+
 static void test_config_rules(void **state)
 {
     fixture *f = *state;
@@ -325,6 +403,8 @@ int main(void)
         cmocka_unit_test(test_tar_refuses_truncated_and_tiny_input),
         cmocka_unit_test_setup_teardown(
             test_import_dir_and_tar_of_the_same_files_give_the_same_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_manifest_hashes_to_the_digest_and_replays_to_the_same_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_import_without_config_or_with_a_subdirectory_is_invalid, setup, teardown),

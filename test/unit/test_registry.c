@@ -574,6 +574,75 @@ static void test_a_dropped_connection_is_reestablished_by_the_next_call(void **s
     reg_version_free(&v);
 }
 
+/* ---- blobs ----------------------------------------------------------------------------- */
+
+#define SHA_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
+static void test_blob_put_then_get_returns_every_byte(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 300 * 1024 + 7; /* NULs, every byte value, more than one TOAST chunk */
+    unsigned char *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 131 + i / 251);
+    bool has = true;
+    assert_int_equal(registry_blob_has(f->r, SHA_A, &has, f->err, sizeof f->err), REG_OK);
+    assert_false(has);
+    assert_int_equal(registry_blob_put(f->r, SHA_A, "plugin", data, n, f->err, sizeof f->err),
+                     REG_OK);
+    /* The same digest again is a no-op, even with other bytes: content-addressed. */
+    assert_int_equal(registry_blob_put(f->r, SHA_A, "file", "x", 1, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_blob_has(f->r, SHA_A, &has, f->err, sizeof f->err), REG_OK);
+    assert_true(has);
+    void *back = NULL;
+    size_t len = 0;
+    assert_int_equal(registry_blob_get(f->r, SHA_A, &back, &len, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(back, data, n);
+    free(back);
+    /* An empty blob is a blob. */
+    assert_int_equal(registry_blob_put(f->r, SHA_B, "file", NULL, 0, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_blob_get(f->r, SHA_B, &back, &len, f->err, sizeof f->err), REG_OK);
+    assert_non_null(back);
+    assert_int_equal(len, 0);
+    free(back);
+    reopen(f);
+    assert_int_equal(registry_blob_has(f->r, SHA_A, &has, f->err, sizeof f->err), REG_OK);
+    assert_true(has);
+    free(data);
+}
+
+static void test_blob_refuses_bad_digests_and_kinds_and_misses_are_not_found(void **state)
+{
+    struct fixture *f = *state;
+    void *back = (void *)0x1;
+    size_t len = 9;
+    assert_int_equal(registry_blob_get(f->r, SHA_B, &back, &len, f->err, sizeof f->err),
+                     REG_NOT_FOUND);
+    assert_null(back);
+    assert_int_equal(len, 0);
+    assert_int_equal(registry_blob_put(f->r, "abc", "plugin", "x", 1, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_blob_put(f->r, NULL, "plugin", "x", 1, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_blob_put(f->r, SHA_A, "movie", "x", 1, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(registry_blob_put(f->r, SHA_A, "plugin", NULL, 5, f->err, sizeof f->err),
+                     REG_INVALID);
+    bool has = true;
+    assert_int_equal(registry_blob_has(f->r, "", &has, f->err, sizeof f->err), REG_INVALID);
+    /* Upper-case digits name the same blob. */
+    assert_int_equal(registry_blob_put(f->r,
+                                       "FEDCBA9876543210FEDCBA9876543210FEDCBA9876543210"
+                                       "FEDCBA9876543210",
+                                       "file", "y", 1, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_blob_has(f->r, SHA_B, &has, f->err, sizeof f->err), REG_OK);
+    assert_true(has);
+}
+
 /* ---- names ----------------------------------------------------------------------------- */
 
 static void test_name_validation_accepts_and_rejects_the_documented_set(void **state)
@@ -1541,6 +1610,8 @@ int main(void)
         T(test_reopen_keeps_versions_deployments_events_splits_and_stats),
         T(test_two_handles_on_one_file_see_each_others_writes),
         T(test_backend_is_the_one_the_target_names),
+        T(test_blob_put_then_get_returns_every_byte),
+        T(test_blob_refuses_bad_digests_and_kinds_and_misses_are_not_found),
         T(test_open_refuses_a_database_with_foreign_tables),
         T(test_handles_opening_a_fresh_registry_at_once_all_migrate_it),
         T(test_writers_on_separate_handles_at_once_all_succeed),

@@ -89,11 +89,8 @@ deploy_result deploy_bring_up(deploy_manager *m, const reg_deployment *row)
         return deploy_fail(DEPLOY_INTERNAL, "out of memory");
     }
     if (deploy_blobs_localize(m->env.reg, m->env.data_dir, &v, err, sizeof err) != 0) {
-        char why[600];
-        snprintf(why, sizeof why, "cannot fetch the version: %s", err);
         reg_version_free(&v);
-        deploy_mark_failed(m, row, why);
-        return false;
+        return deploy_fail(DEPLOY_INTERNAL, "cannot fetch the version: %s", err);
     }
     deploy_result res = deploy_ok();
     deployment *d = deployment_load(m, &v, &opts, row->id, &res);

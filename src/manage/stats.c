@@ -409,7 +409,7 @@ void manage_stats_one(manage_ctx *s, const char *model, const char *version, htt
     cJSON *o = manage_stats_json(&f.row, d ? &snap : NULL, d ? recent : NULL, -1);
     manage_add_batch(o, manage_batch_json(d ? deploy_target_of(d)->phases : NULL));
     if (d != NULL)
-        manage_stats_runtime(s, o, &f.row); /* isolation, limits, worker, load figures */
+        manage_stats_runtime(s, o, model, version); /* isolation, limits, worker, load */
     cJSON_AddItemToObject(o, "histogram",
                           d ? manage_histogram_json(deploy_target_of(d)->stats)
                             : cJSON_CreateArray());

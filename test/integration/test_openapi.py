@@ -170,3 +170,19 @@ def test_every_documented_route_is_in_the_role_walk(server):
             if method in item and not any(m == method and pattern.match(p) for m, p in walked):
                 missing.append(f"{method.upper()} {template}")
     assert not missing, "documented but not in test_auth.ROUTES: " + ", ".join(missing)
+
+
+def test_deploy_request_documents_every_deploy_option(server):
+    """DeployRequest lists exactly the options the deploy body accepts (the table in
+    src/deploy/deploy_options.c), so a client generated from the document can set each of them;
+    and each documented option's range is the one the server enforces."""
+    source = (REPO / "src" / "deploy" / "deploy_options.c").read_text()
+    table = source[source.index("opt_fields[] = {"):]
+    table = table[:table.index("};")]
+    accepted = set(re.findall(r'\{"([a-z_]+)", OPT_', table)) | \
+        set(re.findall(r"OPT_INT_FIELD\(([a-z_]+),", table))
+    assert len(accepted) >= 10, accepted
+    props = document(server)["components"]["schemas"]["DeployRequest"]["properties"]
+    assert set(props) - {"model_name", "version", "endpoint_name"} == accepted
+    for name, lo, hi in re.findall(r"OPT_INT_FIELD\(([a-z_]+), (\d+), (\d+)\)", table):
+        assert (props[name]["minimum"], props[name]["maximum"]) == (int(lo), int(hi)), name

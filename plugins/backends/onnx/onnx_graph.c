@@ -59,6 +59,7 @@ static int pb_varint(pb *r, uint64_t *out)
 /* Next field of the message in r. 1 = got one, 0 = end of message, -1 = malformed. */
 static int pb_next(pb *r, pb_field *f)
 {
+    *f = (pb_field){0}; /* every member defined whatever the wire type (gcc -O3 checks) */
     if (r->p >= r->end)
         return 0;
     uint64_t key;

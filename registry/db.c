@@ -44,14 +44,14 @@
     "last_seen_ms = excluded.last_seen_ms, started_at = CASE WHEN ?4 <> 0 THEN " NOW_SQL           \
     " ELSE replicas.started_at END"
 #define REPLICA_LIST_SQL(NOW_MS)                                                                   \
-    "SELECT id, address, version, started_at, " NOW_MS " - last_seen_ms FROM replicas "           \
+    "SELECT id, address, version, started_at, " NOW_MS " - last_seen_ms FROM replicas "            \
     "WHERE ?1 < 0 OR last_seen_ms >= " NOW_MS " - ?1 ORDER BY id"
 #define REPLICA_SERVING_LIST_SQL(NOW_MS)                                                           \
     "SELECT s.deployment_id, s.replica_id FROM replica_deployments s "                             \
     "JOIN replicas r ON r.id = s.replica_id WHERE ?1 < 0 OR r.last_seen_ms >= " NOW_MS " - ?1 "    \
     "ORDER BY s.deployment_id, s.replica_id"
 #define REPLICA_STATS_LIST_SQL(NOW_MS)                                                             \
-    "SELECT s.replica_id, s.deployment_id, s.model_name, s.version, s.request_count, "            \
+    "SELECT s.replica_id, s.deployment_id, s.model_name, s.version, s.request_count, "             \
     "s.error_4xx, s.error_5xx, s.latency_sum_ms, s.in_flight, s.buckets FROM replica_stats s "     \
     "JOIN replicas r ON r.id = s.replica_id WHERE ?1 < 0 OR r.last_seen_ms >= " NOW_MS " - ?1 "    \
     "ORDER BY s.model_name, s.version, s.replica_id"
@@ -100,6 +100,8 @@ static const char *const SQL[ST_COUNT] = {
                              "(model_name, version, version_id, endpoint_name, options) "
                              "VALUES (?1, ?2, ?3, ?4, coalesce(?5, '{}')) RETURNING id",
     [ST_DEPLOYMENT_GET] = "SELECT " DEPLOYMENT_COLUMNS " FROM deployments WHERE id = ?1",
+    [ST_DEPLOYMENT_IS_ACTIVE] =
+        "SELECT count(*) FROM deployments WHERE id = ?1 AND status = 'active'",
     [ST_DEPLOYMENT_END] = "UPDATE deployments SET status = ?2, status_reason = ?3, "
                           "undeployed_at = CASE WHEN ?2 = 'undeployed' THEN " NOW_SQL " END "
                           "WHERE id = ?1",

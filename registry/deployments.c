@@ -304,3 +304,28 @@ reg_status registry_deployment_set_options(registry *r, int64_t id, const char *
         st = reg__locked_tx(r, deployment_set_options_tx, &a, err, errlen);
     return st;
 }
+
+struct is_active_args {
+    int64_t id;
+    bool *active;
+};
+
+static reg_status deployment_is_active_read(registry *r, void *arg, char *err, size_t errlen)
+{
+    const struct is_active_args *a = arg;
+    int64_t n = 0;
+    bool found = false;
+    reg_status st = reg__query_int(r, ST_DEPLOYMENT_IS_ACTIVE, "read deployment status", &n, &found,
+                                   err, errlen, "i", a->id);
+    *a->active = st == REG_OK && n > 0;
+    return st;
+}
+
+reg_status registry_deployment_is_active(registry *r, int64_t id, bool *active, char *err,
+                                         size_t errlen)
+{
+    bool ignored;
+    struct is_active_args a = {id, active ? active : &ignored};
+    *a.active = false;
+    return reg__locked_read(r, deployment_is_active_read, &a, err, errlen);
+}

@@ -161,6 +161,10 @@ reg_status registry_deployment_set_options(registry *r, int64_t id, const char *
  * status. */
 reg_status registry_deployment_end(registry *r, int64_t id, const char *status, const char *reason,
                                    char *err, size_t errlen);
+/* *active = deployment `id` exists and is still active (not ended, not failed). For a replica
+ * about to serve a row it read earlier: the row may have ended since. */
+reg_status registry_deployment_is_active(registry *r, int64_t id, bool *active, char *err,
+                                         size_t errlen);
 /* Call fn for deployments whose status is active or failed (the ones GET /deployments shows,
  * and the ones a restart restores), oldest first. `d` valid only during the callback. */
 typedef int (*reg_deployment_fn)(void *ud, const reg_deployment *d);

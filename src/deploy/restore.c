@@ -109,6 +109,15 @@ deploy_result deploy_bring_up(deploy_manager *m, const reg_deployment *row)
     /* The plugin loaded without the lifecycle lock (like deploy_start): a local deploy or
      * another reconcile pass may have published the version meanwhile; that one stays. */
     pthread_mutex_lock(&dm->lifecycle);
+    /* The row was read before the load: an undeploy (which ends the row under this lock) may
+     * have come in between, and serving it now would bring back what the user just removed. */
+    bool active = false;
+    if (registry_deployment_is_active(m->env.reg, row->id, &active, err, sizeof err) != REG_OK ||
+        !active) {
+        pthread_mutex_unlock(&dm->lifecycle);
+        deployment_free(d);
+        return deploy_fail(DEPLOY_CONFLICT, "deployment %lld has ended", (long long)row->id);
+    }
     if (!deploy_taken_locked(dm, row->version, &res) && deployment_publish(m, dm, d) != 0) {
         deployment_unpublish(m, dm, d);
         res = deploy_fail(DEPLOY_INTERNAL, "out of memory adding routes");
@@ -126,7 +135,7 @@ static bool deploy_restore_one(deploy_manager *m, const reg_deployment *row)
     if (deploy_quarantine(m, row))
         return false;
     deploy_result res = deploy_bring_up(m, row);
-    if (res.code != DEPLOY_OK)
+    if (res.code != DEPLOY_OK && res.code != DEPLOY_CONFLICT) /* CONFLICT: ended or live */
         deploy_mark_failed(m, row, res.message);
     return res.code == DEPLOY_OK;
 }

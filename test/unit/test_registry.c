@@ -1013,6 +1013,35 @@ static void test_ended_deployment_is_listed_no_more_unless_failed(void **state)
     assert_string_equal(c.items[0], "m/2 failed ep reason=plugin crashed");
 }
 
+static void test_is_active_is_true_only_until_the_deployment_ends(void **state)
+{
+    struct fixture *f = *state;
+    add_version(f, "m", "1");
+    add_version(f, "m", "2");
+    int64_t one = deploy(f, "m", "1", NULL);
+    int64_t two = deploy(f, "m", "2", NULL);
+    bool active = false;
+    assert_int_equal(registry_deployment_is_active(f->r, one, &active, f->err, sizeof f->err),
+                     REG_OK);
+    assert_true(active);
+    assert_int_equal(registry_deployment_end(f->r, one, "undeployed", NULL, f->err, sizeof f->err),
+                     REG_OK);
+    assert_int_equal(registry_deployment_end(f->r, two, "failed", "crashed", f->err, sizeof f->err),
+                     REG_OK);
+    active = true;
+    assert_int_equal(registry_deployment_is_active(f->r, one, &active, f->err, sizeof f->err),
+                     REG_OK);
+    assert_false(active);
+    active = true;
+    assert_int_equal(registry_deployment_is_active(f->r, two, &active, f->err, sizeof f->err),
+                     REG_OK);
+    assert_false(active);
+    active = true;
+    assert_int_equal(registry_deployment_is_active(f->r, 99999, &active, f->err, sizeof f->err),
+                     REG_OK);
+    assert_false(active);
+}
+
 static void test_failed_deployment_keeps_reason_and_can_be_redeployed(void **state)
 {
     struct fixture *f = *state;
@@ -1639,6 +1668,7 @@ int main(void)
         T(test_double_deploy_is_exists),
         T(test_endpoint_name_taken_is_exists_until_released),
         T(test_ended_deployment_is_listed_no_more_unless_failed),
+        T(test_is_active_is_true_only_until_the_deployment_ends),
         T(test_failed_deployment_keeps_reason_and_can_be_redeployed),
         T(test_deployment_end_refuses_unknown_ended_or_bad_status),
         T(test_set_options_replaces_them_records_an_event_and_survives_reopen),

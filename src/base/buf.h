@@ -27,6 +27,13 @@ typedef struct ds_buf {
     bool over_limit; /* an append would have passed `limit`: failed is set too */
 } ds_buf;
 
+/* A borrowed run of bytes (the owner says how long it stays valid): the HTTP layer's response
+ * tail (http.h) and the OIP encoder's binary outputs (oip.h). */
+typedef struct ds_span {
+    const void *data;
+    size_t len;
+} ds_span;
+
 /* Zero-initialised ds_buf is valid and empty. */
 #define DS_BUF_INIT                                                                                \
     {                                                                                              \

@@ -80,6 +80,20 @@ void http_response_header(http_response *resp, const char *name, const char *val
         resp->extra_headers[used] = '\0'; /* did not fit: drop it whole, never half */
 }
 
+void http_response_clear_tail(http_response *resp)
+{
+    resp->tail = NULL;
+    resp->tail_count = 0;
+}
+
+size_t http_response_length(const http_response *resp)
+{
+    size_t n = resp->body->len;
+    for (unsigned i = 0; resp->tail != NULL && i < resp->tail_count; i++)
+        n += resp->tail[i].len;
+    return n;
+}
+
 void http_close_after(http_response *resp)
 {
     if (!resp->close)
@@ -169,10 +183,26 @@ static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms
     return 0;
 }
 
-/* Put status line and headers in front of the body and send it all in one write. */
+/* Write n bytes; mg_write takes at most INT_MAX at a time. false when the connection failed. */
+static bool http_write_all(struct mg_connection *conn, const char *p, size_t n)
+{
+    while (n > 0) {
+        size_t part = n < (1u << 30) ? n : (1u << 30);
+        if (mg_write(conn, p, part) != (int)part)
+            return false;
+        p += part;
+        n -= part;
+    }
+    return true;
+}
+
+/* Put status line and headers in front of the body and send it all in one write, then the
+ * tail's segments (if any) one write each, straight from where the handler keeps them. */
 static void http_send(struct mg_connection *conn, http_response *resp, bool head_only)
 {
     ds_buf *b = resp->body;
+    if (!resp->tail_ok)
+        http_response_clear_tail(resp);
     if (b->failed) {
         bool too_large = b->over_limit;
         size_t limit = b->limit;
@@ -188,7 +218,7 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
     }
     if (resp->status == 0)
         reply_error(resp, HTTP_INTERNAL_ERROR, "handler produced no response");
-    size_t body_len = b->len;
+    size_t body_len = http_response_length(resp);
     char head[HTTP_HEADROOM];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
@@ -204,13 +234,17 @@ static void http_send(struct mg_connection *conn, http_response *resp, bool head
         return;
     }
     char *start = buf_prepend(b, (size_t)n);
+    bool ok;
     if (start != NULL) {
         memcpy(start, head, (size_t)n);
-        mg_write(conn, start, b->len);
+        ok = http_write_all(conn, start, b->len);
     } else { /* no headroom (cannot happen: every response buffer has it) */
-        mg_write(conn, head, (size_t)n);
-        mg_write(conn, b->data, body_len);
+        ok = http_write_all(conn, head, (size_t)n) && http_write_all(conn, b->data, b->len);
     }
+    for (unsigned i = 0; ok && resp->tail != NULL && i < resp->tail_count; i++)
+        ok = http_write_all(conn, resp->tail[i].data, resp->tail[i].len);
+    if (!ok) /* short of Content-Length: the connection cannot carry another response */
+        mg_disable_connection_keep_alive(conn);
 }
 
 /* ---- connection guard and framing (conn_guard.h, framing.h) ------------------------------- */
@@ -402,7 +436,8 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     buf_reset(out);
     buf_set_headroom(out, HTTP_HEADROOM);
     buf_set_limit(out, srv->cfg.max_response_bytes);
-    http_response resp = {.status = 0, .content_type = "application/json", .body = out};
+    http_response resp = {
+        .status = 0, .content_type = "application/json", .body = out, .tail_ok = true};
     http_request req = {.method = ri->request_method,
                         .path = ri->local_uri,
                         .query = ri->query_string,
@@ -430,6 +465,8 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     http_guard_state(srv, conn, CONN_BUSY);
     http_close_if_guarded(srv, conn, &resp);
     http_send(conn, &resp, strcmp(ri->request_method, "HEAD") == 0);
+    if (resp.after_send != NULL) /* the tail was written: its owner may free it now */
+        resp.after_send(resp.after_send_ctx);
     int status = resp.status;
     http_trim_thread_buffers();
     atomic_fetch_sub(&srv->in_flight, 1);

@@ -6,7 +6,10 @@
  * It owns the CivetWeb context, turns each request into an http_request (method, path, headers,
  * the whole body read up to a size limit), calls the route's handler, and writes the handler's
  * http_response in a single write (status line and headers are put in front of the body in the
- * body buffer's headroom; two writes on a keep-alive connection meet Nagle + delayed ACK).
+ * body buffer's headroom; two writes on a keep-alive connection meet Nagle + delayed ACK). A
+ * response with a tail (large binary outputs, not copied into the body) is that write followed
+ * by one write per tail segment; sockets have TCP_NODELAY (CivetWeb's tcp_nodelay option), so
+ * no write waits for the ACK of the one before.
  *
  * Routes follow CivetWeb's matching: an exact URI first, then a prefix ("/models" also serves
  * "/models/..."), then "/" as the catch-all. Keep the list short: CivetWeb scans it linearly under
@@ -51,6 +54,19 @@ typedef struct http_response {
     ds_buf *body;
     char extra_headers[640]; /* "Name: value\r\n" lines, set with http_response_header() */
     bool close;              /* close the connection after this response (http_close_after) */
+    /* Bytes sent after `body`, in order, without being copied into it (a binary infer answer's
+     * large output tensors); Content-Length counts them. A handler may set them only when
+     * tail_ok, which the server sets for the responses it writes itself (http_dispatch); a
+     * response built elsewhere (an async job's, a shadow's) has tail_ok false and copies into
+     * body. The array and the bytes must stay valid until after_send runs. reply_error and
+     * reply_json clear the tail (http_response_clear_tail). */
+    const ds_span *tail;
+    unsigned tail_count;
+    bool tail_ok;
+    /* When set, the server calls after_send(after_send_ctx) on the handler's thread once the
+     * response was written or dropped: the handler frees what `tail` points to there. */
+    void (*after_send)(void *ctx);
+    void *after_send_ctx;
 } http_response;
 
 typedef void (*http_handler_fn)(void *cbdata, const http_request *req, http_response *resp);
@@ -132,6 +148,11 @@ bool http_client_gone(void *w);
 
 /* Add a response header line; silently dropped if it does not fit (only short headers used). */
 void http_response_header(http_response *resp, const char *name, const char *value);
+
+/* Drop the tail (the bytes after body); after_send stays set. */
+void http_response_clear_tail(http_response *resp);
+/* Content-Length of the response: body plus tail. */
+size_t http_response_length(const http_response *resp);
 
 /* Answer with "Connection: close" and really close: used when the request body was not read,
  * and for an overload 503, so the connection gives its worker thread back at once. */

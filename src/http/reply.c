@@ -19,6 +19,7 @@ void reply_error(http_response *resp, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     buf_reset(resp->body);
+    http_response_clear_tail(resp);
     buf_append_str(resp->body, "{\"error\":");
     buf_append_json_string(resp->body, msg, strlen(msg));
     buf_append_char(resp->body, '}');
@@ -35,6 +36,7 @@ void reply_json(http_response *resp, int status, cJSON *body)
         return;
     }
     buf_reset(resp->body);
+    http_response_clear_tail(resp);
     buf_append_str(resp->body, text);
     free(text);
     resp->status = status;

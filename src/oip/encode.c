@@ -226,12 +226,48 @@ static int put_outputs(ds_buf *out, const oip_request *req, const oip_response *
     return 0;
 }
 
+/* The binary outputs' bytes after the JSON: appended to `out`, or from the first output of at
+ * least OIP_SPAN_MIN bytes on recorded in spans[] (the outputs before it are small and are
+ * copied, so a small response stays in the body alone). */
+static int put_binary(ds_buf *out, const oip_request *req, const oip_response *resp, uint32_t n,
+                      oip_spans *spans, oip_error *err)
+{
+    bool binary;
+    size_t tail = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const oip_output *o = pick_output(req, resp, i, &binary);
+        if (!binary || o->byte_size == 0)
+            continue;
+        if (spans != NULL && (spans->count > 0 || o->byte_size >= OIP_SPAN_MIN)) {
+            if (spans->count >= spans->capacity)
+                return oip_errorf(err, OIP_INTERNAL, "too many binary outputs");
+            spans->spans[spans->count++] = (ds_span){o->data, o->byte_size};
+            tail += o->byte_size;
+        } else {
+            buf_append(out, o->data, o->byte_size);
+        }
+    }
+    /* spanned bytes count against the cap as if they were appended */
+    if (tail > 0 && out->limit != 0 && (out->len > out->limit || tail > out->limit - out->len)) {
+        out->failed = true;
+        out->over_limit = true;
+    }
+    return 0;
+}
+
 int oip_encode_response(ds_buf *out, const char *model_name, const char *model_version,
                         const oip_request *req, const oip_response *resp, size_t *json_len,
                         oip_error *err)
 {
+    return oip_encode_response_spans(out, model_name, model_version, req, resp, json_len, NULL,
+                                     err);
+}
+
+int oip_encode_response_spans(ds_buf *out, const char *model_name, const char *model_version,
+                              const oip_request *req, const oip_response *resp, size_t *json_len,
+                              oip_spans *spans, oip_error *err)
+{
     size_t start = out->len;
-    bool binary;
     uint32_t n = req != NULL && req->output_count > 0 ? req->output_count : resp->count;
     PUT_LIT(out, "{\"model_name\":");
     put_str(out, model_name ? model_name : "");
@@ -247,11 +283,11 @@ int oip_encode_response(ds_buf *out, const char *model_name, const char *model_v
     if (rc != 0)
         return rc;
     size_t json_end = out->len;
-    for (uint32_t i = 0; i < n; i++) {
-        const oip_output *o = pick_output(req, resp, i, &binary);
-        if (binary)
-            buf_append(out, o->data, o->byte_size);
-    }
+    if (spans != NULL)
+        spans->count = 0;
+    rc = put_binary(out, req, resp, n, spans, err);
+    if (rc != 0)
+        return rc;
     if (out->over_limit)
         return oip_errorf(err, OIP_TOO_LARGE,
                           "the response would be larger than --max-response-bytes (%zu bytes): "

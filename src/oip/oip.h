@@ -153,6 +153,25 @@ int oip_encode_response(ds_buf *out, const char *model_name, const char *model_v
                         const oip_request *req, const oip_response *resp, size_t *json_len,
                         oip_error *err);
 
+/* Where oip_encode_response_spans records binary outputs instead of copying them. */
+#define OIP_SPAN_MIN ((size_t)64 * 1024) /* smaller binary outputs are copied */
+typedef struct oip_spans {
+    ds_span *spans; /* capacity entries, the caller's */
+    uint32_t capacity;
+    uint32_t count; /* out */
+} oip_spans;
+
+/* oip_encode_response, except that binary output bytes, from the first output of at least
+ * OIP_SPAN_MIN bytes on, are not appended to `out` but recorded in spans (in order): the
+ * response is `out` followed by those spans. The spans point into the outputs' memory (resp's
+ * arena), so they are valid until that arena is reset. Outputs before the first large one are
+ * appended as usual, so a response without a large output is all in `out` (count 0). A buffer
+ * limit on `out` counts the spanned bytes too (OIP_TOO_LARGE). spans NULL: the same as
+ * oip_encode_response. A capacity of the number of outputs sent always suffices. */
+int oip_encode_response_spans(ds_buf *out, const char *model_name, const char *model_version,
+                              const oip_request *req, const oip_response *resp, size_t *json_len,
+                              oip_spans *spans, oip_error *err);
+
 /* Append model metadata JSON: {"name","versions":[...],"platform","backend"?,"inputs":[...],
  * "outputs":[...]} with datatype names and shapes (-1 for variable dims). "backend" (Triton's
  * field) only when backend is non-empty. */

@@ -329,6 +329,27 @@ static ds_status infer_execute_batched(const deploy_target *t, const oip_request
     return it.status;
 }
 
+/* Room to record the binary outputs of `out` as resp's tail instead of copying them into its
+ * body (oip_encode_response_spans), when resp may carry a tail (http.h: the server writes it
+ * itself, so the arena outlives the write; infer_run defers the trim). capacity 0: copy. Async
+ * jobs and shadow copies build their own responses without tail_ok and keep copying (a job
+ * stores its response after the arena is gone). Isolated deployments come here too: their
+ * outputs were copied once out of the worker's shared memory into the arena (worker.c; the
+ * channel's memory is reused by the next call, so it cannot be borrowed past the call), and are
+ * not copied again. */
+static oip_spans infer_spans(const http_response *resp, const oip_request *oreq,
+                             const oip_response *out)
+{
+    oip_spans sp = {0};
+    uint32_t n = oreq->output_count > 0 ? oreq->output_count : out->count;
+    if (!resp->tail_ok || n == 0 || tl_arena == NULL ||
+        !(oreq->binary_data_output || oreq->output_count > 0))
+        return sp;
+    sp.spans = oip_arena_alloc(tl_arena, (size_t)n * sizeof *sp.spans);
+    sp.capacity = sp.spans != NULL ? n : 0;
+    return sp;
+}
+
 /* Check, admit, execute, check, encode: the part after decoding. start_ns: when the request
  * began (its deadline counts from there). Writes resp, and times the phases into ph (input: the
  * request check, added to the decode time the caller measured; queue: the admission wait and a
@@ -398,15 +419,20 @@ static void infer_run_decoded(const deploy_target *t, const oip_request *oreq, u
         return;
     }
     size_t json_len = 0;
+    oip_spans spans = infer_spans(resp, oreq, &out);
     if (oip_check_response(&out, oreq, t->model, &err) != 0 ||
-        oip_encode_response(resp->body, t->model_name, t->version, oreq, &out, &json_len, &err) !=
-            0) {
+        oip_encode_response_spans(resp->body, t->model_name, t->version, oreq, &out, &json_len,
+                                  spans.capacity > 0 ? &spans : NULL, &err) != 0) {
         reply_error(resp, reply_status_of_oip(err.code ? err.code : OIP_INTERNAL),
                     "model %s version %s: %s", t->model_name, t->version, err.message);
         return;
     }
     resp->status = HTTP_OK;
-    if (json_len < resp->body->len) {
+    if (spans.count > 0) { /* the large binary outputs go out from the arena (infer_run) */
+        resp->tail = spans.spans;
+        resp->tail_count = spans.count;
+    }
+    if (json_len < resp->body->len || spans.count > 0) {
         char n[32];
         snprintf(n, sizeof n, "%zu", json_len);
         http_response_header(resp, "Inference-Header-Content-Length", n);
@@ -419,12 +445,23 @@ static void infer_run_decoded(const deploy_target *t, const oip_request *oreq, u
     ph->batch_size = infer_batch_size(t, oreq);
 }
 
-/* Run a decoded request and encode its answer into resp; the arena is trimmed after. */
+static void infer_after_send(void *ctx)
+{
+    (void)ctx;
+    infer_arena_trim();
+}
+
+/* Run a decoded request and encode its answer into resp; the arena is trimmed after, or, when
+ * resp's tail points into the arena, once the server wrote the response (after_send runs on
+ * this same thread, before it serves another request: nothing resets the arena before). */
 static void infer_run(const deploy_target *t, const oip_request *oreq, uint64_t start_ns,
                       const http_request *client, http_response *resp, phase_sample *ph)
 {
     infer_run_decoded(t, oreq, start_ns, client, resp, ph);
-    infer_arena_trim();
+    if (resp->tail_count > 0)
+        resp->after_send = infer_after_send;
+    else
+        infer_arena_trim();
 }
 
 uint64_t infer_stats_begin(const deploy_target *t)
@@ -499,6 +536,8 @@ static void infer_offer_shadow(deploy_model *dm, const infer_input *in, const ht
                      .primary_status = resp->status,
                      .primary_body = resp->body->data ? resp->body->data : "",
                      .primary_len = resp->body->len,
+                     .primary_tail = resp->tail,
+                     .primary_tail_count = resp->tail_count,
                      .primary_json_len = infer_response_json_len(resp, resp->body->len)};
     shadow_offer(infer_shadow, &c); /* a full queue drops the copy (counted by shadow.c) */
 }
@@ -557,10 +596,14 @@ void infer_oip_by_name(deploy_manager *m, const char *model, const char *version
 void infer_run_json(const deploy_target *t, const char *body, size_t len, http_response *resp,
                     phase_sample *ph)
 {
+    /* /predict reads the OIP answer back from the body: no tail (it asks no binary anyway) */
+    bool tail_ok = resp->tail_ok;
+    resp->tail_ok = false;
     oip_request oreq;
     uint64_t start = infer_now_ns();
     if (infer_decode(body, len, (size_t)-1, &oreq, resp) == 0) {
         ph->ns[PHASE_INPUT] = infer_now_ns() - start;
         infer_run(t, &oreq, start, NULL, resp, ph);
     }
+    resp->tail_ok = tail_ok;
 }

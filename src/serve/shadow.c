@@ -75,9 +75,10 @@ static void shadow_run(shadow *s, const shadow_item *it)
     http_response resp = {.status = 0, .content_type = "application/json", .body = &out};
     infer_input in = {.body = it->body, .len = it->body_len, .header_len = it->header_len};
     infer_oip_input(t, &in, &resp);
-    bool same = !out.failed && shadow_same(it->primary_status, it->primary, it->primary_len,
-                                           it->primary_json_len, resp.status, out.data ? out.data : "",
-                                           out.len, infer_response_json_len(&resp, out.len));
+    bool same =
+        !out.failed && shadow_same(it->primary_status, it->primary, it->primary_len,
+                                   it->primary_json_len, resp.status, out.data ? out.data : "",
+                                   out.len, infer_response_json_len(&resp, out.len));
     phase_stats_shadow(t->phases, !same);
     buf_free(&out);
     deploy_release(d);
@@ -179,16 +180,25 @@ bool shadow_offer(shadow *s, const shadow_copy *c)
     pthread_mutex_unlock(&s->lock);
     if (full)
         return shadow_drop(s, c);
+    size_t primary_len = c->primary_len;
+    for (unsigned i = 0; c->primary_tail != NULL && i < c->primary_tail_count; i++)
+        primary_len += c->primary_tail[i].len;
     shadow_item *it = calloc(1, sizeof *it);
-    char *mem = it ? malloc(c->body_len + c->primary_len + 2) : NULL;
+    char *mem = it ? malloc(c->body_len + primary_len + 2) : NULL;
     if (mem == NULL) {
         free(it);
         return shadow_drop(s, c);
     }
     memcpy(mem, c->body, c->body_len);
     mem[c->body_len] = '\0';
-    memcpy(mem + c->body_len + 1, c->primary_body, c->primary_len);
-    mem[c->body_len + 1 + c->primary_len] = '\0';
+    char *w = mem + c->body_len + 1;
+    memcpy(w, c->primary_body, c->primary_len);
+    w += c->primary_len;
+    for (unsigned i = 0; c->primary_tail != NULL && i < c->primary_tail_count; i++) {
+        memcpy(w, c->primary_tail[i].data, c->primary_tail[i].len);
+        w += c->primary_tail[i].len;
+    }
+    *w = '\0';
     snprintf(it->model, sizeof it->model, "%s", c->model);
     snprintf(it->version, sizeof it->version, "%s", c->version);
     it->body = mem;
@@ -196,7 +206,7 @@ bool shadow_offer(shadow *s, const shadow_copy *c)
     it->header_len = c->header_len;
     it->primary_status = c->primary_status;
     it->primary = mem + c->body_len + 1;
-    it->primary_len = c->primary_len;
+    it->primary_len = primary_len;
     it->primary_json_len = c->primary_json_len;
     pthread_mutex_lock(&s->lock);
     if (s->count >= s->max_queue || s->stop) { /* filled up while we copied */

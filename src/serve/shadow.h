@@ -11,8 +11,8 @@
  * Off the client's path: the request thread only copies the request and response into a bounded
  * queue (max_queue entries); when the queue is full the copy is dropped and counted in the
  * shadow's shadow_dropped, and the client never waits. The workers run at SCHED_IDLE, so on a
- * saturated machine shadows yield the CPU to client requests (and get dropped). A copy whose shadow version was undeployed
- * before it ran is skipped (there is no deployment left to count it in).
+ * saturated machine shadows yield the CPU to client requests (and get dropped). A copy whose shadow
+ * version was undeployed before it ran is skipped (there is no deployment left to count it in).
  *
  * Thread-safety: shadow_offer runs on many HTTP threads; one mutex guards the queue (held for a
  * list push/pop only); workers run inference without it.
@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
 #include "deploy.h"
 
 typedef struct shadow shadow;
@@ -33,9 +34,9 @@ int shadow_new(size_t max_queue, int workers, deploy_manager *m, shadow **out);
 void shadow_free(shadow *s);
 
 /* A copy of one unversioned request for (model, shadow_version): the request body (with its
- * Inference-Header-Content-Length, or (size_t)-1) and the primary's answer (status, body and
- * its JSON part's length). Copies everything; false when the queue was full or memory ran out
- * (the copy is dropped and counted in the shadow's shadow_dropped). */
+ * Inference-Header-Content-Length, or (size_t)-1) and the primary's answer (status, body with
+ * its tail and its JSON part's length). Copies everything; false when the queue was full or memory
+ * ran out (the copy is dropped and counted in the shadow's shadow_dropped). */
 typedef struct shadow_copy {
     const char *model, *version;
     const char *body;
@@ -43,6 +44,8 @@ typedef struct shadow_copy {
     int primary_status;
     const char *primary_body;
     size_t primary_len, primary_json_len;
+    const ds_span *primary_tail; /* bytes of the primary's answer after primary_body (its http */
+    unsigned primary_tail_count; /* response's tail), or NULL: copied behind primary_body */
 } shadow_copy;
 bool shadow_offer(shadow *s, const shadow_copy *c);
 

@@ -263,6 +263,43 @@ static void mirror_handler(void *cbdata, const http_request *req, http_response 
     resp->content_type = "application/octet-stream";
 }
 
+/* A body plus a tail of segments (a binary infer answer's shape): "head:" in the body, then a
+ * large pattern and a short trailer straight from this struct. after_send counts, and checks
+ * the tail is still there when it runs. ?error makes the handler reply_error after setting the
+ * tail (which must drop it). */
+typedef struct tail_case {
+    unsigned char *big;
+    size_t big_len;
+    ds_span spans[2];
+    atomic_int sent;
+    atomic_int ok_on_send; /* after_send saw the tail's memory unchanged */
+} tail_case;
+
+static void tail_after_send(void *ctx)
+{
+    tail_case *tc = ctx;
+    atomic_fetch_add(&tc->sent, 1);
+    if (tc->spans[0].data == tc->big && tc->big[0] == 0xA5)
+        atomic_fetch_add(&tc->ok_on_send, 1);
+}
+
+static void tail_handler(void *cbdata, const http_request *req, http_response *resp)
+{
+    tail_case *tc = cbdata;
+    assert_true(resp->tail_ok);
+    buf_append_str(resp->body, "head:");
+    tc->spans[0] = (ds_span){tc->big, tc->big_len};
+    tc->spans[1] = (ds_span){":end", 4};
+    resp->tail = tc->spans;
+    resp->tail_count = 2;
+    resp->after_send = tail_after_send;
+    resp->after_send_ctx = tc;
+    resp->status = 200;
+    resp->content_type = "application/octet-stream";
+    if (req->query != NULL && strcmp(req->query, "error") == 0)
+        reply_error(resp, 409, "no tail after an error");
+}
+
 static void error_handler(void *cbdata, const http_request *req, http_response *resp)
 {
     (void)cbdata;
@@ -613,6 +650,54 @@ static void test_a_one_megabyte_body_is_delivered_whole(void **state)
     assert_int_equal(atomic_load(&calls), 1);
     reply_free(&r);
     free(body);
+}
+
+static void
+test_a_response_tail_follows_the_body_byte_exact_on_a_keep_alive_connection(void **state)
+{
+    fixture *f = *state;
+    tail_case tc = {.big_len = (3u << 20) + 7}; /* 3 MiB and a bit: many TCP segments */
+    tc.big = malloc(tc.big_len);
+    assert_non_null(tc.big);
+    for (size_t i = 0; i < tc.big_len; i++)
+        tc.big[i] = (unsigned char)(i * 131u + (i >> 9));
+    tc.big[0] = 0xA5;
+    assert_int_equal(add_route(f, "/tail", tail_handler, &tc), 0);
+    int fd = client_connect(f->port);
+    assert_true(fd >= 0);
+    for (int round = 0; round < 2; round++) { /* the second proves the framing held */
+        reply r;
+        assert_int_equal(send_request(fd, "GET", "/tail", NULL, NULL, 0), 0);
+        assert_int_equal(read_reply(fd, &r, false), 0);
+        assert_int_equal(r.status, 200);
+        char v[32];
+        assert_non_null(reply_header(&r, "Content-Length", v, sizeof v));
+        assert_int_equal(strtoull(v, NULL, 10), 5 + tc.big_len + 4);
+        assert_int_equal(r.body_len, 5 + tc.big_len + 4);
+        assert_memory_equal(r.body, "head:", 5);
+        assert_memory_equal(r.body + 5, tc.big, tc.big_len);
+        assert_memory_equal(r.body + 5 + tc.big_len, ":end", 4);
+        reply_free(&r);
+    }
+    /* HEAD: the length counts the tail, and no byte of it is sent */
+    assert_int_equal(send_request(fd, "HEAD", "/tail", NULL, NULL, 0), 0);
+    reply h;
+    assert_int_equal(read_reply(fd, &h, true), 0);
+    char v[32];
+    assert_non_null(reply_header(&h, "Content-Length", v, sizeof v));
+    assert_int_equal(strtoull(v, NULL, 10), 5 + tc.big_len + 4);
+    reply_free(&h);
+    /* an error after the tail was set answers the error alone */
+    assert_int_equal(send_request(fd, "GET", "/tail?error", NULL, NULL, 0), 0);
+    reply e;
+    assert_int_equal(read_reply(fd, &e, false), 0);
+    assert_json_error(&e, 409);
+    assert_null(strstr(e.body, "head:"));
+    reply_free(&e);
+    close(fd);
+    assert_int_equal(atomic_load(&tc.sent), 4);       /* once per response, after it went out */
+    assert_int_equal(atomic_load(&tc.ok_on_send), 4); /* the memory was still the handler's */
+    free(tc.big);
 }
 
 static void test_a_chunked_body_is_delivered_whole(void **state)
@@ -1198,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_reason_phrases_of_the_statuses_used),
         cmocka_unit_test(test_response_headers_accumulate_and_overlong_ones_are_dropped_whole),
         T(test_a_one_megabyte_body_is_delivered_whole),
+        T(test_a_response_tail_follows_the_body_byte_exact_on_a_keep_alive_connection),
         T(test_a_chunked_body_is_delivered_whole),
         T(test_a_body_over_the_limit_gets_413_and_connection_close),
         T(test_a_route_with_its_own_limit_enforces_it),

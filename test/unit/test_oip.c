@@ -822,6 +822,63 @@ static void test_binary_data_output_sends_every_output_in_binary(void **state)
     assert_memory_equal(f->out.data + f->json_len, "\x01\x00\x02\x00\x01", 5);
 }
 
+/* With spans, binary outputs from the first large one on are recorded, not copied: the small
+ * one before it stays in the body, the small one after it becomes a span too (order). The
+ * buffer's cap counts the spanned bytes. */
+static void test_large_binary_outputs_are_recorded_as_spans_not_copied(void **state)
+{
+    fx *f = *state;
+    size_t big = OIP_SPAN_MIN;
+    unsigned char *bin = malloc(4 + big + 3);
+    assert_non_null(bin);
+    for (size_t i = 0; i < 4 + big + 3; i++)
+        bin[i] = (unsigned char)(i * 7u);
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"parameters\":{\"binary_data_output\":true},\"inputs\":["
+             "{\"name\":\"a\",\"shape\":[4],\"datatype\":\"UINT8\","
+             "\"parameters\":{\"binary_data_size\":4}},"
+             "{\"name\":\"b\",\"shape\":[%zu],\"datatype\":\"UINT8\","
+             "\"parameters\":{\"binary_data_size\":%zu}},"
+             "{\"name\":\"c\",\"shape\":[3],\"datatype\":\"UINT8\","
+             "\"parameters\":{\"binary_data_size\":3}}]}",
+             big, big);
+    assert_int_equal(decode_bin(f, json, bin, 4 + big + 3), 0);
+    assert_int_equal(echo(f), 0); /* no spans: everything copied */
+    size_t json_len = f->json_len;
+    assert_int_equal(f->out.len, json_len + 4 + big + 3);
+
+    ds_span sp[3];
+    oip_spans spans = {.spans = sp, .capacity = 3};
+    buf_reset(&f->out);
+    assert_int_equal(oip_encode_response_spans(&f->out, "m", "1", &f->req, &f->resp, &f->json_len,
+                                               &spans, &f->err),
+                     0);
+    assert_int_equal(f->json_len, json_len);
+    assert_int_equal(f->out.len, json_len + 4);
+    assert_memory_equal(f->out.data + json_len, bin, 4);
+    assert_int_equal(spans.count, 2);
+    assert_ptr_equal(sp[0].data, f->resp.outputs[1].data); /* the output's own memory */
+    assert_int_equal(sp[0].len, big);
+    assert_memory_equal(sp[0].data, bin + 4, big);
+    assert_ptr_equal(sp[1].data, f->resp.outputs[2].data);
+    assert_int_equal(sp[1].len, 3);
+
+    /* the cap counts the spans: one byte short of the whole answer is too large */
+    buf_reset(&f->out);
+    buf_set_limit(&f->out, json_len + 4 + big + 3 - 1);
+    assert_int_equal(oip_encode_response_spans(&f->out, "m", "1", &f->req, &f->resp, &f->json_len,
+                                               &spans, &f->err),
+                     OIP_TOO_LARGE);
+    buf_free(&f->out);
+    buf_set_limit(&f->out, json_len + 4 + big + 3);
+    assert_int_equal(oip_encode_response_spans(&f->out, "m", "1", &f->req, &f->resp, &f->json_len,
+                                               &spans, &f->err),
+                     0);
+    buf_free(&f->out);
+    free(bin);
+}
+
 static void test_binary_data_per_output_overrides_request_default(void **state)
 {
     fx *f = *state;
@@ -1570,6 +1627,7 @@ int main(void)
         T(test_requested_output_twice_or_without_name_is_400),
         T(test_requested_output_not_produced_is_500_at_encode),
         T(test_binary_data_output_sends_every_output_in_binary),
+        T(test_large_binary_outputs_are_recorded_as_spans_not_copied),
         T(test_binary_data_per_output_overrides_request_default),
         T(test_binary_inputs_follow_the_json_header),
         T(test_an_aligned_binary_input_is_used_in_place_else_copied),

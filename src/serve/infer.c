@@ -336,7 +336,9 @@ static ds_status infer_execute_batched(const deploy_target *t, const oip_request
  * stores its response after the arena is gone). Isolated deployments come here too: their
  * outputs were copied once out of the worker's shared memory into the arena (worker.c; the
  * channel's memory is reused by the next call, so it cannot be borrowed past the call), and are
- * not copied again. */
+ * not copied again. Batched requests too: the leader's execute_batch allocates each member's
+ * outputs in that member's response, i.e. in the member thread's own arena, and a member waits
+ * in batcher_submit until its batch ran, so its outputs are this thread's as if unbatched. */
 static oip_spans infer_spans(const http_response *resp, const oip_request *oreq,
                              const oip_response *out)
 {

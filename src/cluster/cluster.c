@@ -71,7 +71,8 @@ static void cluster_report_served(cluster *c, bool force)
 {
     int64_t *ids = NULL;
     size_t n = deploy_live_ids(c->deploy, &ids);
-    qsort(ids, n, sizeof *ids, cluster_cmp_id);
+    if (n > 1) /* ids is NULL when nothing is live: qsort(NULL, 0) is undefined (UBSan) */
+        qsort(ids, n, sizeof *ids, cluster_cmp_id);
     bool same = c->served_known && n == c->served_count &&
                 (n == 0 || memcmp(ids, c->served, n * sizeof *ids) == 0);
     if (same && !force) {

@@ -123,8 +123,11 @@ static size_t http_body_pad(const http_server *srv, const struct mg_connection *
     return (size_t)((16 - at % 16) % 16);
 }
 
-static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms, size_t pad,
-                          ds_buf *in, http_response *resp)
+static bool http_conn_kicked(http_server *srv, const struct mg_connection *conn);
+
+/* Read the whole body into `in`; 0, or the status already replied in resp. */
+static int http_read_body(http_server *srv, struct mg_connection *conn, size_t max, int timeout_ms,
+                          size_t pad, ds_buf *in, http_response *resp)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     buf_reset(in);
@@ -173,6 +176,17 @@ static int http_read_body(struct mg_connection *conn, size_t max, int timeout_ms
                     timeout_ms);
         http_close_after(resp);
         return 408;
+    }
+    if (expect && in->len < expect && http_conn_kicked(srv, conn)) {
+        /* The connection guard shut this connection for reading while the body was still on
+         * its way (headers and body sent apart, the kick in between): the client did nothing
+         * wrong and nothing ran, so say it may retry, not that its request was bad. */
+        reply_error(resp, HTTP_UNAVAILABLE,
+                    "connection closed by the server under load before the request body "
+                    "arrived; nothing ran, retry");
+        http_response_header(resp, "Retry-After", "0");
+        http_close_after(resp);
+        return HTTP_UNAVAILABLE;
     }
     if (expect && in->len < expect) {
         reply_error(resp, HTTP_BAD_REQUEST, "request body ended after %zu of %zu bytes", in->len,
@@ -281,6 +295,11 @@ static void http_on_connection_close(const struct mg_connection *conn)
  * short (do not keep this one waiting), or a kick shut the connection for reading while this
  * request was on its way (conn_guard.h). Every connection the server ends after a response is
  * ended by a response that says so. */
+static bool http_conn_kicked(http_server *srv, const struct mg_connection *conn)
+{
+    return srv != NULL && srv->guard != NULL && conn_guard_kicked(srv->guard, http_conn_slot(conn));
+}
+
 static void http_close_if_guarded(http_server *srv, const struct mg_connection *conn,
                                   http_response *resp)
 {
@@ -455,7 +474,7 @@ static int http_dispatch(struct mg_connection *conn, void *cbdata)
     } else if (!http_client_admitted(srv, &req, &resp)) {
         http_close_after(&resp); /* the body was not read */
     } else if (http_guard_state(srv, conn, CONN_BODY),
-               http_read_body(conn, http_body_limit(rt, conn), srv->cfg.request_timeout_ms,
+               http_read_body(srv, conn, http_body_limit(rt, conn), srv->cfg.request_timeout_ms,
                               http_body_pad(srv, conn), &tl_request_body, &resp) == 0) {
         http_guard_state(srv, conn, CONN_BUSY);
         req.body = tl_request_body.data;

@@ -63,6 +63,11 @@ void registry_redact_target(const char *target, char *out, size_t outlen);
 int registry_schema_version(registry *r);
 /* Highest migration number embedded in this binary. */
 int registry_schema_version_known(void);
+/* Bytes the SQLite library holds in this process right now, over every connection
+ * (sqlite3_memory_used): mostly page cache, bounded per connection by cache_size (SQLite's
+ * default, 2000 KiB) — the part of the heap that grows with the registry's size until it plateaus.
+ * Thread-safe. */
+long long registry_sqlite_memory_bytes(void);
 
 /* ---- model versions -------------------------------------------------------------------- */
 

@@ -215,6 +215,11 @@ static void lite_close(registry *r)
     r->conn = NULL;
 }
 
+long long registry_sqlite_memory_bytes(void)
+{
+    return (long long)sqlite3_memory_used();
+}
+
 const struct reg_backend reg_sqlite_backend = {
     .name = "sqlite",
     .open = lite_open,

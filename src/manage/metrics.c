@@ -10,6 +10,7 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "manage_internal.h"
+#include "registry.h"
 #include "reply.h"
 
 /* Standard latency bounds, in ns for exact comparison with the fine buckets' tops and as the
@@ -356,8 +358,28 @@ static void metrics_read_fds(metrics_proc *p)
     }
 }
 
+/* The heap as the allocator sees it, for telling a leak (in-use grows) from fragmentation (free
+ * grows) and from SQLite's page cache filling (sqlite grows, up to its cache_size). glibc only:
+ * mallinfo2 (2.33+) walks every arena under its lock, microseconds per scrape. */
+static void metrics_add_heap(ds_buf *b)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    metrics_family(b, "dynserve_heap_inuse_bytes", "gauge",
+                   "Bytes malloc has handed out and not had back, over every arena and mmap.");
+    buf_printf(b, "dynserve_heap_inuse_bytes %zu\n", mi.uordblks + mi.hblkhd);
+    metrics_family(b, "dynserve_heap_free_bytes", "gauge",
+                   "Bytes malloc holds from the system but has free (fragmentation, arena tops).");
+    buf_printf(b, "dynserve_heap_free_bytes %zu\n", mi.fordblks);
+#endif
+    metrics_family(b, "dynserve_sqlite_memory_bytes", "gauge",
+                   "Bytes SQLite holds (sqlite3_memory_used): page cache, bounded by cache_size.");
+    buf_printf(b, "dynserve_sqlite_memory_bytes %lld\n", registry_sqlite_memory_bytes());
+}
+
 static void metrics_add_process(ds_buf *b)
 {
+    metrics_add_heap(b);
     metrics_proc p = {0};
     metrics_read_stat(&p);
     metrics_read_fds(&p);

@@ -17,15 +17,23 @@
  *   dynserve_deployment_load_seconds{model,version}        gauge: dlopen + create (or worker start)
  *   dynserve_deployment_ready_seconds{model,version}       gauge: deploy call -> route answering
  *                                                          (absent for deployments restored at
- * start) dynserve_deployment_memory_bytes{model,version}        gauge: process RSS after - before
- * its load and, process-wide, from the deployment manager (manage_metrics, not metrics_render):
+ *                                                          start)
+ *   dynserve_deployment_memory_bytes{model,version}        gauge: process RSS after - before
+ *                                                          its load
+ * and, process-wide, from the deployment manager (manage_metrics, not metrics_render):
  *   dynserve_loads_total, dynserve_unloads_total           counters
  *   dynserve_load_failures_total{reason}                   counter; reason = open, create, worker,
  *                                                          options, memory
  *   dynserve_load_duration_seconds, dynserve_unload_duration_seconds,
- * dynserve_drain_duration_seconds summaries (_sum, _count) dynserve_deployments{status} gauge;
- * "active" and "failed" always process_cpu_seconds_total, process_resident_memory_bytes,
- * process_virtual_memory_bytes, process_open_fds, process_max_fds, process_start_time_seconds
+ *   dynserve_drain_duration_seconds                        summaries (_sum, _count)
+ *   dynserve_deployments{status}                           gauge; "active" and "failed" always
+ * and the process's:
+ *   dynserve_heap_inuse_bytes, dynserve_heap_free_bytes    gauges: malloc's in use and held-free
+ *                                                          bytes (glibc's mallinfo2; absent on
+ *                                                          other C libraries)
+ *   dynserve_sqlite_memory_bytes                           gauge: sqlite3_memory_used
+ *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
+ *   process_open_fds, process_max_fds, process_start_time_seconds
  *
  * Counters are this process's (stats_snapshot_live): they restart at 0 with the server, which
  * Prometheus' rate() handles, and they agree with the histogram's _count. Lifetime totals that

@@ -78,8 +78,10 @@ static int fixture_setup(void **state)
         stats_begin(f->b);
         stats_end(f->b, 1000000, 200);
     }
-    f->d[0] = (metrics_deployment){"quadratic_predictor", "1", "active", f->a, 90, NULL, false, NULL};
-    f->d[1] = (metrics_deployment){"we\"ird\\model\nname", "2", "active", f->b, 10, NULL, false, NULL};
+    f->d[0] =
+        (metrics_deployment){"quadratic_predictor", "1", "active", f->a, 90, NULL, false, NULL};
+    f->d[1] =
+        (metrics_deployment){"we\"ird\\model\nname", "2", "active", f->b, 10, NULL, false, NULL};
     f->d[2] = (metrics_deployment){"identity", "1", "failed", NULL, -1, NULL, false, NULL};
     ds_buf out = DS_BUF_INIT;
     metrics_render(&out, f->d, 3);
@@ -115,6 +117,11 @@ static void test_every_family_has_help_and_type_once(void **state)
     assert_family_once(t, "process_open_fds", "gauge");
     assert_family_once(t, "process_max_fds", "gauge");
     assert_family_once(t, "process_start_time_seconds", "gauge");
+    assert_family_once(t, "dynserve_sqlite_memory_bytes", "gauge");
+#ifdef __GLIBC__
+    assert_family_once(t, "dynserve_heap_inuse_bytes", "gauge");
+    assert_family_once(t, "dynserve_heap_free_bytes", "gauge");
+#endif
     assert_int_equal(t[strlen(t) - 1], '\n');
 }
 
@@ -195,6 +202,11 @@ static void test_process_metrics_are_plausible(void **state)
                 sample_value(t, "process_resident_memory_bytes"));
     assert_true(sample_value(t, "process_open_fds") >= 3);
     assert_true(sample_value(t, "process_max_fds") >= sample_value(t, "process_open_fds"));
+    assert_true(sample_value(t, "dynserve_sqlite_memory_bytes") >= 0);
+#ifdef __GLIBC__
+    assert_true(sample_value(t, "dynserve_heap_inuse_bytes") >= 0); /* ~0 under ASan's allocator */
+    assert_true(sample_value(t, "dynserve_heap_free_bytes") >= 0);
+#endif
     assert_true(sample_value(t, "process_cpu_seconds_total") >= 0);
     double start = sample_value(t, "process_start_time_seconds");
     double now = (double)time(NULL);

@@ -36,6 +36,19 @@ def rss(pid):
     return 0
 
 
+def heap_gauges(srv):
+    """(heap in use outside SQLite, SQLite's) in KiB from /metrics; None where not reported."""
+    v = {}
+    for line in requests.get(srv.url("/metrics"), timeout=30).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("dynserve_heap_inuse_bytes", "dynserve_sqlite_memory_bytes"):
+            v[name] = int(float(value)) // 1024
+    if "dynserve_heap_inuse_bytes" not in v:
+        return None
+    return v["dynserve_heap_inuse_bytes"] - v["dynserve_sqlite_memory_bytes"], \
+        v["dynserve_sqlite_memory_bytes"]
+
+
 class Tally:
     def __init__(self):
         self.lock = threading.Lock()
@@ -158,10 +171,10 @@ def test_churn_under_load_fails_no_request(server_factory):
                 threading.Thread(target=churn_binary, args=(srv, stop, errors))]
     for t in threads:
         t.start()
-    samples = []  # (seconds, RSS) every tenth of the run: printed, for bench/churn
+    samples = []  # (seconds, RSS, heap gauges) every tenth of the run: printed, for bench/churn
     for i in range(1, 11):
         time.sleep(SECONDS / 10)
-        samples.append((round(SECONDS * i / 10), rss(srv.proc.pid)))
+        samples.append((round(SECONDS * i / 10), rss(srv.proc.pid), heap_gauges(srv)))
     warm, end = samples[2][1], samples[-1][1]
     stop.set()
     for t in threads:
@@ -179,4 +192,6 @@ def test_churn_under_load_fails_no_request(server_factory):
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     print(f"\nchurn: {tally.ok} requests ok, 0 failed, 404 on churned routes {tally.not_found}; "
-          "RSS KiB by second: " + ", ".join(f"{t}s {r // 1024}" for t, r in samples))
+          "RSS KiB by second: " + ", ".join(f"{t}s {r // 1024}" for t, r, _ in samples) +
+          "\nchurn: heap KiB in use outside SQLite / SQLite's, by second: " +
+          ", ".join(f"{t}s {h[0]}/{h[1]}" if h else f"{t}s -" for t, _, h in samples))

@@ -579,8 +579,11 @@ def stall(port, path, content_length=1000, sent=b'{"inputs":'):
 
 
 def test_a_stalled_partial_body_does_not_hold_the_server(server_factory):
-    # more stalled connections than worker threads: only the timeout can free them
-    srv = server_factory(args=["--request-timeout-ms", "500", "--threads", "3"])
+    # more stalled connections than worker threads: only the timeout can free them. No
+    # server-wide inference cap (--thread-reserve 0): with 3 threads it would allow 2 calls at
+    # once and answer a third 503 by design, which is not what this measures.
+    srv = server_factory(args=["--request-timeout-ms", "500", "--threads", "3",
+                               "--thread-reserve", "0"])
     srv.deploy(Q, "1")
     stalled = [stall(srv.port, QUAD) for _ in range(5)]
     try:

@@ -628,7 +628,8 @@ function updateShadowFields(card, versions, shadow) {
   const select = form.querySelector('select[name=shadow_version]');
   const opts = [['', 'none'], ...versions.map((v) => [v, `v${v}`])];
   reconcile(select, opts, (o) => `o${o[0]}`, (o) => el('option', { value: o[0] }, o[1]), () => {});
-  if (editing(form) && versions.includes(select.value)) return;
+  // the user's choice stands while editing, "none" included, unless its version went away
+  if (editing(form) && (select.value === '' || versions.includes(select.value))) return;
   select.value = shadow && versions.includes(shadow.version) ? shadow.version : '';
   const input = form.querySelector('input[name=shadow_percent]');
   const p = shadow ? String(shadow.percent) : '';

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "deadline.h"
 #include "log.h"
 #include "stats.h"
 
@@ -222,14 +223,7 @@ static bool cluster_wait_change(cluster *c, int ms)
 /* Sleep up to ms; true when asked to stop. */
 static bool cluster_sleep(cluster *c, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ds_deadline_after_ms(ms);
     pthread_mutex_lock(&c->mu);
     while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
         ;
@@ -268,6 +262,17 @@ static void *cluster_main(void *arg)
     return NULL;
 }
 
+/* Everything cluster_start made, once the thread is not running (never started or joined). */
+static void cluster_free(cluster *c)
+{
+    if (c->listener != NULL)
+        registry_listener_close(c->listener);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->served);
+    free(c);
+}
+
 int cluster_start(const cluster_config *cfg, cluster **out, char *err, size_t errlen)
 {
     cluster *c = calloc(1, sizeof *c);
@@ -295,12 +300,7 @@ int cluster_start(const cluster_config *cfg, cluster **out, char *err, size_t er
     if (rs != REG_OK || pthread_create(&c->thread, NULL, cluster_main, c) != 0) {
         if (rs == REG_OK)
             snprintf(err, errlen, "cannot start the cluster thread");
-        if (c->listener != NULL)
-            registry_listener_close(c->listener);
-        pthread_cond_destroy(&c->cv);
-        pthread_mutex_destroy(&c->mu);
-        free(c->served);
-        free(c);
+        cluster_free(c);
         return -1;
     }
     *out = c;
@@ -319,12 +319,7 @@ void cluster_stop(cluster *c)
     char err[256];
     if (registry_replica_remove(c->reg, c->id, err, sizeof err) != REG_OK)
         log_warn("cluster: removing replica %s: %s", c->id, err);
-    if (c->listener != NULL)
-        registry_listener_close(c->listener);
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-    free(c->served);
-    free(c);
+    cluster_free(c);
 }
 
 const char *cluster_replica_id(const cluster *c)

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "deploy_internal.h"
+#include "deadline.h"
 #include "log.h"
 #include "names.h"
 
@@ -103,14 +104,7 @@ static void *drain_main(void *arg)
 /* Wait until the job is done or ms passed. Returns done. */
 static bool drain_job_wait(drain_job *j, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ds_deadline_after_ms(ms);
     pthread_mutex_lock(&j->mu);
     while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &ts) == 0)
         ;

@@ -580,10 +580,11 @@ def stall(port, path, content_length=1000, sent=b'{"inputs":'):
 
 def test_a_stalled_partial_body_does_not_hold_the_server(server_factory):
     # more stalled connections than worker threads: only the timeout can free them. No
-    # server-wide inference cap (--thread-reserve 0): with 3 threads it would allow 2 calls at
-    # once and answer a third 503 by design, which is not what this measures.
+    # server-wide inference cap (--thread-reserve 0) and no per-deployment one
+    # (--default-max-in-flight 0): with 3 threads they would allow 2 calls, and 1 call of this
+    # deployment, at once and answer the next 503 by design, which is not what this measures.
     srv = server_factory(args=["--request-timeout-ms", "500", "--threads", "3",
-                               "--thread-reserve", "0"])
+                               "--thread-reserve", "0", "--default-max-in-flight", "0"])
     srv.deploy(Q, "1")
     stalled = [stall(srv.port, QUAD) for _ in range(5)]
     try:
@@ -593,9 +594,10 @@ def test_a_stalled_partial_body_does_not_hold_the_server(server_factory):
             t0 = time.monotonic()
             try:
                 r = requests.post(srv.url(QUAD), json={"inputs": quad_inputs([1.0])}, timeout=15)
-                results.append((r.status_code, time.monotonic() - t0))
+                results.append((r.status_code, time.monotonic() - t0,
+                                r.text if r.status_code != 200 else ""))
             except requests.RequestException as e:
-                results.append((repr(e), time.monotonic() - t0))
+                results.append((repr(e), time.monotonic() - t0, ""))
 
         threads = [threading.Thread(target=client) for _ in range(4)]
         for t in threads:

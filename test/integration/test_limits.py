@@ -246,7 +246,10 @@ def test_keep_alive_clients_outnumbering_workers_never_fail_at_the_tcp_level(ser
     # (as it first did) lost a request that crossed the kick: ~15% of them failed with "Remote
     # end closed connection without response". Now every request gets an HTTP answer, and a
     # connection the server ends is ended by an answer that says "Connection: close".
-    srv = server_factory(args=["--threads", "8"])
+    # No inference caps (--thread-reserve 0, --default-max-in-flight 0): 12 clients on one
+    # deployment would get their by-design 503 "saturated" beside the kicks this measures.
+    srv = server_factory(args=["--threads", "8", "--thread-reserve", "0",
+                               "--default-max-in-flight", "0"])
     expect_status(srv.post("/deployments/deploy",
                            {"model_name": "quadratic_predictor", "version": "1"}), 201)
     failures, served, retried = [], [], []

@@ -30,6 +30,8 @@ typedef struct conn_slot {
     atomic_int state;           /* conn_state */
     atomic_uint_fast64_t since; /* ms when the current state began */
     atomic_bool kicked;         /* shut for reading by a kick: the next answer says close */
+    int fd; /* the connection's socket once conn_guard_conn_fd found it, else -1; read and
+             * written only by the connection's own worker (open/close reset it) */
 } conn_slot;
 
 struct conn_guard {
@@ -244,6 +246,16 @@ int conn_guard_find(int local_port, const conn_peer *peer)
     return found;
 }
 
+int conn_guard_conn_fd(conn_guard *g, int slot, int local_port, const conn_peer *peer)
+{
+    if (g == NULL || slot < 0 || slot >= g->nslots)
+        return conn_guard_find(local_port, peer);
+    conn_slot *s = &g->slots[slot];
+    if (s->fd < 0)
+        s->fd = conn_guard_find(local_port, peer);
+    return s->fd;
+}
+
 bool conn_socket_gone(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
@@ -358,6 +370,7 @@ int conn_guard_open(conn_guard *g)
         atomic_store(&s->kicked, false);
         atomic_store(&s->state, CONN_WAITING);
         atomic_store(&s->since, conn_now_ms());
+        s->fd = -1;
         atomic_fetch_add(&g->open, 1);
     }
     /* At most one scan per CONN_GUARD_SCAN_GAP_MS from here: under pressure every new
@@ -441,6 +454,7 @@ void conn_guard_close(conn_guard *g, int slot)
         if (atomic_exchange(&s->state, 0) == CONN_BUSY)
             atomic_fetch_sub(&g->busy, 1);
         atomic_store(&s->known, false);
+        s->fd = -1;
         s->used = false;
         atomic_fetch_sub(&g->open, 1);
     }

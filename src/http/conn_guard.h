@@ -147,6 +147,13 @@ int conn_guard_scan(const int *ports, int nports, uint64_t now_ms, conn_sock *ou
  * the connection stays open meanwhile (its own request's, served on its thread). */
 int conn_guard_find(int local_port, const conn_peer *peer);
 
+/* conn_guard_find for the connection in `slot`, once per connection: the socket is kept in the
+ * slot, so a keep-alive connection's later requests cost nothing (the /proc/self/fd scan is
+ * O(open descriptors): per request it took ~40% of the CPU of a small model's inference).
+ * Called only by the connection's own worker while it serves a request; g NULL or no slot:
+ * a plain conn_guard_find. */
+int conn_guard_conn_fd(conn_guard *g, int slot, int local_port, const conn_peer *peer);
+
 /* true when the client of socket fd has closed its side or the connection broke: a poll(2)
  * without waiting (POLLRDHUP, POLLHUP, POLLERR), and a 1-byte MSG_PEEK | MSG_DONTWAIT that reads
  * end-of-file. Unread pipelined input is not "gone". nginx's 499 test, the same way. */

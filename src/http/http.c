@@ -505,7 +505,9 @@ bool http_client_gone(void *watch)
         conn_peer peer = {.port = ri->remote_port};
         snprintf(peer.addr, sizeof peer.addr, "%s", ri->remote_addr);
         /* our request's own connection: CivetWeb closes it only after this handler returns */
-        int fd = conn_guard_find(ri->server_port, &peer);
+        http_server *srv = mg_get_user_data(mg_get_context(w->req->conn));
+        int fd = conn_guard_conn_fd(srv != NULL ? srv->guard : NULL, http_conn_slot(w->req->conn),
+                                    ri->server_port, &peer);
         w->fd = fd >= 0 ? fd : -2;
     }
     return w->fd >= 0 && conn_socket_gone(w->fd);

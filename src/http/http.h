@@ -133,9 +133,10 @@ int http_route_add_upload(http_server *srv, const char *uri, http_handler_fn fn,
 void http_route_remove(http_server *srv, const char *uri);
 
 /* Whether the client of a request still wants the answer, asked while its handler runs (a
- * plugin's is_cancelled). The first http_client_gone finds the request's socket (a scan of
- * /proc/self/fd for our port and the client's address and port: CivetWeb keeps the socket
- * private); every call after costs one poll(2). "Gone" is the client's end-of-file, a reset
+ * plugin's is_cancelled). The first http_client_gone on a connection finds its socket (a scan
+ * of /proc/self/fd for our port and the client's address and port: CivetWeb keeps the socket
+ * private) and the connection guard keeps it for the connection's later requests; every call
+ * after costs one poll(2). "Gone" is the client's end-of-file, a reset
  * or a hang-up: it closed the connection (or half-closed it, as nginx also counts a 499).
  * The watch belongs to the request and is used only on the thread serving it (no lock). */
 typedef struct http_client_watch {

@@ -81,7 +81,10 @@ struct worker {
     worker_config cfg; /* strings above; defaults filled in */
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* every state change: reaped, stopped, calls (wk_wake_all) */
+    pthread_cond_t chan_cv; /* borrowers wait here: a channel handed back healthy wakes one
+                             * (a broadcast woke every waiting client thread per call), any
+                             * other change wakes all (wk_wake_all) */
     wproc *cur;
     wstate state;
     unsigned restarts, crashes;
@@ -103,6 +106,13 @@ static int64_t wk_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under w->mu: wake everyone waiting on the worker (a state change, not a free channel). */
+static void wk_wake_all(worker *w)
+{
+    pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->chan_cv);
 }
 
 static struct timespec wk_abstime(int64_t deadline_ms)
@@ -685,6 +695,7 @@ static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_respo
 /* Borrow a channel of the live incarnation, waiting until deadline_ms. NULL with err set. */
 static wproc *wk_borrow(worker *w, int64_t deadline_ms, unsigned *chan, ds_error *err)
 {
+    bool timed_out = false;
     pthread_mutex_lock(&w->mu);
     for (;;) {
         if (w->state == WS_FAILED || w->state == WS_STOPPED) {
@@ -701,12 +712,15 @@ static wproc *wk_borrow(worker *w, int64_t deadline_ms, unsigned *chan, ds_error
             pthread_mutex_unlock(&w->mu);
             return p;
         }
-        struct timespec ts = wk_abstime(deadline_ms);
-        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) {
+        if (timed_out) {
             ds_error_set(err, DS_ERR_UNAVAILABLE, "%s: worker %s", w->label,
                          w->cur == NULL ? "is restarting" : "is busy");
             break;
         }
+        /* A timeout looks once more before giving up: a signal that raced with it (a channel
+         * handed back) is then used, not lost. */
+        struct timespec ts = wk_abstime(deadline_ms);
+        timed_out = pthread_cond_timedwait(&w->chan_cv, &w->mu, &ts) == ETIMEDOUT;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -724,13 +738,18 @@ static void wk_unref_locked(worker *w, wproc *p)
 static void wk_give_back(worker *w, wproc *p, unsigned chan, bool healthy)
 {
     pthread_mutex_lock(&w->mu);
-    if (healthy && !p->dead)
+    bool freed = healthy && !p->dead;
+    if (freed)
         p->free_mask |= 1u << chan;
     else
         p->dead = true;
     wk_unref_locked(w, p);
     w->calls--;
-    pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->cv); /* no syscall without waiters: few ever wait there */
+    if (freed)
+        pthread_cond_signal(&w->chan_cv);
+    else
+        pthread_cond_broadcast(&w->chan_cv);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -764,7 +783,7 @@ static void wk_kill(worker *w, wproc *p, const char *why)
         kill(p->pid, SIGKILL);
     }
     p->dead = true;
-    pthread_cond_broadcast(&w->cv);
+    wk_wake_all(w);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -917,7 +936,7 @@ static void wk_retire(worker *w, wproc *p, char *reason, size_t len)
             w->state = WS_RESTARTING;
         wk_unref_locked(w, p);
     }
-    pthread_cond_broadcast(&w->cv);
+    wk_wake_all(w);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -935,7 +954,7 @@ static bool wk_after_crash(worker *w, const char *reason, bool *stopped)
     }
     char final_reason[256];
     snprintf(final_reason, sizeof final_reason, "%s", w->reason);
-    pthread_cond_broadcast(&w->cv);
+    wk_wake_all(w);
     pthread_mutex_unlock(&w->mu);
     wk_emit(w, WORKER_CRASHED, reason);
     if (failed) {
@@ -979,7 +998,7 @@ static void *wk_supervise(void *arg)
         if (w->state != WS_STOPPED)
             w->state = WS_READY;
         w->restarts++;
-        pthread_cond_broadcast(&w->cv);
+        wk_wake_all(w);
         pthread_mutex_unlock(&w->mu);
         char msg[64];
         snprintf(msg, sizeof msg, "pid %d", (int)p->pid);
@@ -996,6 +1015,7 @@ static void worker_free(worker *w)
     wk_close(&w->wake[0]);
     wk_close(&w->wake[1]);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->chan_cv);
     pthread_mutex_destroy(&w->mu);
     free(w->io);
     free(w->meta_text);
@@ -1062,6 +1082,7 @@ int worker_start(const worker_config *cfg, worker **out, char *err, size_t errle
     }
     pthread_mutex_init(&w->mu, NULL);
     wk_cond_init(&w->cv);
+    wk_cond_init(&w->chan_cv);
     bool refused = false;
     wproc *p = wproc_spawn(&w->cfg, false, &refused, err, errlen);
     if (p == NULL || wk_take_meta(w, &p->chans[0].shm, err, errlen) != 0) {
@@ -1125,7 +1146,7 @@ void worker_kill(worker *w, const char *why)
         p->dead = true;
         kill(p->pid, SIGKILL);
     }
-    pthread_cond_broadcast(&w->cv);
+    wk_wake_all(w);
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -1136,7 +1157,7 @@ void worker_stop(worker *w, int grace_ms)
     pthread_mutex_lock(&w->mu);
     w->state = WS_STOPPED;
     snprintf(w->reason, sizeof w->reason, "undeployed");
-    pthread_cond_broadcast(&w->cv);
+    wk_wake_all(w);
     pthread_mutex_unlock(&w->mu);
     if (w->supervising) {
         (void)!write(w->wake[1], "x", 1);
@@ -1155,7 +1176,7 @@ void worker_stop(worker *w, int grace_ms)
         wk_describe_exit(status, p->death, sizeof p->death);
         w->cur = NULL;
         wk_unref_locked(w, p);
-        pthread_cond_broadcast(&w->cv);
+        wk_wake_all(w);
         pthread_mutex_unlock(&w->mu);
     }
     pthread_mutex_lock(&w->mu);

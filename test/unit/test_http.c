@@ -126,7 +126,7 @@ static fixture shared;
 
 static void write_text(const char *dir, const char *name, const char *text)
 {
-    char path[256];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);

@@ -237,7 +237,7 @@ static void test_predict_with_a_list_returns_a_list(void **state)
     for (size_t i = 0; i < 2; i++) {
         predicted p = predict(QUAD, "1", inputs[i]);
         assert_int_equal(p.status, 200);
-        double ys[8];
+        double ys[8] = {0};
         assert_int_equal(numbers(cJSON_GetObjectItem(p.json, "prediction"), ys, 8), 3);
         assert_true(fabs(ys[0] - 6) < 1e-4);
         assert_true(fabs(ys[1] - 15) < 1e-4);
@@ -278,7 +278,7 @@ static void test_predict_on_identity_returns_the_input(void **state)
     (void)state;
     predicted p = predict("identity", "1", "[1.5,-2.25,0]");
     assert_int_equal(p.status, 200);
-    double ys[4];
+    double ys[4] = {0};
     assert_int_equal(numbers(cJSON_GetObjectItem(p.json, "prediction"), ys, 4), 3);
     assert_true(ys[0] == 1.5 && ys[1] == -2.25 && ys[2] == 0);
     cJSON_Delete(p.json);

@@ -297,9 +297,14 @@ static int wproc_prepare(wproc *p, int plugin_fd, int artifact_fd, wk_child_fds 
     close(sv[1]);
     for (unsigned i = 0; i < p->nchan; i++) {
         wchan *c = &p->chans[i];
-        if (wk_socketpair(sv) != 0 || wp_shm_create(&c->shm, WP_SHM_INITIAL) != 0)
+        if (wk_socketpair(sv) != 0)
             return -1;
         c->sock = sv[0];
+        if (wp_set_slice(c->sock, WK_CANCEL_POLL_MS) != 0 ||
+            wp_shm_create(&c->shm, WP_SHM_INITIAL) != 0) {
+            close(sv[1]);
+            return -1;
+        }
         kids->fd[kids->count++] = wk_high(sv[1]);
         close(sv[1]);
         kids->fd[kids->count++] = wk_high(c->shm.fd);
@@ -807,23 +812,23 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     uint64_t seq = ++c->seq;
     wp_msg m;
     int r = wp_send(c->sock, WP_EXEC, seq, c->shm.size, 0) == 0 ? -3 : 0;
-    /* While it runs, look at the client every WK_CANCEL_POLL_MS; once it is gone, tell the
-     * worker (WP_CANCEL), whose is_cancelled then reports CANCELLED. */
+    /* While it runs, wake every WK_CANCEL_POLL_MS (the channel's receive timeout) to look at
+     * the deadline and the client; once the client is gone, tell the worker (WP_CANCEL), whose
+     * is_cancelled then reports CANCELLED. A deadline is seen up to one slice late. */
     bool watch = resp != NULL && resp->client_gone != NULL;
     while (r == -3) {
-        int left = timeout > 0 ? (int)(deadline - wk_now_ms()) : -1;
-        int wait = timeout > 0 && left < 0 ? 0 : left;
-        bool slice = watch && (wait < 0 || wait > WK_CANCEL_POLL_MS);
-        r = wp_recv(c->sock, &m, slice ? WK_CANCEL_POLL_MS : wait);
-        if (r == -2 && slice) {
-            if (resp->client_gone(resp->client_ctx)) {
-                watch = false;
-                wp_send(c->sock, WP_CANCEL, seq, 0, 0);
-            }
-            r = -3;
-        } else if (r == 1 && (m.type != WP_DONE || m.seq != seq)) {
+        r = wp_recv_slice(c->sock, &m);
+        if (r == 1 && (m.type != WP_DONE || m.seq != seq))
             r = 0; /* out of protocol: treat the worker as broken */
+        if (r != -2)
+            break;
+        if (timeout > 0 && wk_now_ms() >= deadline)
+            break;
+        if (watch && resp->client_gone(resp->client_ctx)) {
+            watch = false;
+            wp_send(c->sock, WP_CANCEL, seq, 0, 0);
         }
+        r = -3;
     }
     ds_status st;
     if (r == 1 && wp_shm_follow(&c->shm, m.shm_size) == 0) {

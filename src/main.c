@@ -392,6 +392,7 @@ static int main_start_deployments(ds_server *s)
     jobs_config jc = {.workers = s->cfg.async_workers,
                       .max_queued = (size_t)s->cfg.async_max_queued,
                       .max_kept = (size_t)s->cfg.async_max_kept,
+                      .max_bytes = (size_t)s->cfg.async_max_bytes,
                       .retention_s = s->cfg.async_retention_s};
     if (jobs_new(&jc, s->deploy, &s->jobs) != 0 ||
         shadow_new((size_t)s->cfg.shadow_max_queue, s->cfg.shadow_workers, s->deploy, &s->shadow) !=
@@ -579,7 +580,7 @@ int main(int argc, char **argv)
                 rc = 0;
             }
             cluster_stop(s->cluster); /* its passes add and remove routes: before HTTP stops */
-            http_stop(s->http); /* in-flight requests finish; no handler runs after this */
+            http_stop(s->http);       /* in-flight requests finish; no handler runs after this */
             if (s->deploy != NULL)
                 deploy_manager_router_stopped(s->deploy);
         }

@@ -88,6 +88,9 @@ static const opt options[] = {
      "async jobs queued or running before 429 (default 1000)"},
     {"async-max-kept", NUM(OPT_I64, async_max_kept, 1, 10000000),
      "finished async jobs kept for GET /v2/jobs/<id> (default 10000)"},
+    {"async-max-bytes", NUM(OPT_I64, async_max_bytes, 1048576, 1099511627776),
+     "bytes of queued async requests plus kept results (default 536870912, 512 MiB); a job "
+     "that does not fit evicts the oldest results, or is refused with 429"},
     {"async-retention-s", NUM(OPT_INT, async_retention_s, 1, 604800),
      "seconds a finished async job is kept (default 600)"},
     {"shadow-max-queue", NUM(OPT_I64, shadow_max_queue, 1, 10000000),
@@ -153,6 +156,7 @@ static void config_defaults(ds_config *cfg)
                        .async_workers = 2,
                        .async_max_queued = 1000,
                        .async_max_kept = 10000,
+                       .async_max_bytes = (int64_t)512 << 20,
                        .async_retention_s = 600,
                        .shadow_max_queue = 1000,
                        .shadow_workers = 1};
@@ -174,7 +178,7 @@ static void config_defaults(ds_config *cfg)
 static int config_bool(const char *v)
 {
     static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
-                                                                                 "off"};
+                                                                                "off"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0)
             return 1;
@@ -316,10 +320,10 @@ enum config_result config_parse(int argc, char **argv, ds_config *cfg, char *err
             return CONFIG_ERROR;
         }
         /* A bare boolean flag (--insecure) means true; --insecure=false also works. */
-        const char *value = eq                   ? eq + 1
+        const char *value = eq                    ? eq + 1
                             : o->type == OPT_BOOL ? "true"
-                            : i + 1 < argc       ? argv[++i]
-                                                 : NULL;
+                            : i + 1 < argc        ? argv[++i]
+                                                  : NULL;
         if (value == NULL) {
             snprintf(err, errlen, "option --%s needs a value", o->flag);
             return CONFIG_ERROR;

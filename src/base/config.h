@@ -45,21 +45,22 @@ typedef struct ds_config {
     int async_workers;         /* threads running async inference jobs */
     int64_t async_max_queued;  /* async jobs queued or running before 429 */
     int64_t async_max_kept;    /* finished async jobs kept */
+    int64_t async_max_bytes;   /* queued async bodies + kept results */
     int async_retention_s;     /* seconds a finished async job is kept */
     int64_t shadow_max_queue;  /* shadow copies waiting before new ones are dropped */
     int shadow_workers;        /* threads running shadow copies */
     /* security (README "Security"); "" = not set */
-    int insecure;                          /* --insecure: allow a non-loopback --host without auth */
-    char tls_cert[PATH_MAX];               /* PEM certificate (chain); with tls_key: HTTPS */
-    char tls_key[PATH_MAX];                /* PEM private key */
-    char jwt_hs256_secret_file[PATH_MAX];  /* HS256 JWTs: the shared secret's file */
-    char jwt_rs256_public_key[PATH_MAX];   /* RS256 JWTs: the PEM public key's file */
-    char jwt_role_claim[64];               /* claim naming the role (default "role") */
-    char jwt_issuer[256];                  /* required `iss` */
-    char jwt_audience[256];                /* required `aud` */
-    char infer_auth[16];                   /* "open" (default) or "required" */
-    char cors_origin[1024];                /* comma list of browser origins allowed CORS */
-    char admin_token_file[PATH_MAX];       /* ensures the admin token "bootstrap" */
+    int insecure;                         /* --insecure: allow a non-loopback --host without auth */
+    char tls_cert[PATH_MAX];              /* PEM certificate (chain); with tls_key: HTTPS */
+    char tls_key[PATH_MAX];               /* PEM private key */
+    char jwt_hs256_secret_file[PATH_MAX]; /* HS256 JWTs: the shared secret's file */
+    char jwt_rs256_public_key[PATH_MAX];  /* RS256 JWTs: the PEM public key's file */
+    char jwt_role_claim[64];              /* claim naming the role (default "role") */
+    char jwt_issuer[256];                 /* required `iss` */
+    char jwt_audience[256];               /* required `aud` */
+    char infer_auth[16];                  /* "open" (default) or "required" */
+    char cors_origin[1024];               /* comma list of browser origins allowed CORS */
+    char admin_token_file[PATH_MAX];      /* ensures the admin token "bootstrap" */
     /* scale-out (README "Scale-out"); "" = derived at startup */
     char replica_id[129];    /* this replica's id in the registry (default <hostname>-<port>) */
     char advertise_url[257]; /* where peers and people reach it (default http://<host>:<port>) */

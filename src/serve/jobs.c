@@ -63,6 +63,7 @@ struct jobs {
     job *queue_head, *queue_tail;
     job *done_head, *done_tail;
     size_t queued, running, kept;
+    size_t bytes; /* bodies of queued and running jobs + results of kept ones (max_bytes) */
     unsigned long long submitted, rejected, succeeded, failed, expired;
 };
 
@@ -123,6 +124,7 @@ static void jobs_evict_oldest_locked(jobs *j)
         j->done_tail = NULL;
     jobs_unhash_locked(j, old);
     j->kept--;
+    j->bytes -= old->result_len;
     j->expired++;
     job_free(old);
 }
@@ -133,6 +135,15 @@ static void jobs_sweep_locked(jobs *j)
     int64_t now = jobs_mono_s();
     while (j->done_head != NULL &&
            (j->kept > j->cfg.max_kept || now - j->done_head->finished_s >= j->cfg.retention_s))
+        jobs_evict_oldest_locked(j);
+}
+
+/* Evict the oldest finished jobs until `incoming` more bytes fit in max_bytes, or none is left
+ * but `keep` (the job just finished, or NULL): a result larger than the whole budget can still
+ * be fetched, and goes when the next job needs its room. */
+static void jobs_make_room_locked(jobs *j, size_t incoming, const job *keep)
+{
+    while (j->done_head != NULL && j->done_head != keep && j->bytes + incoming > j->cfg.max_bytes)
         jobs_evict_oldest_locked(j);
 }
 
@@ -163,6 +174,7 @@ static void jobs_run_one(jobs *j, job *jb)
     jb->json_len = result ? json_len : 0;
     jb->finished_ms = jobs_wall_ms();
     jb->finished_s = jobs_mono_s();
+    j->bytes = j->bytes - jb->body_len + jb->result_len;
     bool ok = resp.status >= 200 && resp.status < 300;
     jb->state = ok ? JOB_SUCCEEDED : JOB_FAILED;
     ok ? j->succeeded++ : j->failed++;
@@ -174,6 +186,7 @@ static void jobs_run_one(jobs *j, job *jb)
     j->done_tail = jb;
     jb->next = NULL;
     j->kept++;
+    jobs_make_room_locked(j, 0, jb);
     jobs_sweep_locked(j);
     pthread_mutex_unlock(&j->lock);
 }
@@ -221,6 +234,8 @@ int jobs_new(const jobs_config *cfg, deploy_manager *m, jobs **out)
         j->cfg.max_kept = 10000;
     if (j->cfg.retention_s <= 0)
         j->cfg.retention_s = 600;
+    if (j->cfg.max_bytes == 0)
+        j->cfg.max_bytes = (size_t)512 << 20;
     j->deploy = m;
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->wake, NULL);
@@ -300,7 +315,8 @@ static job *jobs_make(const char *model, const char *version, const http_request
 {
     size_t header_len = infer_header_length(req);
     if (header_len == (size_t)-2) {
-        reply_error(resp, HTTP_BAD_REQUEST, "Inference-Header-Content-Length must be a byte count within the body");
+        reply_error(resp, HTTP_BAD_REQUEST,
+                    "Inference-Header-Content-Length must be a byte count within the body");
         return NULL;
     }
     job *jb = calloc(1, sizeof *jb);
@@ -308,7 +324,8 @@ static job *jobs_make(const char *model, const char *version, const http_request
     if (jb == NULL || body == NULL || jobs_new_id(jb->id) != 0) {
         free(jb);
         free(body);
-        reply_error(resp, HTTP_INTERNAL_ERROR, "cannot create a job (out of memory or no randomness)");
+        reply_error(resp, HTTP_INTERNAL_ERROR,
+                    "cannot create a job (out of memory or no randomness)");
         return NULL;
     }
     memcpy(body, req->body, req->body_len);
@@ -340,12 +357,24 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
         return;
     pthread_mutex_lock(&j->lock);
     jobs_sweep_locked(j);
-    if (j->queued + j->running >= j->cfg.max_queued) {
+    bool no_slot = j->queued + j->running >= j->cfg.max_queued;
+    if (!no_slot)
+        jobs_make_room_locked(j, jb->body_len, NULL); /* the oldest results go first */
+    if (no_slot || j->bytes + jb->body_len > j->cfg.max_bytes) {
         j->rejected++;
+        size_t held = j->bytes;
         pthread_mutex_unlock(&j->lock);
+        size_t body_len = jb->body_len;
         job_free(jb);
-        reply_error(resp, HTTP_TOO_MANY_REQUESTS, "the async job queue is full (%zu jobs queued or running)",
-                   j->cfg.max_queued);
+        if (no_slot)
+            reply_error(resp, HTTP_TOO_MANY_REQUESTS,
+                        "the async job queue is full (%zu jobs queued or running)",
+                        j->cfg.max_queued);
+        else
+            reply_error(resp, HTTP_TOO_MANY_REQUESTS,
+                        "the async job store is full: %zu bytes of queued requests held, this "
+                        "one is %zu, the limit is %zu (--async-max-bytes)",
+                        held, body_len, j->cfg.max_bytes);
         http_response_header(resp, "Retry-After", "1");
         return;
     }
@@ -358,6 +387,7 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
         j->queue_head = jb;
     j->queue_tail = jb;
     j->queued++;
+    j->bytes += jb->body_len;
     j->submitted++;
     pthread_cond_signal(&j->wake);
     char id[JOBS_ID_LEN + 1];
@@ -463,7 +493,8 @@ void jobs_route(jobs *j, const http_request *req, const char **seg, int n, http_
     const job *jb = jobs_find_locked(j, seg[2]);
     if (jb == NULL) {
         pthread_mutex_unlock(&j->lock);
-        reply_error(resp, HTTP_NOT_FOUND, "no job %s (unknown, expired, or from before a restart)", seg[2]);
+        reply_error(resp, HTTP_NOT_FOUND, "no job %s (unknown, expired, or from before a restart)",
+                    seg[2]);
         return;
     }
     if (result) {
@@ -482,6 +513,7 @@ void jobs_counts_get(jobs *j, jobs_counts *out)
     *out = (jobs_counts){.queued = j->queued,
                          .running = j->running,
                          .kept = j->kept,
+                         .bytes = j->bytes,
                          .submitted = j->submitted,
                          .rejected = j->rejected,
                          .succeeded = j->succeeded,

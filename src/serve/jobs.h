@@ -9,9 +9,12 @@
  *
  * Bounds: at most max_queued jobs queued or running (more: 429 with Retry-After); a finished
  * job is kept for retention_s seconds and at most max_kept finished jobs are kept (the oldest
- * finished go first); after that its id is 404. A job whose version is undeployed before it runs
- * fails with the 404 the synchronous call would get; one already running holds its deployment,
- * so the undeploy drains it first. Jobs live in memory only: a restart forgets them.
+ * finished go first); after that its id is 404. Memory: the bodies of queued and running jobs
+ * plus the kept results stay within max_bytes: a new job that does not fit evicts the oldest
+ * finished ones, and is refused (429) when the queued bodies alone leave no room; a result that
+ * overflows the budget evicts older results, never itself. A job whose version is undeployed before
+ * it runs fails with the 404 the synchronous call would get; one already running holds its
+ * deployment, so the undeploy drains it first. Jobs live in memory only: a restart forgets them.
  * Ids are 128-bit random (hex), so one client cannot guess another's job.
  *
  * Thread-safety: jobs_submit/jobs_route run on many HTTP threads at once; one mutex guards the
@@ -32,6 +35,7 @@ typedef struct jobs_config {
     size_t max_queued; /* queued + running before 429 (default 1000) */
     size_t max_kept;   /* finished jobs kept (default 10000) */
     int retention_s;   /* seconds a finished job is kept (default 600) */
+    size_t max_bytes;  /* queued bodies + kept results (default 512 MiB) */
 } jobs_config;
 
 /* Start the workers. 0, or -1 (out of memory / no threads) with *out NULL. The manager must
@@ -54,6 +58,7 @@ void jobs_route(jobs *j, const http_request *req, const char **seg, int n, http_
 /* Counts for tests and /metrics. */
 typedef struct jobs_counts {
     size_t queued, running, kept;
+    size_t bytes; /* queued and running bodies + kept results */
     unsigned long long submitted, rejected, succeeded, failed, expired;
 } jobs_counts;
 void jobs_counts_get(jobs *j, jobs_counts *out);

@@ -143,6 +143,28 @@ def test_retention_by_count_and_by_time(server_factory):
         expect_error(srv.get(f"/v2/jobs/{kept}"), 404)
 
 
+def test_memory_budget_evicts_old_results_and_refuses_what_cannot_fit(server_factory):
+    srv = server_factory(args=["--async-max-bytes", "1048576", "--async-workers", "1"])
+    srv.register("slow", "1", fixture_plugin("slow"), config={"sleep_ms": 1500})
+    srv.deploy("slow", "1")
+    srv.deploy(Q, "1")
+    big = {"inputs": quad_inputs([1.25] * 100000)}  # ~0.6 MB of JSON; its result is larger
+    first, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", big)
+    assert wait_done(srv, first)["status"] == "succeeded"
+    # A second big job does not fit beside the first result: the oldest result makes room.
+    second, _ = submit(srv, "/v2/models/slow/versions/1/infer", big)
+    expect_error(srv.get(f"/v2/jobs/{first}"), 404)
+    # While the second one's body is held (it sleeps), a third cannot fit at all.
+    err, r = submit(srv, f"/v2/models/{Q}/versions/1/infer", big, expect=429)
+    assert "--async-max-bytes" in err["error"] and r.headers.get("Retry-After"), (err, r.headers)
+    small, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", {"inputs": quad_inputs([2.0])})
+    done = wait_done(srv, second)
+    assert done["status"] == "succeeded", done
+    out = done["response"]["outputs"][0]
+    assert len(out["data"]) == 100000 and out["data"][0] == pytest.approx(v1(1.25))
+    assert wait_done(srv, small)["response"]["outputs"][0]["data"] == [pytest.approx(v1(2.0))]
+
+
 def test_jobs_do_not_survive_a_restart(server):
     server.deploy(Q, "1")
     job_id, _ = submit(server, f"/v2/models/{Q}/versions/1/infer",
@@ -157,7 +179,7 @@ def test_bad_async_flags_are_refused(server_factory, tmp_path):
     import subprocess
     from conftest import BIN
     for flag in (["--async-workers", "0"], ["--async-max-queued", "-1"],
-                 ["--async-retention-s", "x"]):
+                 ["--async-retention-s", "x"], ["--async-max-bytes", "1000"]):
         p = subprocess.run([str(BIN), "--port", "0", "--data-dir", str(tmp_path / "d"), *flag],
                            capture_output=True, timeout=30)
         assert p.returncode == 2, (flag, p.returncode, p.stderr)

@@ -125,15 +125,22 @@ static void v2_models_route(serve_ctx *s, const http_request *req, const char **
         return;
     }
     if (action && strcmp(action, "infer") == 0) {
-        /* Live infer routes have their own handlers; reaching here means nothing is deployed. */
-        if (strcmp(req->method, "POST") != 0)
+        /* Live infer routes have their own handlers; reaching here means nothing is deployed,
+         * or not yet: until the restore at start is done, a client is told to retry rather
+         * than that its model is gone. */
+        if (strcmp(req->method, "POST") != 0) {
             reply_error(resp, HTTP_METHOD_NOT_ALLOWED, "%s needs POST, not %s", req->path,
                         req->method);
-        else if (version)
+        } else if (!atomic_load(&s->ready)) {
+            reply_error(resp, HTTP_UNAVAILABLE,
+                        "dynserve is restoring its deployments (not ready yet): retry");
+            http_response_header(resp, "Retry-After", "1");
+        } else if (version) {
             reply_error(resp, HTTP_NOT_FOUND, "model %s version %s is not deployed", model,
                         version);
-        else
+        } else {
             reply_error(resp, HTTP_NOT_FOUND, "model %s is not deployed", model);
+        }
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {

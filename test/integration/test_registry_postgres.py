@@ -115,6 +115,7 @@ def test_a_version_uploaded_on_one_replica_is_fetched_checked_and_served_by_anot
     assert (b.data_dir / "artifacts" / digest / "config.json").is_file()
     # ... and a restart of b restores both from its own data dir.
     b.restart()
+    b.wait_ready()  # live comes before the deployments are restored
     out = expect_status(b.infer("uploaded", "1", quad_inputs([0.0])), 200)
     assert out["outputs"][0]["data"] == [1.0]
 

@@ -67,6 +67,7 @@ def test_load_failures_are_counted_by_reason(server_factory):
 def test_a_restored_deployment_shows_its_load_but_no_deploy_call(server):
     server.deploy(Q, "2")
     server.restart()
+    server.wait_ready()  # live comes before the restore
     listed = [x for x in server.deployments() if x["model_name"] == Q][0]
     load = load_of(listed)
     assert load["load_ms"] > 0 and load["ready_ms"] is None, load

@@ -40,7 +40,9 @@ static char worker_exe[4096] = "/proc/self/exe";
 static unsigned worker_drop_uid = 65534, worker_drop_gid = 65534;
 static bool worker_drop_ids_set;
 
-#define WK_NAME_MAX       64
+#define WK_NAME_MAX        64
+#define WK_OUTPUT_NAME_MAX 1023 /* an output's name as a worker may send it (copied on the stack)  \
+                                 */
 #define WK_MAX_CRASHES    32
 #define WK_BACKOFF_MS     100
 #define WK_BACKOFF_MAX    5000
@@ -50,9 +52,8 @@ static bool worker_drop_ids_set;
 #define WK_FD_SAFE 64
 
 typedef struct wchan {
-    int sock; /* server end */
     wp_shm shm;
-    uint64_t seq;
+    uint32_t seq; /* the last call's doorbell number (never 0) */
 } wchan;
 
 typedef struct wproc {
@@ -178,10 +179,8 @@ static void wproc_free(wproc *p)
     if (p == NULL)
         return;
     wk_close(&p->ctl);
-    for (unsigned i = 0; i < p->nchan; i++) {
-        wk_close(&p->chans[i].sock);
+    for (unsigned i = 0; i < p->nchan; i++)
         wp_shm_close(&p->chans[i].shm);
-    }
     free(p);
 }
 
@@ -192,8 +191,8 @@ static int wk_high(int fd)
     return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, WK_FD_SAFE);
 }
 
-/* Child descriptors in the order of their fixed numbers (ctl, then per channel sock and shm,
- * then the plugin and the artifact directory): count entries, each already moved high. */
+/* Child descriptors in the order of their fixed numbers (ctl, then each channel's shm, then
+ * the plugin and the artifact directory): count entries, each already moved high. */
 typedef struct wk_child_fds {
     int fd[WP_FD_LAST - WP_FD_CTL + 1];
     int count;
@@ -297,16 +296,8 @@ static int wproc_prepare(wproc *p, int plugin_fd, int artifact_fd, wk_child_fds 
     close(sv[1]);
     for (unsigned i = 0; i < p->nchan; i++) {
         wchan *c = &p->chans[i];
-        if (wk_socketpair(sv) != 0)
+        if (wp_shm_create(&c->shm, WP_SHM_INITIAL) != 0)
             return -1;
-        c->sock = sv[0];
-        if (wp_set_slice(c->sock, WK_CANCEL_POLL_MS) != 0 ||
-            wp_shm_create(&c->shm, WP_SHM_INITIAL) != 0) {
-            close(sv[1]);
-            return -1;
-        }
-        kids->fd[kids->count++] = wk_high(sv[1]);
-        close(sv[1]);
         kids->fd[kids->count++] = wk_high(c->shm.fd);
     }
     kids->fd[kids->count++] = wk_high(plugin_fd);
@@ -405,10 +396,8 @@ static wproc *wproc_spawn(const worker_config *cfg, bool probe, bool *refused, c
     }
     p->ctl = -1;
     p->nchan = probe ? 1 : cfg->channels;
-    for (unsigned i = 0; i < WP_MAX_CHANNELS; i++) {
-        p->chans[i].sock = -1;
+    for (unsigned i = 0; i < WP_MAX_CHANNELS; i++)
         p->chans[i].shm.fd = -1;
-    }
     int plugin_fd = open(cfg->plugin_path, O_RDONLY | O_CLOEXEC);
     if (plugin_fd < 0) {
         snprintf(err, errlen, "plugin '%s': cannot open file: %s", cfg->plugin_path,
@@ -486,11 +475,9 @@ static bool wk_io_ok(const wp_io *r, const char *name, bool dynamic)
     return true;
 }
 
-/* Copy the worker's metadata (untrusted: every field checked) into w. 0 or -1. */
-static int wk_take_meta(worker *w, const wp_shm *shm, char *err, size_t errlen)
+/* wk_take_meta's parser, over its snapshot of the metadata. */
+static int wk_parse_meta(worker *w, const uint8_t *base, size_t size, char *err, size_t errlen)
 {
-    const uint8_t *base = shm->base;
-    size_t size = shm->size;
     int bad = 0;
     const wp_meta *m = (const wp_meta *)base;
     if (size < sizeof *m || m->input_count > WP_MAX_IO || m->output_count > WP_MAX_IO)
@@ -543,6 +530,22 @@ static int wk_take_meta(worker *w, const wp_shm *shm, char *err, size_t errlen)
 malformed:
     snprintf(err, errlen, "the worker reported malformed metadata");
     return -1;
+}
+
+/* Copy the worker's metadata (untrusted: every field checked) into w. 0 or -1. It is parsed
+ * from a private snapshot: the worker's threads may still write the shared memory, and a length
+ * checked there could change before it is used. */
+static int wk_take_meta(worker *w, const wp_shm *shm, char *err, size_t errlen)
+{
+    uint8_t *copy = malloc(shm->size ? shm->size : 1);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, shm->base, shm->size);
+    int rc = wk_parse_meta(w, copy, shm->size, err, errlen);
+    free(copy);
+    return rc;
 }
 
 /* ---- probe ---------------------------------------------------------------------------------- */
@@ -663,7 +666,10 @@ static int wk_encode_request(wp_shm *shm, const ds_infer_request *req, uint64_t 
 }
 
 /* Copy the worker's outputs into the server's response (untrusted: bounds-checked here, and
- * output_alloc checks datatype, shape and size as for an in-process plugin). */
+ * output_alloc checks datatype, shape and size as for an in-process plugin). The worker can
+ * still write the shared memory while this runs, so every header, descriptor and name is
+ * copied out once and only the copy is checked and used: a length changed after its check
+ * cannot reach a memcpy. */
 static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_response *resp,
                                     ds_error *err)
 {
@@ -672,27 +678,35 @@ static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_respo
     int bad = 0;
     if (size < sizeof(wp_response))
         return ds_error_set(err, DS_ERR_INTERNAL, "worker sent a truncated response");
-    const wp_response *h = (const wp_response *)base;
-    if (h->status != DS_OK) {
-        ds_error_set(err, (ds_status)h->status, "%.*s", (int)sizeof h->message - 1, h->message);
-        return h->status >= DS_ERR_INVALID_ARGUMENT && h->status <= DS_ERR_CANCELLED
-                   ? (ds_status)h->status
+    wp_response h;
+    memcpy(&h, base, sizeof h);
+    if (h.status != DS_OK) {
+        ds_error_set(err, (ds_status)h.status, "%.*s", (int)sizeof h.message - 1, h.message);
+        return h.status >= DS_ERR_INVALID_ARGUMENT && h.status <= DS_ERR_CANCELLED
+                   ? (ds_status)h.status
                    : DS_ERR_INTERNAL;
     }
-    wp_span tspan = {wp_align(sizeof *h), (uint64_t)h->output_count * sizeof(wp_tensor)};
-    const wp_tensor *ts = h->output_count <= WP_MAX_IO ? wp_bytes(base, size, tspan, &bad) : NULL;
+    wp_span tspan = {wp_align(sizeof h), (uint64_t)h.output_count * sizeof(wp_tensor)};
+    const wp_tensor *ts = h.output_count <= WP_MAX_IO ? wp_bytes(base, size, tspan, &bad) : NULL;
     if (ts == NULL)
         return ds_error_set(err, DS_ERR_INTERNAL, "worker sent a malformed response");
-    for (uint32_t i = 0; i < h->output_count; i++) {
-        const char *name = wp_str(base, size, ts[i].name, &bad);
-        const void *data = wp_bytes(base, size, ts[i].data, &bad);
-        if (bad || name == NULL || ts[i].rank > DS_MAX_RANK)
+    for (uint32_t i = 0; i < h.output_count; i++) {
+        wp_tensor t;
+        memcpy(&t, &ts[i], sizeof t);
+        char name[WK_OUTPUT_NAME_MAX + 1];
+        const void *data = wp_bytes(base, size, t.data, &bad);
+        const void *sname = wp_bytes(base, size, t.name, &bad);
+        if (bad || sname == NULL || t.name.len > WK_OUTPUT_NAME_MAX || t.rank > DS_MAX_RANK)
             return ds_error_set(err, DS_ERR_INTERNAL, "worker sent a malformed output %u", i);
-        void *out = w->cfg.host->output_alloc(resp, name, (ds_datatype)ts[i].datatype, ts[i].rank,
-                                              ts[i].shape, (size_t)ts[i].data.len, err);
+        memcpy(name, sname, (size_t)t.name.len);
+        name[t.name.len] = '\0';
+        if (memchr(name, '\0', (size_t)t.name.len) != NULL || t.name.len == 0)
+            return ds_error_set(err, DS_ERR_INTERNAL, "worker sent a malformed output %u", i);
+        void *out = w->cfg.host->output_alloc(resp, name, (ds_datatype)t.datatype, t.rank, t.shape,
+                                              (size_t)t.data.len, err);
         if (out == NULL)
             return err->code != DS_OK ? err->code : DS_ERR_INTERNAL;
-        memcpy(out, data, (size_t)ts[i].data.len);
+        memcpy(out, data, (size_t)t.data.len);
     }
     return DS_OK;
 }
@@ -809,29 +823,45 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
         return ds_error_set(err, DS_ERR_NO_MEMORY, "%s: request too large for shared memory",
                             w->label);
     }
-    uint64_t seq = ++c->seq;
-    wp_msg m;
-    int r = wp_send(c->sock, WP_EXEC, seq, c->shm.size, 0) == 0 ? -3 : 0;
-    /* While it runs, wake every WK_CANCEL_POLL_MS (the channel's receive timeout) to look at
-     * the deadline and the client; once the client is gone, tell the worker (WP_CANCEL), whose
-     * is_cancelled then reports CANCELLED. A deadline is seen up to one slice late. */
+    if (++c->seq == 0)
+        c->seq = 1;
+    uint32_t seq = c->seq;
+    wp_bell *bell = c->shm.bell;
+    bell->exec_size = c->shm.size;
+    atomic_store_explicit(&bell->exec, seq, memory_order_release);
+    wp_wake(&bell->exec);
+    /* Wait for `done`, waking every WK_CANCEL_POLL_MS to look at the deadline, the process (the
+     * supervisor marks it dead when it ends) and the client; once the client is gone, tell the
+     * worker (bell->cancel), whose is_cancelled then reports CANCELLED. The worker writes `done`,
+     * so only equality counts and the deadline is looked at on every turn. */
     bool watch = resp != NULL && resp->client_gone != NULL;
-    while (r == -3) {
-        r = wp_recv_slice(c->sock, &m);
-        if (r == 1 && (m.type != WP_DONE || m.seq != seq))
-            r = 0; /* out of protocol: treat the worker as broken */
-        if (r != -2)
+    int r; /* 1 answered, -2 deadline, 0 the process is gone */
+    for (;;) {
+        uint32_t done = atomic_load_explicit(&bell->done, memory_order_acquire);
+        if (done == seq) {
+            r = 1;
             break;
-        if (timeout > 0 && wk_now_ms() >= deadline)
+        }
+        if (timeout > 0 && wk_now_ms() >= deadline) {
+            r = -2;
             break;
+        }
+        if (wp_wait(&bell->done, done, WK_CANCEL_POLL_MS) != -2)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        bool gone = p->dead;
+        pthread_mutex_unlock(&w->mu);
+        if (gone) {
+            r = 0;
+            break;
+        }
         if (watch && resp->client_gone(resp->client_ctx)) {
             watch = false;
-            wp_send(c->sock, WP_CANCEL, seq, 0, 0);
+            atomic_store_explicit(&bell->cancel, seq, memory_order_release);
         }
-        r = -3;
     }
     ds_status st;
-    if (r == 1 && wp_shm_follow(&c->shm, m.shm_size) == 0) {
+    if (r == 1 && wp_shm_follow(&c->shm, c->shm.bell->done_size) == 0) {
         st = wk_decode_response(w, &c->shm, resp, err);
         wk_give_back(w, p, ci, true);
         return st;

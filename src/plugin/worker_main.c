@@ -53,8 +53,7 @@
 
 typedef struct wk_chan {
     unsigned index;
-    int sock;
-    uint64_t seq; /* of the EXEC being served (WP_CANCEL must name it) */
+    uint32_t seq; /* the doorbell number of the call being served (bell->cancel names it) */
     wp_shm shm;
     oip_arena *arena;  /* the outputs of one execute; reset per request */
     oip_response resp; /* what the plugin fills through the host table's output_alloc */
@@ -419,21 +418,13 @@ static void wk_cpu_budget(wk_chan *c, int64_t ms)
     timer_settime(c->cpu_timer, 0, &its, NULL);
 }
 
-/* is_cancelled's client check in the worker (oip.h client_gone): has the server sent
- * WP_CANCEL for the request this channel runs? A peek that does not wait; a WP_CANCEL is taken
- * off the socket, one for an earlier request ignored. The server gone counts as cancelled.
- * Called on the channel's own thread only (inside execute). */
+/* is_cancelled's client check in the worker (oip.h client_gone): has the server rung this
+ * channel's cancel bell for the call it runs? Called on the channel's own thread only (inside
+ * execute). */
 static bool wk_cancel_asked(void *ctx)
 {
     wk_chan *c = ctx;
-    wp_msg m;
-    ssize_t n = recv(c->sock, &m, sizeof m, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0)
-        return true;
-    if (n != (ssize_t)sizeof m || m.magic != WP_MAGIC || m.type != WP_CANCEL)
-        return false;
-    (void)!recv(c->sock, &m, sizeof m, MSG_DONTWAIT);
-    return m.seq == c->seq;
+    return atomic_load_explicit(&c->shm.bell->cancel, memory_order_acquire) == c->seq;
 }
 
 /* Enter (true) unless STOP came in; the destroy after STOP waits for every call to leave. */
@@ -461,7 +452,7 @@ static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t de
     oip_arena_reset(c->arena);
     oip_response_init(&c->resp, c->arena);
     c->resp.deadline_ns = deadline_ns;     /* is_cancelled in here sees the server's deadline */
-    c->resp.client_gone = wk_cancel_asked; /* and the server's WP_CANCEL for this request */
+    c->resp.client_gone = wk_cancel_asked; /* and the server's cancel bell for this call */
     c->resp.client_ctx = c;
     if (!wk_call_enter())
         return ds_error_set(perr, DS_ERR_UNAVAILABLE, "worker: stopping");
@@ -477,14 +468,15 @@ static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t de
     return st;
 }
 
-static void wk_serve_one(wk_chan *c, const wp_msg *m)
+static void wk_serve_one(wk_chan *c, uint32_t seq)
 {
     ds_infer_request req;
     ds_error perr = {.code = DS_OK, .message = ""};
     ds_status st;
     uint64_t deadline_ns = 0;
-    c->seq = m->seq;
-    if (wp_shm_follow(&c->shm, m->shm_size) != 0 || wk_decode(c, &req, &deadline_ns) != 0) {
+    c->seq = seq;
+    if (wp_shm_follow(&c->shm, c->shm.bell->exec_size) != 0 ||
+        wk_decode(c, &req, &deadline_ns) != 0) {
         st = DS_ERR_INTERNAL;
         ds_error_set(&perr, st, "worker: malformed request from the server");
     } else {
@@ -498,8 +490,10 @@ static void wk_serve_one(wk_chan *c, const wp_msg *m)
         if (wk_encode(c, st, &perr, &used) != 0)
             _exit(5);
     }
-    if (wp_send(c->sock, WP_DONE, m->seq, c->shm.size, (int32_t)st) != 0)
-        _exit(0); /* the server is gone */
+    wp_bell *bell = c->shm.bell; /* wk_encode may have moved the mapping */
+    bell->done_size = c->shm.size;
+    atomic_store_explicit(&bell->done, seq, memory_order_release);
+    wp_wake(&bell->done);
 }
 
 static void wk_chan_timer(wk_chan *c)
@@ -520,13 +514,16 @@ static void *wk_chan_main(void *arg)
 {
     wk_chan *c = arg;
     wk_chan_timer(c);
+    /* The server gone closes the control socket, and wk_wait_ctl ends the process. */
+    uint32_t last = 0;
     for (;;) {
-        wp_msg m;
-        int r = wp_recv(c->sock, &m, -1);
-        if (r <= 0)
-            _exit(0); /* the server closed the channel: it is gone or has given up on us */
-        if (m.type == WP_EXEC)
-            wk_serve_one(c, &m);
+        uint32_t exec = atomic_load_explicit(&c->shm.bell->exec, memory_order_acquire);
+        if (exec == last) {
+            wp_wait(&c->shm.bell->exec, last, -1);
+            continue;
+        }
+        last = exec;
+        wk_serve_one(c, exec);
     }
     return NULL;
 }
@@ -581,7 +578,6 @@ static int wk_start_channels(const wp_init *in, wp_shm *shm0)
         if (c == NULL)
             return -1;
         c->index = i;
-        c->sock = wp_fd_sock(i);
         if ((c->arena = oip_arena_new()) == NULL)
             return -1;
         oip_response_init(&c->resp, c->arena);

@@ -8,20 +8,24 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- shared memory ------------------------------------------------------------------------ */
 
-static int wp_shm_map(wp_shm *s, size_t size)
+/* Map `total` bytes of the file (doorbell + data area), replacing the old mapping. */
+static int wp_shm_map(wp_shm *s, size_t total)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+    void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
     if (p == MAP_FAILED)
         return -1;
-    if (s->base != NULL)
-        munmap(s->base, s->size);
-    s->base = p;
-    s->size = size;
+    if (s->bell != NULL)
+        munmap(s->bell, s->size + WP_BELL_SIZE);
+    s->bell = p;
+    s->base = (uint8_t *)p + WP_BELL_SIZE;
+    s->size = total - WP_BELL_SIZE;
     return 0;
 }
 
@@ -40,8 +44,9 @@ int wp_shm_create(wp_shm *s, size_t size)
     s->fd = memfd_create("dynserve-worker", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (s->fd < 0)
         return -1;
-    if (ftruncate(s->fd, (off_t)size) != 0 || fcntl(s->fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0 ||
-        wp_shm_map(s, size) != 0) {
+    size_t total = size + WP_BELL_SIZE;
+    if (ftruncate(s->fd, (off_t)total) != 0 || fcntl(s->fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0 ||
+        wp_shm_map(s, total) != 0) {
         int e = errno;
         close(s->fd);
         s->fd = -1;
@@ -55,27 +60,31 @@ int wp_shm_attach(wp_shm *s, int fd, size_t size)
 {
     memset(s, 0, sizeof *s);
     s->fd = fd;
-    if (size == 0 && wp_shm_file_size(fd, &size) != 0)
+    size_t total = size + WP_BELL_SIZE;
+    if (size == 0 && wp_shm_file_size(fd, &total) != 0)
         return -1;
-    return wp_shm_map(s, size);
+    if (total <= WP_BELL_SIZE) {
+        errno = EPROTO;
+        return -1;
+    }
+    return wp_shm_map(s, total);
 }
 
 int wp_shm_reserve(wp_shm *s, size_t need)
 {
     if (need <= s->size)
         return 0;
-    size_t file = 0;
+    if (need > SIZE_MAX / 2 - WP_BELL_SIZE) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t file = 0, total = need + WP_BELL_SIZE;
     if (wp_shm_file_size(s->fd, &file) != 0)
         return -1;
-    if (file < need) {
-        size_t grown = s->size ? s->size : WP_SHM_INITIAL;
-        while (grown < need) {
-            if (grown > SIZE_MAX / 2) {
-                errno = ENOMEM;
-                return -1;
-            }
+    if (file < total) {
+        size_t grown = s->size ? s->size + WP_BELL_SIZE : WP_SHM_INITIAL + WP_BELL_SIZE;
+        while (grown < total)
             grown *= 2;
-        }
         if (ftruncate(s->fd, (off_t)grown) != 0)
             return -1;
         file = grown;
@@ -88,24 +97,38 @@ int wp_shm_follow(wp_shm *s, size_t size)
     if (size <= s->size)
         return 0;
     size_t file = 0;
-    if (wp_shm_file_size(s->fd, &file) != 0)
+    if (size > SIZE_MAX - WP_BELL_SIZE || wp_shm_file_size(s->fd, &file) != 0)
         return -1;
-    if (file < size) {
+    if (file < size + WP_BELL_SIZE) {
         errno = EPROTO;
         return -1;
     }
-    return wp_shm_map(s, size);
+    return wp_shm_map(s, size + WP_BELL_SIZE);
 }
 
 void wp_shm_close(wp_shm *s)
 {
-    if (s->base != NULL)
-        munmap(s->base, s->size);
+    if (s->bell != NULL)
+        munmap(s->bell, s->size + WP_BELL_SIZE);
     if (s->fd >= 0)
         close(s->fd);
+    s->bell = NULL;
     s->base = NULL;
     s->size = 0;
     s->fd = -1;
+}
+
+int wp_wait(_Atomic uint32_t *word, uint32_t expect, int timeout_ms)
+{
+    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
+    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, timeout_ms >= 0 ? &ts : NULL,
+                     NULL, 0);
+    return r != 0 && errno == ETIMEDOUT ? -2 : 0;
+}
+
+void wp_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* ---- layout ------------------------------------------------------------------------------- */
@@ -205,16 +228,5 @@ int wp_recv(int fd, wp_msg *m, int timeout_ms)
         if (errno != EINTR)
             return -1; /* a signal cuts the wait short; callers re-arm on -2 only */
     }
-    return wp_recv_now(fd, m);
-}
-
-int wp_set_slice(int fd, int slice_ms)
-{
-    struct timeval tv = {.tv_sec = slice_ms / 1000, .tv_usec = (slice_ms % 1000) * 1000};
-    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-int wp_recv_slice(int fd, wp_msg *m)
-{
     return wp_recv_now(fd, m);
 }

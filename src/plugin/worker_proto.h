@@ -3,33 +3,38 @@
  * sides (worker.c in the server, worker_main.c in the child); nothing else includes it.
  *
  * Transport. The server starts the worker with posix_spawn and hands it, at fixed descriptor
- * numbers, one control socket and, per channel, a data socket plus a memfd:
+ * numbers, one control socket and, per channel, a memfd:
  *
  *   fd 3              control (AF_UNIX SOCK_SEQPACKET): INIT, INIT_OK/INIT_ERR, STOP; its EOF
- *                     tells either side that the other one is gone
- *   fd 4 + 2*i        channel i data socket (SOCK_SEQPACKET): EXEC -> DONE, one at a time
- *   fd 5 + 2*i        channel i shared memory (memfd, sealed against shrinking)
- *   fd 4 + 2*count    the plugin file, opened read-only by the server (the worker dlopens
+ *                     tells either side that the other one is gone (the worker then exits)
+ *   fd 4 + i          channel i shared memory (memfd, sealed against shrinking): a doorbell
+ *                     (wp_bell, futex words) and then the data area; EXEC -> DONE, one at a time
+ *   fd 4 + count      the plugin file, opened read-only by the server (the worker dlopens
  *                     /proc/self/fd/N after dropping privileges, so it needs no access to the
  *                     data directory)
- *   fd 5 + 2*count    a model directory version's artifact directory (O_DIRECTORY, read-only),
+ *   fd 5 + count      a model directory version's artifact directory (O_DIRECTORY, read-only),
  *                     or nothing for a plain .so version: the instance is told
  *                     /proc/self/fd/N as its artifact_dir, for the same reason
  *
- * Messages on the sockets are one fixed wp_msg each. Everything of variable size (tensors,
- * names, the init parameters, metadata) travels in the channel's shared memory, addressed by
- * (offset, length) pairs from the start of the mapping, so no JSON and no copying through the
- * kernel: the server writes the request there, the worker's plugin reads its inputs in place,
- * the worker writes the outputs over them and the server copies them into its response.
+ * Messages on the control socket are one fixed wp_msg each. A channel's EXEC and DONE are futex
+ * words in its doorbell (a socket round trip cost ~3 us more per call: bench/isolation). Everything
+ * of variable size (tensors, names, the init parameters, metadata) travels in the channel's
+ * data area, addressed by (offset, length) pairs from its start, so no JSON and no copying
+ * through the kernel: the server writes the request there, the worker's plugin reads its inputs
+ * in place, the worker writes the outputs over them and the server copies them into its
+ * response.
  *
  * Trust: the worker runs plugin code, so the server treats every byte it reads back (message
  * fields and shared memory) as hostile and bounds-checks it (wp_str, wp_span); the memfd is
- * sealed with F_SEAL_SHRINK so a worker cannot truncate it under the server's mapping.
+ * sealed with F_SEAL_SHRINK so a worker cannot truncate it under the server's mapping. The
+ * server only ever compares a doorbell word the worker writes with the value it waits for, and
+ * every wait on one is bounded, so a worker scribbling on its doorbell only delays its own calls.
  * Both sides run the same binary, so structs are sent in native layout.
  */
 #ifndef DS_WORKER_PROTO_H
 #define DS_WORKER_PROTO_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,34 +48,26 @@
 #define WP_MAX_IO       256
 #define WP_NAME_MAX     64
 
-static inline int wp_fd_sock(unsigned i)
-{
-    return WP_FD_CHANNEL0 + 2 * (int)i;
-}
 static inline int wp_fd_shm(unsigned i)
 {
-    return WP_FD_CHANNEL0 + 2 * (int)i + 1;
+    return WP_FD_CHANNEL0 + (int)i;
 }
 static inline int wp_fd_plugin(unsigned channels)
 {
-    return WP_FD_CHANNEL0 + 2 * (int)channels;
+    return WP_FD_CHANNEL0 + (int)channels;
 }
 static inline int wp_fd_artifact(unsigned channels)
 {
-    return WP_FD_CHANNEL0 + 2 * (int)channels + 1;
+    return WP_FD_CHANNEL0 + (int)channels + 1;
 }
 /* The highest descriptor number the server hands a worker. */
-#define WP_FD_LAST (WP_FD_CHANNEL0 + 2 * WP_MAX_CHANNELS + 1)
+#define WP_FD_LAST (WP_FD_CHANNEL0 + WP_MAX_CHANNELS + 1)
 
 typedef enum wp_type {
     WP_INIT = 1,     /* server -> worker on ctl; wp_init in channel 0's memory */
     WP_INIT_OK = 2,  /* worker -> server on ctl; wp_meta in channel 0's memory */
     WP_INIT_ERR = 3, /* worker -> server on ctl; wp_text (the message) in channel 0's memory */
     WP_STOP = 4,     /* server -> worker on ctl: destroy the instance and exit */
-    WP_EXEC = 5,     /* server -> worker on a channel; wp_request in its memory */
-    WP_DONE = 6,     /* worker -> server on a channel; wp_response in its memory */
-    WP_CANCEL = 7    /* server -> worker on a channel while EXEC seq runs: its client went away
-                      * (the worker's is_cancelled peeks for it; a stale one is ignored) */
 } wp_type;
 
 /* One socket message. shm_size is the writer's view of the memfd size: the reader maps at
@@ -164,22 +161,45 @@ typedef struct wp_response {
 
 /* ---- shared memory ------------------------------------------------------------------------ */
 
-/* One side's mapping of a channel's memfd. Owned by whoever created it; one thread at a time. */
+/* A channel's doorbell, at the start of its memfd. One call at a time: the server writes the
+ * request into the data area, then exec_size and `exec` (release) and wakes the worker; the
+ * worker answers in the data area, then done_size and `done` (release) and wakes the server.
+ * Sequence numbers are the low 32 bits of the call's; 0 is never used. */
+typedef struct wp_bell {
+    _Atomic uint32_t exec;   /* server: the call written (futex word the worker waits on) */
+    _Atomic uint32_t done;   /* worker: the call answered (futex word the server waits on) */
+    _Atomic uint32_t cancel; /* server: the call whose client went away (is_cancelled) */
+    uint32_t reserved;
+    uint64_t exec_size; /* server: its data-area size with the call (the worker follows it) */
+    uint64_t done_size; /* worker: its data-area size with the answer (the server follows it) */
+} wp_bell;
+#define WP_BELL_SIZE 64u /* the data area starts here: one cache line of its own */
+
+/* One side's mapping of a channel's memfd. Owned by whoever created it; one thread at a time
+ * (the bell's words excepted: the peer writes them). base and size are the data area's, so
+ * every offset in the wire is from the end of the doorbell. */
 typedef struct wp_shm {
     int fd;
-    uint8_t *base;
-    size_t size; /* mapped bytes (<= the file size) */
+    wp_bell *bell; /* the mapping's start; moves when the mapping grows */
+    uint8_t *base; /* the data area: bell + WP_BELL_SIZE */
+    size_t size;   /* data bytes mapped (the file holds at least WP_BELL_SIZE more) */
 } wp_shm;
 
-/* Create a memfd of `size` bytes sealed against shrinking, mapped. 0, or -1 with errno. */
+/* Wait while *word == expect, at most timeout_ms (-1 forever): 0 woken or changed, -2 timed out.
+ * wp_wake wakes one waiter. Both work across processes (a MAP_SHARED futex). */
+int wp_wait(_Atomic uint32_t *word, uint32_t expect, int timeout_ms);
+void wp_wake(_Atomic uint32_t *word);
+
+/* Create a memfd with a `size`-byte data area (and the doorbell, zeroed) sealed against
+ * shrinking, mapped. 0, or -1 with errno. */
 int wp_shm_create(wp_shm *s, size_t size);
 /* Map an existing memfd (the worker's side); size 0 maps the file's current size. 0 or -1. */
 int wp_shm_attach(wp_shm *s, int fd, size_t size);
-/* Make the file and the mapping at least `need` bytes (grows by doubling). 0, or -1 with errno;
- * the old mapping stays valid on failure. */
+/* Make the file and the mapping's data area at least `need` bytes (grows by doubling). 0, or -1
+ * with errno; the old mapping stays valid on failure. */
 int wp_shm_reserve(wp_shm *s, size_t need);
-/* Map at least `size` bytes because the peer says the file has grown; -1 when the file is not
- * that large (a lying peer) or mapping fails. */
+/* Map a data area of at least `size` bytes because the peer says the file has grown; -1 when
+ * the file is not that large (a lying peer) or mapping fails. */
 int wp_shm_follow(wp_shm *s, size_t size);
 void wp_shm_close(wp_shm *s);
 
@@ -219,11 +239,5 @@ int wp_send(int fd, uint32_t type, uint64_t seq, uint64_t shm_size, int32_t stat
  * and magic), 0 the peer is gone (EOF, reset, or a malformed message), -2 timed out, -1 other
  * error. */
 int wp_recv(int fd, wp_msg *m, int timeout_ms);
-/* The hot path's receive: the socket's own receive timeout (wp_set_slice, SO_RCVTIMEO) bounds
- * one blocking recv, so there is no poll before it (poll + recv cost ~7 us more per round trip
- * than recv alone in this VM: bench/isolation). Returns as wp_recv; -2 when a slice passed.
- * wp_set_slice: 0 or -1 (errno). */
-int wp_set_slice(int fd, int slice_ms);
-int wp_recv_slice(int fd, wp_msg *m);
 
 #endif

@@ -19,14 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "worker.h"
 #include "worker_main.h"
-#include "worker_proto.h"
 #include "support/test_host.h"
 
 #ifndef DS_TEST_FIXTURES_DIR
@@ -359,32 +357,6 @@ static void test_stop_kills_a_worker_stuck_in_a_call(void **state)
     assert_int_equal(kill(pid, 0), -1);
 }
 
-/* The hot path's receive has no poll: the socket's own timeout bounds it, a message is
- * checked, and the peer closing is EOF, not a timeout. */
-static void test_channel_receive_is_bounded_by_the_socket_slice(void **state)
-{
-    (void)state;
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-    assert_int_equal(wp_set_slice(sv[0], 20), 0);
-    wp_msg m;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    assert_int_equal(wp_recv_slice(sv[0], &m), -2);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-    assert_true(ms >= 15 && ms < 2000);
-    assert_int_equal(wp_send(sv[1], WP_DONE, 7, 4096, 0), 0);
-    assert_int_equal(wp_recv_slice(sv[0], &m), 1);
-    assert_int_equal(m.type, WP_DONE);
-    assert_int_equal(m.seq, 7);
-    assert_int_equal(send(sv[1], "short", 5, 0), 5); /* not a whole message: a broken peer */
-    assert_int_equal(wp_recv_slice(sv[0], &m), 0);
-    close(sv[1]);
-    assert_int_equal(wp_recv_slice(sv[0], &m), 0);
-    close(sv[0]);
-}
-
 static void test_worker_inherits_only_its_own_descriptors(void **state)
 {
     (void)state;
@@ -468,7 +440,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stop_kills_a_worker_stuck_in_a_call),
         cmocka_unit_test(test_concurrent_calls_share_the_channels),
         cmocka_unit_test(test_worker_inherits_only_its_own_descriptors),
-        cmocka_unit_test(test_channel_receive_is_bounded_by_the_socket_slice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

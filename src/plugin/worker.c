@@ -2,7 +2,7 @@
  * worker: spawning, talking to and supervising worker processes. See worker.h.
  *
  * Data layout. A `worker` is one isolated deployment; each process it runs is a `wproc` (an
- * incarnation): pid, control socket, channels (data socket + shared memory each) and a bitmask
+ * incarnation): pid, control socket, channels (a memfd each: doorbell + data area) and a bitmask
  * of free channels. A request borrows one channel of the current incarnation; a restart makes a
  * new incarnation and the old one is freed when its last borrower returns, so a request never
  * sees its channel's memory unmapped under it.

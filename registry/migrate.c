@@ -56,21 +56,29 @@ static int known_version(const registry *r)
 /* ---- what the database has ------------------------------------------------------------- */
 
 /* Reads the highest applied migration without writing anything. An empty database is version
- * 0; a database with tables but no schema_migrations is someone else's and is refused. */
+ * 0; a database with tables but no schema_migrations is someone else's and is refused. The
+ * reads are separate statements, so another process's first migration (its tables and
+ * schema_migrations commit together) can land between them: tables seen, then the
+ * schema_migrations table is looked for once more before refusing. */
 reg_status reg__read_applied_version(registry *r, int *version, char *err, size_t errlen)
 {
-    int64_t n = 0;
+    int64_t n = 0, objects = 0;
     bool found = false;
     reg_status st =
         reg__query_int(r, ST_HAS_MIGRATIONS_TABLE, "read schema", &n, &found, err, errlen, "");
     if (st == REG_OK && n == 0) {
-        st = reg__query_int(r, ST_COUNT_USER_OBJECTS, "read schema", &n, &found, err, errlen, "");
+        st = reg__query_int(r, ST_COUNT_USER_OBJECTS, "read schema", &objects, &found, err, errlen,
+                            "");
+        if (st == REG_OK && objects > 0)
+            st = reg__query_int(r, ST_HAS_MIGRATIONS_TABLE, "read schema", &n, &found, err, errlen,
+                                "");
         *version = 0;
-        if (st == REG_OK && n > 0)
+        if (st == REG_OK && objects > 0 && n == 0)
             st = reg__fail(err, errlen, REG_ERROR,
                            "not a dynserve registry: the database has "
                            "tables but no schema_migrations");
-        return st;
+        if (st != REG_OK || n == 0)
+            return st;
     }
     if (st == REG_OK)
         st = reg__query_int(r, ST_MAX_MIGRATION, "read schema_migrations", &n, &found, err, errlen,

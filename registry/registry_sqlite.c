@@ -188,11 +188,21 @@ static reg_status lite_open(registry *r, const char *path, char *err, size_t err
 }
 
 /* journal_mode=WAL is persistent (it rewrites the file header), so it runs only after the
- * schema was found acceptable. In-memory databases report "memory" and keep it. */
+ * schema was found acceptable. In-memory databases report "memory" and keep it. The change needs
+ * an exclusive lock, and SQLite answers SQLITE_BUSY at once, without the busy handler, when
+ * another connection opening the same fresh file holds a shared lock (waiting could deadlock),
+ * so it is retried here for up to BUSY_TIMEOUT_MS. */
 static reg_status lite_schema_accepted(registry *r, char *err, size_t errlen)
 {
     reg_stmt *st = NULL;
-    int rc = reg__query(r, ST_JOURNAL_WAL, &st, "");
+    int rc;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        rc = reg__query(r, ST_JOURNAL_WAL, &st, "");
+        if (rc == DB_ROW || (sqlite3_errcode(db_of(r)) & 0xff) != SQLITE_BUSY ||
+            waited_ms >= BUSY_TIMEOUT_MS)
+            break;
+        sqlite3_sleep(10);
+    }
     if (rc != DB_ROW)
         return reg__db_fail(r, rc, err, errlen, "enable WAL");
     char mode[16];

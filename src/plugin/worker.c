@@ -40,9 +40,7 @@ static char worker_exe[4096] = "/proc/self/exe";
 static unsigned worker_drop_uid = 65534, worker_drop_gid = 65534;
 static bool worker_drop_ids_set;
 
-#define WK_NAME_MAX        64
-#define WK_OUTPUT_NAME_MAX 1023 /* an output's name as a worker may send it (copied on the stack)  \
-                                 */
+#define WK_NAME_MAX       64
 #define WK_MAX_CRASHES    32
 #define WK_BACKOFF_MS     100
 #define WK_BACKOFF_MAX    5000
@@ -50,6 +48,8 @@ static bool worker_drop_ids_set;
 #define WK_CANCEL_POLL_MS 5 /* how often a waiting execute looks at its client */
 /* Descriptors are moved at least this high before spawning, above every fixed child number. */
 #define WK_FD_SAFE 64
+/* The longest output name a worker may send (the server copies it onto its stack). */
+#define WK_OUTPUT_NAME_MAX 1023
 
 typedef struct wchan {
     wp_shm shm;

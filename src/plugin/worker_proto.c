@@ -199,34 +199,27 @@ int wp_send(int fd, uint32_t type, uint64_t seq, uint64_t shm_size, int32_t stat
     }
 }
 
-/* One recv of a whole message, checked. EAGAIN (a receive timeout passed) is -2. */
-static int wp_recv_now(int fd, wp_msg *m)
+int wp_recv(int fd, wp_msg *m, int timeout_ms)
 {
     for (;;) {
+        if (timeout_ms >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            int r = poll(&p, 1, timeout_ms);
+            if (r == 0)
+                return -2;
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue; /* a signal cuts the wait short; callers re-arm on -2 only */
+                return -1;
+            }
+        }
         ssize_t n = recv(fd, m, sizeof *m, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return -2;
         if (n < 0)
             return (errno == ECONNRESET || errno == EPIPE) ? 0 : -1;
         if (n != (ssize_t)sizeof *m || m->magic != WP_MAGIC)
             return 0;
         return 1;
     }
-}
-
-int wp_recv(int fd, wp_msg *m, int timeout_ms)
-{
-    while (timeout_ms >= 0) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, timeout_ms);
-        if (r == 0)
-            return -2;
-        if (r > 0)
-            break;
-        if (errno != EINTR)
-            return -1; /* a signal cuts the wait short; callers re-arm on -2 only */
-    }
-    return wp_recv_now(fd, m);
 }

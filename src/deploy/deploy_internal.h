@@ -151,6 +151,16 @@ void deployment_save_stats(deploy_manager *m, const deployment *d);
 /* true (and *res a CONFLICT) when `version` of dm is live or still draining. Lifecycle held. */
 bool deploy_taken_locked(const deploy_model *dm, const char *version, deploy_result *res);
 
+/* Every model entry, copied under index_lock so the caller can take each one's lifecycle without
+ * holding index_lock (deploy_start takes index_lock inside lifecycle). Entries are never freed
+ * before the manager, so the pointers stay valid; items is the caller's to free (NULL, count 0
+ * when out of memory). */
+typedef struct deploy_model_list {
+    deploy_model **items;
+    size_t count;
+} deploy_model_list;
+deploy_model_list deploy_models_snapshot(deploy_manager *m);
+
 /* ---- lifecycle_stats.c -------------------------------------------------------------------- */
 
 /* A load succeeded (its figures are in d->load) / failed for `why`. */

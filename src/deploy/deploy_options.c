@@ -32,7 +32,7 @@ static const opt_field opt_fields[] = {
     OPT_INT_FIELD(memory_limit_mb, 16, 1048576),
     OPT_INT_FIELD(max_open_files, 16, 1048576),
     OPT_INT_FIELD(cpu_limit_ms, 1, 3600000),
-    OPT_INT_FIELD(workers, 1, 16),
+    OPT_INT_FIELD(workers, 1, 64),
     OPT_INT_FIELD(instance_count, 1, 64), /* == POOL_MAX_INSTANCES (plugin/pool.h) */
     OPT_INT_FIELD(max_batch_size, 1, DS_BATCH_SIZE_MAX),
     OPT_INT_FIELD(max_queue_delay_us, 0, 10000000),

@@ -40,7 +40,7 @@ typedef struct ds_deploy_options {
     int64_t memory_limit_mb; /* address space (RLIMIT_AS); 0 = none */
     int64_t max_open_files;  /* RLIMIT_NOFILE; 0 = inherited */
     int64_t cpu_limit_ms;    /* CPU time one execute may use; 0 = none */
-    int64_t workers;         /* execute calls in flight inside the worker; 0 = 4 */
+    int64_t workers;         /* execute calls in flight inside the worker; 0 = max_in_flight */
     rl_limit rate_limit;     /* "rate_limit" {"rps","burst"}: 429 beyond it; rps 0 = none */
     /* in process: instances of the plugin (a pool for a plugin that is not thread-safe, see
      * plugin/pool.h); 0 = 1 */

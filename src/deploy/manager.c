@@ -217,6 +217,18 @@ static int64_t deployment_max_in_flight(const deploy_manager *m, const ds_deploy
     return o->max_in_flight > 0 ? o->max_in_flight : m->env.default_max_in_flight;
 }
 
+/* An isolated deployment's channels (calls in the worker at once): `workers`, or as many as it
+ * may have calls executing, so no call waits for a channel (a wait cost a context switch or two
+ * per call: bench/isolation). Channels are cheap while idle: a sparse memfd and a sleeping
+ * thread, and the server returns a channel's pages beyond 1 MiB after each large call. */
+static int64_t deployment_channels(const deploy_manager *m, const ds_deploy_options *o)
+{
+    if (o->workers > 0)
+        return o->workers;
+    int64_t n = deployment_max_in_flight(m, o);
+    return n > 0 && n < WORKER_MAX_CHANNELS ? n : WORKER_MAX_CHANNELS;
+}
+
 static bool deployment_isolated(const deploy_manager *m, const ds_deploy_options *o)
 {
     ds_isolation iso =
@@ -250,7 +262,7 @@ static int deployment_load_isolated(deploy_manager *m, deployment *d, const reg_
                          .config_json = v->config_json,
                          .label = label,
                          .host = m->env.host,
-                         .channels = (unsigned)o->workers,
+                         .channels = (unsigned)deployment_channels(m, o),
                          .call_timeout_ms = (int)deployment_timeout(m, o),
                          .limits = {.memory_bytes = o->memory_limit_mb * 1024 * 1024,
                                     .open_files = o->max_open_files,
@@ -949,6 +961,22 @@ size_t deploy_versions(deploy_manager *m, const char *model, char (*versions)[RE
         *newest = deploy_ref(dm->versions[0]);
     pthread_rwlock_unlock(&dm->lock);
     return n;
+}
+
+deploy_model_list deploy_models_snapshot(deploy_manager *m)
+{
+    deploy_model_list l = {0};
+    pthread_rwlock_rdlock(&m->index_lock);
+    size_t n = 0;
+    for (size_t b = 0; b < DEPLOY_BUCKETS; b++)
+        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
+            n++;
+    l.items = calloc(n + 1, sizeof *l.items);
+    for (size_t b = 0; b < DEPLOY_BUCKETS && l.items; b++)
+        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
+            l.items[l.count++] = dm;
+    pthread_rwlock_unlock(&m->index_lock);
+    return l;
 }
 
 void deploy_foreach(deploy_manager *m, deploy_visit_fn fn, void *ud)

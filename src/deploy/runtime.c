@@ -7,6 +7,7 @@
  * in-process calls (deploy_mem_begin/_end, deploy.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -164,15 +165,14 @@ bool deploy_runtime_get(deploy_manager *m, const char *model, const char *versio
 
 void deploy_foreach_draining(deploy_manager *m, deploy_draining_fn fn, void *ud)
 {
-    pthread_rwlock_rdlock(&m->index_lock);
-    for (size_t b = 0; b < DEPLOY_BUCKETS; b++) {
-        for (deploy_model *dm = m->models[b]; dm != NULL; dm = dm->next) {
-            /* the list changes under lifecycle, which is held only for short table swaps */
-            pthread_mutex_lock(&dm->lifecycle);
-            for (deployment *d = dm->draining; d != NULL; d = d->next_draining)
-                fn(ud, d->model_name, d->version, d->endpoint_name);
-            pthread_mutex_unlock(&dm->lifecycle);
-        }
+    deploy_model_list l = deploy_models_snapshot(m);
+    for (size_t i = 0; i < l.count; i++) {
+        deploy_model *dm = l.items[i];
+        /* the list changes under lifecycle, which is held only for short table swaps */
+        pthread_mutex_lock(&dm->lifecycle);
+        for (deployment *d = dm->draining; d != NULL; d = d->next_draining)
+            fn(ud, d->model_name, d->version, d->endpoint_name);
+        pthread_mutex_unlock(&dm->lifecycle);
     }
-    pthread_rwlock_unlock(&m->index_lock);
+    free(l.items);
 }

@@ -160,31 +160,9 @@ deploy_result deploy_rollback(deploy_manager *m, const char *model)
 
 /* ---- every model -------------------------------------------------------------------------- */
 
-typedef struct model_list {
-    deploy_model **items;
-    size_t count;
-} model_list;
-
-/* Model entries are never freed before the manager, so the pointers stay valid. */
-static model_list traffic_models(deploy_manager *m)
-{
-    model_list l = {0};
-    pthread_rwlock_rdlock(&m->index_lock);
-    size_t n = 0;
-    for (size_t b = 0; b < DEPLOY_BUCKETS; b++)
-        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
-            n++;
-    l.items = calloc(n + 1, sizeof *l.items);
-    for (size_t b = 0; b < DEPLOY_BUCKETS && l.items; b++)
-        for (deploy_model *dm = m->models[b]; dm; dm = dm->next)
-            l.items[l.count++] = dm;
-    pthread_rwlock_unlock(&m->index_lock);
-    return l;
-}
-
 void traffic_restore(deploy_manager *m)
 {
-    model_list l = traffic_models(m);
+    deploy_model_list l = deploy_models_snapshot(m);
     for (size_t i = 0; i < l.count; i++) {
         deploy_model *dm = l.items[i];
         char *weights = NULL, *guard = NULL, err[256];
@@ -301,7 +279,7 @@ static void traffic_guard_check(deploy_manager *m, deploy_model *dm)
 
 void deploy_tick(deploy_manager *m)
 {
-    model_list l = traffic_models(m);
+    deploy_model_list l = deploy_models_snapshot(m);
     for (size_t i = 0; i < l.count; i++) {
         /* Never wait behind a deploy's dlopen: a busy model is checked next second. */
         if (pthread_mutex_trylock(&l.items[i]->lifecycle) != 0)
@@ -384,7 +362,7 @@ bool deploy_shadow_pick(deploy_model *dm, char *version)
 
 void deploy_traffic_describe(deploy_manager *m, ds_buf *out)
 {
-    model_list l = traffic_models(m);
+    deploy_model_list l = deploy_models_snapshot(m);
     bool first = true;
     buf_append_char(out, '[');
     for (size_t i = 0; i < l.count; i++) {

@@ -272,7 +272,7 @@ static const char oa_components_json[] =
     "\"description\":\"isolated worker's open-file limit\"},"
     "\"cpu_limit_ms\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":3600000,"
     "\"description\":\"isolated worker's CPU time per call\"},"
-    "\"workers\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16,"
+    "\"workers\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,"
     "\"description\":\"calls in flight inside the isolated worker\"},"
     "\"instance_count\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64,"
     "\"description\":\"model instances (concurrent executions of the plugin)\"},"

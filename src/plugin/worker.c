@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -50,6 +51,10 @@ static bool worker_drop_ids_set;
 #define WK_FD_SAFE 64
 /* The longest output name a worker may send (the server copies it onto its stack). */
 #define WK_OUTPUT_NAME_MAX 1023
+/* A channel keeps this much of its data area's memory between calls; a larger call's pages go
+ * back to the system after it (refaulting them costs far less than the copy that used them). */
+#define WK_SHM_KEEP (1u << 20)
+_Static_assert(WORKER_MAX_CHANNELS == WP_MAX_CHANNELS, "one limit for channels");
 
 typedef struct wchan {
     wp_shm shm;
@@ -61,6 +66,7 @@ typedef struct wproc {
     int ctl;
     unsigned nchan;
     wchan chans[WP_MAX_CHANNELS];
+    wp_bell *queue;     /* channel 0's doorbell, mapped apart: the run queue (never remapped) */
     uint32_t free_mask; /* channels nobody borrowed */
     int refs;           /* borrowers, +1 while it is worker.cur */
     bool dead;          /* no new borrowers: it died or is being killed */
@@ -91,7 +97,8 @@ struct worker {
     unsigned restarts, crashes;
     int64_t crash_ms[WK_MAX_CRASHES]; /* ring of crash times (monotonic ms) */
     char reason[256];
-    int calls; /* execute() calls inside, for worker_stop */
+    int calls;         /* execute() calls inside, for worker_stop */
+    unsigned run_cpus; /* worker threads kept awake at most: the CPUs we may run on */
 
     int wake[2]; /* pipe: worker_stop wakes the supervisor */
     pthread_t supervisor;
@@ -179,6 +186,7 @@ static void wproc_free(wproc *p)
     if (p == NULL)
         return;
     wk_close(&p->ctl);
+    wp_bell_unmap(p->queue);
     for (unsigned i = 0; i < p->nchan; i++)
         wp_shm_close(&p->chans[i].shm);
     free(p);
@@ -300,6 +308,8 @@ static int wproc_prepare(wproc *p, int plugin_fd, int artifact_fd, wk_child_fds 
             return -1;
         kids->fd[kids->count++] = wk_high(c->shm.fd);
     }
+    if ((p->queue = wp_bell_map(p->chans[0].shm.fd)) == NULL)
+        return -1;
     kids->fd[kids->count++] = wk_high(plugin_fd);
     if (artifact_fd >= 0)
         kids->fd[kids->count++] = wk_high(artifact_fd);
@@ -634,10 +644,11 @@ static size_t wk_request_size(const ds_infer_request *req)
     return n;
 }
 
-static int wk_encode_request(wp_shm *shm, const ds_infer_request *req, uint64_t deadline_ns)
+static int wk_encode_request(wp_shm *shm, const ds_infer_request *req, size_t need,
+                             uint64_t deadline_ns)
 {
     if (req->input_count > WP_MAX_IO || req->requested_output_count > WP_MAX_IO ||
-        wp_shm_reserve(shm, wk_request_size(req)) != 0)
+        wp_shm_reserve(shm, need) != 0)
         return -1;
     wp_writer w = {.base = shm->base};
     wp_request *h = wp_alloc(&w, sizeof *h);
@@ -671,7 +682,7 @@ static int wk_encode_request(wp_shm *shm, const ds_infer_request *req, uint64_t 
  * copied out once and only the copy is checked and used: a length changed after its check
  * cannot reach a memcpy. */
 static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_response *resp,
-                                    ds_error *err)
+                                    size_t *bytes, ds_error *err)
 {
     const uint8_t *base = shm->base;
     size_t size = shm->size;
@@ -707,6 +718,7 @@ static ds_status wk_decode_response(worker *w, const wp_shm *shm, ds_infer_respo
         if (out == NULL)
             return err->code != DS_OK ? err->code : DS_ERR_INTERNAL;
         memcpy(out, data, (size_t)t.data.len);
+        *bytes += (size_t)t.data.len;
     }
     return DS_OK;
 }
@@ -806,6 +818,18 @@ static void wk_kill(worker *w, wproc *p, const char *why)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Tell the worker's run queue a call is waiting: bump the ring, and wake a thread unless enough
+ * are awake to find it (they look at every channel before they sleep). The RMW and the load are
+ * sequentially consistent against the worker's decrement of `awake` and its last look, so either
+ * it sees this call or we see it asleep. A lying `awake` only slows the liar's own calls: the wait
+ * in wk_execute wakes a thread for a call not taken within a slice. */
+static void wk_ring(const worker *w, wproc *p)
+{
+    atomic_fetch_add(&p->queue->ring, 1);
+    if (atomic_load(&p->queue->awake) < w->run_cpus)
+        wp_wake(&p->queue->ring);
+}
+
 static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infer_response *resp,
                             ds_error *err)
 {
@@ -818,7 +842,8 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     if (p == NULL)
         return DS_ERR_UNAVAILABLE;
     wchan *c = &p->chans[ci];
-    if (wk_encode_request(&c->shm, req, resp != NULL ? resp->deadline_ns : 0) != 0) {
+    size_t need = wk_request_size(req);
+    if (wk_encode_request(&c->shm, req, need, resp != NULL ? resp->deadline_ns : 0) != 0) {
         wk_give_back(w, p, ci, true);
         return ds_error_set(err, DS_ERR_NO_MEMORY, "%s: request too large for shared memory",
                             w->label);
@@ -829,7 +854,7 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     wp_bell *bell = c->shm.bell;
     bell->exec_size = c->shm.size;
     atomic_store_explicit(&bell->exec, seq, memory_order_release);
-    wp_wake(&bell->exec);
+    wk_ring(w, p);
     /* Wait for `done`, waking every WK_CANCEL_POLL_MS to look at the deadline, the process (the
      * supervisor marks it dead when it ends) and the client; once the client is gone, tell the
      * worker (bell->cancel), whose is_cancelled then reports CANCELLED. The worker writes `done`,
@@ -848,6 +873,8 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
         }
         if (wp_wait(&bell->done, done, WK_CANCEL_POLL_MS) != -2)
             continue;
+        if (atomic_load_explicit(&bell->taken, memory_order_relaxed) != seq)
+            wp_wake(&p->queue->ring); /* every awake thread is stuck in a call */
         pthread_mutex_lock(&w->mu);
         bool gone = p->dead;
         pthread_mutex_unlock(&w->mu);
@@ -862,7 +889,10 @@ static ds_status wk_execute(void *instance, const ds_infer_request *req, ds_infe
     }
     ds_status st;
     if (r == 1 && wp_shm_follow(&c->shm, c->shm.bell->done_size) == 0) {
-        st = wk_decode_response(w, &c->shm, resp, err);
+        size_t out_bytes = 0;
+        st = wk_decode_response(w, &c->shm, resp, &out_bytes, err);
+        if (need > WK_SHM_KEEP || out_bytes > WK_SHM_KEEP)
+            wp_shm_trim(&c->shm, WK_SHM_KEEP);
         wk_give_back(w, p, ci, true);
         return st;
     }
@@ -1093,6 +1123,11 @@ static int wk_copy_config(worker *w, const worker_config *cfg)
         w->cfg.channels = 4;
     if (w->cfg.channels > WP_MAX_CHANNELS)
         w->cfg.channels = WP_MAX_CHANNELS;
+    cpu_set_t cpus;
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    w->run_cpus = ncpu < 1                           ? 1
+                  : (unsigned)ncpu < w->cfg.channels ? (unsigned)ncpu
+                                                     : w->cfg.channels;
     if (w->cfg.start_timeout_ms <= 0)
         w->cfg.start_timeout_ms = 10000;
     if (w->cfg.max_crashes <= 0)

@@ -33,6 +33,7 @@
 #include "dynserve/plugin.h"
 #include "errors.h"
 
+#define WORKER_MAX_CHANNELS   64 /* worker_config.channels at most */
 #define WORKER_STATUS_CRASHED ((ds_status)DS_STATUS_WORKER_CRASHED)
 #define WORKER_STATUS_TIMEOUT ((ds_status)DS_STATUS_WORKER_TIMEOUT)
 
@@ -57,7 +58,7 @@ typedef struct worker_config {
     const char *config_json; /* NULL means "{}" */
     const char *label;       /* names the deployment in messages, e.g. "m version 1" */
     const ds_host_api *host; /* the server's host table: output_alloc copies outputs back */
-    unsigned channels;       /* executes in flight in the worker at once, 1..16 (0 = 4) */
+    unsigned channels;       /* executes in flight in the worker at once, 1..64 (0 = 4) */
     int call_timeout_ms;     /* per execute, 0 = none */
     int start_timeout_ms;    /* spawn + load + create; 0 = 10000 */
     worker_limits limits;

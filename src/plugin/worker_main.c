@@ -13,8 +13,9 @@
  *      context (a model directory's artifact directory is the descriptor the server opened,
  *      /proc/self/fd/M); answer INIT_OK with the metadata (the instance's own IO when it
  *      describes it) or INIT_ERR with the reason
- *   4. probe: destroy and exit 0. serve: one thread per channel runs EXEC -> execute -> DONE
- *      on an instance of the pool (a non-thread-safe plugin: one request per instance),
+ *   4. probe: destroy and exit 0. serve: one thread per channel, each serving any channel
+ *      whose EXEC is waiting (the run queue of worker_proto.h) -> execute -> DONE on an instance
+ *      of the pool (a non-thread-safe plugin: one request per instance),
  *      while the main thread waits on the control socket: STOP destroys the instance and exits,
  *      EOF (the server is gone) exits at once.
  *
@@ -30,6 +31,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,19 +53,28 @@
 #include "pool.h"
 #include "worker_proto.h"
 
+/* A channel. Whoever holds `busy` owns everything below it; the doorbell words are the peer's
+ * too. */
 typedef struct wk_chan {
-    unsigned index;
-    uint32_t seq; /* the doorbell number of the call being served (bell->cancel names it) */
-    wp_shm shm;
+    wp_bell *bell;         /* the doorbell, mapped apart: read by every thread, never remapped */
+    _Atomic bool busy;     /* a thread serves this channel (claimed with acquire, freed release) */
+    _Atomic uint32_t last; /* the last call served: EXEC != last means one is waiting */
+    uint32_t seq;      /* the doorbell number of the call being served (bell->cancel names it) */
+    wp_shm shm;        /* the data area; only the owner remaps it */
     oip_arena *arena;  /* the outputs of one execute; reset per request */
     oip_response resp; /* what the plugin fills through the host table's output_alloc */
     ds_tensor *inputs;
     int64_t *shapes;
     const char **requested;
     uint32_t inputs_cap, requested_cap;
+} wk_chan;
+
+/* A serving thread: its own CPU clock is what the per-call CPU budget measures. */
+typedef struct wk_thread {
+    unsigned index; /* the channel it looks at first, so awake threads spread out */
     timer_t cpu_timer;
     bool has_timer;
-} wk_chan;
+} wk_thread;
 
 /* The worker's one deployment. Written by main before the channel threads start, read-only
  * afterwards (the pool and calls_lock aside). */
@@ -83,6 +94,9 @@ static struct {
     char artifact_name[4096];  /* the artifact directory as the server knows it (messages) */
     char artifact_fd_path[64]; /* what the instance is told: /proc/self/fd/M, "" for a .so */
     uint32_t instance_count;
+    wk_chan *chans[WP_MAX_CHANNELS]; /* written before the serving threads start */
+    unsigned nchan;
+    wp_bell *queue; /* channel 0's doorbell: the run queue (ring, awake) */
 } wk;
 
 static void wk_log(int level, const char *msg)
@@ -410,21 +424,21 @@ static int wk_encode(wk_chan *c, ds_status st, const ds_error *perr, size_t *use
 }
 
 /* Arm (ms > 0) or disarm (ms == 0) the per-call CPU budget: SIGXCPU ends the process. */
-static void wk_cpu_budget(wk_chan *c, int64_t ms)
+static void wk_cpu_budget(wk_thread *t, int64_t ms)
 {
-    if (!c->has_timer)
+    if (!t->has_timer)
         return;
     struct itimerspec its = {.it_value = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}};
-    timer_settime(c->cpu_timer, 0, &its, NULL);
+    timer_settime(t->cpu_timer, 0, &its, NULL);
 }
 
 /* is_cancelled's client check in the worker (oip.h client_gone): has the server rung this
- * channel's cancel bell for the call it runs? Called on the channel's own thread only (inside
+ * channel's cancel bell for the call it runs? Called by the channel's owner only (inside
  * execute). */
 static bool wk_cancel_asked(void *ctx)
 {
     wk_chan *c = ctx;
-    return atomic_load_explicit(&c->shm.bell->cancel, memory_order_acquire) == c->seq;
+    return atomic_load_explicit(&c->bell->cancel, memory_order_acquire) == c->seq;
 }
 
 /* Enter (true) unless STOP came in; the destroy after STOP waits for every call to leave. */
@@ -446,8 +460,8 @@ static void wk_call_leave(void)
     pthread_mutex_unlock(&wk.calls_lock);
 }
 
-static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t deadline_ns,
-                            ds_error *perr)
+static ds_status wk_execute(wk_chan *c, wk_thread *t, const ds_infer_request *req,
+                            uint64_t deadline_ns, ds_error *perr)
 {
     oip_arena_reset(c->arena);
     oip_response_init(&c->resp, c->arena);
@@ -459,28 +473,27 @@ static ds_status wk_execute(wk_chan *c, const ds_infer_request *req, uint64_t de
     const ds_plugin_api *api = loader_api(wk.plugin);
     uint32_t slot;
     void *instance = pool_acquire(wk.pool, &slot);
-    wk_cpu_budget(c, wk.cpu_ms);
+    wk_cpu_budget(t, wk.cpu_ms);
     ds_status st = api->execute(instance, req, &c->resp, perr);
-    wk_cpu_budget(c, 0);
+    wk_cpu_budget(t, 0);
     pool_release(wk.pool, slot);
     wk_call_leave();
     perr->message[sizeof perr->message - 1] = '\0';
     return st;
 }
 
-static void wk_serve_one(wk_chan *c, uint32_t seq)
+static void wk_serve_one(wk_chan *c, wk_thread *t, uint32_t seq)
 {
     ds_infer_request req;
     ds_error perr = {.code = DS_OK, .message = ""};
     ds_status st;
     uint64_t deadline_ns = 0;
     c->seq = seq;
-    if (wp_shm_follow(&c->shm, c->shm.bell->exec_size) != 0 ||
-        wk_decode(c, &req, &deadline_ns) != 0) {
+    if (wp_shm_follow(&c->shm, c->bell->exec_size) != 0 || wk_decode(c, &req, &deadline_ns) != 0) {
         st = DS_ERR_INTERNAL;
         ds_error_set(&perr, st, "worker: malformed request from the server");
     } else {
-        st = wk_execute(c, &req, deadline_ns, &perr);
+        st = wk_execute(c, t, &req, deadline_ns, &perr);
     }
     size_t used = 0;
     if (wk_encode(c, st, &perr, &used) != 0) {
@@ -490,13 +503,13 @@ static void wk_serve_one(wk_chan *c, uint32_t seq)
         if (wk_encode(c, st, &perr, &used) != 0)
             _exit(5);
     }
-    wp_bell *bell = c->shm.bell; /* wk_encode may have moved the mapping */
+    wp_bell *bell = c->bell;
     bell->done_size = c->shm.size;
     atomic_store_explicit(&bell->done, seq, memory_order_release);
     wp_wake(&bell->done);
 }
 
-static void wk_chan_timer(wk_chan *c)
+static void wk_thread_timer(wk_thread *t)
 {
     if (wk.cpu_ms <= 0)
         return;
@@ -504,26 +517,86 @@ static void wk_chan_timer(wk_chan *c)
     struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGXCPU};
     sev._sigev_un._tid = gettid();
     if (pthread_getcpuclockid(pthread_self(), &clk) == 0 &&
-        timer_create(clk, &sev, &c->cpu_timer) == 0)
-        c->has_timer = true;
+        timer_create(clk, &sev, &t->cpu_timer) == 0)
+        t->has_timer = true;
     else
         wk_say("cannot arm the per-call CPU limit: %s", strerror(errno));
 }
 
-static void *wk_chan_main(void *arg)
+static bool wk_waiting(const wk_chan *c)
 {
-    wk_chan *c = arg;
-    wk_chan_timer(c);
-    /* The server gone closes the control socket, and wk_wait_ctl ends the process. */
-    uint32_t last = 0;
-    for (;;) {
-        uint32_t exec = atomic_load_explicit(&c->shm.bell->exec, memory_order_acquire);
-        if (exec == last) {
-            wp_wait(&c->shm.bell->exec, last, -1);
+    return atomic_load(&c->bell->exec) != atomic_load_explicit(&c->last, memory_order_relaxed);
+}
+
+/* Own the channel if a call waits on it: true with *seq set. Ownership (busy) makes one thread
+ * serve it, and its acquire sees the previous owner's data area, arena and arrays. */
+static bool wk_claim(wk_chan *c, uint32_t *seq)
+{
+    bool idle = false;
+    if (!wk_waiting(c) || !atomic_compare_exchange_strong_explicit(
+                              &c->busy, &idle, true, memory_order_acquire, memory_order_relaxed))
+        return false;
+    *seq = atomic_load_explicit(&c->bell->exec, memory_order_acquire);
+    if (*seq == atomic_load_explicit(&c->last, memory_order_relaxed)) { /* another served it */
+        atomic_store_explicit(&c->busy, false, memory_order_release);
+        return false;
+    }
+    atomic_store_explicit(&c->bell->taken, *seq, memory_order_relaxed);
+    return true;
+}
+
+/* Serve every channel with a call waiting, once round. true if any was served. */
+static bool wk_serve_waiting(wk_thread *t)
+{
+    bool served = false;
+    for (unsigned k = 0; k < wk.nchan; k++) {
+        wk_chan *c = wk.chans[(t->index + k) % wk.nchan];
+        uint32_t seq;
+        if (!wk_claim(c, &seq))
             continue;
-        }
-        last = exec;
-        wk_serve_one(c, exec);
+        wk_serve_one(c, t, seq);
+        atomic_store_explicit(&c->last, seq, memory_order_relaxed);
+        atomic_store_explicit(&c->busy, false, memory_order_release);
+        served = true;
+    }
+    return served;
+}
+
+/* A call waiting on a channel nobody owns (an owner looks again after it lets go). */
+static bool wk_any_waiting(void)
+{
+    for (unsigned i = 0; i < wk.nchan; i++)
+        if (wk_waiting(wk.chans[i]) && !atomic_load(&wk.chans[i]->busy))
+            return true;
+    return false;
+}
+
+/* A serving thread: serve while calls wait, then sleep on the run queue. Going to sleep it
+ * leaves `awake` first and looks at every channel after (both sequentially consistent, against
+ * the server's ring bump and its look at `awake`: wk_ring in worker.c), so a call rung meanwhile
+ * is either seen here or wakes a thread. A channel whose owner is still busy when its next call
+ * comes is served by that owner's next round. */
+static void *wk_thread_main(void *arg)
+{
+    wk_thread *t = arg;
+    wk_thread_timer(t);
+    /* The server gone closes the control socket, and wk_wait_ctl ends the process. */
+    atomic_fetch_add(&wk.queue->awake, 1);
+    for (;;) {
+        if (wk_serve_waiting(t))
+            continue;
+        /* Nothing waits. Let the server threads that can run ring their calls first, to serve
+         * them in this round rather than be woken once per call: on the server's CPU that is a
+         * context switch per call fewer (bench/isolation), elsewhere a syscall. */
+        sched_yield();
+        if (wk_serve_waiting(t))
+            continue;
+        uint32_t ring = atomic_load(&wk.queue->ring);
+        atomic_fetch_sub(&wk.queue->awake, 1);
+        bool slept = !wk_any_waiting() && wp_wait(&wk.queue->ring, ring, -1) == 0;
+        atomic_fetch_add(&wk.queue->awake, 1);
+        if (slept)
+            sched_yield(); /* the same for the calls rung after the one that woke us */
     }
     return NULL;
 }
@@ -567,26 +640,34 @@ static int wk_read_init(wp_shm *shm0, wp_init *in, char *config, size_t config_l
     return 0;
 }
 
-/* Start one thread per channel (channel 0 reuses shm0). 0 or -1. */
+/* Map every channel (channel 0 reuses shm0), then start one serving thread per channel. 0 or
+ * -1 (the process then ends: nothing to free). */
 static int wk_start_channels(const wp_init *in, wp_shm *shm0)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (unsigned i = 0; i < in->channels; i++) {
         wk_chan *c = calloc(1, sizeof *c);
-        if (c == NULL)
-            return -1;
-        c->index = i;
-        if ((c->arena = oip_arena_new()) == NULL)
+        if (c == NULL || (c->arena = oip_arena_new()) == NULL)
             return -1;
         oip_response_init(&c->resp, c->arena);
         if (i == 0)
             c->shm = *shm0;
         else if (wp_shm_attach(&c->shm, wp_fd_shm(i), 0) != 0)
             return -1;
-        pthread_t t;
-        if (pthread_create(&t, &attr, wk_chan_main, c) != 0)
+        if ((c->bell = wp_bell_map(c->shm.fd)) == NULL)
+            return -1;
+        wk.chans[wk.nchan++] = c;
+    }
+    wk.queue = wk.chans[0]->bell;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (unsigned i = 0; i < wk.nchan; i++) {
+        wk_thread *t = calloc(1, sizeof *t);
+        pthread_t tid;
+        if (t == NULL)
+            return -1;
+        t->index = i;
+        if (pthread_create(&tid, &attr, wk_thread_main, t) != 0)
             return -1;
     }
     pthread_attr_destroy(&attr);

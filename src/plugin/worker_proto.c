@@ -131,6 +131,25 @@ void wp_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
+void wp_shm_trim(wp_shm *s, size_t keep)
+{
+    if (s->size > keep)
+        (void)fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)(WP_BELL_SIZE + keep), (off_t)(s->size - keep));
+}
+
+wp_bell *wp_bell_map(int fd)
+{
+    void *p = mmap(NULL, WP_BELL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void wp_bell_unmap(wp_bell *b)
+{
+    if (b != NULL)
+        munmap(b, WP_BELL_SIZE);
+}
+
 /* ---- layout ------------------------------------------------------------------------------- */
 
 void *wp_alloc(wp_writer *w, size_t n)

@@ -43,7 +43,7 @@
 #define WP_MAGIC        0x50575344u /* "DSWP" */
 #define WP_FD_CTL       3
 #define WP_FD_CHANNEL0  4
-#define WP_MAX_CHANNELS 16
+#define WP_MAX_CHANNELS 64 /* == WORKER_MAX_CHANNELS (worker.h) */
 #define WP_SHM_INITIAL  (64u * 1024u)
 #define WP_MAX_IO       256
 #define WP_NAME_MAX     64
@@ -162,18 +162,29 @@ typedef struct wp_response {
 /* ---- shared memory ------------------------------------------------------------------------ */
 
 /* A channel's doorbell, at the start of its memfd. One call at a time: the server writes the
- * request into the data area, then exec_size and `exec` (release) and wakes the worker; the
- * worker answers in the data area, then done_size and `done` (release) and wakes the server.
- * Sequence numbers are the low 32 bits of the call's; 0 is never used. */
+ * request into the data area, then exec_size and `exec` (release), and rings the worker's run
+ * queue; the worker answers in the data area, then done_size and `done` (release) and wakes the
+ * server. Sequence numbers are the low 32 bits of the call's; 0 is never used.
+ *
+ * The run queue is channel 0's `ring` and `awake`: every worker thread serves any channel, and
+ * idle ones wait on `ring`. The server bumps `ring` after every EXEC and wakes a thread only while
+ * fewer threads are awake than it has CPUs, so on a busy worker one wake-up serves every call
+ * that queued meanwhile (bench/isolation: one context switch per call fewer). A call still not
+ * `taken` after a wait slice wakes another thread, so a plugin that blocks delays the others by
+ * one slice at most. */
 typedef struct wp_bell {
-    _Atomic uint32_t exec;   /* server: the call written (futex word the worker waits on) */
+    _Atomic uint32_t exec;   /* server: the call written */
     _Atomic uint32_t done;   /* worker: the call answered (futex word the server waits on) */
     _Atomic uint32_t cancel; /* server: the call whose client went away (is_cancelled) */
-    uint32_t reserved;
-    uint64_t exec_size; /* server: its data-area size with the call (the worker follows it) */
+    _Atomic uint32_t taken;  /* worker: the call a worker thread has picked up */
+    uint64_t exec_size;      /* server: its data-area size with the call (the worker follows it) */
     uint64_t done_size; /* worker: its data-area size with the answer (the server follows it) */
+    /* channel 0's doorbell only: the run queue */
+    _Atomic uint32_t ring;  /* server: bumped after every EXEC (futex word idle threads wait on) */
+    _Atomic uint32_t awake; /* worker: its threads not waiting on ring */
 } wp_bell;
 #define WP_BELL_SIZE 64u /* the data area starts here: one cache line of its own */
+_Static_assert(sizeof(wp_bell) <= WP_BELL_SIZE, "the doorbell fits its cache line");
 
 /* One side's mapping of a channel's memfd. Owned by whoever created it; one thread at a time
  * (the bell's words excepted: the peer writes them). base and size are the data area's, so
@@ -202,6 +213,14 @@ int wp_shm_reserve(wp_shm *s, size_t need);
  * the file is not that large (a lying peer) or mapping fails. */
 int wp_shm_follow(wp_shm *s, size_t size);
 void wp_shm_close(wp_shm *s);
+/* Give the memory of the data area beyond `keep` bytes back (a hole: the size stays, so neither
+ * side's mapping breaks; the next write there faults in zeroed pages). */
+void wp_shm_trim(wp_shm *s, size_t keep);
+/* A second, fixed mapping of a channel's doorbell: the run queue and the words other threads
+ * read while the channel's owner may remap the data area (wp_shm_reserve, wp_shm_follow). NULL
+ * with errno; wp_bell_unmap(NULL) does nothing. */
+wp_bell *wp_bell_map(int fd);
+void wp_bell_unmap(wp_bell *b);
 
 /* ---- layout helpers ------------------------------------------------------------------------ */
 

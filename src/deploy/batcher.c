@@ -1,19 +1,23 @@
 /*
  * batcher: leader/follower dynamic batching (contract in batcher.h).
  *
- * An open batch (batch_open, on its leader's stack) is reachable through b->open only while it
+ * An open batch (batch_open, allocated by its leader) is reachable through b->open only while it
  * accepts members; the leader clears b->open before it runs, so after that no thread touches the
- * batch except through its own item. Members sleep on the batch's `ran` condition; its leader
- * destroys it after the broadcast (glibc's pthread_cond_destroy waits for woken waiters, and
- * POSIX allows destroying a condition no thread is blocked on).
+ * batch except through its own item. Members sleep on their item's `ran` word (a futex), without
+ * the batcher's lock: woken, a member needs nothing but its item, so the leader wakes them in
+ * joining order and none of them queues on the lock (a broadcast on one condition woke every
+ * member at once, in no order, each to take the lock again).
  */
 #include "batcher.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct batch_open {
     batch_item *items[BATCH_MAX_REQUESTS];
@@ -22,7 +26,6 @@ typedef struct batch_open {
     uint64_t min_deadline_ns; /* earliest member deadline; 0 = none */
     bool flush;               /* a request did not fit: run without waiting further */
     pthread_cond_t joined;    /* the leader waits here for members (CLOCK_MONOTONIC) */
-    pthread_cond_t ran;       /* members wait here for the run */
 } batch_open;
 
 struct batcher {
@@ -127,14 +130,25 @@ static void batch_alone(batcher *b, batch_item *it, const batch_ops *ops, void *
     ops->release(ctx, slot);
 }
 
-/* A member: wait until the leader ran our batch. Lock held on entry and exit. */
+/* A member: join, then wait (without the lock) until the leader ran our batch. Lock held on
+ * entry, released on return. */
 static void batch_follow(batcher *b, batch_open *o, batch_item *it)
 {
     batch_add(o, it);
     if (batch_ready(b, o) || (it->deadline_ns != 0 && it->deadline_ns == o->min_deadline_ns))
         pthread_cond_signal(&o->joined);
-    while (!it->done)
-        pthread_cond_wait(&o->ran, &b->lock);
+    pthread_mutex_unlock(&b->lock);
+    while (atomic_load_explicit(&it->ran, memory_order_acquire) == 0)
+        syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+/* Tell a member its batch ran. The wake may reach the item after its thread saw `ran` and
+ * returned: the word is then on a live thread's stack (or unmapped: EFAULT), and a stray wake of
+ * whatever waits there is a spurious wake-up, which every futex waiter re-checks for. */
+static void batch_wake(batch_item *it)
+{
+    atomic_store_explicit(&it->ran, 1, memory_order_release);
+    syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* The leader's wait for members: until ready, the delay passed or the earliest deadline came.
@@ -156,13 +170,13 @@ static void batch_gather(batcher *b, batch_open *o)
     }
 }
 
+/* Open a batch, gather, run it and wake its members. Lock held on entry, released on return. */
 static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *ctx)
 {
     batch_open *o = malloc(sizeof *o); /* 8 KiB of member pointers: off the worker's stack */
     if (o == NULL) {
         pthread_mutex_unlock(&b->lock);
         batch_alone(b, it, ops, ctx);
-        pthread_mutex_lock(&b->lock);
         return;
     }
     o->n = 0;
@@ -174,7 +188,6 @@ static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *c
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&o->joined, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_cond_init(&o->ran, NULL);
     batch_add(o, it);
     b->open = o;
     batch_gather(b, o);
@@ -190,20 +203,15 @@ static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *c
     pthread_mutex_unlock(&b->lock);
     batch_run(b, o->items, n, instance, ops, ctx);
     ops->release(ctx, slot);
-    pthread_mutex_lock(&b->lock);
-    for (uint32_t i = 0; i < n; i++)
-        o->items[i]->done = true;
-    pthread_cond_broadcast(&o->ran);
-    pthread_mutex_unlock(&b->lock);
-    pthread_cond_destroy(&o->ran);
+    for (uint32_t i = 1; i < n; i++) /* items[0] is ours */
+        batch_wake(o->items[i]);
     pthread_cond_destroy(&o->joined);
     free(o);
-    pthread_mutex_lock(&b->lock);
 }
 
 void batcher_submit(batcher *b, batch_item *it, const batch_ops *ops, void *ctx)
 {
-    it->done = false;
+    atomic_store_explicit(&it->ran, 0, memory_order_relaxed);
     if (it->rows < 1)
         it->rows = 1;
     if (it->rows >= b->cfg.max_batch_size) {
@@ -222,5 +230,4 @@ void batcher_submit(batcher *b, batch_item *it, const batch_ops *ops, void *ctx)
         }
         batch_lead(b, it, ops, ctx);
     }
-    pthread_mutex_unlock(&b->lock);
 }

@@ -10,9 +10,10 @@
  * a preferred size, max_queue_delay_us passes since it opened, or the earliest deadline of its
  * members comes; then it takes an instance (ops->acquire; the batch stays open while it waits,
  * so requests keep joining while every instance is busy, as in Triton), closes the batch, runs
- * it (ops->run), releases the instance and wakes its members. A request that does not fit in the
- * open batch flushes it (its leader stops waiting) and opens the next one. A request with more
- * rows than max_batch_size runs alone at once.
+ * it (ops->run), releases the instance and wakes its members one by one in the order they
+ * joined, so on a busy core the requests that waited longest are answered first. A request that
+ * does not fit in the open batch flushes it (its leader stops waiting) and opens the next one. A
+ * request with more rows than max_batch_size runs alone at once.
  *
  * Deadlines: a batch never waits past its members' earliest deadline; the run sees each
  * request's own deadline (is_cancelled). Drain: a queued request waits at most
@@ -29,6 +30,7 @@
 #ifndef DS_BATCHER_H
 #define DS_BATCHER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,7 +62,7 @@ typedef struct batch_item {
     uint32_t batch_requests;     /* out: requests in its batch */
     uint64_t batch_rows;         /* out: rows in its batch */
     bool leader;                 /* out: this request ran the batch */
-    bool done;                   /* private: guarded by the batcher's lock */
+    _Atomic uint32_t ran;        /* private: the leader's "your batch ran" (a futex word) */
 } batch_item;
 
 /* How the batcher runs a batch; ctx is batcher_submit's. acquire blocks until an instance is

@@ -13,9 +13,10 @@
  *      context (a model directory's artifact directory is the descriptor the server opened,
  *      /proc/self/fd/M); answer INIT_OK with the metadata (the instance's own IO when it
  *      describes it) or INIT_ERR with the reason
- *   4. probe: destroy and exit 0. serve: one thread per channel, each serving any channel
- *      whose EXEC is waiting (the run queue of worker_proto.h) -> execute -> DONE on an instance
- *      of the pool (a non-thread-safe plugin: one request per instance),
+ *   4. probe: destroy and exit 0. serve: serving threads, each serving any channel whose EXEC
+ *      is waiting (the run queue of worker_proto.h) -> execute -> DONE on an instance of the
+ *      pool (a non-thread-safe plugin: one request per instance); one per CPU at first, and one
+ *      more whenever a call starts with none idle, up to one per channel (wk_spare),
  *      while the main thread waits on the control socket: STOP destroys the instance and exits,
  *      EOF (the server is gone) exits at once.
  *
@@ -97,6 +98,8 @@ static struct {
     wk_chan *chans[WP_MAX_CHANNELS]; /* written before the serving threads start */
     unsigned nchan;
     wp_bell *queue; /* channel 0's doorbell: the run queue (ring, awake) */
+    /* serving threads: started as calls need them, at most one per channel (wk_spare) */
+    _Atomic unsigned threads, idle; /* started; waiting on the run queue */
 } wk;
 
 static void wk_log(int level, const char *msg)
@@ -545,6 +548,41 @@ static bool wk_claim(wk_chan *c, uint32_t *seq)
     return true;
 }
 
+static void *wk_thread_main(void *arg);
+
+/* Start serving thread number `index`. 0 or -1 (out of memory or threads: the others serve). */
+static int wk_thread_start(unsigned index)
+{
+    wk_thread *t = calloc(1, sizeof *t);
+    pthread_attr_t attr;
+    pthread_t tid;
+    if (t == NULL)
+        return -1;
+    t->index = index;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, wk_thread_main, t);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        free(t);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A call is about to run and no thread is idle: start one more, so a call that blocks (a sleep,
+ * I/O) leaves one to pick up the next. Threads are started only as calls need them because each
+ * holds a stack of address space (8 MiB by default) under the worker's memory_limit_mb; one that
+ * cannot start is not an error (the running ones serve, one call at a time each). */
+static void wk_spare(void)
+{
+    if (atomic_load(&wk.idle) > 0)
+        return;
+    unsigned n = atomic_load(&wk.threads);
+    while (n < wk.nchan && !atomic_compare_exchange_weak(&wk.threads, &n, n + 1))
+        ;
+    if (n < wk.nchan && wk_thread_start(n) != 0)
+        atomic_fetch_sub(&wk.threads, 1);
+}
+
 /* Serve every channel with a call waiting, once round. true if any was served. */
 static bool wk_serve_waiting(wk_thread *t)
 {
@@ -554,6 +592,7 @@ static bool wk_serve_waiting(wk_thread *t)
         uint32_t seq;
         if (!wk_claim(c, &seq))
             continue;
+        wk_spare();
         wk_serve_one(c, t, seq);
         atomic_store_explicit(&c->last, seq, memory_order_relaxed);
         atomic_store_explicit(&c->busy, false, memory_order_release);
@@ -592,9 +631,11 @@ static void *wk_thread_main(void *arg)
         if (wk_serve_waiting(t))
             continue;
         uint32_t ring = atomic_load(&wk.queue->ring);
+        atomic_fetch_add(&wk.idle, 1);
         atomic_fetch_sub(&wk.queue->awake, 1);
         bool slept = !wk_any_waiting() && wp_wait(&wk.queue->ring, ring, -1) == 0;
         atomic_fetch_add(&wk.queue->awake, 1);
+        atomic_fetch_sub(&wk.idle, 1);
         if (slept)
             sched_yield(); /* the same for the calls rung after the one that woke us */
     }
@@ -640,8 +681,9 @@ static int wk_read_init(wp_shm *shm0, wp_init *in, char *config, size_t config_l
     return 0;
 }
 
-/* Map every channel (channel 0 reuses shm0), then start one serving thread per channel. 0 or
- * -1 (the process then ends: nothing to free). */
+/* Map every channel (channel 0 reuses shm0), then start a serving thread per CPU we may run on
+ * (at most one per channel; more start as calls need them: wk_spare). 0 or -1 (the process then
+ * ends: nothing to free). */
 static int wk_start_channels(const wp_init *in, wp_shm *shm0)
 {
     for (unsigned i = 0; i < in->channels; i++) {
@@ -658,19 +700,14 @@ static int wk_start_channels(const wp_init *in, wp_shm *shm0)
         wk.chans[wk.nchan++] = c;
     }
     wk.queue = wk.chans[0]->bell;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (unsigned i = 0; i < wk.nchan; i++) {
-        wk_thread *t = calloc(1, sizeof *t);
-        pthread_t tid;
-        if (t == NULL)
-            return -1;
-        t->index = i;
-        if (pthread_create(&tid, &attr, wk_thread_main, t) != 0)
-            return -1;
+    cpu_set_t cpus;
+    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    unsigned first = ncpu < 1 ? 1 : (unsigned)ncpu < wk.nchan ? (unsigned)ncpu : wk.nchan;
+    for (unsigned i = 0; i < first; i++) {
+        if (wk_thread_start(i) != 0)
+            return i == 0 ? -1 : 0; /* one is enough to serve */
+        atomic_fetch_add(&wk.threads, 1);
     }
-    pthread_attr_destroy(&attr);
     return 0;
 }
 

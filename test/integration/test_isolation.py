@@ -109,6 +109,23 @@ def test_binary_tensors_and_predict_route_through_a_worker(shared):
     assert expect_status(r, 200)["prediction"] == [1.5, 2.5]
 
 
+def test_small_memory_limit_and_blocking_calls_get_threads_as_they_need(shared):
+    """A worker starts a serving thread per CPU and more only as calls block, so 64 MiB of
+    address space is enough for it (64 channels' threads up front were not), and calls that
+    sleep still run side by side: 8 calls of 1 s each within a 4 s deadline would time out
+    one after another if one thread served them."""
+    deploy(shared, "quadratic_predictor", 1, isolation="process", memory_limit_mb=64)
+    assert expect_status(infer_x(shared, "quadratic_predictor", 1, 2.0), 200)["outputs"][0][
+        "data"] == [QUAD(2.0)]
+    register_fault(shared, 9, {"execute": "sleep", "sleep_ms": 1000}, name="sleepy")
+    deploy(shared, "sleepy", 9, isolation="process", memory_limit_mb=128, timeout_ms=4000,
+           max_in_flight=8)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda i: infer_x(shared, "sleepy", 9, 1.0).status_code, range(8)))
+    assert codes == [200] * 8, codes
+    assert deployment(shared, "sleepy", 9)["worker"]["restarts"] == 0
+
+
 def test_server_default_isolation_flag(server_factory):
     srv = server_factory(args=["--isolation", "process"])
     d = deploy(srv, "quadratic_predictor", 1)

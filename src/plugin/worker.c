@@ -18,7 +18,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -1123,11 +1122,7 @@ static int wk_copy_config(worker *w, const worker_config *cfg)
         w->cfg.channels = 4;
     if (w->cfg.channels > WP_MAX_CHANNELS)
         w->cfg.channels = WP_MAX_CHANNELS;
-    cpu_set_t cpus;
-    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-    w->run_cpus = ncpu < 1                           ? 1
-                  : (unsigned)ncpu < w->cfg.channels ? (unsigned)ncpu
-                                                     : w->cfg.channels;
+    w->run_cpus = wp_run_cpus(w->cfg.channels);
     if (w->cfg.start_timeout_ms <= 0)
         w->cfg.start_timeout_ms = 10000;
     if (w->cfg.max_crashes <= 0)

@@ -700,9 +700,7 @@ static int wk_start_channels(const wp_init *in, wp_shm *shm0)
         wk.chans[wk.nchan++] = c;
     }
     wk.queue = wk.chans[0]->bell;
-    cpu_set_t cpus;
-    int ncpu = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
-    unsigned first = ncpu < 1 ? 1 : (unsigned)ncpu < wk.nchan ? (unsigned)ncpu : wk.nchan;
+    unsigned first = wp_run_cpus(wk.nchan);
     for (unsigned i = 0; i < first; i++) {
         if (wk_thread_start(i) != 0)
             return i == 0 ? -1 : 0; /* one is enough to serve */

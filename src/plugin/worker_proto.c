@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -148,6 +149,15 @@ void wp_bell_unmap(wp_bell *b)
 {
     if (b != NULL)
         munmap(b, WP_BELL_SIZE);
+}
+
+unsigned wp_run_cpus(unsigned most)
+{
+    cpu_set_t cpus;
+    int n = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+    if (n < 1 || most < 1)
+        return 1;
+    return (unsigned)n < most ? (unsigned)n : most;
 }
 
 /* ---- layout ------------------------------------------------------------------------------- */

@@ -222,6 +222,10 @@ void wp_shm_trim(wp_shm *s, size_t keep);
 wp_bell *wp_bell_map(int fd);
 void wp_bell_unmap(wp_bell *b);
 
+/* The CPUs this process may run on (its affinity), between 1 and `most`: how many worker
+ * threads are worth keeping awake, and how many to start with. */
+unsigned wp_run_cpus(unsigned most);
+
 /* ---- layout helpers ------------------------------------------------------------------------ */
 
 /* A bump writer over a shared-memory area: wp_put* return the span written. The caller sizes the

@@ -4,9 +4,13 @@
  * An open batch (batch_open, allocated by its leader) is reachable through b->open only while it
  * accepts members; the leader clears b->open before it runs, so after that no thread touches the
  * batch except through its own item. Members sleep on their item's `ran` word (a futex), without
- * the batcher's lock: woken, a member needs nothing but its item, so the leader wakes them in
- * joining order and none of them queues on the lock (a broadcast on one condition woke every
- * member at once, in no order, each to take the lock again).
+ * the batcher's lock: woken, a member needs nothing but its item, so they are woken in joining
+ * order and none of them queues on the lock (a broadcast on one condition woke every member at
+ * once, in no order, each to take the lock again). On one busy core each woken member runs its
+ * answer before its waker goes on, so the waker is answered last: when the leader woke the
+ * others, the request that had waited longest (the whole delay) came out last, ~1 ms later at
+ * 64 members. The leader therefore wakes only the youngest member, which wakes the rest and
+ * frees the batch.
  */
 #include "batcher.h"
 
@@ -88,12 +92,20 @@ static bool batch_ready(const batcher *b, const batch_open *o)
     return false;
 }
 
-static void batch_add(batch_open *o, batch_item *it)
+/* Add a member; a batch that this makes ready (full or at a preferred size) closes at once, so
+ * the requests that arrive before its leader runs open the next batch instead of growing this one
+ * past the size it was ready at. Lock held. */
+static void batch_add(batcher *b, batch_open *o, batch_item *it)
 {
     o->items[o->n++] = it;
     o->rows += it->rows;
     if (it->deadline_ns != 0 && (o->min_deadline_ns == 0 || it->deadline_ns < o->min_deadline_ns))
         o->min_deadline_ns = it->deadline_ns;
+    if (batch_ready(b, o)) {
+        o->flush = true;
+        if (b->open == o)
+            b->open = NULL;
+    }
 }
 
 /* Run items[0..n) on one instance and record who was in the batch. No lock held. */
@@ -130,18 +142,6 @@ static void batch_alone(batcher *b, batch_item *it, const batch_ops *ops, void *
     ops->release(ctx, slot);
 }
 
-/* A member: join, then wait (without the lock) until the leader ran our batch. Lock held on
- * entry, released on return. */
-static void batch_follow(batcher *b, batch_open *o, batch_item *it)
-{
-    batch_add(o, it);
-    if (batch_ready(b, o) || (it->deadline_ns != 0 && it->deadline_ns == o->min_deadline_ns))
-        pthread_cond_signal(&o->joined);
-    pthread_mutex_unlock(&b->lock);
-    while (atomic_load_explicit(&it->ran, memory_order_acquire) == 0)
-        syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-}
-
 /* Tell a member its batch ran. The wake may reach the item after its thread saw `ran` and
  * returned: the word is then on a live thread's stack (or unmapped: EFAULT), and a stray wake of
  * whatever waits there is a spurious wake-up, which every futex waiter re-checks for. */
@@ -149,6 +149,30 @@ static void batch_wake(batch_item *it)
 {
     atomic_store_explicit(&it->ran, 1, memory_order_release);
     syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wake the members between the leader and the youngest, in joining order, and free the batch:
+ * the youngest member's job once its batch ran (see batch_lead). */
+static void batch_wake_rest(batch_open *o)
+{
+    for (uint32_t i = 1; i + 1 < o->n; i++)
+        batch_wake(o->items[i]);
+    pthread_cond_destroy(&o->joined);
+    free(o);
+}
+
+/* A member: join, then wait (without the lock) until the leader ran our batch. Lock held on
+ * entry, released on return. */
+static void batch_follow(batcher *b, batch_open *o, batch_item *it)
+{
+    batch_add(b, o, it);
+    if (o->flush || (it->deadline_ns != 0 && it->deadline_ns == o->min_deadline_ns))
+        pthread_cond_signal(&o->joined);
+    pthread_mutex_unlock(&b->lock);
+    while (atomic_load_explicit(&it->ran, memory_order_acquire) == 0)
+        syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    if (it->wake_rest != NULL)
+        batch_wake_rest(it->wake_rest);
 }
 
 /* The leader's wait for members: until ready, the delay passed or the earliest deadline came.
@@ -188,8 +212,8 @@ static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *c
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&o->joined, &ca);
     pthread_condattr_destroy(&ca);
-    batch_add(o, it);
     b->open = o;
+    batch_add(b, o, it);
     batch_gather(b, o);
     /* Take an instance with the batch still open: while every instance is busy, requests keep
      * joining (up to full), so the batch grows with the load. */
@@ -203,8 +227,13 @@ static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *c
     pthread_mutex_unlock(&b->lock);
     batch_run(b, o->items, n, instance, ops, ctx);
     ops->release(ctx, slot);
-    for (uint32_t i = 1; i < n; i++) /* items[0] is ours */
-        batch_wake(o->items[i]);
+    if (n > 2) { /* items[0] is ours; the youngest wakes the rest and frees the batch */
+        o->items[n - 1]->wake_rest = o;
+        batch_wake(o->items[n - 1]);
+        return;
+    }
+    if (n == 2)
+        batch_wake(o->items[1]);
     pthread_cond_destroy(&o->joined);
     free(o);
 }
@@ -212,6 +241,7 @@ static void batch_lead(batcher *b, batch_item *it, const batch_ops *ops, void *c
 void batcher_submit(batcher *b, batch_item *it, const batch_ops *ops, void *ctx)
 {
     atomic_store_explicit(&it->ran, 0, memory_order_relaxed);
+    it->wake_rest = NULL;
     if (it->rows < 1)
         it->rows = 1;
     if (it->rows >= b->cfg.max_batch_size) {

@@ -10,8 +10,11 @@
  * a preferred size, max_queue_delay_us passes since it opened, or the earliest deadline of its
  * members comes; then it takes an instance (ops->acquire; the batch stays open while it waits,
  * so requests keep joining while every instance is busy, as in Triton), closes the batch, runs
- * it (ops->run), releases the instance and wakes its members one by one in the order they
- * joined, so on a busy core the requests that waited longest are answered first. A request that
+ * it (ops->run), releases the instance and returns; its youngest member wakes the others one by
+ * one in the order they joined, so on a busy core the requests that waited longest are answered
+ * first (a woken member takes the core for its answer before its waker goes on, so whoever wakes
+ * the batch is answered last: that is the request that waited least). A batch that reaches its
+ * full or a preferred size closes there: later requests open the next one. A request that
  * does not fit in the open batch flushes it (its leader stops waiting) and opens the next one. A
  * request with more rows than max_batch_size runs alone at once.
  *
@@ -20,7 +23,8 @@
  * max_queue_delay_us plus one run, so an undeploy's drain finishes; nothing is left queued.
  *
  * Memory: batcher_new allocates one small struct; a batch (8 KiB of member pointers) is
- * allocated by its leader and freed when it ran; its items live on their requests' stacks
+ * allocated by its leader and freed once it ran, by the leader or, when it has more than two
+ * members, by its youngest member after the wake-ups; its items live on their requests' stacks
  * (batch_item, owned by the caller of batcher_submit).
  *
  * Thread-safety: batcher_submit runs on any number of threads; `lock` guards the open batch
@@ -52,17 +56,18 @@ typedef struct batch_config {
 /* One request in a batch. The caller fills the inputs and owns the struct; it must stay alive
  * until batcher_submit returns. */
 typedef struct batch_item {
-    const ds_infer_request *req; /* in */
-    ds_infer_response *resp;     /* in */
-    uint64_t rows;               /* in: its batch size (first dimension), >= 1 */
-    uint64_t deadline_ns;        /* in: CLOCK_MONOTONIC deadline, 0 = none */
-    ds_status status;            /* out: its own result */
-    ds_error err;                /* out: message when status != DS_OK */
-    uint64_t exec_ns;            /* out: how long its batch's run took */
-    uint32_t batch_requests;     /* out: requests in its batch */
-    uint64_t batch_rows;         /* out: rows in its batch */
-    bool leader;                 /* out: this request ran the batch */
-    _Atomic uint32_t ran;        /* private: the leader's "your batch ran" (a futex word) */
+    const ds_infer_request *req;  /* in */
+    ds_infer_response *resp;      /* in */
+    uint64_t rows;                /* in: its batch size (first dimension), >= 1 */
+    uint64_t deadline_ns;         /* in: CLOCK_MONOTONIC deadline, 0 = none */
+    ds_status status;             /* out: its own result */
+    ds_error err;                 /* out: message when status != DS_OK */
+    uint64_t exec_ns;             /* out: how long its batch's run took */
+    uint32_t batch_requests;      /* out: requests in its batch */
+    uint64_t batch_rows;          /* out: rows in its batch */
+    bool leader;                  /* out: this request ran the batch */
+    _Atomic uint32_t ran;         /* private: the leader's "your batch ran" (a futex word) */
+    struct batch_open *wake_rest; /* private: set on the youngest member, who wakes the rest */
 } batch_item;
 
 /* How the batcher runs a batch; ctx is batcher_submit's. acquire blocks until an instance is

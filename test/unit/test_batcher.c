@@ -238,6 +238,39 @@ static void test_deadline_and_preferred_size_end_the_wait(void **state)
     batcher_free(b);
 }
 
+/* A batch closes when it reaches a preferred size: requests that arrive while its leader waits
+ * for the instance open the next batch instead of growing this one past the size it was ready
+ * at (they did, and then waited out the whole delay once the leader found rows != preferred). */
+static void test_batch_closes_at_a_preferred_size(void **state)
+{
+    (void)state;
+    batch_config cfg = {.max_batch_size = 8,
+                        .max_requests = 8,
+                        .max_queue_delay_us = 10000000, /* 10 s */
+                        .preferred = {2},
+                        .preferred_count = 1};
+    batcher *b = batcher_new(&cfg);
+    fake_model m = {0};
+    client cs[4];
+    pthread_t th[4];
+    memset(cs, 0, sizeof cs);
+    pthread_mutex_lock(&inst_lock); /* the instance is busy: every leader waits in acquire */
+    for (int i = 0; i < 4; i++) {
+        cs[i] = (client){.b = b, .m = &m, .id = 40 + i};
+        assert_int_equal(pthread_create(&th[i], NULL, client_main, &cs[i]), 0);
+        usleep(20000); /* one at a time: the first two are ready before the last two come */
+    }
+    pthread_mutex_unlock(&inst_lock);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cs[i].answer, (40 + i) * 10);
+        assert_int_equal(cs[i].it.batch_requests, 2);
+    }
+    assert_int_equal(atomic_load(&m.runs), 2);
+    batcher_free(b);
+}
+
 /* A full batch runs at once (no delay), and a request above max_batch_size runs alone. */
 static void test_full_batch_runs_at_once_and_oversized_runs_alone(void **state)
 {
@@ -297,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_one_failing_request_fails_alone),
         cmocka_unit_test(test_lone_request_waits_the_queue_delay),
         cmocka_unit_test(test_deadline_and_preferred_size_end_the_wait),
+        cmocka_unit_test(test_batch_closes_at_a_preferred_size),
         cmocka_unit_test(test_full_batch_runs_at_once_and_oversized_runs_alone),
         cmocka_unit_test(test_bad_config_is_refused),
         cmocka_unit_test(test_batched_execution_counts_once),

@@ -29,24 +29,30 @@ static const ds_io_desc *io_find(const ds_io_desc *ios, uint32_t n, const char *
 static int io_match(const char *kind, const char *name, ds_datatype dt, uint32_t rank,
                     const int64_t *shape, const ds_io_desc *d, oip_code code, oip_error *err)
 {
-    char got[96], want[96];
     if (d->datatype != DS_TYPE_ANY && d->datatype != dt)
         return oip_errorf(err, code, "%s '%.64s': datatype %s does not match the model's %s", kind,
                           name, oip_datatype_name(dt), oip_datatype_name(d->datatype));
     if (d->rank < 0)
         return 0;
+    uint32_t bad = rank; /* the first dimension that does not match, rank = none */
+    for (uint32_t i = 0; i < rank && (uint32_t)d->rank == rank; i++)
+        if (d->shape[i] != -1 && d->shape[i] != shape[i]) {
+            bad = i;
+            break;
+        }
+    if ((uint32_t)d->rank == rank && bad == rank)
+        return 0;
+    /* the shapes are printed only for the message: every request passes here */
+    char got[96], want[96];
     uint32_t drank = (uint32_t)d->rank > DS_MAX_RANK ? DS_MAX_RANK : (uint32_t)d->rank;
     oip_shape_str(got, sizeof got, shape, rank);
     oip_shape_str(want, sizeof want, d->shape, drank);
     if ((uint32_t)d->rank != rank)
         return oip_errorf(err, code, "%s '%.64s': shape %s has rank %u, the model expects %s", kind,
                           name, got, rank, want);
-    for (uint32_t i = 0; i < rank; i++)
-        if (d->shape[i] != -1 && d->shape[i] != shape[i])
-            return oip_errorf(err, code,
-                              "%s '%.64s': dimension %u of shape %s must be %lld (model shape %s)",
-                              kind, name, i, got, (long long)d->shape[i], want);
-    return 0;
+    return oip_errorf(err, code,
+                      "%s '%.64s': dimension %u of shape %s must be %lld (model shape %s)", kind,
+                      name, bad, got, (long long)d->shape[bad], want);
 }
 
 static int check_duplicate_inputs(const oip_request *req, oip_error *err)

@@ -326,9 +326,10 @@ static void test_loopback_hosts(void **state)
     const char *yes[] = {"localhost", "localhost:8080", "LOCALHOST", "localhost.", "a.localhost:1",
                          "127.0.0.1", "127.0.0.1:8080", "127.1.2.3", "[::1]",      "[::1]:8080"};
     const char *no[] = {
-        "",         "evil.com",   "evil.com:8080", "localhost.evil.com", "127.0.0.1.evil.com",
-        "10.0.0.1", "[::2]:80",   "127.0.0.1:80x", "128.0.0.1",          "localhost:8080:1",
-        "[::1]x",   "127.0.0.256"};
+        "",          "evil.com",    "evil.com:8080", "localhost.evil.com", "127.0.0.1.evil.com",
+        "10.0.0.1",  "[::2]:80",    "127.0.0.1:80x", "128.0.0.1",          "localhost:8080:1",
+        "[::1]x",    "127.0.0.256", "127.1",         "127.+0.0.1",         "0x7f.0.0.1",
+        "127.0.0.01"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         if (!auth_host_is_loopback(yes[i]))
             fail_msg("%s should be loopback", yes[i]);

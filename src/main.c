@@ -367,6 +367,13 @@ static int main_start_cluster(ds_server *s)
     return 0;
 }
 
+/* manage_ctx.metrics_more: the async jobs' /metrics families (manage may not see serve/). */
+static void main_jobs_metrics(void *ud, ds_buf *out)
+{
+    if (ud != NULL)
+        jobs_metrics(ud, out);
+}
+
 static int main_start_deployments(ds_server *s)
 {
     main_replica_names(s);
@@ -410,7 +417,9 @@ static int main_start_deployments(ds_server *s)
                              .host = plugin_host_api(),
                              .plugin_dirs = &s->plugin_dirs,
                              .auth = s->auth,
-                             .replica_id = s->replica_id};
+                             .replica_id = s->replica_id,
+                             .metrics_more = main_jobs_metrics,
+                             .metrics_more_ud = s->jobs};
     s->serve.repository = manage_repository;
     s->serve.repository_ctx = &s->manage;
     if (serve_register(s->http, &s->serve) != 0 || manage_register_routes(&s->manage) != 0) {

@@ -29,6 +29,10 @@ typedef struct manage_ctx {
     const plugin_dirs *plugin_dirs; /* where register-by-path may read (plugin/plugin_file.h) */
     auth *auth;                     /* tokens (reloaded after /tokens changes) and whoami */
     const char *replica_id;         /* this replica's id in the registry (cluster/cluster.h) */
+    /* More /metrics families from modules manage may not see (main wires serve's async jobs);
+     * NULL: none. Called on the request's thread, so it must be thread-safe. */
+    void (*metrics_more)(void *ud, ds_buf *out);
+    void *metrics_more_ud;
 } manage_ctx;
 
 /* Triton's model repository extension, POST /v2/repository/index and

@@ -631,6 +631,8 @@ void manage_metrics(void *cbdata, const http_request *req, http_response *resp)
     manage_metrics_lifecycle(s, resp->body);
     manage_metrics_limits(s, resp->body);
     manage_metrics_replica(s, resp->body);
+    if (s->metrics_more != NULL)
+        s->metrics_more(s->metrics_more_ud, resp->body);
     resp->status = HTTP_OK;
     resp->content_type = METRICS_CONTENT_TYPE;
 }

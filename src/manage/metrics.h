@@ -34,6 +34,11 @@
  *   dynserve_sqlite_memory_bytes                           gauge: sqlite3_memory_used
  *   process_cpu_seconds_total, process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_open_fds, process_max_fds, process_start_time_seconds
+ * and the async jobs', through manage_ctx.metrics_more (serve/jobs.h, jobs_metrics):
+ *   dynserve_async_jobs{state}                             gauge; queued, running, finished
+ *   dynserve_async_bytes                                   gauge: bodies and results held
+ *   dynserve_async_job_events_total{event}                 counter; submitted, rejected,
+ *                                                          succeeded, failed, dropped
  *
  * Counters are this process's (stats_snapshot_live): they restart at 0 with the server, which
  * Prometheus' rate() handles, and they agree with the histogram's _count. Lifetime totals that

@@ -64,7 +64,7 @@ struct jobs {
     job *done_head, *done_tail;
     size_t queued, running, kept;
     size_t bytes; /* bodies of queued and running jobs + results of kept ones (max_bytes) */
-    unsigned long long submitted, rejected, succeeded, failed, expired;
+    unsigned long long submitted, rejected, succeeded, failed, dropped;
 };
 
 static int64_t jobs_wall_ms(void)
@@ -125,7 +125,7 @@ static void jobs_evict_oldest_locked(jobs *j)
     jobs_unhash_locked(j, old);
     j->kept--;
     j->bytes -= old->result_len;
-    j->expired++;
+    j->dropped++;
     job_free(old);
 }
 
@@ -518,6 +518,35 @@ void jobs_counts_get(jobs *j, jobs_counts *out)
                          .rejected = j->rejected,
                          .succeeded = j->succeeded,
                          .failed = j->failed,
-                         .expired = j->expired};
+                         .dropped = j->dropped};
     pthread_mutex_unlock(&j->lock);
+}
+
+void jobs_metrics(jobs *j, ds_buf *out)
+{
+    jobs_counts c;
+    jobs_counts_get(j, &c);
+    buf_printf(
+        out,
+        "# HELP dynserve_async_jobs Async inference jobs by state (finished ones are kept "
+        "for their result).\n"
+        "# TYPE dynserve_async_jobs gauge\n"
+        "dynserve_async_jobs{state=\"queued\"} %zu\n"
+        "dynserve_async_jobs{state=\"running\"} %zu\n"
+        "dynserve_async_jobs{state=\"finished\"} %zu\n"
+        "# HELP dynserve_async_bytes Bytes the async job store holds: queued and running "
+        "request bodies plus kept results (bounded by --async-max-bytes).\n"
+        "# TYPE dynserve_async_bytes gauge\n"
+        "dynserve_async_bytes %zu\n"
+        "# HELP dynserve_async_job_events_total Async inference jobs: submitted (202), rejected "
+        "(429), succeeded, failed, and dropped (finished, then past --async-retention-s, "
+        "--async-max-kept or the memory budget).\n"
+        "# TYPE dynserve_async_job_events_total counter\n"
+        "dynserve_async_job_events_total{event=\"submitted\"} %llu\n"
+        "dynserve_async_job_events_total{event=\"rejected\"} %llu\n"
+        "dynserve_async_job_events_total{event=\"succeeded\"} %llu\n"
+        "dynserve_async_job_events_total{event=\"failed\"} %llu\n"
+        "dynserve_async_job_events_total{event=\"dropped\"} %llu\n",
+        c.queued, c.running, c.kept, c.bytes, c.submitted, c.rejected, c.succeeded, c.failed,
+        c.dropped);
 }

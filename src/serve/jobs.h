@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "deploy.h"
 #include "http.h"
 
@@ -55,12 +56,17 @@ void jobs_submit(jobs *j, const char *model, const char *version, const http_req
 /* GET /v2/jobs/<id> and /v2/jobs/<id>/result (seg[0] "v2", seg[1] "jobs", n segments). */
 void jobs_route(jobs *j, const http_request *req, const char **seg, int n, http_response *resp);
 
-/* Counts for tests and /metrics. */
+/* Counts since start (a restart forgets jobs, so they start at 0). dropped: finished jobs let go
+ * by retention time, max_kept or the memory budget. Takes the lock; any thread. */
 typedef struct jobs_counts {
     size_t queued, running, kept;
     size_t bytes; /* queued and running bodies + kept results */
-    unsigned long long submitted, rejected, succeeded, failed, expired;
+    unsigned long long submitted, rejected, succeeded, failed, dropped;
 } jobs_counts;
 void jobs_counts_get(jobs *j, jobs_counts *out);
+
+/* Append the counts to a GET /metrics body (Prometheus text): dynserve_async_jobs{state},
+ * dynserve_async_bytes, dynserve_async_job_events_total{event}. Any thread. */
+void jobs_metrics(jobs *j, ds_buf *out);
 
 #endif

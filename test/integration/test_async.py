@@ -125,6 +125,51 @@ def test_full_queue_is_429_and_undeployed_jobs_fail_cleanly(server_factory):
     assert wait_done(srv, job)["status"] == "succeeded"
 
 
+def async_metrics(srv):
+    """The async families of GET /metrics as {series: value}."""
+    text = srv.get("/metrics").text
+    return {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+            if line.startswith("dynserve_async_")}
+
+
+def test_metrics_count_the_job_store(server_factory):
+    srv = server_factory(args=["--async-max-queued", "2", "--async-workers", "1",
+                               "--async-max-kept", "2"])
+    srv.register("slow", "1", fixture_plugin("slow"), config={"sleep_ms": 1500})
+    srv.deploy("slow", "1")
+    srv.deploy(Q, "1")
+    m = async_metrics(srv)
+    assert m['dynserve_async_job_events_total{event="submitted"}'] == 0, m
+    assert m['dynserve_async_bytes'] == 0 and m['dynserve_async_jobs{state="queued"}'] == 0, m
+    body = {"inputs": quad_inputs([1.0])}
+    slow, _ = submit(srv, "/v2/models/slow/versions/1/infer", body)
+    deadline = time.monotonic() + 10
+    while expect_status(srv.get(f"/v2/jobs/{slow}"), 200)["status"] == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    queued, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", body)
+    submit(srv, f"/v2/models/{Q}/versions/1/infer", body, expect=429)
+    m = async_metrics(srv)
+    assert m['dynserve_async_jobs{state="running"}'] == 1, m
+    assert m['dynserve_async_jobs{state="queued"}'] == 1, m
+    assert m['dynserve_async_job_events_total{event="submitted"}'] == 2, m
+    assert m['dynserve_async_job_events_total{event="rejected"}'] == 1, m
+    assert m['dynserve_async_bytes'] > 0, m
+    srv.undeploy(Q, "1")  # the queued job fails with 404 when it runs
+    assert wait_done(srv, queued)["status"] == "failed"
+    assert wait_done(srv, slow)["status"] == "succeeded"
+    srv.deploy(Q, "1")
+    last, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", body)
+    wait_done(srv, last)  # a third finished job: --async-max-kept 2 drops the oldest
+    m = async_metrics(srv)
+    assert m['dynserve_async_job_events_total{event="succeeded"}'] == 2, m
+    assert m['dynserve_async_job_events_total{event="failed"}'] == 1, m
+    assert m['dynserve_async_job_events_total{event="dropped"}'] == 1, m
+    assert m['dynserve_async_jobs{state="finished"}'] == 2, m
+    assert m['dynserve_async_jobs{state="queued"}'] == 0, m
+    assert m['dynserve_async_jobs{state="running"}'] == 0, m
+
+
 def test_retention_by_count_and_by_time(server_factory):
     srv = server_factory(args=["--async-max-kept", "3", "--async-retention-s", "2"])
     srv.deploy(Q, "1")

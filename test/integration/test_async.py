@@ -27,6 +27,13 @@ def submit(srv, path, body, session=None, expect=202):
     return js["id"], r
 
 
+def wait_running(srv, job_id, timeout=10):
+    deadline = time.monotonic() + timeout
+    while expect_status(srv.get(f"/v2/jobs/{job_id}"), 200)["status"] == "queued":
+        assert time.monotonic() < deadline, f"job {job_id} still queued after {timeout}s"
+        time.sleep(0.01)
+
+
 def wait_done(srv, job_id, timeout=60, session=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,10 +115,7 @@ def test_full_queue_is_429_and_undeployed_jobs_fail_cleanly(server_factory):
     srv.deploy(Q, "1")
     body = {"inputs": quad_inputs([1.0])}
     running, _ = submit(srv, "/v2/models/slow/versions/1/infer", body)
-    deadline = time.monotonic() + 10
-    while expect_status(srv.get(f"/v2/jobs/{running}"), 200)["status"] == "queued":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_running(srv, running)
     queued, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", body)
     err, r = submit(srv, f"/v2/models/{Q}/versions/1/infer", body, expect=429)
     assert r.headers.get("Retry-After"), r.headers
@@ -143,10 +147,7 @@ def test_metrics_count_the_job_store(server_factory):
     assert m['dynserve_async_bytes'] == 0 and m['dynserve_async_jobs{state="queued"}'] == 0, m
     body = {"inputs": quad_inputs([1.0])}
     slow, _ = submit(srv, "/v2/models/slow/versions/1/infer", body)
-    deadline = time.monotonic() + 10
-    while expect_status(srv.get(f"/v2/jobs/{slow}"), 200)["status"] == "queued":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_running(srv, slow)
     queued, _ = submit(srv, f"/v2/models/{Q}/versions/1/infer", body)
     submit(srv, f"/v2/models/{Q}/versions/1/infer", body, expect=429)
     m = async_metrics(srv)

@@ -123,6 +123,11 @@ static const char *const SQL[ST_COUNT] = {
     [ST_EVENT_LIST_ALL] = "SELECT " EVENT_COLUMNS " FROM events ORDER BY id DESC LIMIT ?1",
     [ST_EVENT_LIST_MODEL] = "SELECT " EVENT_COLUMNS " FROM events WHERE model_name = ?1 "
                             "ORDER BY id DESC LIMIT ?2",
+    /* Oldest first, at most ?2 rows: each call is one short transaction (events_by_at, 0009).
+     * The newest event always stays: its id is registry_change_seq, which must not go back. */
+    [ST_EVENT_PRUNE] = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 "
+                       "AND id < (SELECT max(id) FROM events) ORDER BY at, id LIMIT ?2) "
+                       "RETURNING id",
     [ST_TRAFFIC_CURRENT] = "SELECT id, weights_json, guard_json FROM traffic_splits "
                            "WHERE model_name = ?1 AND state = 'current'",
     [ST_TRAFFIC_PREVIOUS] = "SELECT id FROM traffic_splits "

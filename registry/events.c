@@ -106,3 +106,53 @@ reg_status registry_event_list(registry *r, const char *model_name, int limit, r
         st = reg__fail(err, errlen, REG_INVALID, "registry_event_list: need limit >= 1 and a fn");
     return st == REG_OK ? reg__locked_read(r, event_list_read, &c, err, errlen) : st;
 }
+
+struct prune_args {
+    const char *before;
+    int batch;
+    int64_t deleted;
+};
+
+static int prune_row(reg_stmt *st, void *arg)
+{
+    (void)st;
+    ((struct prune_args *)arg)->deleted++;
+    return 0;
+}
+
+static reg_status events_prune_tx(registry *r, void *arg, char *err, size_t errlen)
+{
+    struct prune_args *a = arg;
+    a->deleted = 0; /* a retried transaction counts again */
+    reg_stmt *st = NULL;
+    int rc = reg__query(r, ST_EVENT_PRUNE, &st, "si", a->before, (int64_t)a->batch);
+    return reg__each_row(r, st, rc, prune_row, a, "prune events", err, errlen);
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ" with digits where digits go: the cutoff is compared as text. */
+static bool event_time_ok(const char *t)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:ddZ";
+    if (t == NULL || strlen(t) != sizeof form - 1)
+        return false;
+    for (size_t i = 0; form[i]; i++)
+        if (form[i] == 'd' ? (t[i] < '0' || t[i] > '9') : t[i] != form[i])
+            return false;
+    return true;
+}
+
+reg_status registry_events_prune(registry *r, const char *before, int batch, int64_t *deleted,
+                                 char *err, size_t errlen)
+{
+    struct prune_args a = {.before = before, .batch = batch};
+    reg_status st = reg__check_handle(r, err, errlen);
+    if (st == REG_OK && (!event_time_ok(before) || batch < 1 || batch > 100000 || !deleted))
+        st = reg__fail(err, errlen, REG_INVALID,
+                       "registry_events_prune: need a YYYY-MM-DDTHH:MM:SSZ time, a batch of "
+                       "1..100000 and a count");
+    if (st == REG_OK)
+        st = reg__locked_tx(r, events_prune_tx, &a, err, errlen);
+    if (deleted)
+        *deleted = st == REG_OK ? a.deleted : 0;
+    return st;
+}

@@ -202,6 +202,13 @@ reg_status registry_event_add(registry *r, const char *kind, const char *model_n
 typedef int (*reg_event_fn)(void *ud, const reg_event *e);
 reg_status registry_event_list(registry *r, const char *model_name, int limit, reg_event_fn fn,
                                void *ud, char *err, size_t errlen);
+/* Delete up to `batch` (1..100000) of the oldest events recorded before `before` (UTC,
+ * "YYYY-MM-DDTHH:MM:SSZ", the form of reg_event.at), in one transaction, but never the newest
+ * event (its id is registry_change_seq); *deleted says how many (fewer than batch: none older is
+ * left). Retention is the caller's policy (--event-retention-
+ * days); call again while *deleted == batch. REG_INVALID for a malformed time or batch. */
+reg_status registry_events_prune(registry *r, const char *before, int batch, int64_t *deleted,
+                                 char *err, size_t errlen);
 
 /* ---- API tokens (registry/tokens.c) ------------------------------------------------------ */
 

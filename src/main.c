@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifact.h"
@@ -478,12 +479,40 @@ static int main_start_auth(ds_server *s)
 
 /* ---- running -------------------------------------------------------------------------------- */
 
+/* --event-retention-days: delete the events older than that, a few short transactions per
+ * call (other writers go between them). true while older ones are left, so the caller comes
+ * back the next second instead of the next hour. */
+static bool main_prune_events(ds_server *s)
+{
+    enum { BATCH = 10000, BATCHES_PER_CALL = 20 };
+    time_t cutoff = time(NULL) - (time_t)s->cfg.event_retention_days * 86400;
+    struct tm tm;
+    char before[32], err[256];
+    if (gmtime_r(&cutoff, &tm) == NULL ||
+        strftime(before, sizeof before, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return false;
+    int64_t total = 0, n = BATCH;
+    for (int i = 0; i < BATCHES_PER_CALL && n == BATCH; i++) {
+        if (registry_events_prune(s->reg, before, BATCH, &n, err, sizeof err) != REG_OK) {
+            log_warn("event retention: %s", err);
+            return false;
+        }
+        total += n;
+    }
+    if (total > 0)
+        log_info("event retention: deleted %lld events recorded before %s", (long long)total,
+                 before);
+    return n == BATCH;
+}
+
 /* Waits for SIGINT/SIGTERM with sigtimedwait (the signals are blocked in every thread, so no
- * async handler runs). Meanwhile, once a second: canary guards; every stats_flush_s: stats. */
+ * async handler runs). Meanwhile, once a second: canary guards; every stats_flush_s: stats;
+ * with --event-retention-days, a second after start and then hourly: old events. */
 static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
 {
     const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
     int since_flush = 0;
+    int prune_in = 0; /* seconds to the next retention pass: the first one right after start */
     for (;;) {
         int sig = sigtimedwait(stop, NULL, &second);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -496,6 +525,8 @@ static void main_wait_for_stop(ds_server *s, const sigset_t *stop)
             deploy_flush_stats(s->deploy);
             since_flush = 0;
         }
+        if (s->cfg.event_retention_days > 0 && --prune_in <= 0)
+            prune_in = main_prune_events(s) ? 1 : 3600;
     }
 }
 

@@ -70,6 +70,9 @@ static const opt options[] = {
     {"max-depth", NUM(OPT_INT, max_depth, 2, 1024), "deepest JSON nesting (default 32)"},
     {"stats-flush-s", NUM(OPT_INT, stats_flush_s, 1, 86400),
      "how often lifetime stats are saved to the registry (default 10)"},
+    {"event-retention-days", NUM(OPT_INT, event_retention_days, 0, 36500),
+     "delete registry events (GET /deployments/events, the audit log) older than this many "
+     "days, checked hourly; 0 = keep every event (default 0)"},
     {"log-level", STR(log_level), "error, warn, info or debug (default info)"},
     {"isolation", STR(isolation),
      "where a deployment's plugin runs unless it says: inproc or process (default inproc)"},

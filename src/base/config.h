@@ -33,6 +33,7 @@ typedef struct ds_config {
     int64_t max_elements;
     int max_depth;
     int stats_flush_s;
+    int event_retention_days; /* registry events older than this are deleted; 0 = kept */
     char log_level[16];
     char isolation[16];        /* "inproc" or "process": default of deployments without one */
     int default_timeout_ms;    /* deadline of a request when its deployment sets none; 0 = none */

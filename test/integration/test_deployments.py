@@ -710,6 +710,45 @@ def test_events_can_be_filtered_and_limited(shared):
     assert len(events(shared, limit=1)) == 1
 
 
+def test_event_retention_deletes_only_old_events_and_only_when_asked(server_factory):
+    """--event-retention-days: events recorded before the cutoff go (right after start), newer
+    ones and every other registry row stay; without the flag nothing is deleted."""
+    import sqlite3
+    srv = server_factory()
+    srv.deploy(Q, "1")
+    srv.undeploy(Q, "1")
+    srv.deploy(Q, "2")
+    srv.stop()
+    db = sqlite3.connect(srv.data_dir / "registry.db")
+    with db:  # age version 1's events (register, deploy, undeploy) by a year
+        aged = db.execute("UPDATE events SET at = '2025-01-01T00:00:00Z' "
+                          "WHERE model_name = ? AND version = '1'", (Q,)).rowcount
+    db.close()
+    assert aged >= 2
+    srv.start()  # no flag: kept
+    assert sum(1 for e in events(srv, model=Q) if str(e.get("version")) == "1") == aged
+    srv.stop()
+    srv.args += ["--event-retention-days", "30"]
+    srv.start()
+    deadline = time.monotonic() + 10
+    while any(str(e.get("version")) == "1" for e in events(srv, model=Q)):
+        assert time.monotonic() < deadline, events(srv, model=Q)
+        time.sleep(0.1)
+    left = events(srv, model=Q)
+    assert any(str(e.get("version")) == "2" and event_kind(e) == "deploy" for e in left), left
+    assert find_deployment(srv, Q, "2") is not None  # deployments are not touched
+    assert_quad(srv, Q, "2", 2)
+    assert f"event retention: deleted {aged} events" in srv.stderr()
+
+
+@pytest.mark.parametrize("value", ["-1", "36501", "x"])
+def test_event_retention_out_of_range_is_refused(server_factory, value):
+    srv = server_factory(args=["--event-retention-days", value], start=False)
+    proc = srv.spawn()
+    assert proc.wait(timeout=30) != 0
+    assert "event-retention-days" in srv.stderr()
+
+
 # -- restart recovery ----------------------------------------------------------------------------
 
 

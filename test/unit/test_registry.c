@@ -1164,6 +1164,59 @@ static void test_events_list_newest_first_with_model_filter_and_limit(void **sta
     assert_int_equal(list_events(f, "nobody", 10).count, 0);
 }
 
+/* registry_events_prune: the oldest first, at most a batch per call, only before the cutoff. */
+static void test_events_prune_deletes_the_oldest_before_a_time_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 5; i++) {
+        char detail[32];
+        snprintf(detail, sizeof detail, "{\"i\":%d}", i);
+        assert_int_equal(registry_event_add(f->r, "note", "m", NULL, detail, f->err, sizeof f->err),
+                         REG_OK);
+    }
+    int64_t n = -1;
+    /* nothing is that old */
+    assert_int_equal(
+        registry_events_prune(f->r, "2000-01-01T00:00:00Z", 100, &n, f->err, sizeof f->err),
+        REG_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(list_events(f, "m", 100).count, 5);
+    /* everything is older than the year 9999: two at a time, oldest first */
+    const char *later = "9999-12-31T23:59:59Z";
+    assert_int_equal(registry_events_prune(f->r, later, 2, &n, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(n, 2);
+    struct collected left = list_events(f, "m", 100);
+    assert_int_equal(left.count, 3);
+    assert_string_equal(left.items[2], "note m - {\"i\":2}"); /* 0 and 1 went first */
+    assert_int_equal(registry_events_prune(f->r, later, 2, &n, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(n, 2);
+    int64_t seq = 0;
+    assert_int_equal(registry_change_seq(f->r, &seq, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(registry_events_prune(f->r, later, 2, &n, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(n, 0); /* the newest stays: the change sequence never goes back */
+    struct collected last = list_events(f, NULL, 100);
+    assert_int_equal(last.count, 1);
+    assert_string_equal(last.items[0], "note m - {\"i\":4}");
+    int64_t after = 0;
+    assert_int_equal(registry_change_seq(f->r, &after, f->err, sizeof f->err), REG_OK);
+    assert_int_equal(after, seq);
+
+    const char *bad[] = {NULL,
+                         "",
+                         "2000-01-01",
+                         "2000-01-01 00:00:00Z",
+                         "2000-01-01T00:00:00",
+                         "2000-01-01T00:00:0xZ",
+                         "2000-01-01T00:00:00Z' OR 1=1 --"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(registry_events_prune(f->r, bad[i], 10, &n, f->err, sizeof f->err),
+                         REG_INVALID);
+    assert_int_equal(registry_events_prune(f->r, later, 0, &n, f->err, sizeof f->err), REG_INVALID);
+    assert_int_equal(registry_events_prune(f->r, later, 100001, &n, f->err, sizeof f->err),
+                     REG_INVALID);
+    assert_int_equal(list_events(f, "m", 100).count, 1);
+}
+
 static void test_event_add_refuses_bad_kind_detail_and_limit(void **state)
 {
     struct fixture *f = *state;
@@ -1673,6 +1726,7 @@ int main(void)
         T(test_deployment_end_refuses_unknown_ended_or_bad_status),
         T(test_set_options_replaces_them_records_an_event_and_survives_reopen),
         T(test_events_list_newest_first_with_model_filter_and_limit),
+        T(test_events_prune_deletes_the_oldest_before_a_time_in_batches),
         T(test_event_add_refuses_bad_kind_detail_and_limit),
         T(test_traffic_set_get_and_rollback_walk_back_through_history),
         T(test_traffic_set_after_rollback_never_restores_the_rolled_back_split),

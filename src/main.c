@@ -31,6 +31,7 @@
 #include "ctl.h"
 #include "deploy.h"
 #include "host.h"
+#include "isotime.h"
 #include "jobs.h"
 #include "http.h"
 #include "loader.h"
@@ -485,11 +486,9 @@ static int main_start_auth(ds_server *s)
 static bool main_prune_events(ds_server *s)
 {
     enum { BATCH = 10000, BATCHES_PER_CALL = 20 };
-    time_t cutoff = time(NULL) - (time_t)s->cfg.event_retention_days * 86400;
-    struct tm tm;
-    char before[32], err[256];
-    if (gmtime_r(&cutoff, &tm) == NULL ||
-        strftime(before, sizeof before, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    char before[ISO_TIME_LEN], err[256];
+    if (iso_time_format(time(NULL) - (time_t)s->cfg.event_retention_days * 86400, before,
+                        sizeof before) != 0)
         return false;
     int64_t total = 0, n = BATCH;
     for (int i = 0; i < BATCHES_PER_CALL && n == BATCH; i++) {

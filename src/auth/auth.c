@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "brlock.h"
+#include "isotime.h"
 #include "log.h"
 #include "names.h"
 
@@ -207,7 +208,7 @@ static void auth_flush_uses(auth *a)
     brlock_rdunlock(&a->lock, stripe);
     for (size_t i = 0; i < k; i++) {
         char when[REG_TIME_MAX], err[256];
-        auth_time_format((time_t)at[i], when, sizeof when);
+        iso_time_format((time_t)at[i], when, sizeof when);
         if (registry_token_touch(a->reg, ids[i], when, err, sizeof err) != REG_OK)
             log_warn("auth: cannot record the last use of token %s: %s", ids[i], err);
     }
@@ -263,9 +264,9 @@ reg_status auth_token_create(registry *reg, const char *name, auth_role role, in
     snprintf(t.name, sizeof t.name, "%s", name);
     snprintf(t.role, sizeof t.role, "%s", auth_role_name(role));
     time_t now = time(NULL);
-    auth_time_format(now, t.created_at, sizeof t.created_at);
+    iso_time_format(now, t.created_at, sizeof t.created_at);
     if (ttl_s > 0)
-        auth_time_format(now + (time_t)ttl_s, t.expires_at, sizeof t.expires_at);
+        iso_time_format(now + (time_t)ttl_s, t.expires_at, sizeof t.expires_at);
     reg_status st = registry_token_add(reg, &t, err, errlen);
     if (st != REG_OK)
         OPENSSL_cleanse(text, AUTH_TOKEN_TEXT_MAX);
@@ -330,7 +331,7 @@ static int auth_ensure_bootstrap(auth *a, const char *path, char *err, size_t er
             auth_token_hash(t.salt, secret, len, t.hash);
             snprintf(t.name, sizeof t.name, AUTH_BOOTSTRAP_NAME);
             snprintf(t.role, sizeof t.role, "admin");
-            auth_time_format(time(NULL), t.created_at, sizeof t.created_at);
+            iso_time_format(time(NULL), t.created_at, sizeof t.created_at);
             rc = registry_token_replace(a->reg, &t, err, errlen) == REG_OK ? 0 : -1;
             if (rc == 0) {
                 log_info("auth: admin token \"bootstrap\" set from %s", path);

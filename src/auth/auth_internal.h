@@ -39,7 +39,6 @@ bool auth_token_matches(const unsigned char salt[AUTH_SALT_BYTES],
 
 /* ISO-8601 UTC text ("2026-12-02T03:20:08Z") <-> time_t; parse returns -1 on bad text. */
 time_t auth_time_parse(const char *iso);
-void auth_time_format(time_t t, char *out, size_t len);
 
 /* ---- JWT (auth_jwt.c) ------------------------------------------------------------------------ */
 

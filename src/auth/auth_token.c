@@ -159,13 +159,6 @@ time_t auth_time_parse(const char *iso)
     return timegm(&tm);
 }
 
-void auth_time_format(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 int64_t auth_parse_duration(const char *s)
 {
     if (s == NULL || *s < '0' || *s > '9')

@@ -11,18 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "isotime.h"
 #include "manage_internal.h"
 #include "phase_stats.h"
 #include "reply.h"
 #include "stats.h"
-
-static void manage_time_iso(int64_t unix_ms, char *out, size_t len)
-{
-    time_t t = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 /* The two recent windows of /models/stats ("1m", "5m"), read with stats_recent_get. */
 #define MANAGE_WINDOWS 2
@@ -111,7 +104,7 @@ static cJSON *manage_stats_json(const reg_deployment *d, const stats_snapshot *s
     cJSON_AddNumberToObject(o, "cancelled", (double)s->cancelled);
     if (s->last_request_unix_ms > 0) {
         char at[32];
-        manage_time_iso(s->last_request_unix_ms, at, sizeof at);
+        iso_time_format((time_t)(s->last_request_unix_ms / 1000), at, sizeof at);
         cJSON_AddStringToObject(o, "last_request_at", at);
     } else {
         cJSON_AddNullToObject(o, "last_request_at");
@@ -286,7 +279,7 @@ static void manage_version_finish(cJSON *list)
         cJSON_AddNumberToObject(o, "avg_latency_ms", n > 0 ? lat / n : 0);
         if (last > 0) {
             char at[32];
-            manage_time_iso((int64_t)last, at, sizeof at);
+            iso_time_format((time_t)((int64_t)last / 1000), at, sizeof at);
             cJSON_AddStringToObject(o, "last_request_at", at);
         } else {
             cJSON_AddNullToObject(o, "last_request_at");

@@ -28,7 +28,8 @@ typedef struct batch_open {
     uint32_t n;
     uint64_t rows;
     uint64_t min_deadline_ns; /* earliest member deadline; 0 = none */
-    bool flush;               /* a request did not fit: run without waiting further */
+    bool flush;               /* run without waiting further: full, at a preferred size (both
+                               * set by batch_add), or a request did not fit */
     pthread_cond_t joined;    /* the leader waits here for members (CLOCK_MONOTONIC) */
 } batch_open;
 
@@ -81,10 +82,10 @@ static bool batch_fits(const batcher *b, const batch_open *o, const batch_item *
     return o->n < b->cfg.max_requests && o->rows + it->rows <= b->cfg.max_batch_size;
 }
 
-/* The leader should stop waiting: full, at a preferred size, or flushed. Lock held. */
+/* Full, or at a preferred size. Lock held. */
 static bool batch_ready(const batcher *b, const batch_open *o)
 {
-    if (o->flush || o->n >= b->cfg.max_requests || o->rows >= b->cfg.max_batch_size)
+    if (o->n >= b->cfg.max_requests || o->rows >= b->cfg.max_batch_size)
         return true;
     for (uint32_t i = 0; i < b->cfg.preferred_count; i++)
         if (o->rows == b->cfg.preferred[i])
@@ -175,13 +176,13 @@ static void batch_follow(batcher *b, batch_open *o, batch_item *it)
         batch_wake_rest(it->wake_rest);
 }
 
-/* The leader's wait for members: until ready, the delay passed or the earliest deadline came.
+/* The leader's wait for members: until flushed, the delay passed or the earliest deadline came.
  * Lock held. */
 static void batch_gather(batcher *b, batch_open *o)
 {
     uint64_t close_at = batch_now_ns() + b->cfg.max_queue_delay_us * 1000u;
     for (;;) {
-        if (batch_ready(b, o))
+        if (o->flush)
             return;
         uint64_t until = close_at;
         if (o->min_deadline_ns != 0 && o->min_deadline_ns < until)

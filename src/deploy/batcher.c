@@ -14,14 +14,13 @@
  */
 #include "batcher.h"
 
-#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "futex.h"
 
 typedef struct batch_open {
     batch_item *items[BATCH_MAX_REQUESTS];
@@ -149,7 +148,7 @@ static void batch_alone(batcher *b, batch_item *it, const batch_ops *ops, void *
 static void batch_wake(batch_item *it)
 {
     atomic_store_explicit(&it->ran, 1, memory_order_release);
-    syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    futex_wake(&it->ran, 1, FUTEX_SCOPE_PRIVATE);
 }
 
 /* Wake the members between the leader and the youngest, in joining order, and free the batch:
@@ -171,7 +170,7 @@ static void batch_follow(batcher *b, batch_open *o, batch_item *it)
         pthread_cond_signal(&o->joined);
     pthread_mutex_unlock(&b->lock);
     while (atomic_load_explicit(&it->ran, memory_order_acquire) == 0)
-        syscall(SYS_futex, (uint32_t *)&it->ran, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+        futex_wait(&it->ran, 0, -1, FUTEX_SCOPE_PRIVATE);
     if (it->wake_rest != NULL)
         batch_wake_rest(it->wake_rest);
 }

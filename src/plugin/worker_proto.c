@@ -9,10 +9,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "futex.h"
 
 /* ---- shared memory ------------------------------------------------------------------------ */
 
@@ -121,15 +121,12 @@ void wp_shm_close(wp_shm *s)
 
 int wp_wait(_Atomic uint32_t *word, uint32_t expect, int timeout_ms)
 {
-    struct timespec ts = {.tv_sec = timeout_ms / 1000, .tv_nsec = (timeout_ms % 1000) * 1000000L};
-    long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, timeout_ms >= 0 ? &ts : NULL,
-                     NULL, 0);
-    return r != 0 && errno == ETIMEDOUT ? -2 : 0;
+    return futex_wait(word, expect, timeout_ms, FUTEX_SCOPE_SHARED);
 }
 
 void wp_wake(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 1, NULL, NULL, 0);
+    futex_wake(word, 1, FUTEX_SCOPE_SHARED);
 }
 
 void wp_shm_trim(wp_shm *s, size_t keep)

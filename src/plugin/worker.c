@@ -70,6 +70,8 @@ typedef struct wproc {
     int refs;           /* borrowers, +1 while it is worker.cur */
     bool dead;          /* no new borrowers: it died or is being killed */
     bool reaped;        /* waitpid done; death holds how it ended */
+    size_t meta_len;    /* INIT_OK: bytes of metadata at channel 0's start (the worker's word,
+                         * so at most the channel's size) */
     char death[160];
     char killed_for[160]; /* why the server killed it, "" if it died by itself */
 } wproc;
@@ -368,8 +370,10 @@ static int wk_await_init(wproc *p, int timeout_ms, char *err, size_t errlen)
     wp_msg m;
     int r = wp_recv(p->ctl, &m, timeout_ms);
     wp_shm *shm = &p->chans[0].shm;
-    if (r == 1 && m.type == WP_INIT_OK && wp_shm_follow(shm, m.shm_size) == 0)
+    if (r == 1 && m.type == WP_INIT_OK && wp_shm_follow(shm, m.shm_size) == 0) {
+        p->meta_len = m.status > 0 && (size_t)m.status < shm->size ? (size_t)m.status : shm->size;
         return 0;
+    }
     if (r == 1 && m.type == WP_INIT_ERR && wp_shm_follow(shm, m.shm_size) == 0) {
         int bad = 0;
         wp_span sp = {0, (uint64_t)(m.status > 0 ? m.status : 0)};
@@ -544,15 +548,17 @@ malformed:
 /* Copy the worker's metadata (untrusted: every field checked) into w. 0 or -1. It is parsed
  * from a private snapshot: the worker's threads may still write the shared memory, and a length
  * checked there could change before it is used. */
-static int wk_take_meta(worker *w, const wp_shm *shm, char *err, size_t errlen)
+static int wk_take_meta(worker *w, const wproc *p, char *err, size_t errlen)
 {
-    uint8_t *copy = malloc(shm->size ? shm->size : 1);
+    const wp_shm *shm = &p->chans[0].shm;
+    size_t len = p->meta_len; /* not the whole channel: it keeps 1 MiB or more */
+    uint8_t *copy = malloc(len ? len : 1);
     if (copy == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    memcpy(copy, shm->base, shm->size);
-    int rc = wk_parse_meta(w, copy, shm->size, err, errlen);
+    memcpy(copy, shm->base, len);
+    int rc = wk_parse_meta(w, copy, len, err, errlen);
     free(copy);
     return rc;
 }
@@ -596,7 +602,7 @@ static int worker_probe_with(worker_config *cfg, int timeout_ms, char *err, size
         return refused ? -2 : -1;
     worker tmp;
     memset(&tmp, 0, sizeof tmp);
-    int rc = wk_take_meta(&tmp, &p->chans[0].shm, err, errlen);
+    int rc = wk_take_meta(&tmp, p, err, errlen);
     free(tmp.io);
     free(tmp.meta_text);
     wk_reap(p->pid, timeout_ms > 0 ? timeout_ms : 10000);
@@ -1150,7 +1156,7 @@ int worker_start(const worker_config *cfg, worker **out, char *err, size_t errle
     wk_cond_init(&w->chan_cv);
     bool refused = false;
     wproc *p = wproc_spawn(&w->cfg, false, &refused, err, errlen);
-    if (p == NULL || wk_take_meta(w, &p->chans[0].shm, err, errlen) != 0) {
+    if (p == NULL || wk_take_meta(w, p, err, errlen) != 0) {
         if (p != NULL) {
             kill(p->pid, SIGKILL);
             wk_reap(p->pid, 0);

@@ -764,14 +764,14 @@ int worker_main(int argc, char **argv)
     if (in.probe) {
         pool_free(wk.pool);
         loader_close(wk.plugin);
-        wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, 0);
+        wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, (int32_t)used);
         return 0;
     }
     if (wk_start_channels(&in, &shm0) != 0) {
         wk_send_error(&shm0, "worker: cannot start its channel threads");
         return 0;
     }
-    if (wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, 0) != 0)
+    if (wp_send(WP_FD_CTL, WP_INIT_OK, 0, shm0.size, (int32_t)used) != 0)
         return 3;
     return wk_wait_ctl();
 }

@@ -64,8 +64,8 @@ static inline int wp_fd_artifact(unsigned channels)
 #define WP_FD_LAST (WP_FD_CHANNEL0 + WP_MAX_CHANNELS + 1)
 
 typedef enum wp_type {
-    WP_INIT = 1,     /* server -> worker on ctl; wp_init in channel 0's memory */
-    WP_INIT_OK = 2,  /* worker -> server on ctl; wp_meta in channel 0's memory */
+    WP_INIT = 1,    /* server -> worker on ctl; wp_init in channel 0's memory */
+    WP_INIT_OK = 2, /* worker -> server on ctl; wp_meta in channel 0's memory, status = its bytes */
     WP_INIT_ERR = 3, /* worker -> server on ctl; wp_text (the message) in channel 0's memory */
     WP_STOP = 4,     /* server -> worker on ctl: destroy the instance and exit */
 } wp_type;

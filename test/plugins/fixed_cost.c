@@ -6,7 +6,7 @@
  *   - input `x` FP32 [-1,1] -> `y` FP32 [-1,1] = 3x + 7, row by row (so a client whose answer
  *     holds another client's rows sees it), and `calls` INT32 [-1,1]: every row gets the number
  *     of requests of the call that computed it (1 from execute, n from execute_batch);
- *   - each execute / execute_batch call sleeps `cost_us` (config, default 1000) once;
+ *   - each execute / execute_batch call sleeps `cost_us` (config, default 1000) once (0: none);
  *   - not DS_PLUGIN_THREAD_SAFE, and an instance entered twice at once fails the call: the
  *     server must run one call per instance at a time;
  *   - execute_batch with max_batch_size 64 (ABI 1.1).
@@ -82,7 +82,8 @@ static ds_status fc_enter(inst *s, ds_error *err)
         return ds_error_set(err, DS_ERR_INTERNAL, "instance entered concurrently");
     }
     struct timespec ts = {.tv_sec = s->cost_us / 1000000, .tv_nsec = (s->cost_us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    /* cost_us 0 is no cost: even a zero nanosleep costs a timer slack (~50 us) */
+    while (s->cost_us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     return DS_OK;
 }

@@ -212,9 +212,15 @@ static int manage_add_or_forget(manage_ctx *s, const char *name, const char *ver
     return status;
 }
 
-/* The status of an import that failed. */
-static int manage_import_status(artifact_status as)
+/* Record an import's result: the version when it stored (201, or the status of the refusal, the
+ * stored files forgotten), else the import's own failure (400 invalid, 500). manage_register_lock
+ * held, so the store and the registry agree. */
+static int manage_import_record(manage_ctx *s, const char *name, const char *version,
+                                artifact_status as, const char *stored, const char *sha, char *err,
+                                size_t errlen)
 {
+    if (as == ARTIFACT_OK)
+        return manage_add_or_forget(s, name, version, stored, sha, err, errlen);
     return as == ARTIFACT_INVALID ? HTTP_BAD_REQUEST : HTTP_INTERNAL_ERROR;
 }
 
@@ -225,9 +231,7 @@ int manage_register_model_dir(manage_ctx *s, const char *name, const char *versi
     pthread_mutex_lock(&manage_register_lock);
     artifact_status as =
         artifact_import_dir(s->cfg->data_dir, dir, sha, stored, sizeof stored, err, errlen);
-    int status = as == ARTIFACT_OK
-                     ? manage_add_or_forget(s, name, version, stored, sha, err, errlen)
-                     : manage_import_status(as);
+    int status = manage_import_record(s, name, version, as, stored, sha, err, errlen);
     pthread_mutex_unlock(&manage_register_lock);
     return status;
 }
@@ -245,12 +249,25 @@ static void manage_artifact_detail(manage_ctx *s, const char *name, const char *
     reg_version_free(&v);
 }
 
+/* The answer to an upload or a directory registration that manage_import_record recorded. */
+static void manage_reply_imported(manage_ctx *s, const char *name, const char *version, int status,
+                                  const char *err, http_response *resp)
+{
+    if (status != HTTP_CREATED) {
+        reply_error(resp, status, "%s", err);
+        return;
+    }
+    char detail[256];
+    manage_artifact_detail(s, name, version, detail, sizeof detail);
+    manage_registered(s, name, version, detail, resp);
+}
+
 /* Register by directory path: only one plugin_dir_open accepts (plugin/plugin_file.h), read
  * through its descriptor so nothing swapped in after the check is read. */
 static void manage_models_register_dir(manage_ctx *s, const char *name, const char *version,
                                        const char *dir, http_response *resp)
 {
-    char err[768], detail[256], why[256], sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
+    char err[768], why[256], sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX];
     int fd = -1;
     if (plugin_dir_open(s->plugin_dirs, dir, &fd, err, sizeof err, why, sizeof why) != 0) {
         log_warn("register %s version %s: model directory refused: %s", name, version, why);
@@ -261,16 +278,9 @@ static void manage_models_register_dir(manage_ctx *s, const char *name, const ch
     artifact_status as = artifact_import_dirfd(s->cfg->data_dir, fd, dir, sha, stored,
                                                sizeof stored, err, sizeof err);
     close(fd);
-    int status = as == ARTIFACT_OK
-                     ? manage_add_or_forget(s, name, version, stored, sha, err, sizeof err)
-                     : manage_import_status(as);
+    int status = manage_import_record(s, name, version, as, stored, sha, err, sizeof err);
     pthread_mutex_unlock(&manage_register_lock);
-    if (status != HTTP_CREATED) {
-        reply_error(resp, status, "%s", err);
-        return;
-    }
-    manage_artifact_detail(s, name, version, detail, sizeof detail);
-    manage_registered(s, name, version, detail, resp);
+    manage_reply_imported(s, name, version, status, err, resp);
 }
 
 /* Check, store, probe and record plugin bytes; a refused plugin leaves nothing in the store.
@@ -357,20 +367,13 @@ static void manage_models_register(manage_ctx *s, const http_request *req, http_
 static void manage_models_upload_tar(manage_ctx *s, const char *name, const char *version,
                                      const http_request *req, http_response *resp)
 {
-    char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX], err[768], detail[256];
+    char sha[ARTIFACT_SHA256_HEX], stored[PATH_MAX], err[768];
     pthread_mutex_lock(&manage_register_lock);
     artifact_status as = artifact_import_tar(s->cfg->data_dir, req->body, req->body_len, sha,
                                              stored, sizeof stored, err, sizeof err);
-    int status = as == ARTIFACT_OK
-                     ? manage_add_or_forget(s, name, version, stored, sha, err, sizeof err)
-                     : manage_import_status(as);
+    int status = manage_import_record(s, name, version, as, stored, sha, err, sizeof err);
     pthread_mutex_unlock(&manage_register_lock);
-    if (status != HTTP_CREATED) {
-        reply_error(resp, status, "%s", err);
-        return;
-    }
-    manage_artifact_detail(s, name, version, detail, sizeof detail);
-    manage_registered(s, name, version, detail, resp);
+    manage_reply_imported(s, name, version, status, err, resp);
 }
 
 static void manage_models_upload(manage_ctx *s, const char *name, const char *version,
